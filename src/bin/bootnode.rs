@@ -1,0 +1,2 @@
+//! The `bootnode` binary (filled in by the foundation work).
+fn main() {}

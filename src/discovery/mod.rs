@@ -1,0 +1,125 @@
+//! Discovery: every source of peers feeds one stream of [`Candidate`]s.
+//!
+//! Sources: `v4` (our own discv4), `v5` (the `discv5` crate), bootnode lists, and later DNS
+//! trees, NAT-learned addresses and LAN announcements. Each source runs in its own task and
+//! sends candidates over a bounded channel; the pool filters them by fork id before it dials.
+
+use std::{fmt, net::IpAddr, time::Instant};
+
+use crate::record::{node_id, Enode, Enr, ForkId, NodeId, PeerId};
+
+/// Where a [`Candidate`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum CandidateSource {
+    /// Found by a discv4 lookup.
+    Discv4,
+    /// Found by a discv5 lookup.
+    Discv5,
+    /// Read from an EIP-1459 DNS tree.
+    Dns,
+    /// Given in a bootnode list.
+    Bootnode,
+    /// Given by the user as a static or trusted peer.
+    Static,
+    /// Announced on the local network (mDNS).
+    Lan,
+}
+
+impl fmt::Display for CandidateSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Discv4 => "discv4",
+            Self::Discv5 => "discv5",
+            Self::Dns => "dns",
+            Self::Bootnode => "bootnode",
+            Self::Static => "static",
+            Self::Lan => "lan",
+        })
+    }
+}
+
+/// What a candidate's record says about its chain (the ENR `eth` entry, EIP-2124/EIP-868).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EthEntry {
+    /// The record carries an `eth` entry with this fork id.
+    ForkId(ForkId),
+    /// The record has no `eth` entry (a consensus-layer node, or a client that omits it).
+    Missing,
+    /// The `eth` entry is present but does not decode.
+    Malformed,
+    /// No record was available (a discv4 node that has not answered an ENRRequest, or a
+    /// plain `enode://` URL).
+    Unknown,
+}
+
+impl EthEntry {
+    /// The fork id, if the record carried one.
+    pub fn fork_id(&self) -> Option<ForkId> {
+        match self {
+            Self::ForkId(id) => Some(*id),
+            _ => None,
+        }
+    }
+}
+
+/// A node that some discovery source found: enough to decide whether to dial it, and to dial.
+///
+/// This one type is what discv4, discv5, DNS, bootnode lists and the pool all exchange.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The node's 64-byte public key, which RLPx dials.
+    pub peer_id: PeerId,
+    /// Its IP address.
+    pub ip: IpAddr,
+    /// Its RLPx port, if it advertises one (a discovery-only node has none).
+    pub tcp_port: Option<u16>,
+    /// Its discovery port.
+    pub udp_port: Option<u16>,
+    /// The `eth` entry of its record.
+    pub eth: EthEntry,
+    /// Its ENR, when the source had one.
+    pub enr: Option<Enr>,
+    /// Which source found it.
+    pub source: CandidateSource,
+    /// When it was found.
+    pub seen: Instant,
+}
+
+impl Candidate {
+    /// keccak256 of the public key: the id in its ENR.
+    pub fn node_id(&self) -> NodeId {
+        node_id(&self.peer_id)
+    }
+
+    /// The fork id from its record, if any.
+    pub fn fork_id(&self) -> Option<ForkId> {
+        self.eth.fork_id()
+    }
+
+    /// Its `enode://` form, if it has a TCP port to dial.
+    pub fn enode(&self) -> Option<Enode> {
+        let tcp_port = self.tcp_port?;
+        Some(Enode {
+            peer_id: self.peer_id,
+            ip: self.ip,
+            tcp_port,
+            udp_port: self.udp_port.unwrap_or(tcp_port),
+        })
+    }
+
+    /// A candidate from an `enode://` URL (no record, so the fork id is unknown).
+    pub fn from_enode(enode: &Enode, source: CandidateSource) -> Self {
+        Self {
+            peer_id: enode.peer_id,
+            ip: enode.ip,
+            tcp_port: (enode.tcp_port != 0).then_some(enode.tcp_port),
+            udp_port: (enode.udp_port != 0).then_some(enode.udp_port),
+            eth: EthEntry::Unknown,
+            enr: None,
+            source,
+            seen: Instant::now(),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! # ethp2p — join an Ethereum devp2p network from any Rust program
+//!
+//! ethp2p finds peers (discv4, discv5, DNS trees), connects to them over RLPx, speaks
+//! the `eth` wire protocol (66–69) and keeps a scored pool of the best ones, so that a
+//! syncer can ask "give me headers 1000..2000" and get a validated answer.
+//!
+//! ## Bird's-eye view
+//!
+//! ```text
+//!                 ┌──────────────────────── node ─────────────────────────┐
+//!                 │  Node handle ── commands ──▶ NodeService (one task)   │
+//!                 └───────┬─────────────────────────────┬─────────────────┘
+//!        candidates (fork-id filtered)                  │ sessions
+//!   ┌─────────────┴──────────────┐            ┌─────────┴─────────┐
+//!   │ discovery                  │            │ pool              │ scores, dials, routes
+//!   │  v4  (own, sans-IO core)   │            │  └── eth          │ Status, requests, validity
+//!   │  v5  (the discv5 crate)    │            │       └── rlpx    │ ECIES, frames, p2p Hello
+//!   │  dns (EIP-1459), nat, lan  │            └───────────────────┘
+//!   └─────────────┬──────────────┘
+//!                 └──────────────── record ────────────────────────────────
+//!                   keys, node ids, enode URLs, ENRs, fork ids, chain specs
+//! ```
+//!
+//! One line per layer, lowest first:
+//!
+//! - [`record`]: node keys and ids, `enode://` URLs, the local ENR, EIP-2124 fork ids and
+//!   chain specs. Pure data; every other layer uses it.
+//! - `discovery`: the [`Candidate`] stream shared by every source. `v4` is our own
+//!   discv4 (EIP-8, EIP-868) with a sans-IO core; `v5` wraps the `discv5` crate; both share
+//!   one UDP port. DNS trees (EIP-1459), NAT and LAN discovery feed the same stream.
+//! - `rlpx`: the ECIES handshake, frame codec and the p2p base protocol (Hello, Ping,
+//!   Disconnect, snappy).
+//! - `eth`: eth/66–69 messages, the Status handshake, request ids, response validity and
+//!   the serving trait a syncer implements.
+//! - `pool`: reputation, latency estimates, dialing, eclipse limits and the on-disk
+//!   address book; it decides, the node acts.
+//! - `node`: the [`Node`](crate) handle that starts everything and routes requests.
+//!
+//! Dependencies point one way: `record ← discovery`, `record ← rlpx ← eth ← pool ← node`,
+//! `discovery ← node`. Each layer's module doc says which task owns its state.
+//!
+//! The library never installs a tracing subscriber; it logs under the targets
+//! `ethp2p::discv4`, `ethp2p::discv5`, `ethp2p::rlpx`, `ethp2p::eth`, `ethp2p::pool`.
+
+pub mod record;
+
+pub mod discovery;
+
+#[cfg(any(test, feature = "test-utils"))]
+pub mod test_utils;
+
+pub use discovery::{Candidate, CandidateSource, EthEntry};
+pub use record::{Enode, EnodeError, ForkId, KeyError, NodeId, NodeKey, PeerId};

@@ -1,0 +1,74 @@
+//! Errors of the record layer. Each one names the exact malformation, so a user who typed a
+//! bad key file or enode URL learns what to fix.
+
+use std::path::PathBuf;
+
+/// Why a node key could not be created, loaded or saved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key text is not 64 hex characters.
+    #[error("node key must be 64 hex characters (32 bytes), got {0} characters")]
+    BadLength(usize),
+    /// The key text contains a character that is not hex.
+    #[error("node key is not valid hex: {0}")]
+    BadHex(#[from] hex::FromHexError),
+    /// The 32 bytes are not a valid secp256k1 scalar (zero, or not below the curve order).
+    #[error("node key is not a valid secp256k1 secret key (zero or above the curve order)")]
+    InvalidScalar,
+    /// The key file can be read by other users; a node key is a secret.
+    #[error("key file {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
+    WorldReadable {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Saving would overwrite an existing key file.
+    #[error("key file {0} already exists; refusing to overwrite it")]
+    AlreadyExists(PathBuf),
+    /// Reading or writing the key file failed.
+    #[error("key file {path}: {source}")]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Why an `enode://` URL could not be parsed. One variant per malformed form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnodeError {
+    /// The URL does not start with `enode://`.
+    #[error("enode URL must start with `enode://`")]
+    BadScheme,
+    /// There is no `@` between the node id and the address.
+    #[error("enode URL has no `@` between node id and address")]
+    MissingAt,
+    /// The node id is not 128 hex characters.
+    #[error("enode node id must be 128 hex characters (64 bytes), got {0}")]
+    BadIdLength(usize),
+    /// The node id is not hex.
+    #[error("enode node id is not valid hex")]
+    BadIdHex,
+    /// The node id is not a point on secp256k1.
+    #[error("enode node id is not a valid secp256k1 public key")]
+    InvalidPublicKey,
+    /// The address has no `:port`.
+    #[error("enode address has no port")]
+    MissingPort,
+    /// The host is not an IP address (enode URLs carry IPs, not DNS names).
+    #[error("enode host {0:?} is not an IP address")]
+    BadIp(String),
+    /// The TCP port is not a number in 0..=65535.
+    #[error("enode port {0:?} is not a valid port")]
+    BadPort(String),
+    /// The query string is something other than `discport=N`.
+    #[error("enode query {0:?} is not `discport=<port>`")]
+    BadQuery(String),
+    /// The `discport` value is not a valid port.
+    #[error("enode discport {0:?} is not a valid port")]
+    BadDiscPort(String),
+}

@@ -1,0 +1,19 @@
+//! Node identity and the records every layer shares.
+//!
+//! Pure data, no tasks: node keys ([`NodeKey`]), the two ids a node goes by ([`PeerId`],
+//! the 64-byte public key that RLPx and discv4 use, and [`NodeId`], its keccak256 hash that
+//! ENRs and discv5 use), `enode://` URLs ([`Enode`]) and EIP-2124 fork ids ([`ForkId`]).
+
+mod enode;
+mod error;
+mod forkid;
+mod key;
+
+pub use enode::Enode;
+pub use error::{EnodeError, KeyError};
+pub use forkid::ForkId;
+pub use key::{default_key_path, node_id, peer_id_of, public_key_of, NodeId, NodeKey, PeerId};
+
+/// The ENR type used throughout: the `discv5` crate's record, whose key can be secp256k1
+/// (what every execution-layer node uses) or ed25519.
+pub type Enr = discv5::Enr;

@@ -1,0 +1,1 @@
+//! Test utilities: the `Testnet` helper, keys from fixed seeds. Enabled by the `test-utils` feature.
