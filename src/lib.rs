@@ -49,5 +49,5 @@ pub mod discovery;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
 
-pub use discovery::{Candidate, CandidateSource, EthEntry};
+pub use discovery::{Candidate, CandidateSource, EthEntry, NetRestrict, NetRestrictError};
 pub use record::{Enode, EnodeError, ForkId, KeyError, NodeId, NodeKey, PeerId};

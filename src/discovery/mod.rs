@@ -4,7 +4,11 @@
 //! trees, NAT-learned addresses and LAN announcements. Each source runs in its own task and
 //! sends candidates over a bounded channel; the pool filters them by fork id before it dials.
 
+mod netrestrict;
+
 use std::{fmt, net::IpAddr, time::Instant};
+
+pub use netrestrict::{NetRestrict, NetRestrictError};
 
 use crate::record::{node_id, Enode, Enr, ForkId, NodeId, PeerId};
 

@@ -89,9 +89,8 @@ impl NodeKey {
     /// The key in the form the `discv5` and `enr` crates sign records with.
     pub fn to_combined_key(&self) -> discv5::enr::CombinedKey {
         let mut bytes = self.secret.secret_bytes();
-        let key = discv5::enr::CombinedKey::secp256k1_from_bytes(&mut bytes)
-            .expect("a valid secp256k1 secret is a valid k256 secret");
-        key
+        discv5::enr::CombinedKey::secp256k1_from_bytes(&mut bytes)
+            .expect("a valid secp256k1 secret is a valid k256 secret")
     }
 
     /// Loads a key file: 64 hex characters. Refuses a file that group or others can read,
