@@ -50,4 +50,4 @@ pub mod discovery;
 pub mod test_utils;
 
 pub use discovery::{Candidate, CandidateSource, EthEntry, NetRestrict, NetRestrictError};
-pub use record::{Enode, EnodeError, ForkId, KeyError, NodeId, NodeKey, PeerId};
+pub use record::{Enode, EnodeError, ForkFilter, ForkId, ForkIdError, KeyError, NodeId, NodeKey, PeerId};

@@ -72,3 +72,64 @@ pub enum EnodeError {
     #[error("enode discport {0:?} is not a valid port")]
     BadDiscPort(String),
 }
+
+/// Why a remote's EIP-2124 fork id was rejected. Both mean "not a useful peer for this chain
+/// now"; they differ in whether it may become one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForkIdError {
+    /// The remote is in one of our past fork states but does not know the fork that followed it
+    /// (EIP-2124 rule 2): its software is out of date. It may upgrade, so drop it and let it
+    /// retry much later rather than ban it.
+    #[error("remote fork id {remote} is stale (ours is {local}): remote needs a software update")]
+    RemoteStale {
+        /// Our fork id at the time of the check.
+        local: super::ForkId,
+        /// The fork id the remote announced.
+        remote: super::ForkId,
+    },
+    /// The remote is on a different chain, or announces a fork we passed without forking
+    /// (EIP-2124 rules 1a and 4). Either it is on another network or we are out of date;
+    /// it will never be a useful peer for this chain, so the pool should ban it.
+    #[error(
+        "remote fork id {remote} is incompatible with ours ({local}): different chain or stale local node"
+    )]
+    LocalIncompatibleOrStale {
+        /// Our fork id at the time of the check.
+        local: super::ForkId,
+        /// The fork id the remote announced.
+        remote: super::ForkId,
+    },
+}
+
+impl ForkIdError {
+    /// Whether the pool should disconnect and stop dialing this peer for a long time: true for
+    /// an incompatible chain, false for a stale peer that may upgrade its software.
+    pub fn should_ban(&self) -> bool {
+        matches!(self, Self::LocalIncompatibleOrStale { .. })
+    }
+
+    /// Whether the peer must be dropped now. Always true: an incompatible fork id never lets a
+    /// session continue (EIP-2124 "Validation").
+    pub fn should_drop(&self) -> bool {
+        true
+    }
+}
+
+/// Why an ENR `eth` entry (`[[fork_hash, fork_next], ...]`) could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EthEntryError {
+    /// The entry is an RLP string, not a list.
+    #[error("ENR `eth` entry is not an RLP list")]
+    NotAList,
+    /// The entry is an empty list: no fork id.
+    #[error("ENR `eth` entry is an empty list, without a fork id")]
+    MissingForkId,
+    /// Bytes follow the entry's list.
+    #[error("ENR `eth` entry has bytes after its list")]
+    TrailingBytes,
+    /// The RLP is truncated, or the fork id inside is malformed.
+    #[error("ENR `eth` entry: {0}")]
+    Rlp(alloy_rlp::Error),
+}

@@ -10,8 +10,8 @@ mod forkid;
 mod key;
 
 pub use enode::Enode;
-pub use error::{EnodeError, KeyError};
-pub use forkid::ForkId;
+pub use error::{EnodeError, EthEntryError, ForkIdError, KeyError};
+pub use forkid::{decode_eth_entry, encode_eth_entry, ForkFilter, ForkId};
 pub use key::{default_key_path, node_id, peer_id_of, public_key_of, NodeId, NodeKey, PeerId};
 
 /// The ENR type used throughout: the `discv5` crate's record, whose key can be secp256k1
