@@ -4,6 +4,7 @@
 //! trees, NAT-learned addresses and LAN announcements. Each source runs in its own task and
 //! sends candidates over a bounded channel; the pool filters them by fork id before it dials.
 
+pub mod dns;
 mod netrestrict;
 
 use std::{fmt, net::IpAddr, time::Instant};
