@@ -101,9 +101,11 @@ impl fmt::Display for Entry {
 fn parse_enr(base64: &str) -> Result<Enr, EntryError> {
     // The enr crate checks the signature and the 300-byte limit while decoding; we decode
     // the base64 ourselves so that a record with a prefix other than `enr:` is refused.
-    let bytes = BASE64URL_NOPAD.decode(base64.as_bytes()).map_err(|e| EntryError::InvalidEnr(e.to_string()))?;
+    let bytes =
+        BASE64URL_NOPAD.decode(base64.as_bytes()).map_err(|e| EntryError::InvalidEnr(e.to_string()))?;
     let mut rest = bytes.as_slice();
-    let enr: Enr = alloy_rlp::Decodable::decode(&mut rest).map_err(|e| EntryError::InvalidEnr(e.to_string()))?;
+    let enr: Enr =
+        alloy_rlp::Decodable::decode(&mut rest).map_err(|e| EntryError::InvalidEnr(e.to_string()))?;
     if !rest.is_empty() {
         return Err(EntryError::InvalidEnr("trailing bytes after the record".into()));
     }
@@ -326,7 +328,8 @@ fn truncate(s: &str) -> String {
 mod tests {
     use super::*;
 
-    const VECTORS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/dnsdisc-eip-1459.json"));
+    const VECTORS: &str =
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/dnsdisc-eip-1459.json"));
 
     fn vectors() -> serde_json::Value {
         serde_json::from_str(VECTORS).unwrap()
@@ -375,7 +378,9 @@ mod tests {
         assert_eq!(root.recover(), Some(key));
 
         let consistent: LinkEntry =
-            "enrtree://AKPYQIUQIL7PSIACI32J7FGZW56E5FKHEFCCOFHILBIMW3M6LWXS2@nodes.example.org".parse().unwrap();
+            "enrtree://AKPYQIUQIL7PSIACI32J7FGZW56E5FKHEFCCOFHILBIMW3M6LWXS2@nodes.example.org"
+                .parse()
+                .unwrap();
         assert_eq!(consistent.public_key, key);
         let as_printed: LinkEntry = v["url_example"]["url"].as_str().unwrap().parse().unwrap();
         assert_eq!(as_printed.domain, v["url_example"]["domain"].as_str().unwrap());
@@ -389,7 +394,8 @@ mod tests {
 
     #[test]
     fn sign_and_verify_roundtrip() {
-        let key = NodeKey::from_hex("b71c71a67e1177ad4e901695e1b4b9ee17ae16c6668d313eac2f96dbcda3f291").unwrap();
+        let key =
+            NodeKey::from_hex("b71c71a67e1177ad4e901695e1b4b9ee17ae16c6668d313eac2f96dbcda3f291").unwrap();
         let root = RootEntry::sign(subdomain("a"), subdomain("b"), 7, &key);
         let parsed: RootEntry = root.to_string().parse().unwrap();
         assert_eq!(parsed, root);
@@ -444,8 +450,14 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(text.parse::<RootEntry>().as_ref(), Err(want), "{text}");
         }
-        assert_eq!(format!("{good} x=1").parse::<RootEntry>(), Err(EntryError::MalformedRoot("trailing fields")));
-        assert_eq!(good.replace(' ', "  ").parse::<RootEntry>(), Err(EntryError::MalformedRoot("missing e=")));
+        assert_eq!(
+            format!("{good} x=1").parse::<RootEntry>(),
+            Err(EntryError::MalformedRoot("trailing fields"))
+        );
+        assert_eq!(
+            good.replace(' ', "  ").parse::<RootEntry>(),
+            Err(EntryError::MalformedRoot("missing e="))
+        );
     }
 
     #[test]
@@ -464,14 +476,14 @@ mod tests {
         assert_eq!("enrtree://AAAA@nodes.example.org".parse::<Entry>(), Err(EntryError::InvalidPublicKey));
         // 33 bytes that are not a compressed point (bad prefix byte).
         let not_a_point = BASE32_NOPAD.encode(&[0x05; 33]);
-        assert_eq!(
-            format!("enrtree://{not_a_point}@n").parse::<Entry>(),
-            Err(EntryError::InvalidPublicKey)
-        );
+        assert_eq!(format!("enrtree://{not_a_point}@n").parse::<Entry>(), Err(EntryError::InvalidPublicKey));
         let key = "AKPYQIUQIL7PSIACI32J7FGZW56E5FKHEFCCOFHILBIMW3M6LWXS2";
         for domain in ["", ".", "a..b", "a b", "x/y"] {
             assert!(
-                matches!(format!("enrtree://{key}@{domain}").parse::<Entry>(), Err(EntryError::InvalidDomain(_))),
+                matches!(
+                    format!("enrtree://{key}@{domain}").parse::<Entry>(),
+                    Err(EntryError::InvalidDomain(_))
+                ),
                 "{domain:?}"
             );
         }

@@ -14,7 +14,9 @@ use tokio::{
     time::Instant,
 };
 
-use super::{DnsConfig, DnsError, DnsWalker, LinkEntry, QueryId, ResolveError, Resolver, TreeStatus, WalkEvent};
+use super::{
+    DnsConfig, DnsError, DnsWalker, LinkEntry, QueryId, ResolveError, Resolver, TreeStatus, WalkEvent,
+};
 use crate::{
     discovery::{Candidate, CandidateSource, EthEntry},
     record::{decode_eth_entry, Enr, PeerId},
@@ -174,7 +176,10 @@ impl<R: Resolver> DnsService<R> {
             }
             let Some(query) = self.walker.poll(now.into_std()) else {
                 // Guard against a wake-up time in the past spinning the loop.
-                return self.walker.next_wakeup().map(|w| Instant::from_std(w).max(now + Duration::from_millis(10)));
+                return self
+                    .walker
+                    .next_wakeup()
+                    .map(|w| Instant::from_std(w).max(now + Duration::from_millis(10)));
             };
             self.bucket.take(now);
             tracing::trace!(target: "ethp2p::dns", name = %query.name, "TXT lookup");
@@ -194,7 +199,9 @@ impl<R: Resolver> DnsService<R> {
             match event {
                 WalkEvent::Node { enr, tree } => match candidate_from_enr(&enr) {
                     Some(candidate) => self.queue.push_back(candidate),
-                    None => tracing::trace!(target: "ethp2p::dns", %tree, "record without IP or secp256k1 key"),
+                    None => {
+                        tracing::trace!(target: "ethp2p::dns", %tree, "record without IP or secp256k1 key")
+                    }
                 },
                 WalkEvent::RootUpdated { domain, seq } => {
                     tracing::debug!(target: "ethp2p::dns", %domain, seq, "tree root updated")

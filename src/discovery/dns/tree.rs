@@ -272,7 +272,9 @@ mod tests {
     #[test]
     fn zone_file_and_json() {
         let link: LinkEntry =
-            "enrtree://AKPYQIUQIL7PSIACI32J7FGZW56E5FKHEFCCOFHILBIMW3M6LWXS2@morenodes.example.org".parse().unwrap();
+            "enrtree://AKPYQIUQIL7PSIACI32J7FGZW56E5FKHEFCCOFHILBIMW3M6LWXS2@morenodes.example.org"
+                .parse()
+                .unwrap();
         let tree = sign_tree(&key(), "nodes.example.org", 1, vec![record(1), record(2)], vec![link]).unwrap();
         let zone = tree.to_zone_file_with(60, 86900);
         assert!(zone.contains("$ORIGIN nodes.example.org.\n"));
@@ -299,7 +301,10 @@ mod tests {
         );
         let nodes = parse_nodes_json(&text).unwrap();
         assert_eq!(nodes, vec![r1]);
-        assert!(matches!(parse_nodes_json(r#"{"x": {"record": "enr:AAAA"}}"#), Err(SignError::Record { .. })));
+        assert!(matches!(
+            parse_nodes_json(r#"{"x": {"record": "enr:AAAA"}}"#),
+            Err(SignError::Record { .. })
+        ));
         assert!(matches!(parse_nodes_json("[]"), Err(SignError::Json(_))));
     }
 }

@@ -383,7 +383,11 @@ impl DnsWalker {
         tree.root = Some(root);
     }
 
-    fn check_root(&self, index: usize, answer: Result<Vec<String>, ResolveError>) -> Result<RootEntry, DnsError> {
+    fn check_root(
+        &self,
+        index: usize,
+        answer: Result<Vec<String>, ResolveError>,
+    ) -> Result<RootEntry, DnsError> {
         let tree = &self.trees[index];
         let domain = &tree.link.domain;
         let txts = answer.map_err(|source| DnsError::Resolve { name: domain.clone(), source })?;
@@ -463,7 +467,9 @@ impl DnsWalker {
                 events.push(WalkEvent::Node { enr, tree: tree.link.domain.clone() });
             }
             (SubtreeKind::Links, Entry::Link(link)) => self.on_link(index, link, now, events),
-            (_, other) => events.push(WalkEvent::Error(DnsError::UnexpectedEntry { name, kind: other.kind() })),
+            (_, other) => {
+                events.push(WalkEvent::Error(DnsError::UnexpectedEntry { name, kind: other.kind() }))
+            }
         }
     }
 
@@ -484,7 +490,11 @@ impl DnsWalker {
         let depth = self.trees[parent].link_depth + 1;
         if self.trees.len() >= self.config.max_trees {
             let limit = self.config.max_trees;
-            events.push(WalkEvent::Error(DnsError::TooManyLinks { domain: link.domain, what: "trees", limit }));
+            events.push(WalkEvent::Error(DnsError::TooManyLinks {
+                domain: link.domain,
+                what: "trees",
+                limit,
+            }));
             return;
         }
         if depth > self.config.max_link_depth {
@@ -536,7 +546,11 @@ fn push_child(
     }
     if subtree.seen.len() >= max_entries {
         subtree.capped = true;
-        return Err(DnsError::TreeTooLarge { domain: domain.to_owned(), what: "entries", limit: max_entries });
+        return Err(DnsError::TreeTooLarge {
+            domain: domain.to_owned(),
+            what: "entries",
+            limit: max_entries,
+        });
     }
     subtree.seen.insert(child.clone());
     subtree.missing.push(Missing { hash: child, depth, attempts: 0 });
@@ -633,7 +647,9 @@ mod tests {
         }
         // The consistent key (see the vector file's consistency_note).
         let link: LinkEntry =
-            "enrtree://AKPYQIUQIL7PSIACI32J7FGZW56E5FKHEFCCOFHILBIMW3M6LWXS2@nodes.example.org".parse().unwrap();
+            "enrtree://AKPYQIUQIL7PSIACI32J7FGZW56E5FKHEFCCOFHILBIMW3M6LWXS2@nodes.example.org"
+                .parse()
+                .unwrap();
         let now = Instant::now();
         let mut walker = DnsWalker::with_seed(DnsConfig::default(), 1);
         assert!(walker.add_tree(link, now));
@@ -737,10 +753,7 @@ mod tests {
         let later = walker.next_wakeup().unwrap();
         let (events, lookups) = drive(&mut walker, &zone, later);
         assert_eq!(lookups, 1);
-        assert_eq!(
-            errors(&events),
-            [DnsError::StaleRoot { domain: "nodes.test".into(), seq: 1, known: 2 }]
-        );
+        assert_eq!(errors(&events), [DnsError::StaleRoot { domain: "nodes.test".into(), seq: 1, known: 2 }]);
         assert_eq!(walker.status()[0].seq, Some(2));
         // A newer root is walked.
         let v3 = tree(1, "nodes.test", 3, 7, Vec::new());
@@ -775,8 +788,11 @@ mod tests {
     fn link_caps() {
         // A chain of trees each linking to the next, longer than max_link_depth.
         let keys: Vec<NodeKey> = (1..=8).map(key).collect();
-        let links: Vec<LinkEntry> =
-            keys.iter().enumerate().map(|(i, k)| LinkEntry::new(k.public(), &format!("t{i}.test")).unwrap()).collect();
+        let links: Vec<LinkEntry> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| LinkEntry::new(k.public(), &format!("t{i}.test")).unwrap())
+            .collect();
         let trees: Vec<SignedTree> = (0..8)
             .map(|i| {
                 let next = links.get(i + 1).cloned().into_iter().collect();
@@ -865,7 +881,9 @@ mod tests {
         let mut errs = errors(&events);
         errs.sort_by_key(|e| e.to_string());
         assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs.iter().any(|e| matches!(e, DnsError::BadEntry { source: EntryError::InvalidHash(_), .. })));
+        assert!(errs
+            .iter()
+            .any(|e| matches!(e, DnsError::BadEntry { source: EntryError::InvalidHash(_), .. })));
         assert!(errs.iter().any(|e| matches!(e, DnsError::UnexpectedEntry { kind: "link", .. })));
     }
 
@@ -881,7 +899,10 @@ mod tests {
         let mut attempts = 0;
         for _ in 0..10 {
             let (events, _) = drive(&mut walker, &zone, now);
-            attempts += errors(&events).iter().filter(|e| matches!(e, DnsError::Resolve { name, .. } if *name == leaf)).count();
+            attempts += errors(&events)
+                .iter()
+                .filter(|e| matches!(e, DnsError::Resolve { name, .. } if *name == leaf))
+                .count();
             match walker.next_wakeup() {
                 Some(at) if at < now + Duration::from_secs(60) => now = at,
                 _ => break,
