@@ -46,6 +46,8 @@ pub mod record;
 
 pub mod discovery;
 
+pub mod rlpx;
+
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
 
