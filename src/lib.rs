@@ -52,4 +52,7 @@ pub mod rlpx;
 pub mod test_utils;
 
 pub use discovery::{Candidate, CandidateSource, EthEntry, NetRestrict, NetRestrictError};
-pub use record::{Enode, EnodeError, ForkFilter, ForkId, ForkIdError, KeyError, NodeId, NodeKey, PeerId};
+pub use record::{
+    Enode, EnodeError, Enr, EnrError, ForkFilter, ForkId, ForkIdError, KeyError, LocalEnr, NodeId, NodeKey,
+    PeerId,
+};

@@ -133,3 +133,52 @@ pub enum EthEntryError {
     #[error("ENR `eth` entry: {0}")]
     Rlp(alloy_rlp::Error),
 }
+
+/// Why an ENR could not be parsed, built or used. One variant per malformed form, so a user
+/// who pasted a bad bootnode record learns what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnrError {
+    /// The text form does not start with `enr:` (EIP-778: "the textual form of a node record
+    /// is the base64 encoding of its RLP representation, prefixed by `enr:`").
+    #[error("ENR text must start with `enr:`")]
+    MissingPrefix,
+    /// The text after `enr:` is not URL-safe base64 without padding.
+    #[error("ENR text is not valid base64url (no padding)")]
+    BadBase64,
+    /// The record is larger than the 300 bytes EIP-778 allows.
+    #[error("ENR is {0} bytes; EIP-778 allows at most 300")]
+    TooBig(usize),
+    /// The bytes are not the RLP list `[signature, seq, k, v, ...]`.
+    #[error("ENR is not valid RLP: {0}")]
+    BadRlp(alloy_rlp::Error),
+    /// The RLP list ends before the sequence number.
+    #[error("ENR has no sequence number")]
+    MissingSeq,
+    /// Keys are not sorted and unique, as EIP-778 requires.
+    #[error("ENR keys are not sorted and unique")]
+    UnsortedKeys,
+    /// The `id` entry names an identity scheme other than `v4`.
+    #[error("ENR identity scheme is not `v4`")]
+    UnsupportedScheme,
+    /// The record has no public key this library knows (`secp256k1` or `ed25519`), or the
+    /// key is not a valid curve point.
+    #[error("ENR has no valid public key")]
+    BadPublicKey,
+    /// The signature does not verify against the record's public key.
+    #[error("ENR signature does not verify")]
+    BadSignature,
+    /// Bytes follow the record's RLP list.
+    #[error("{0} bytes follow the ENR")]
+    TrailingBytes(usize),
+    /// The record is signed with an ed25519 key; execution-layer peers are secp256k1 nodes.
+    #[error("ENR key is not secp256k1")]
+    NotSecp256k1,
+    /// The record has neither an `ip` nor an `ip6` entry, so there is nothing to contact.
+    #[error("ENR has no IP address")]
+    NoAddress,
+    /// Signing the local record failed (it would exceed 300 bytes, or the sequence number
+    /// is exhausted).
+    #[error("cannot sign the local ENR: {0}")]
+    Sign(String),
+}

@@ -2,15 +2,22 @@
 //!
 //! Pure data, no tasks: node keys ([`NodeKey`]), the two ids a node goes by ([`PeerId`],
 //! the 64-byte public key that RLPx and discv4 use, and [`NodeId`], its keccak256 hash that
-//! ENRs and discv5 use), `enode://` URLs ([`Enode`]) and EIP-2124 fork ids ([`ForkId`]).
+//! ENRs and discv5 use), `enode://` URLs ([`Enode`]), EIP-2124 fork ids ([`ForkId`]) and
+//! node records: parsing with typed errors ([`parse_enr`]), their `eth` entry ([`eth_entry_of`])
+//! and the local record shared by the discovery tasks ([`LocalEnr`]).
 
 mod enode;
+mod enr;
 mod error;
 mod forkid;
 mod key;
 
 pub use enode::Enode;
-pub use error::{EnodeError, EthEntryError, ForkIdError, KeyError};
+pub use enr::{
+    decode_enr, eth_entry_of, parse_enr, peer_id_of_enr, EnrContent, LocalEnr, LocalEnrBuilder, ETH_ENR_KEY,
+    MAX_ENR_SIZE,
+};
+pub use error::{EnodeError, EnrError, EthEntryError, ForkIdError, KeyError};
 pub use forkid::{decode_eth_entry, encode_eth_entry, ForkFilter, ForkId};
 pub use key::{default_key_path, node_id, peer_id_of, public_key_of, NodeId, NodeKey, PeerId};
 
