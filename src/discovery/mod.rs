@@ -13,6 +13,8 @@ pub use netrestrict::{NetRestrict, NetRestrictError};
 
 use crate::record::{node_id, Enode, Enr, ForkId, NodeId, PeerId};
 
+pub mod v4;
+
 /// Where a [`Candidate`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]

@@ -1,0 +1,11 @@
+//! discv4: our own implementation of the Node Discovery Protocol v4 (discv4.md) with EIP-8
+//! forward compatibility and EIP-868 ENR requests.
+//!
+//! Layout:
+//! - [`proto`]: the packet codec, pure functions from messages to signed datagrams and back.
+
+pub mod proto;
+
+mod error;
+
+pub use error::{Discv4Error, PacketError};
