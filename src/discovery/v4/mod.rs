@@ -3,8 +3,10 @@
 //!
 //! Layout:
 //! - [`proto`]: the packet codec, pure functions from messages to signed datagrams and back.
+//! - [`table`]: the Kademlia routing table with replacement lists and subnet limits.
 
 pub mod proto;
+pub mod table;
 
 mod error;
 
