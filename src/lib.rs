@@ -53,6 +53,6 @@ pub mod test_utils;
 
 pub use discovery::{Candidate, CandidateSource, EthEntry, NetRestrict, NetRestrictError};
 pub use record::{
-    Enode, EnodeError, Enr, EnrError, ForkFilter, ForkId, ForkIdError, KeyError, LocalEnr, NodeId, NodeKey,
-    PeerId,
+    ChainError, ChainSpec, Enode, EnodeError, Enr, EnrError, ForkFilter, ForkId, ForkIdError, KeyError,
+    LocalEnr, NodeId, NodeKey, PeerId,
 };

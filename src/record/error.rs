@@ -182,3 +182,66 @@ pub enum EnrError {
     #[error("cannot sign the local ENR: {0}")]
     Sign(String),
 }
+
+/// Why a chain could not be loaded: an unknown `--network` name, an unreadable file, or a
+/// malformed chain file. One variant per malformation, naming the field at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    /// Not a built-in chain name, and no file exists at that path.
+    #[error(
+        "unknown network {0:?}: expected mainnet, sepolia, holesky, hoodi, bsc or the path of a chain file"
+    )]
+    UnknownNetwork(String),
+    /// The chain file could not be read.
+    #[error("chain file {path}: {source}")]
+    Io {
+        /// The chain file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON.
+    #[error("chain file is not valid JSON: {0}")]
+    Json(String),
+    /// The JSON is not an object.
+    #[error("chain file must be a JSON object")]
+    NotAnObject,
+    /// A field the file must have is missing.
+    #[error("chain file has no `{0}` field")]
+    MissingField(&'static str),
+    /// A field has the wrong JSON type.
+    #[error("chain file field `{field}` must be {expected}")]
+    WrongType {
+        /// The field.
+        field: &'static str,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// A field the format does not define (often a typo that would silently drop forks).
+    #[error("chain file has an unknown field `{0}`")]
+    UnknownField(String),
+    /// The genesis hash is not 32 bytes of hex.
+    #[error("chain file genesis_hash {0:?} is not 32 bytes of hex")]
+    BadGenesisHash(String),
+    /// A fork entry is neither an unsigned integer nor a `{name, block|timestamp}` object.
+    #[error("chain file `{field}[{index}]` must be an unsigned integer or an object with `name` and the activation")]
+    BadForkEntry {
+        /// `fork_blocks` or `fork_timestamps`.
+        field: &'static str,
+        /// The entry's position.
+        index: usize,
+    },
+    /// A fork list is not in non-decreasing order.
+    #[error("chain file `{field}` is not sorted: entry {index} ({value}) comes after {previous}")]
+    UnsortedForks {
+        /// `fork_blocks` or `fork_timestamps`.
+        field: &'static str,
+        /// The first entry out of order.
+        index: usize,
+        /// The entry before it.
+        previous: u64,
+        /// Its value.
+        value: u64,
+    },
+}

@@ -184,7 +184,8 @@ impl ForkFilter {
     /// 3. The remote hash is one of our future states: accept (we are syncing).
     /// 4. Otherwise the chains differ: [`ForkIdError::LocalIncompatibleOrStale`].
     pub fn validate(&self, remote: ForkId) -> Result<(), ForkIdError> {
-        let (block, time) = (self.head_block, self.head_timestamp);
+        // A head at u64::MAX would pass the sentinel below; no real fork is scheduled there.
+        let (block, time) = (self.head_block.min(u64::MAX - 1), self.head_timestamp.min(u64::MAX - 1));
         // Forks in checksum order plus a sentinel that is never passed, so that the loop always
         // finds a first unpassed fork. Without timestamp forks the sentinel is compared with the
         // block number, as in geth, so it cannot spill into timestamp territory.

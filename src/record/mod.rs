@@ -2,22 +2,33 @@
 //!
 //! Pure data, no tasks: node keys ([`NodeKey`]), the two ids a node goes by ([`PeerId`],
 //! the 64-byte public key that RLPx and discv4 use, and [`NodeId`], its keccak256 hash that
-//! ENRs and discv5 use), `enode://` URLs ([`Enode`]), EIP-2124 fork ids ([`ForkId`]) and
-//! node records: parsing with typed errors ([`parse_enr`]), their `eth` entry ([`eth_entry_of`])
-//! and the local record shared by the discovery tasks ([`LocalEnr`]).
+//! ENRs and discv5 use), `enode://` URLs ([`Enode`]), node records: parsing with typed errors
+//! ([`parse_enr`]), their `eth` entry ([`eth_entry_of`]) and the local record shared by the
+//! discovery tasks ([`LocalEnr`]); EIP-2124 fork ids ([`ForkId`]) with the validation filter
+//! ([`ForkFilter`]) and the ENR `eth` entry codec ([`encode_eth_entry`], [`decode_eth_entry`]);
+//! and chain specifications ([`ChainSpec`]: network id, genesis and fork schedule of mainnet,
+//! sepolia, holesky, hoodi, BSC or a chain file).
+//!
+//! Nothing here owns state across time: the node's status task owns its [`ForkFilter`] and
+//! moves its head; [`LocalEnr`] is the one shared value (a short synchronous lock).
 
+mod chain;
 mod enode;
 mod enr;
 mod error;
 mod forkid;
 mod key;
 
+pub use chain::{
+    ChainSpec, Fork, ForkActivation, BSC_GENESIS_HASH, BUILTIN_CHAINS, HOLESKY_GENESIS_HASH,
+    HOODI_GENESIS_HASH, MAINNET_GENESIS_HASH, SEPOLIA_GENESIS_HASH,
+};
 pub use enode::Enode;
 pub use enr::{
     decode_enr, eth_entry_of, parse_enr, peer_id_of_enr, EnrContent, LocalEnr, LocalEnrBuilder, ETH_ENR_KEY,
     MAX_ENR_SIZE,
 };
-pub use error::{EnodeError, EnrError, EthEntryError, ForkIdError, KeyError};
+pub use error::{ChainError, EnodeError, EnrError, EthEntryError, ForkIdError, KeyError};
 pub use forkid::{decode_eth_entry, encode_eth_entry, ForkFilter, ForkId};
 pub use key::{default_key_path, node_id, peer_id_of, public_key_of, NodeId, NodeKey, PeerId};
 
