@@ -40,7 +40,8 @@
 //! `discovery ← node`. Each layer's module doc says which task owns its state.
 //!
 //! The library never installs a tracing subscriber; it logs under the targets
-//! `ethp2p::discv4`, `ethp2p::discv5`, `ethp2p::rlpx`, `ethp2p::eth`, `ethp2p::pool`.
+//! `ethp2p::discv4`, `ethp2p::discv5`, `ethp2p::rlpx`, `ethp2p::eth`, `ethp2p::pool`,
+//! `ethp2p::dns`.
 
 pub mod record;
 

@@ -5,10 +5,12 @@
 //! sends candidates over a bounded channel; the pool filters them by fork id before it dials.
 
 pub mod dns;
+mod nat;
 mod netrestrict;
 
 use std::{fmt, net::IpAddr, time::Instant};
 
+pub use nat::{NatConfig, NatConfigError};
 pub use netrestrict::{NetRestrict, NetRestrictError};
 
 use crate::record::{node_id, Enode, Enr, ForkId, NodeId, PeerId};

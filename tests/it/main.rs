@@ -1,5 +1,6 @@
 //! The one integration test binary: a module per area.
 
+mod dns;
 mod ejs;
 mod interop_rlpx;
 mod rlpx;

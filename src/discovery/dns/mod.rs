@@ -29,7 +29,10 @@ pub use entry::{BranchEntry, Entry, LinkEntry, RootEntry};
 pub use error::{DnsError, EntryError, ResolveError};
 pub use resolver::{HickoryResolver, MemoryResolver, Resolver};
 pub use service::DnsDiscovery;
-pub use tree::{read_nodes_json, sign_tree, SignError, SignedTree, MAX_BRANCH_CHILDREN};
+pub use tree::{
+    read_nodes_json, sign_nodes_file, sign_tree, SignError, SignOutput, SignedTree, ENTRY_TTL,
+    MAX_BRANCH_CHILDREN, ROOT_TTL,
+};
 pub use walk::{DnsWalker, Query, QueryId, TreeStatus, WalkEvent};
 
 /// reth and go-ethereum: re-resolve each tree's root every 30 minutes.

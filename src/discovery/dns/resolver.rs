@@ -40,8 +40,9 @@ impl HickoryResolver {
             .map_err(|e| ResolveError::Other(e.to_string()))
     }
 
-    /// Queries these name servers directly, over UDP with EDNS(0) so that entries up to
-    /// the 2 KiB [`MAX_ENTRY_LEN`](super::entry::MAX_ENTRY_LEN) fit in one datagram.
+    /// Queries these name servers directly, without a cache, over UDP with EDNS(0) so that
+    /// entries up to the 2 KiB [`MAX_ENTRY_LEN`](super::entry::MAX_ENTRY_LEN) fit in one
+    /// datagram.
     pub fn with_name_servers(servers: &[SocketAddr]) -> Self {
         let mut config = ResolverConfig::new();
         for server in servers {
@@ -52,6 +53,9 @@ impl HickoryResolver {
         // The client enforces its own lookup timeout; one attempt each keeps the two aligned.
         options.timeout = Duration::from_secs(5);
         options.attempts = 1;
+        // The walker never asks for a hash-named entry twice per root, and a root recheck
+        // must see the server's current root: a cache only gets in the way.
+        options.cache_size = 0;
         Self { inner: TokioAsyncResolver::tokio(config, options) }
     }
 

@@ -5,7 +5,11 @@
 //! [`SignedTree`] writes the result as a zone file or as the `name → TXT` JSON that
 //! go-ethereum's `devp2p dns to-txt` emits.
 
-use std::{collections::BTreeMap, fmt::Write as _, path::Path};
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+};
 
 use super::entry::{subdomain, BranchEntry, Entry, LinkEntry, RootEntry};
 use crate::{record::Enr, NodeKey};
@@ -190,6 +194,51 @@ fn quote_txt(text: &str) -> String {
         .join(" ")
 }
 
+/// What [`sign_nodes_file`] wrote.
+#[derive(Debug, Clone)]
+pub struct SignOutput {
+    /// The signed tree.
+    pub tree: SignedTree,
+    /// The zone file (`<domain>.zone`).
+    pub zone_file: PathBuf,
+    /// The `name → TXT` JSON (`<domain>.json`).
+    pub json_file: PathBuf,
+}
+
+/// The whole `bootnode dns sign` flow: reads go-ethereum's nodeset JSON at `nodes`, signs
+/// a tree of those records (and `links`) for `domain` with `key` at sequence number `seq`,
+/// and writes `<domain>.zone` and `<domain>.json` into `out_dir`.
+///
+/// The root gets a 60 s TTL and the hash-named entries a day: entries never change (their
+/// names are their hashes), the root changes with every update.
+pub fn sign_nodes_file(
+    nodes: &Path,
+    key: &NodeKey,
+    domain: &str,
+    seq: u64,
+    links: Vec<LinkEntry>,
+    out_dir: &Path,
+) -> Result<SignOutput, SignError> {
+    let records = read_nodes_json(nodes)?;
+    let tree = sign_tree(key, domain, seq, records, links)?;
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| SignError::Io { path, source }
+    };
+    std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
+    let zone_file = out_dir.join(format!("{}.zone", tree.link.domain));
+    std::fs::write(&zone_file, tree.to_zone_file_with(ROOT_TTL, ENTRY_TTL)).map_err(io(&zone_file))?;
+    let json_file = out_dir.join(format!("{}.json", tree.link.domain));
+    let json = serde_json::to_string_pretty(&tree.to_json())? + "\n";
+    std::fs::write(&json_file, json).map_err(io(&json_file))?;
+    Ok(SignOutput { tree, zone_file, json_file })
+}
+
+/// TTL of the root record in written zone files (EIP-1459's example uses 60 s).
+pub const ROOT_TTL: u32 = 60;
+/// TTL of the hash-named entries in written zone files (EIP-1459's example: 86900 s).
+pub const ENTRY_TTL: u32 = 86_900;
+
 /// One node in go-ethereum's nodeset JSON (`devp2p discv4 crawl` output).
 #[derive(serde::Deserialize)]
 struct NodeJson {
@@ -306,5 +355,34 @@ mod tests {
             Err(SignError::Record { .. })
         ));
         assert!(matches!(parse_nodes_json("[]"), Err(SignError::Json(_))));
+    }
+
+    #[test]
+    fn sign_nodes_file_writes_zone_and_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = dir.path().join("nodes.json");
+        let body: Vec<String> = (1..=20)
+            .map(|i| {
+                let r = record(i);
+                format!(
+                    r#""{}": {{"seq": 1, "record": "{}"}}"#,
+                    hex::encode(r.node_id().raw()),
+                    r.to_base64()
+                )
+            })
+            .collect();
+        std::fs::write(&nodes, format!("{{{}}}", body.join(","))).unwrap();
+        let out =
+            sign_nodes_file(&nodes, &key(), "Nodes.Example.org", 5, Vec::new(), &dir.path().join("out"))
+                .unwrap();
+        assert_eq!(out.tree.nodes().count(), 20);
+        let zone = std::fs::read_to_string(&out.zone_file).unwrap();
+        assert!(out.zone_file.ends_with("nodes.example.org.zone"));
+        assert!(zone.contains(" 60 IN TXT \"enrtree-root:v1 ") && zone.contains(" 86900 IN TXT \"enr:"));
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out.json_file).unwrap()).unwrap();
+        assert_eq!(json, out.tree.to_json());
+        let missing = sign_nodes_file(&dir.path().join("nope.json"), &key(), "n", 1, Vec::new(), dir.path());
+        assert!(matches!(missing, Err(SignError::Io { .. })));
     }
 }
