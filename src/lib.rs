@@ -18,13 +18,14 @@
 //!   │  dns (EIP-1459), nat, lan  │            └───────────────────┘
 //!   └─────────────┬──────────────┘
 //!                 └──────────────── record ────────────────────────────────
-//!                   keys, node ids, enode URLs, ENRs, fork ids, chain specs
+//!                   keys, node ids, enode URLs, ENRs, fork ids, chain specs, bootnodes
 //! ```
 //!
 //! One line per layer, lowest first:
 //!
 //! - [`record`]: node keys and ids, `enode://` URLs, the local ENR, EIP-2124 fork ids and
-//!   chain specs. Pure data; every other layer uses it.
+//!   their validation filter, chain specs (mainnet, sepolia, holesky, hoodi, BSC, or a chain
+//!   file) and each network's embedded bootnodes. Pure data; every other layer uses it.
 //! - `discovery`: the [`Candidate`] stream shared by every source. `v4` is our own
 //!   discv4 (EIP-8, EIP-868) with a sans-IO core; `v5` wraps the `discv5` crate; both share
 //!   one UDP port. DNS trees (EIP-1459), NAT and LAN discovery feed the same stream.
@@ -54,6 +55,6 @@ pub mod test_utils;
 
 pub use discovery::{Candidate, CandidateSource, EthEntry, NetRestrict, NetRestrictError};
 pub use record::{
-    ChainError, ChainSpec, Enode, EnodeError, Enr, EnrError, ForkFilter, ForkId, ForkIdError, KeyError,
-    LocalEnr, NodeId, NodeKey, PeerId,
+    Bootnode, BootnodeError, ChainError, ChainSpec, Enode, EnodeError, Enr, EnrError, ForkFilter, ForkId,
+    ForkIdError, KeyError, LocalEnr, NodeId, NodeKey, PeerId,
 };

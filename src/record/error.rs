@@ -245,3 +245,37 @@ pub enum ChainError {
         value: u64,
     },
 }
+
+/// Why a bootnode entry (in a `--bootnodes` list or a bootnode file) was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BootnodeError {
+    /// The entry is neither an `enode://` URL nor an `enr:` record.
+    #[error("bootnode {0:?}… is neither an `enode://` URL nor an `enr:` record")]
+    UnknownScheme(String),
+    /// A malformed `enode://` URL.
+    #[error("bad bootnode enode URL: {0}")]
+    Enode(#[from] EnodeError),
+    /// A malformed or badly signed `enr:` record, or one with an ed25519 key.
+    #[error("bad bootnode ENR: {0}")]
+    Enr(#[from] EnrError),
+    /// The record has no IPv4 or IPv6 UDP endpoint, so there is nowhere to send discovery
+    /// packets.
+    #[error("bootnode ENR has no UDP endpoint (needs ip + udp or ip6 + udp6)")]
+    NoUdpEndpoint,
+    /// An empty entry in a comma-separated list (`a,,b`).
+    #[error("empty bootnode entry")]
+    Empty,
+    /// An entry of a list or file is bad; `position` is its 1-based entry or line number.
+    #[error("bootnode #{position}: {source}")]
+    Entry {
+        /// The 1-based position of the entry (list) or line (file).
+        position: usize,
+        /// What is wrong with it.
+        source: Box<BootnodeError>,
+    },
+    /// No built-in bootnode list exists for this network (custom chains have none: pass
+    /// `--bootnodes`).
+    #[error("no built-in bootnodes for network {0:?} (built in: mainnet, sepolia, holesky, hoodi, bsc)")]
+    NoBuiltinList(String),
+}

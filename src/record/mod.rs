@@ -6,12 +6,14 @@
 //! ([`parse_enr`]), their `eth` entry ([`eth_entry_of`]) and the local record shared by the
 //! discovery tasks ([`LocalEnr`]); EIP-2124 fork ids ([`ForkId`]) with the validation filter
 //! ([`ForkFilter`]) and the ENR `eth` entry codec ([`encode_eth_entry`], [`decode_eth_entry`]);
-//! and chain specifications ([`ChainSpec`]: network id, genesis and fork schedule of mainnet,
-//! sepolia, holesky, hoodi, BSC or a chain file).
+//! chain specifications ([`ChainSpec`]: network id, genesis and fork schedule of mainnet,
+//! sepolia, holesky, hoodi, BSC or a chain file); and each network's embedded bootnodes
+//! ([`bootnodes`], [`Bootnode`], [`parse_bootnode_list`] for `--bootnodes`).
 //!
 //! Nothing here owns state across time: the node's status task owns its [`ForkFilter`] and
 //! moves its head; [`LocalEnr`] is the one shared value (a short synchronous lock).
 
+mod bootnodes;
 mod chain;
 mod enode;
 mod enr;
@@ -19,6 +21,7 @@ mod error;
 mod forkid;
 mod key;
 
+pub use bootnodes::{bootnodes, parse_bootnode_file, parse_bootnode_list, Bootnode};
 pub use chain::{
     ChainSpec, Fork, ForkActivation, BSC_GENESIS_HASH, BUILTIN_CHAINS, HOLESKY_GENESIS_HASH,
     HOODI_GENESIS_HASH, MAINNET_GENESIS_HASH, SEPOLIA_GENESIS_HASH,
@@ -28,7 +31,7 @@ pub use enr::{
     decode_enr, eth_entry_of, parse_enr, peer_id_of_enr, EnrContent, LocalEnr, LocalEnrBuilder, ETH_ENR_KEY,
     MAX_ENR_SIZE,
 };
-pub use error::{ChainError, EnodeError, EnrError, EthEntryError, ForkIdError, KeyError};
+pub use error::{BootnodeError, ChainError, EnodeError, EnrError, EthEntryError, ForkIdError, KeyError};
 pub use forkid::{decode_eth_entry, encode_eth_entry, ForkFilter, ForkId};
 pub use key::{default_key_path, node_id, peer_id_of, public_key_of, NodeId, NodeKey, PeerId};
 
