@@ -48,6 +48,8 @@ pub mod record;
 
 pub mod discovery;
 
+pub mod pool;
+
 pub mod rlpx;
 
 #[cfg(any(test, feature = "test-utils"))]

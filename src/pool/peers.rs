@@ -1,0 +1,904 @@
+//! The pool state machine: who is connected, who to dial, who to drop, who to ask.
+//!
+//! [`PoolState`] is a sans-IO core in the style of reth's `PeersManager`: the node's
+//! service feeds it events (a candidate was found, a dial failed, a session opened or
+//! closed, a response was valid or not, time passed) and carries out the
+//! [`PoolAction`]s it returns (dial, disconnect) and forwards its [`PoolEvent`]s. It
+//! never touches a socket or the clock, so every policy below is unit-tested with made-up
+//! time.
+//!
+//! Slots: `max_peers` in all; `max_peers / dial_ratio` are reserved for peers we dial, so
+//! an inbound flood cannot take the pool; we dial until we hold `min_peers` even if
+//! nobody dials us (an outbound-only node must keep refilling). Trusted peers are admitted
+//! over every limit; static and trusted peers are redialed forever and never rotated out.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::{IpAddr, SocketAddr},
+    time::{Duration, Instant, SystemTime},
+};
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use super::{
+    book::{AddressBook, BookEntry},
+    dial::{Admission, BackoffKind, CandidateFilter, DialScheduler, DialTarget},
+    latency::{rank_best, PeerLatency, RequestKind},
+    limits::{InboundThrottle, SubnetLimiter},
+    reputation::{PeerKind, Reputation, ReputationChange, ReputationOutcome},
+    PoolConfig,
+};
+use crate::{discovery::Candidate, record::PeerId};
+
+/// reth: a banned trusted or static peer is banned for only `backoff_low / 2`.
+const VOUCHED_BAN_DIVISOR: u32 = 2;
+
+/// Who opened the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Direction {
+    /// The remote dialed us.
+    Inbound,
+    /// We dialed the remote.
+    Outbound,
+}
+
+/// Why the pool wants a session closed; maps onto the p2p Disconnect reason codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// p2p 0x00: asked by the operator.
+    DisconnectRequested,
+    /// p2p 0x02: the peer misbehaved and is banned.
+    ProtocolBreach,
+    /// p2p 0x03: rotated out to make room for a better peer (reth, geth's dropper).
+    UselessPeer,
+    /// p2p 0x04: no free slot, or its subnet is full.
+    TooManyPeers,
+    /// p2p 0x05: a session with it already exists.
+    AlreadyConnected,
+    /// p2p 0x0a: it is us.
+    ConnectedToSelf,
+    /// p2p 0x08: we are shutting down.
+    ClientQuitting,
+}
+
+impl DisconnectReason {
+    /// The p2p wire code (devp2p `rlpx.md`, Disconnect).
+    pub fn wire_code(self) -> u8 {
+        match self {
+            Self::DisconnectRequested => 0x00,
+            Self::ProtocolBreach => 0x02,
+            Self::UselessPeer => 0x03,
+            Self::TooManyPeers => 0x04,
+            Self::AlreadyConnected => 0x05,
+            Self::ClientQuitting => 0x08,
+            Self::ConnectedToSelf => 0x0a,
+        }
+    }
+}
+
+/// How a session ended, as the session layer reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionClose {
+    /// We closed it.
+    Local,
+    /// The remote sent a p2p Disconnect with this reason code, or closed the socket
+    /// (`None`).
+    Remote(Option<u8>),
+    /// It failed; the failing layer classified the error (`backoff()`, `should_ban()`).
+    Error {
+        /// How long to wait before redialing.
+        backoff: BackoffKind,
+        /// The error is a protocol breach that deserves a ban.
+        ban: bool,
+    },
+}
+
+impl SessionClose {
+    /// Backoff before a redial (reth `SessionError` classes; a clean close still waits
+    /// out the remote's inbound throttle).
+    fn backoff(self) -> BackoffKind {
+        match self {
+            Self::Local => BackoffKind::Low,
+            // UselessPeer and ProtocolBreach from the remote: it does not want us.
+            Self::Remote(Some(0x02 | 0x03 | 0x06)) => BackoffKind::High,
+            Self::Remote(_) => BackoffKind::Low,
+            Self::Error { backoff, .. } => backoff,
+        }
+    }
+}
+
+/// The result of one request, as the eth layer judged it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseOutcome {
+    /// A valid answer with `items` items after `rtt`.
+    Valid {
+        /// Time from request to answer.
+        rtt: Duration,
+        /// Items delivered (headers, bodies, receipt lists).
+        items: usize,
+    },
+    /// A valid but empty answer after `rtt`.
+    Empty {
+        /// Time from request to answer.
+        rtt: Duration,
+    },
+    /// An answer that failed validation.
+    Invalid {
+        /// Time from request to answer.
+        rtt: Duration,
+    },
+    /// No answer within `waited`.
+    Timeout {
+        /// How long we waited.
+        waited: Duration,
+    },
+}
+
+/// Something the pool observed, for the node's event stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PoolEvent {
+    /// A session was admitted.
+    PeerConnected {
+        /// Who.
+        peer_id: PeerId,
+        /// Its address.
+        addr: SocketAddr,
+        /// Who dialed.
+        direction: Direction,
+    },
+    /// A session ended.
+    PeerDisconnected {
+        /// Who.
+        peer_id: PeerId,
+        /// Why.
+        reason: SessionClose,
+    },
+    /// A peer was banned.
+    PeerBanned {
+        /// Who.
+        peer_id: PeerId,
+        /// For how long.
+        duration: Duration,
+    },
+    /// A ban expired or was lifted.
+    PeerUnbanned {
+        /// Who.
+        peer_id: PeerId,
+    },
+}
+
+/// What the pool wants done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PoolAction {
+    /// Dial this node.
+    Dial(DialTarget),
+    /// Close this session with this reason.
+    Disconnect {
+        /// Who.
+        peer_id: PeerId,
+        /// The reason to send.
+        reason: DisconnectReason,
+    },
+    /// Tell the world.
+    Event(PoolEvent),
+}
+
+/// Counters for the node's stats and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Dials started.
+    pub dials: u64,
+    /// Dials that ended in a session.
+    pub dials_succeeded: u64,
+    /// Dials that failed, by backoff class: low, medium, high.
+    pub dial_failures: [u64; 3],
+    /// Candidates dropped by the filter (wrong fork, no TCP port, ourselves, banned).
+    pub candidates_rejected: u64,
+    /// Sessions refused at admission (limits, subnet, throttle, ban, duplicate).
+    pub sessions_refused: u64,
+    /// Bans imposed.
+    pub bans: u64,
+    /// Peers rotated out.
+    pub rotations: u64,
+}
+
+/// A snapshot of one connected peer.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PeerSnapshot {
+    /// Who.
+    pub peer_id: PeerId,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Who dialed.
+    pub direction: Direction,
+    /// Static, trusted or basic.
+    pub kind: PeerKind,
+    /// Its reputation.
+    pub reputation: Reputation,
+    /// Its latency estimate.
+    pub latency: PeerLatency,
+    /// Requests in flight.
+    pub in_flight: u32,
+    /// How long it has been connected.
+    pub connected_for: Duration,
+}
+
+#[derive(Debug, Clone)]
+struct Known {
+    kind: PeerKind,
+    reputation: Reputation,
+    banned_until: Option<Instant>,
+    last_seen: Instant,
+}
+
+#[derive(Debug)]
+struct Session {
+    addr: SocketAddr,
+    direction: Direction,
+    since: Instant,
+    latency: PeerLatency,
+    in_flight: u32,
+}
+
+/// The pool's state machine. See the module docs.
+pub struct PoolState {
+    config: PoolConfig,
+    local_id: PeerId,
+    filter: Box<dyn CandidateFilter>,
+    rng: StdRng,
+    known: HashMap<PeerId, Known>,
+    sessions: HashMap<PeerId, Session>,
+    /// Subnet reservations of dials in flight.
+    dial_ips: HashMap<PeerId, IpAddr>,
+    pending_inbound: usize,
+    dials: DialScheduler,
+    subnets: SubnetLimiter,
+    throttle: InboundThrottle,
+    next_rotation: Instant,
+    last_tick: Instant,
+    actions: VecDeque<PoolAction>,
+    stats: PoolStats,
+}
+
+impl std::fmt::Debug for PoolState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolState")
+            .field("sessions", &self.sessions.len())
+            .field("known", &self.known.len())
+            .field("candidates", &self.dials.len())
+            .field("dialing", &self.dials.dialing())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PoolState {
+    /// A pool for the node `local_id`, filtering candidates with `filter`. `seed` seeds the
+    /// rotation jitter (tests pass a fixed one).
+    pub fn new(
+        config: PoolConfig,
+        local_id: PeerId,
+        filter: impl CandidateFilter,
+        now: Instant,
+        seed: u64,
+    ) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let next_rotation = now + jitter(&mut rng, &config);
+        let mut state = Self {
+            subnets: SubnetLimiter::new(config.subnet_limit, config.limit_lan),
+            throttle: InboundThrottle::new(config.inbound_throttle, config.limit_lan),
+            config,
+            local_id,
+            filter: Box::new(filter),
+            rng,
+            known: HashMap::new(),
+            sessions: HashMap::new(),
+            dial_ips: HashMap::new(),
+            pending_inbound: 0,
+            dials: DialScheduler::new(),
+            next_rotation,
+            last_tick: now,
+            actions: VecDeque::new(),
+            stats: PoolStats::default(),
+        };
+        let vouched: Vec<_> = state
+            .config
+            .static_peers
+            .iter()
+            .map(|e| (e, PeerKind::Static))
+            .chain(state.config.trusted_peers.iter().map(|e| (e, PeerKind::Trusted)))
+            .map(|(e, k)| (e.peer_id, SocketAddr::new(e.ip, e.tcp_port), k))
+            .collect();
+        for (peer_id, addr, kind) in vouched {
+            state.dials.add_static(peer_id, addr, kind);
+            state.known_mut(peer_id, now).kind = kind;
+        }
+        state
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// The next action to carry out, if any.
+    pub fn poll_action(&mut self) -> Option<PoolAction> {
+        self.actions.pop_front()
+    }
+
+    fn known_mut(&mut self, peer_id: PeerId, now: Instant) -> &mut Known {
+        self.known.entry(peer_id).or_insert_with(|| Known {
+            kind: PeerKind::Basic,
+            reputation: Reputation::default(),
+            banned_until: None,
+            last_seen: now,
+        })
+    }
+
+    fn kind(&self, peer_id: &PeerId) -> PeerKind {
+        self.known.get(peer_id).map_or(PeerKind::Basic, |k| k.kind)
+    }
+
+    /// Whether `peer_id` is banned at `now`.
+    pub fn is_banned(&self, peer_id: &PeerId, now: Instant) -> bool {
+        self.known.get(peer_id).and_then(|k| k.banned_until).is_some_and(|t| now < t)
+    }
+
+    /// A discovery source found `candidate`. Returns whether it was kept for dialing.
+    pub fn add_candidate(&mut self, candidate: &Candidate, now: Instant) -> bool {
+        let keep = candidate.peer_id != self.local_id
+            && candidate.tcp_port.is_some_and(|p| p != 0)
+            && !candidate.ip.is_unspecified()
+            && !self.is_banned(&candidate.peer_id, now)
+            && self.filter.accept(candidate);
+        if !keep {
+            self.stats.candidates_rejected += 1;
+            return false;
+        }
+        let addr = SocketAddr::new(candidate.ip, candidate.tcp_port.unwrap_or_default());
+        self.dials.add(candidate.peer_id, addr, false, self.config.max_candidates);
+        if let Some(k) = self.known.get_mut(&candidate.peer_id) {
+            k.last_seen = now;
+        }
+        true
+    }
+
+    /// Outbound peers we aim for: the reserved share, or more while below `min_peers`.
+    fn outbound_target(&self) -> usize {
+        let inbound = self.count(Direction::Inbound);
+        self.config.max_outbound_share().max(self.config.min_peers.saturating_sub(inbound))
+    }
+
+    /// Connected peers in `direction`.
+    pub fn count(&self, direction: Direction) -> usize {
+        self.sessions.values().filter(|s| s.direction == direction).count()
+    }
+
+    /// Connected peers.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether nobody is connected.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Whether `peer_id` is connected.
+    pub fn is_connected(&self, peer_id: &PeerId) -> bool {
+        self.sessions.contains_key(peer_id)
+    }
+
+    /// Dials the pool wants now, pushed as [`PoolAction::Dial`]. Called from [`Self::tick`]
+    /// and after every change that frees a slot.
+    fn fill_dials(&mut self, now: Instant) {
+        let outbound = self.count(Direction::Outbound);
+        let free_slots = self.config.max_peers.saturating_sub(self.sessions.len() + self.dials.dialing());
+        let wanted = self.outbound_target().saturating_sub(outbound + self.dials.dialing()).min(free_slots);
+        let concurrency = self.config.max_concurrent_dials.saturating_sub(self.dials.dialing());
+        let mut basic_budget = wanted.min(concurrency);
+        // Static and trusted peers are always dialed, within the concurrency limit only.
+        let max = concurrency;
+        if max == 0 {
+            return;
+        }
+        let (sessions, known, subnets, local) =
+            (&self.sessions, &self.known, &mut self.subnets, self.local_id);
+        let targets = self.dials.next_dials(now, max, self.config.dial_history, |id, addr, kind| {
+            if *id == local || sessions.contains_key(id) {
+                return Admission::Skip;
+            }
+            if known.get(id).and_then(|k| k.banned_until).is_some_and(|t| now < t) {
+                return Admission::Skip;
+            }
+            if kind.is_vouched() {
+                return Admission::Dial;
+            }
+            // The dial reserves its subnet slot now, so a batch of dials cannot overshoot
+            // the limit; the slot passes to the session or is released on failure.
+            if basic_budget == 0 || !subnets.add(addr.ip()) {
+                return Admission::Later;
+            }
+            basic_budget -= 1;
+            Admission::Dial
+        });
+        for target in targets {
+            if !target.kind.is_vouched() {
+                self.dial_ips.insert(target.peer_id, target.addr.ip());
+            }
+            self.stats.dials += 1;
+            tracing::trace!(target: "ethp2p::pool", peer_id = ?target.peer_id, addr = %target.addr, "dial");
+            self.actions.push_back(PoolAction::Dial(target));
+        }
+    }
+
+    fn release_dial_reservation(&mut self, peer_id: &PeerId) {
+        if let Some(ip) = self.dial_ips.remove(peer_id) {
+            self.subnets.remove(ip);
+        }
+    }
+
+    /// A dial (or the handshake after it) failed, classified by `backoff`.
+    pub fn on_dial_failed(&mut self, peer_id: &PeerId, backoff: BackoffKind, now: Instant) {
+        self.release_dial_reservation(peer_id);
+        self.stats.dial_failures[backoff as usize] += 1;
+        // A transient refusal (too many peers) says nothing about the node; a dead or
+        // hostile address loses reputation (reth `FailedToConnect`).
+        if backoff != BackoffKind::Low {
+            self.change_reputation(peer_id, ReputationChange::FailedToConnect, now);
+        }
+        let forgotten = self.dials.on_dial_failure(peer_id, backoff, now, &self.config);
+        if forgotten {
+            tracing::debug!(target: "ethp2p::pool", ?peer_id, "forgetting node after repeated dial failures");
+        }
+        self.fill_dials(now);
+    }
+
+    /// An inbound TCP connection arrived from `ip`, before any handshake. `Err` means close
+    /// it at once; `Ok` means handshake it, then report [`Self::on_session_established`]
+    /// or [`Self::on_inbound_failed`].
+    pub fn on_inbound_connection(&mut self, ip: IpAddr, now: Instant) -> Result<(), DisconnectReason> {
+        if self.pending_inbound >= self.config.max_pending_inbound || !self.throttle.check(ip, now) {
+            self.stats.sessions_refused += 1;
+            return Err(DisconnectReason::TooManyPeers);
+        }
+        self.pending_inbound += 1;
+        Ok(())
+    }
+
+    /// An inbound handshake failed.
+    pub fn on_inbound_failed(&mut self) {
+        self.pending_inbound = self.pending_inbound.saturating_sub(1);
+    }
+
+    /// A handshake completed with `peer_id` at `addr`. `Ok` admits the session; `Err` says
+    /// to disconnect it with that reason (the pool has already counted the refusal).
+    pub fn on_session_established(
+        &mut self,
+        peer_id: PeerId,
+        addr: SocketAddr,
+        direction: Direction,
+        now: Instant,
+    ) -> Result<(), DisconnectReason> {
+        if direction == Direction::Inbound {
+            self.on_inbound_failed(); // no longer pending either way
+        }
+        let reserved = direction == Direction::Outbound && self.dial_ips.contains_key(&peer_id);
+        let result = self.admit(peer_id, addr, direction, reserved, now);
+        if direction == Direction::Outbound {
+            if result.is_ok() {
+                self.stats.dials_succeeded += 1;
+                self.dials.on_dial_success(&peer_id);
+                self.dial_ips.remove(&peer_id); // the reservation now belongs to the session
+            } else {
+                self.release_dial_reservation(&peer_id);
+                self.dials.on_dial_failure(&peer_id, BackoffKind::Low, now, &self.config);
+            }
+        }
+        match result {
+            Ok(()) => {
+                self.dials.on_connected(&peer_id);
+                let known = self.known_mut(peer_id, now);
+                known.last_seen = now;
+                self.sessions.insert(
+                    peer_id,
+                    Session { addr, direction, since: now, latency: PeerLatency::new(), in_flight: 0 },
+                );
+                tracing::debug!(target: "ethp2p::pool", ?peer_id, %addr, ?direction, "peer connected");
+                self.actions.push_back(PoolAction::Event(PoolEvent::PeerConnected {
+                    peer_id,
+                    addr,
+                    direction,
+                }));
+                if direction == Direction::Outbound {
+                    // A dial slot was freed.
+                    self.fill_dials(now);
+                }
+            }
+            Err(reason) => {
+                self.stats.sessions_refused += 1;
+                tracing::debug!(target: "ethp2p::pool", ?peer_id, %addr, ?reason, "session refused");
+                self.fill_dials(now);
+            }
+        }
+        result
+    }
+
+    fn admit(
+        &mut self,
+        peer_id: PeerId,
+        addr: SocketAddr,
+        direction: Direction,
+        reserved: bool,
+        now: Instant,
+    ) -> Result<(), DisconnectReason> {
+        if peer_id == self.local_id {
+            return Err(DisconnectReason::ConnectedToSelf);
+        }
+        if self.sessions.contains_key(&peer_id) {
+            return Err(DisconnectReason::AlreadyConnected);
+        }
+        if self.is_banned(&peer_id, now) {
+            return Err(DisconnectReason::ProtocolBreach);
+        }
+        let kind = self.kind(&peer_id);
+        if kind == PeerKind::Trusted {
+            return Ok(());
+        }
+        let total = self.sessions.len();
+        let full = match direction {
+            Direction::Inbound => {
+                total >= self.config.max_peers || self.count(Direction::Inbound) >= self.config.max_inbound()
+            }
+            Direction::Outbound => total >= self.config.max_peers,
+        };
+        if full && !kind.is_vouched() {
+            return Err(DisconnectReason::TooManyPeers);
+        }
+        if !kind.is_vouched() && !reserved && !self.subnets.add(addr.ip()) {
+            return Err(DisconnectReason::TooManyPeers);
+        }
+        Ok(())
+    }
+
+    /// A session ended.
+    pub fn on_session_closed(&mut self, peer_id: &PeerId, reason: SessionClose, now: Instant) {
+        let Some(session) = self.sessions.remove(peer_id) else { return };
+        let kind = self.kind(peer_id);
+        if !kind.is_vouched() {
+            self.subnets.remove(session.addr.ip());
+        }
+        if let Some(k) = self.known.get_mut(peer_id) {
+            k.reputation.recover(now.saturating_duration_since(self.last_tick.max(session.since)));
+            k.last_seen = now;
+        }
+        match reason {
+            SessionClose::Remote(_) => self.change_reputation(peer_id, ReputationChange::Dropped, now),
+            SessionClose::Error { ban: true, .. } => {
+                self.change_reputation(peer_id, ReputationChange::ProtocolBreach, now)
+            }
+            SessionClose::Error { backoff: BackoffKind::Medium | BackoffKind::High, .. } => {
+                self.change_reputation(peer_id, ReputationChange::BadMessage, now)
+            }
+            _ => {}
+        }
+        if !self.is_banned(peer_id, now) {
+            self.dials.on_disconnected(peer_id, reason.backoff(), now, &self.config);
+        }
+        tracing::debug!(target: "ethp2p::pool", ?peer_id, ?reason, "peer disconnected");
+        self.actions.push_back(PoolAction::Event(PoolEvent::PeerDisconnected { peer_id: *peer_id, reason }));
+        self.fill_dials(now);
+    }
+
+    /// A request was sent to `peer_id`; it is busy until [`Self::on_response`].
+    pub fn on_request_sent(&mut self, peer_id: &PeerId) {
+        if let Some(s) = self.sessions.get_mut(peer_id) {
+            s.in_flight += 1;
+        }
+    }
+
+    /// The outcome of a `kind` request to `peer_id`: updates its latency estimate and its
+    /// reputation, and bans it if it fell below the threshold.
+    pub fn on_response(
+        &mut self,
+        peer_id: &PeerId,
+        kind: RequestKind,
+        outcome: ResponseOutcome,
+        now: Instant,
+    ) {
+        let Some(s) = self.sessions.get_mut(peer_id) else { return };
+        s.in_flight = s.in_flight.saturating_sub(1);
+        let change = match outcome {
+            ResponseOutcome::Valid { rtt, items } => {
+                s.latency.record(kind, rtt, items);
+                s.latency.set_last_bad(false);
+                ReputationChange::ValidResponse
+            }
+            ResponseOutcome::Empty { rtt } => {
+                s.latency.record(kind, rtt, 0);
+                s.latency.set_last_bad(false);
+                ReputationChange::EmptyResponse
+            }
+            ResponseOutcome::Invalid { rtt } => {
+                s.latency.record(kind, rtt, 0);
+                s.latency.set_last_bad(true);
+                ReputationChange::InvalidResponse
+            }
+            ResponseOutcome::Timeout { waited } => {
+                s.latency.record_timeout(kind, waited);
+                ReputationChange::Timeout
+            }
+        };
+        self.change_reputation(peer_id, change, now);
+    }
+
+    /// Applies a reputation change (also for misbehaviour seen outside requests, such as a
+    /// bad announcement); bans the peer if it crosses the threshold.
+    pub fn change_reputation(&mut self, peer_id: &PeerId, change: ReputationChange, now: Instant) {
+        let weights = self.config.weights;
+        let known = self.known_mut(*peer_id, now);
+        let kind = known.kind;
+        if known.reputation.apply(change, kind, &weights) == ReputationOutcome::Ban {
+            tracing::debug!(target: "ethp2p::pool", ?peer_id, ?change, "reputation below ban threshold");
+            self.ban(peer_id, now);
+        }
+    }
+
+    /// Bans `peer_id` for the configured duration (a vouched peer for only
+    /// `backoff_low / 2`), disconnecting it if connected.
+    pub fn ban(&mut self, peer_id: &PeerId, now: Instant) {
+        let kind = self.kind(peer_id);
+        let duration = if kind.is_vouched() {
+            self.config.backoff_low / VOUCHED_BAN_DIVISOR
+        } else {
+            self.config.ban_duration
+        };
+        let known = self.known_mut(*peer_id, now);
+        known.banned_until = Some(now + duration);
+        if !kind.is_vouched() {
+            self.dials.remove(peer_id);
+        }
+        self.stats.bans += 1;
+        if self.sessions.contains_key(peer_id) {
+            self.actions.push_back(PoolAction::Disconnect {
+                peer_id: *peer_id,
+                reason: DisconnectReason::ProtocolBreach,
+            });
+        }
+        self.actions.push_back(PoolAction::Event(PoolEvent::PeerBanned { peer_id: *peer_id, duration }));
+    }
+
+    /// Lifts a ban now and restores a neutral reputation.
+    pub fn unban(&mut self, peer_id: &PeerId) {
+        if let Some(k) = self.known.get_mut(peer_id) {
+            if k.banned_until.take().is_some() {
+                k.reputation = Reputation::default();
+                self.actions.push_back(PoolAction::Event(PoolEvent::PeerUnbanned { peer_id: *peer_id }));
+            }
+        }
+    }
+
+    /// Time passed: recovery, ban expiry, rotation, and dials to fill free slots.
+    pub fn tick(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last_tick);
+        if elapsed >= Duration::from_secs(1) {
+            for id in self.sessions.keys() {
+                if let Some(k) = self.known.get_mut(id) {
+                    k.reputation.recover(elapsed);
+                }
+            }
+            self.last_tick = now;
+        }
+        let expired: Vec<PeerId> = self
+            .known
+            .iter()
+            .filter(|(_, k)| k.banned_until.is_some_and(|t| now >= t))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.unban(&id);
+            // Vouched peers were never removed from the scheduler; put them back in line.
+            self.dials.requeue(id);
+        }
+        self.throttle.expire(now);
+        self.prune_known();
+        if now >= self.next_rotation {
+            self.rotate(now);
+            self.next_rotation = now + jitter(&mut self.rng, &self.config);
+        }
+        self.fill_dials(now);
+    }
+
+    /// Forgets reputations of nodes we no longer know anything else about, so the map
+    /// stays bounded by candidates + sessions + bans.
+    fn prune_known(&mut self) {
+        if self.known.len() <= self.config.max_candidates * 2 {
+            return;
+        }
+        let (sessions, dials) = (&self.sessions, &self.dials);
+        self.known.retain(|id, k| {
+            k.kind.is_vouched() || k.banned_until.is_some() || sessions.contains_key(id) || dials.contains(id)
+        });
+    }
+
+    /// Churn: when the pool is full, disconnect the worst basic peer that has been
+    /// connected long enough, so a new node can take its slot (reth#24776, geth#31476).
+    fn rotate(&mut self, now: Instant) {
+        let outbound_full = self.count(Direction::Outbound) >= self.outbound_target();
+        let full = self.sessions.len() >= self.config.max_peers
+            || self.count(Direction::Inbound) >= self.config.max_inbound()
+            || outbound_full;
+        if !full {
+            return;
+        }
+        let Some(worst) = self.worst_rotatable(now) else { return };
+        tracing::debug!(target: "ethp2p::pool", peer_id = ?worst, "rotating out the worst peer");
+        self.stats.rotations += 1;
+        // It should not come straight back: medium backoff.
+        self.dials.on_disconnected(&worst, BackoffKind::Medium, now, &self.config);
+        self.actions
+            .push_back(PoolAction::Disconnect { peer_id: worst, reason: DisconnectReason::UselessPeer });
+    }
+
+    /// The basic peer connected for at least the minimum uptime with the lowest reputation,
+    /// then the lowest header capacity.
+    pub fn worst_rotatable(&self, now: Instant) -> Option<PeerId> {
+        self.sessions
+            .iter()
+            .filter(|(id, s)| {
+                !self.kind(id).is_vouched()
+                    && now.saturating_duration_since(s.since) >= self.config.rotation_min_uptime
+            })
+            .min_by(|(a_id, a), (b_id, b)| {
+                let rep = |id: &PeerId| self.known.get(id).map_or(0, |k| k.reputation.get());
+                let cap = |s: &Session| s.latency.capacity(RequestKind::BlockHeaders).unwrap_or(0.0);
+                rep(a_id).cmp(&rep(b_id)).then(cap(a).total_cmp(&cap(b))).then(a_id.cmp(b_id))
+            })
+            .map(|(id, _)| *id)
+    }
+
+    /// The best connected peer with no request in flight for a `kind` request, excluding
+    /// `exclude` (peers that already failed this request).
+    pub fn best_idle_peer(&self, kind: RequestKind, exclude: &[PeerId]) -> Option<PeerId> {
+        rank_best(
+            self.sessions
+                .iter()
+                .filter(|(id, s)| s.in_flight == 0 && !exclude.contains(id))
+                .map(|(id, s)| (*id, &s.latency)),
+            kind,
+        )
+    }
+
+    /// The timeout for the next `kind` request to `peer_id`.
+    pub fn request_timeout(&self, peer_id: &PeerId, kind: RequestKind) -> Duration {
+        self.sessions.get(peer_id).map_or(super::latency::MAX_REQUEST_TIMEOUT, |s| s.latency.timeout(kind))
+    }
+
+    /// The reputation of `peer_id`, if known.
+    pub fn reputation(&self, peer_id: &PeerId) -> Option<Reputation> {
+        self.known.get(peer_id).map(|k| k.reputation)
+    }
+
+    /// Snapshots of the connected peers.
+    pub fn peers(&self, now: Instant) -> Vec<PeerSnapshot> {
+        self.sessions
+            .iter()
+            .map(|(id, s)| PeerSnapshot {
+                peer_id: *id,
+                addr: s.addr,
+                direction: s.direction,
+                kind: self.kind(id),
+                reputation: self.reputation(id).unwrap_or_default(),
+                latency: s.latency.clone(),
+                in_flight: s.in_flight,
+                connected_for: now.saturating_duration_since(s.since),
+            })
+            .collect()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &PoolStats {
+        &self.stats
+    }
+
+    /// Candidates known to the dial scheduler.
+    pub fn candidates(&self) -> usize {
+        self.dials.len()
+    }
+
+    /// The address book to persist: every dialable node with its reputation, whether we
+    /// were connected to it, when it was last seen and any ban. `now`/`wall` convert the
+    /// monotonic instants to Unix seconds.
+    pub fn to_book(&self, now: Instant, wall: SystemTime) -> AddressBook {
+        let unix = |t: Instant| -> u64 {
+            let wall_now = wall.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+            if t >= now {
+                (wall_now + (t - now)).as_secs()
+            } else {
+                wall_now.saturating_sub(now - t).as_secs()
+            }
+        };
+        let mut entries: Vec<BookEntry> = self
+            .dials
+            .known()
+            .map(|(peer_id, addr, tried)| {
+                let k = self.known.get(&peer_id);
+                BookEntry {
+                    peer_id,
+                    addr: self.sessions.get(&peer_id).map_or(addr, |s| {
+                        if s.direction == Direction::Outbound {
+                            s.addr
+                        } else {
+                            addr
+                        }
+                    }),
+                    kind: k.map_or(PeerKind::Basic, |k| k.kind),
+                    tried: tried || self.sessions.contains_key(&peer_id),
+                    reputation: k.map_or(0, |k| k.reputation.get()),
+                    last_seen: unix(k.map_or(now, |k| k.last_seen)),
+                    banned_until: k.and_then(|k| k.banned_until).filter(|t| *t > now).map(unix),
+                }
+            })
+            .collect();
+        // Banned nodes are no longer in the scheduler; keep their bans across restarts.
+        for (peer_id, k) in &self.known {
+            if let Some(until) = k.banned_until.filter(|t| *t > now) {
+                if !self.dials.contains(peer_id) {
+                    entries.push(BookEntry {
+                        peer_id: *peer_id,
+                        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                        kind: k.kind,
+                        tried: false,
+                        reputation: k.reputation.get(),
+                        last_seen: unix(k.last_seen),
+                        banned_until: Some(unix(until)),
+                    });
+                }
+            }
+        }
+        AddressBook::new(entries)
+    }
+
+    /// Loads a saved address book: bans are restored, and nodes we were connected to are
+    /// queued first, best reputation first, so a restart redials known-good peers before
+    /// anything else.
+    pub fn load_book(&mut self, book: &AddressBook, now: Instant, wall: SystemTime) {
+        let wall_now = wall.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let to_instant = |unix: u64| -> Option<Instant> {
+            if unix >= wall_now {
+                now.checked_add(Duration::from_secs(unix - wall_now))
+            } else {
+                now.checked_sub(Duration::from_secs(wall_now - unix)).or(Some(now))
+            }
+        };
+        let mut entries: Vec<&BookEntry> =
+            book.entries.iter().filter(|e| e.peer_id != self.local_id).collect();
+        entries.sort_by(|a, b| {
+            b.tried.cmp(&a.tried).then(b.reputation.cmp(&a.reputation)).then(b.last_seen.cmp(&a.last_seen))
+        });
+        for e in entries {
+            let banned_until = e.banned_until.filter(|u| *u > wall_now).and_then(to_instant);
+            let kind = self.kind(&e.peer_id);
+            let known = self.known_mut(e.peer_id, now);
+            known.reputation = Reputation::new(e.reputation);
+            known.last_seen = to_instant(e.last_seen).unwrap_or(now);
+            known.banned_until = banned_until;
+            known.kind = kind; // the configuration, not the file, says who is vouched for
+            if banned_until.is_none() && e.addr.port() != 0 && !e.addr.ip().is_unspecified() {
+                self.dials.add(e.peer_id, e.addr, e.tried, self.config.max_candidates);
+            }
+        }
+    }
+}
+
+/// A uniformly random rotation interval in [`rotation_min`, `rotation_max`].
+fn jitter(rng: &mut StdRng, config: &PoolConfig) -> Duration {
+    let (lo, hi) = (config.rotation_min.as_millis() as u64, config.rotation_max.as_millis() as u64);
+    Duration::from_millis(if hi > lo { rng.gen_range(lo..=hi) } else { lo })
+}
