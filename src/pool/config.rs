@@ -7,7 +7,7 @@ use super::{
     reputation::ReputationWeights,
     PoolError,
 };
-use crate::record::Enode;
+use crate::{discovery::NetRestrict, record::Enode};
 
 /// geth `MaxPeers` default.
 pub const DEFAULT_MAX_PEERS: usize = 50;
@@ -122,6 +122,8 @@ pub struct PoolConfig {
     pub static_peers: Vec<Enode>,
     /// Peers admitted even over the limits, and never rotated out. Default: none.
     pub trusted_peers: Vec<Enode>,
+    /// Only these networks are dialed or accepted (`--netrestrict`). Default: no restriction.
+    pub net_restrict: NetRestrict,
 }
 
 impl Default for PoolConfig {
@@ -150,6 +152,7 @@ impl Default for PoolConfig {
             weights: ReputationWeights::default(),
             static_peers: Vec::new(),
             trusted_peers: Vec::new(),
+            net_restrict: NetRestrict::none(),
         }
     }
 }
@@ -253,6 +256,8 @@ impl PoolConfigBuilder {
         static_peers: Vec<Enode>,
         /// See [`PoolConfig::trusted_peers`].
         trusted_peers: Vec<Enode>,
+        /// See [`PoolConfig::net_restrict`].
+        net_restrict: NetRestrict,
     }
 
     /// Sets the rotation interval range (see [`PoolConfig::rotation_min`]).

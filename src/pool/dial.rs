@@ -26,7 +26,7 @@ use std::{
 use super::{reputation::PeerKind, PoolConfig};
 use crate::{
     discovery::{Candidate, CandidateSource, EthEntry},
-    record::{ForkId, PeerId},
+    record::{ForkFilter, ForkId, PeerId},
 };
 
 /// How hard to back off from a node after a failure, by error class (reth `BackoffKind`).
@@ -91,6 +91,18 @@ impl<F: Fn(ForkId) -> bool + Send + Sync + 'static> ForkIdFilter<F> {
     /// A filter using `check` on each advertised fork id.
     pub fn new(check: F, allow_unknown: bool) -> Self {
         Self { check, allow_unknown }
+    }
+}
+
+impl ForkIdFilter<()> {
+    /// A filter that validates each advertised fork id against `filter` (EIP-2124 rules).
+    /// When the local head passes a fork, build a new one and hand it to
+    /// [`PoolState::set_filter`](super::PoolState::set_filter).
+    pub fn from_fork_filter(
+        filter: ForkFilter,
+        allow_unknown: bool,
+    ) -> ForkIdFilter<impl Fn(ForkId) -> bool + Send + Sync + 'static> {
+        ForkIdFilter::new(move |id| filter.validate(id).is_ok(), allow_unknown)
     }
 }
 
@@ -557,8 +569,7 @@ mod tests {
         /// within a bounded number of rounds, and no node is dialed twice inside the history.
         #[test]
         fn rotation_is_fair_and_history_respected(n in 2u32..60, failing in 0u32..60, per_round in 1usize..8) {
-            let mut c = PoolConfig::default();
-            c.max_backoff_count = u32::MAX;
+            let c = PoolConfig { max_backoff_count: u32::MAX, ..PoolConfig::default() };
             let mut s = DialScheduler::new();
             for i in 0..n { s.add(id(i), addr(i), false, 10_000); }
             let t0 = Instant::now();
@@ -577,7 +588,8 @@ mod tests {
                     if n_id < failing {
                         s.on_dial_failure(&d.peer_id, BackoffKind::Low, now, &c);
                     } else {
-                        s.on_dial_failure(&d.peer_id, BackoffKind::Low, now, &c);
+                        s.on_dial_success(&d.peer_id);
+                        s.on_disconnected(&d.peer_id, BackoffKind::Low, now, &c);
                     }
                 }
             }

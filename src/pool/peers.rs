@@ -322,6 +322,12 @@ impl PoolState {
         state
     }
 
+    /// Replaces the candidate filter (the fork filter changes when the head passes a fork).
+    /// Only new candidates are affected.
+    pub fn set_filter(&mut self, filter: impl CandidateFilter) {
+        self.filter = Box::new(filter);
+    }
+
     /// The configuration.
     pub fn config(&self) -> &PoolConfig {
         &self.config
@@ -355,6 +361,7 @@ impl PoolState {
         let keep = candidate.peer_id != self.local_id
             && candidate.tcp_port.is_some_and(|p| p != 0)
             && !candidate.ip.is_unspecified()
+            && self.config.net_restrict.allows(&candidate.ip)
             && !self.is_banned(&candidate.peer_id, now)
             && self.filter.accept(candidate);
         if !keep {
@@ -464,7 +471,10 @@ impl PoolState {
     /// it at once; `Ok` means handshake it, then report [`Self::on_session_established`]
     /// or [`Self::on_inbound_failed`].
     pub fn on_inbound_connection(&mut self, ip: IpAddr, now: Instant) -> Result<(), DisconnectReason> {
-        if self.pending_inbound >= self.config.max_pending_inbound || !self.throttle.check(ip, now) {
+        if self.pending_inbound >= self.config.max_pending_inbound
+            || !self.config.net_restrict.allows(&ip)
+            || !self.throttle.check(ip, now)
+        {
             self.stats.sessions_refused += 1;
             return Err(DisconnectReason::TooManyPeers);
         }

@@ -296,6 +296,24 @@ fn fork_filter_runs_before_any_dial() {
 }
 
 #[test]
+fn real_fork_filter_and_netrestrict() {
+    let now = Instant::now();
+    let genesis = alloy_primitives::B256::repeat_byte(7);
+    let forks = crate::record::ForkFilter::new(genesis, 0, vec![100u64], Vec::<u64>::new(), 0, 0);
+    let ours = forks.current();
+    let config = PoolConfig::builder().net_restrict("40.0.0.0/8".parse().unwrap()).build().unwrap();
+    let mut p = PoolState::new(config, PeerId::ZERO, ForkIdFilter::from_fork_filter(forks, true), now, 1);
+    let mut c = candidate(1, ip(1, 1));
+    c.eth = EthEntry::ForkId(ours);
+    assert!(p.add_candidate(&c, now));
+    c.eth = EthEntry::ForkId(ForkId { hash: [0xde, 0xad, 0xbe, 0xef].into(), next: 0 });
+    assert!(!p.add_candidate(&c, now));
+    let outside = candidate(2, "8.8.8.8".parse().unwrap());
+    assert!(!p.add_candidate(&outside, now));
+    assert!(p.on_inbound_connection("8.8.8.8".parse().unwrap(), now).is_err());
+}
+
+#[test]
 fn book_restores_bans_and_redials_known_good_first() {
     let now = Instant::now();
     let wall = SystemTime::now();
