@@ -48,9 +48,9 @@ pub mod record;
 
 pub mod discovery;
 
-pub mod pool;
-
 pub mod rlpx;
+
+pub mod pool;
 
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
