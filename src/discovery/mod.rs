@@ -5,7 +5,7 @@
 //! sends candidates over a bounded channel; the pool filters them by fork id before it dials.
 
 pub mod dns;
-mod nat;
+pub mod nat;
 mod netrestrict;
 
 use std::{fmt, net::IpAddr, time::Instant};

@@ -3,4 +3,5 @@
 mod dns;
 mod ejs;
 mod interop_rlpx;
+mod nat;
 mod rlpx;
