@@ -50,6 +50,8 @@ pub mod discovery;
 
 pub mod rlpx;
 
+pub mod eth;
+
 pub mod pool;
 
 #[cfg(any(test, feature = "test-utils"))]

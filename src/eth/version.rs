@@ -1,0 +1,117 @@
+//! eth protocol versions and the message ids each one defines.
+
+use std::fmt;
+
+/// A version of the `eth` sub-protocol that we speak.
+///
+/// eth/66 added request ids (EIP-2481), eth/67 removed `GetNodeData` (EIP-4938), eth/68 added
+/// types and sizes to `NewPooledTransactionHashes` (EIP-5793), eth/69 replaced the total
+/// difficulty in `Status` with a block range, dropped the bloom from receipts, removed the
+/// pre-merge block announcements and added `BlockRangeUpdate` (EIP-7642).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum EthVersion {
+    /// eth/66 (EIP-2481): request ids on every request/response pair.
+    Eth66 = 66,
+    /// eth/67 (EIP-4938): no `GetNodeData`/`NodeData`.
+    Eth67 = 67,
+    /// eth/68 (EIP-5793): typed `NewPooledTransactionHashes`.
+    Eth68 = 68,
+    /// eth/69 (EIP-7642): block range in `Status`, bloomless receipts, `BlockRangeUpdate`.
+    Eth69 = 69,
+}
+
+impl EthVersion {
+    /// Every version we speak, newest first (the order a Hello advertises them in does not
+    /// matter; the highest shared one wins).
+    pub const ALL: [EthVersion; 4] = [Self::Eth69, Self::Eth68, Self::Eth67, Self::Eth66];
+
+    /// The newest version we speak.
+    pub const LATEST: EthVersion = Self::Eth69;
+
+    /// The version number as it appears in a Hello capability and in `Status`.
+    pub const fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    /// The number of message ids the version reserves in the RLPx message-id space: 17
+    /// (0x00..=0x10) for 66–68, 18 for 69 (adds `BlockRangeUpdate` = 0x11).
+    pub const fn message_count(self) -> u8 {
+        match self {
+            Self::Eth66 | Self::Eth67 | Self::Eth68 => 17,
+            Self::Eth69 => 18,
+        }
+    }
+
+    /// Whether `Status` carries the total difficulty and best hash (66–68) rather than a
+    /// block range (69).
+    pub const fn has_total_difficulty(self) -> bool {
+        !matches!(self, Self::Eth69)
+    }
+
+    /// Whether `message_id` is defined for this version.
+    pub const fn has_message(self, id: u8) -> bool {
+        use crate::eth::message::id;
+        match id {
+            id::STATUS
+            | id::TRANSACTIONS
+            | id::GET_BLOCK_HEADERS
+            | id::BLOCK_HEADERS
+            | id::GET_BLOCK_BODIES
+            | id::BLOCK_BODIES
+            | id::NEW_POOLED_TRANSACTION_HASHES
+            | id::GET_POOLED_TRANSACTIONS
+            | id::POOLED_TRANSACTIONS
+            | id::GET_RECEIPTS
+            | id::RECEIPTS => true,
+            // EIP-7642: the pre-merge announcements are gone in eth/69.
+            id::NEW_BLOCK_HASHES | id::NEW_BLOCK => !matches!(self, Self::Eth69),
+            // EIP-4938: state sync over eth ended with eth/67.
+            id::GET_NODE_DATA | id::NODE_DATA => matches!(self, Self::Eth66),
+            id::BLOCK_RANGE_UPDATE => matches!(self, Self::Eth69),
+            _ => false,
+        }
+    }
+}
+
+impl TryFrom<u8> for EthVersion {
+    type Error = u8;
+
+    fn try_from(v: u8) -> Result<Self, u8> {
+        match v {
+            66 => Ok(Self::Eth66),
+            67 => Ok(Self::Eth67),
+            68 => Ok(Self::Eth68),
+            69 => Ok(Self::Eth69),
+            other => Err(other),
+        }
+    }
+}
+
+impl fmt::Display for EthVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "eth/{}", self.as_u8())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eth::message::id;
+
+    #[test]
+    fn message_tables_follow_the_eips() {
+        assert!(EthVersion::Eth66.has_message(id::GET_NODE_DATA));
+        assert!(!EthVersion::Eth67.has_message(id::GET_NODE_DATA));
+        assert!(EthVersion::Eth68.has_message(id::NEW_BLOCK));
+        assert!(!EthVersion::Eth69.has_message(id::NEW_BLOCK));
+        assert!(!EthVersion::Eth69.has_message(id::NEW_BLOCK_HASHES));
+        assert!(EthVersion::Eth69.has_message(id::BLOCK_RANGE_UPDATE));
+        assert!(!EthVersion::Eth68.has_message(id::BLOCK_RANGE_UPDATE));
+        for v in EthVersion::ALL {
+            assert!(!v.has_message(v.message_count()), "{v}: ids end below message_count");
+            assert_eq!(EthVersion::try_from(v.as_u8()), Ok(v));
+        }
+        assert_eq!(EthVersion::try_from(65), Err(65));
+    }
+}
