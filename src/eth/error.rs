@@ -3,7 +3,8 @@
 use alloy_primitives::B256;
 
 use crate::eth::version::EthVersion;
-use crate::record::ForkId;
+use crate::record::ForkIdError;
+use crate::rlpx::{Backoff, DisconnectReason, RlpxError};
 
 /// A message that could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -77,14 +78,9 @@ pub enum StatusError {
         /// Theirs.
         got: B256,
     },
-    /// EIP-2124 says the peer is on another chain or fork.
-    #[error("fork id {fork_id} rejected: {reason}")]
-    ForkIdRejected {
-        /// The peer's fork id.
-        fork_id: ForkId,
-        /// The filter's verdict.
-        reason: String,
-    },
+    /// EIP-2124 says the peer is on another chain or fork, or needs a software update.
+    #[error(transparent)]
+    ForkId(#[from] ForkIdError),
     /// A total difficulty over 160 bits (eth/66–68).
     #[error("total difficulty of {bits} bits exceeds 160")]
     TotalDifficultyTooLarge {
@@ -178,18 +174,6 @@ pub enum InvalidResponse {
     },
 }
 
-/// How the pool should treat a peer after an error, from mildest to harshest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub enum Backoff {
-    /// Retry soon: a transient condition (timeout, too many peers).
-    Short,
-    /// Retry much later: the peer is fine but not useful now (wrong fork, behind).
-    Long,
-    /// Do not retry: the peer is on another network or broke the protocol.
-    Never,
-}
-
 /// An error of an eth session.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -229,24 +213,51 @@ pub enum EthError {
     /// The session ended.
     #[error("session closed")]
     SessionClosed,
-    /// An error of the RLPx transport below.
-    #[error("rlpx: {0}")]
-    Transport(String),
+    /// A message that the negotiated version does not have, or that is not an announcement.
+    #[error("{message} cannot be sent on {version}")]
+    NotForVersion {
+        /// The message's name.
+        message: &'static str,
+        /// The negotiated version.
+        version: EthVersion,
+    },
+    /// An invalid configuration.
+    #[error("invalid eth config: {0}")]
+    Config(String),
+    /// An error of the RLPx session below (including the peer's Disconnect).
+    #[error(transparent)]
+    Rlpx(#[from] RlpxError),
 }
 
 impl StatusError {
-    /// Whether the peer should be banned: on another network or chain, it will never be
-    /// useful; a broken `Status` is a protocol breach.
+    /// Whether the peer should be banned: on another network or chain it will never be
+    /// useful, and a malformed `Status` is a protocol breach. A stale fork id is not banned:
+    /// the peer may upgrade.
     pub fn should_ban(&self) -> bool {
-        !matches!(self, Self::ForkIdRejected { .. })
+        match self {
+            Self::ForkId(e) => e.should_ban(),
+            _ => true,
+        }
     }
 
     /// How long to wait before dialing the peer again.
     pub fn backoff(&self) -> Backoff {
+        Backoff::High
+    }
+
+    /// The Disconnect reason to send. A `Status` that is well formed but for another
+    /// network, genesis, version or fork gets `SubprotocolSpecific` (0x10), as geth
+    /// (`discReasonForError`) and ethereumjs send; a malformed one is a `ProtocolBreach`.
+    pub fn disconnect_reason(&self) -> DisconnectReason {
         match self {
-            // A fork-id rejection may be temporary: the remote (or we) may be about to fork.
-            Self::ForkIdRejected { .. } => Backoff::Long,
-            _ => Backoff::Never,
+            Self::VersionMismatch { .. }
+            | Self::NetworkIdMismatch { .. }
+            | Self::GenesisMismatch { .. }
+            | Self::ForkId(_) => DisconnectReason::SubprotocolSpecific,
+            Self::TotalDifficultyTooLarge { .. }
+            | Self::InvalidBlockRange { .. }
+            | Self::ZeroLatestHash
+            | Self::WrongShape(_) => DisconnectReason::ProtocolBreach,
         }
     }
 }
@@ -260,16 +271,19 @@ impl EthError {
             | Self::MessageBeforeStatus(_)
             | Self::StatusAfterHandshake => true,
             Self::Status(e) => e.should_ban(),
+            Self::Rlpx(e) => e.should_ban(),
             Self::HandshakeTimeout
             | Self::NoSharedVersion
             | Self::UnsolicitedResponse { .. }
             | Self::Timeout
-            | Self::SessionClosed
-            | Self::Transport(_) => false,
+            | Self::NotForVersion { .. }
+            | Self::Config(_)
+            | Self::SessionClosed => false,
         }
     }
 
-    /// Whether the session cannot continue after this error.
+    /// Whether the session cannot continue after this error. A bad or unsolicited response
+    /// and a timeout are scored offences, not a reason to drop the session at once.
     pub fn is_fatal(&self) -> bool {
         !matches!(self, Self::InvalidResponse(_) | Self::UnsolicitedResponse { .. } | Self::Timeout)
     }
@@ -278,9 +292,28 @@ impl EthError {
     pub fn backoff(&self) -> Backoff {
         match self {
             Self::Status(e) => e.backoff(),
-            Self::NoSharedVersion => Backoff::Never,
-            e if e.should_ban() => Backoff::Never,
-            _ => Backoff::Short,
+            Self::Rlpx(e) => e.backoff(),
+            Self::NoSharedVersion => Backoff::High,
+            Self::SessionClosed | Self::NotForVersion { .. } | Self::Config(_) => Backoff::None,
+            e if e.should_ban() => Backoff::High,
+            Self::HandshakeTimeout | Self::Timeout => Backoff::Low,
+            _ => Backoff::Medium,
         }
+    }
+
+    /// The Disconnect reason we send when this error ends a session, if we send one.
+    pub fn disconnect_reason(&self) -> Option<DisconnectReason> {
+        Some(match self {
+            Self::Status(e) => e.disconnect_reason(),
+            Self::Message(_)
+            | Self::InvalidResponse(_)
+            | Self::MessageBeforeStatus(_)
+            | Self::StatusAfterHandshake => DisconnectReason::ProtocolBreach,
+            // geth's eth handshake gives up with DiscReadTimeout (0x0b).
+            Self::HandshakeTimeout => DisconnectReason::PingTimeout,
+            Self::NoSharedVersion => DisconnectReason::UselessPeer,
+            Self::UnsolicitedResponse { .. } | Self::Timeout => return None,
+            Self::SessionClosed | Self::Rlpx(_) | Self::NotForVersion { .. } | Self::Config(_) => return None,
+        })
     }
 }

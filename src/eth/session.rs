@@ -1,0 +1,665 @@
+//! The eth session over an RLPx [`Session`]: the `Status` handshake ([`EthSession`]), then
+//! one task per peer ([`EthPeerService`]) that owns the RLPx session, and a cheap `Clone`
+//! handle ([`EthPeer`]) that sends requests and announcements to it.
+//!
+//! ```text
+//!   EthPeer ──Command (bounded mpsc, oneshot reply)──▶ EthPeerService ◀──▶ rlpx::Session
+//!                                                        │  serves requests from ChainReader
+//!   EthEvents ◀──────EthEvent (announcements, outcomes)──┘  validates responses
+//! ```
+//!
+//! Requests get ids from a per-session counter that starts at 0; a response is matched by
+//! id and kind, validated against its request, and handed to the waiting caller. A response
+//! to nothing is an offence reported as an event, not a reason to drop the session.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_consensus::{transaction::PooledTransaction, BlockBody, Header, ReceiptEnvelope, TxEnvelope};
+use alloy_primitives::B256;
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep_until, Instant};
+use tracing::{debug, trace};
+
+use crate::eth::error::{EthError, InvalidResponse};
+use crate::eth::message::{
+    id, name_of, EthMessage, GetBlockHeaders, RequestId, RequestPair, Status, MAX_MESSAGE_SIZE,
+};
+use crate::eth::serve::{respond, ChainReader};
+use crate::eth::status::{validate_block_range, validate_status, StatusInfo};
+use crate::eth::validate::{
+    validate_bodies, validate_headers, validate_pooled_transactions, validate_receipts, Outcome,
+};
+use crate::eth::version::EthVersion;
+use crate::record::{ForkFilter, PeerId};
+use crate::rlpx::{CapMessage, DisconnectReason, Session};
+
+/// geth `eth/handshake.go` `handshakeTimeout`: the peer's `Status` must arrive within 5 s.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request may wait for its response. reth's downloader starts from 20 s
+/// (`INITIAL_REQUEST_TIMEOUT`); a syncer with latency estimates will want less.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Commands queued from handles to one session task before callers wait.
+pub const DEFAULT_COMMAND_CAPACITY: usize = 64;
+/// Events queued for the owner; when full, further events are dropped (never the session's
+/// progress: a caller awaiting a response must not deadlock on an unread event queue).
+pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
+/// Late responses to timed-out requests that are remembered, so they are not reported as
+/// unsolicited.
+const TIMED_OUT_MEMORY: usize = 64;
+
+/// Configuration of eth sessions.
+#[derive(Debug, Clone)]
+pub struct EthConfig {
+    /// What we announce in `Status`. No default: it describes the caller's chain.
+    pub status: StatusInfo,
+    /// Our EIP-2124 fork filter, to validate the peer's fork id. No default.
+    pub fork_filter: ForkFilter,
+    /// Time allowed for the peer's `Status`. Default: [`DEFAULT_HANDSHAKE_TIMEOUT`] (5 s).
+    pub handshake_timeout: Duration,
+    /// Time allowed for each response. Default: [`DEFAULT_REQUEST_TIMEOUT`] (20 s).
+    pub request_timeout: Duration,
+    /// Capacity of the handle → task command channel. Default: [`DEFAULT_COMMAND_CAPACITY`].
+    pub command_capacity: usize,
+    /// Capacity of the event channel. Default: [`DEFAULT_EVENT_CAPACITY`].
+    pub event_capacity: usize,
+}
+
+impl EthConfig {
+    /// A builder for a chain we describe with `status` and `fork_filter`.
+    pub fn builder(status: StatusInfo, fork_filter: ForkFilter) -> EthConfigBuilder {
+        EthConfigBuilder {
+            config: EthConfig {
+                status,
+                fork_filter,
+                handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+                request_timeout: DEFAULT_REQUEST_TIMEOUT,
+                command_capacity: DEFAULT_COMMAND_CAPACITY,
+                event_capacity: DEFAULT_EVENT_CAPACITY,
+            },
+        }
+    }
+}
+
+/// Builder of an [`EthConfig`].
+#[derive(Debug, Clone)]
+pub struct EthConfigBuilder {
+    config: EthConfig,
+}
+
+impl EthConfigBuilder {
+    /// See [`EthConfig::handshake_timeout`].
+    pub fn handshake_timeout(&mut self, t: Duration) -> &mut Self {
+        self.config.handshake_timeout = t;
+        self
+    }
+
+    /// See [`EthConfig::request_timeout`].
+    pub fn request_timeout(&mut self, t: Duration) -> &mut Self {
+        self.config.request_timeout = t;
+        self
+    }
+
+    /// See [`EthConfig::command_capacity`].
+    pub fn command_capacity(&mut self, n: usize) -> &mut Self {
+        self.config.command_capacity = n;
+        self
+    }
+
+    /// See [`EthConfig::event_capacity`].
+    pub fn event_capacity(&mut self, n: usize) -> &mut Self {
+        self.config.event_capacity = n;
+        self
+    }
+
+    /// The configuration, if its timeouts and capacities are non-zero.
+    pub fn build(&self) -> Result<EthConfig, EthError> {
+        let c = &self.config;
+        if c.handshake_timeout.is_zero() || c.request_timeout.is_zero() {
+            return Err(EthError::Config("timeouts must be non-zero".into()));
+        }
+        if c.command_capacity == 0 || c.event_capacity == 0 {
+            return Err(EthError::Config("channel capacities must be non-zero".into()));
+        }
+        Ok(c.clone())
+    }
+}
+
+/// An RLPx session whose eth `Status` handshake succeeded.
+#[derive(Debug)]
+pub struct EthSession<S> {
+    session: Session<S>,
+    cap: usize,
+    version: EthVersion,
+    remote_status: Status,
+    config: EthConfig,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthSession<S> {
+    /// Runs the `Status` handshake on `session`: sends ours for the negotiated version and
+    /// validates theirs within the handshake timeout. On failure the peer gets a Disconnect
+    /// with the error's reason, and the error says how the pool should treat it.
+    pub async fn handshake(mut session: Session<S>, config: EthConfig) -> Result<Self, EthError> {
+        match Self::exchange_status(&mut session, &config).await {
+            Ok((cap, version, remote_status)) => {
+                debug!(target: "ethp2p::eth", peer = ?session.remote_id(), %version,
+                       network = remote_status.network_id, "status handshake done");
+                Ok(Self { session, cap, version, remote_status, config })
+            }
+            Err(e) => {
+                debug!(target: "ethp2p::eth", peer = ?session.remote_id(), error = %e, "status handshake failed");
+                if let Some(reason) = e.disconnect_reason() {
+                    let _ = session.disconnect(reason).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn exchange_status(
+        session: &mut Session<S>,
+        config: &EthConfig,
+    ) -> Result<(usize, EthVersion, Status), EthError> {
+        let cap = session.capability_index("eth").ok_or(EthError::NoSharedVersion)?;
+        let version = EthVersion::try_from(session.shared_capabilities()[cap].cap.version as u8)
+            .map_err(|_| EthError::NoSharedVersion)?;
+        let ours = EthMessage::Status(config.status.status(version));
+        session.send(CapMessage::new(cap, id::STATUS, ours.encoded())).await?;
+        let theirs = tokio::time::timeout(config.handshake_timeout, async {
+            loop {
+                let msg = session.next().await.ok_or(EthError::SessionClosed)??;
+                if msg.cap != cap {
+                    continue;
+                }
+                if msg.id != id::STATUS {
+                    return Err(EthError::MessageBeforeStatus(name_of(msg.id)));
+                }
+                return match EthMessage::decode(version, msg.id, &msg.data)? {
+                    EthMessage::Status(s) => Ok(s),
+                    other => Err(EthError::MessageBeforeStatus(other.name())),
+                };
+            }
+        })
+        .await
+        .map_err(|_| EthError::HandshakeTimeout)??;
+        validate_status(version, &config.status, &config.fork_filter, &theirs)?;
+        Ok((cap, version, theirs))
+    }
+
+    /// The negotiated version.
+    pub fn version(&self) -> EthVersion {
+        self.version
+    }
+
+    /// The peer's `Status`.
+    pub fn remote_status(&self) -> &Status {
+        &self.remote_status
+    }
+
+    /// The peer's id.
+    pub fn remote_id(&self) -> PeerId {
+        self.session.remote_id()
+    }
+
+    /// Splits the session into a handle, the task that must be spawned to drive it, and its
+    /// event stream. Requests from the peer are answered from `chain`.
+    pub fn into_peer(self, chain: Arc<dyn ChainReader>) -> (EthPeer, EthPeerService<S>, EthEvents) {
+        let (cmd_tx, cmd_rx) = mpsc::channel(self.config.command_capacity);
+        let (ev_tx, ev_rx) = mpsc::channel(self.config.event_capacity);
+        let peer = EthPeer {
+            commands: cmd_tx,
+            peer_id: self.session.remote_id(),
+            version: self.version,
+            remote_status: self.remote_status,
+            request_timeout: self.config.request_timeout,
+        };
+        let service = EthPeerService {
+            session: self.session,
+            cap: self.cap,
+            version: self.version,
+            chain,
+            commands: cmd_rx,
+            events: ev_tx,
+            next_id: 0,
+            pending: HashMap::new(),
+            timed_out: VecDeque::new(),
+            request_timeout: self.config.request_timeout,
+        };
+        (peer, service, EthEvents { rx: ev_rx })
+    }
+}
+
+/// What the peer sent or what happened to the session, for its owner (the pool).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EthEvent {
+    /// An announcement: `NewBlockHashes`, `NewBlock`, `Transactions`,
+    /// `NewPooledTransactionHashes` or (eth/69, validated) `BlockRangeUpdate`.
+    Announcement(EthMessage),
+    /// A request we sent ended; the pool scores the peer on the outcome.
+    RequestOutcome {
+        /// The request's message name.
+        request: &'static str,
+        /// How it ended.
+        outcome: Outcome,
+    },
+    /// A non-fatal offence (an unsolicited or duplicate response): the pool scores it.
+    Offence(EthError),
+    /// The session ended, with the reason (shared: [`EthPeerService::run`] returns it too).
+    Closed(Arc<EthError>),
+}
+
+/// The receiving end of a peer's events.
+#[derive(Debug)]
+pub struct EthEvents {
+    rx: mpsc::Receiver<EthEvent>,
+}
+
+impl EthEvents {
+    /// The next event; `None` once the session task has ended and every event was read.
+    pub async fn recv(&mut self) -> Option<EthEvent> {
+        self.rx.recv().await
+    }
+}
+
+/// What a request needs to validate its response.
+#[derive(Debug)]
+enum RequestKind {
+    Headers(GetBlockHeaders),
+    Bodies(Vec<Header>),
+    Receipts(Vec<Header>),
+    Pooled(Vec<B256>),
+}
+
+impl RequestKind {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Headers(_) => "GetBlockHeaders",
+            Self::Bodies(_) => "GetBlockBodies",
+            Self::Receipts(_) => "GetReceipts",
+            Self::Pooled(_) => "GetPooledTransactions",
+        }
+    }
+
+    fn response_name(&self) -> &'static str {
+        match self {
+            Self::Headers(_) => "BlockHeaders",
+            Self::Bodies(_) => "BlockBodies",
+            Self::Receipts(_) => "Receipts",
+            Self::Pooled(_) => "PooledTransactions",
+        }
+    }
+
+    fn message(&self, request_id: RequestId) -> EthMessage {
+        let hashes = |headers: &[Header]| headers.iter().map(Header::hash_slow).collect();
+        match self {
+            Self::Headers(r) => EthMessage::GetBlockHeaders(RequestPair::new(request_id, *r)),
+            Self::Bodies(h) => EthMessage::GetBlockBodies(RequestPair::new(request_id, hashes(h))),
+            Self::Receipts(h) => EthMessage::GetReceipts(RequestPair::new(request_id, hashes(h))),
+            Self::Pooled(h) => EthMessage::GetPooledTransactions(RequestPair::new(request_id, h.clone())),
+        }
+    }
+}
+
+/// A validated response.
+#[derive(Debug)]
+enum Response {
+    Headers(Vec<Header>),
+    Bodies(Vec<BlockBody<TxEnvelope>>),
+    Receipts(Vec<Vec<ReceiptEnvelope>>),
+    Pooled(Vec<PooledTransaction>),
+}
+
+impl Response {
+    fn len(&self) -> usize {
+        match self {
+            Self::Headers(v) => v.len(),
+            Self::Bodies(v) => v.len(),
+            Self::Receipts(v) => v.len(),
+            Self::Pooled(v) => v.len(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    Request { kind: RequestKind, reply: oneshot::Sender<Result<Response, EthError>> },
+    Send(EthMessage),
+    Disconnect(DisconnectReason),
+}
+
+#[derive(Debug)]
+struct Pending {
+    kind: RequestKind,
+    reply: oneshot::Sender<Result<Response, EthError>>,
+    sent: Instant,
+    deadline: Instant,
+}
+
+/// A cheap, cloneable handle to one peer's eth session.
+#[derive(Debug, Clone)]
+pub struct EthPeer {
+    commands: mpsc::Sender<Command>,
+    peer_id: PeerId,
+    version: EthVersion,
+    remote_status: Status,
+    request_timeout: Duration,
+}
+
+impl EthPeer {
+    /// The peer's id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The negotiated version.
+    pub fn version(&self) -> EthVersion {
+        self.version
+    }
+
+    /// The peer's `Status` from the handshake.
+    pub fn remote_status(&self) -> &Status {
+        &self.remote_status
+    }
+
+    async fn request(&self, kind: RequestKind) -> Result<Response, EthError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands.send(Command::Request { kind, reply }).await.map_err(|_| EthError::SessionClosed)?;
+        // The task enforces the timeout and reports it; this bound only guards against a
+        // task that stopped without replying.
+        match tokio::time::timeout(self.request_timeout * 2, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(EthError::SessionClosed),
+            Err(_) => Err(EthError::Timeout),
+        }
+    }
+
+    /// Headers, validated against the request (count, origin, numbering, links).
+    pub async fn get_block_headers(&self, request: GetBlockHeaders) -> Result<Vec<Header>, EthError> {
+        match self.request(RequestKind::Headers(request)).await? {
+            Response::Headers(h) => Ok(h),
+            _ => Err(EthError::SessionClosed),
+        }
+    }
+
+    /// The bodies of these blocks, validated against the headers' roots. Body `i` belongs
+    /// to `headers[i]`; the peer may return fewer.
+    pub async fn get_block_bodies(&self, headers: Vec<Header>) -> Result<Vec<BlockBody<TxEnvelope>>, EthError> {
+        match self.request(RequestKind::Bodies(headers)).await? {
+            Response::Bodies(b) => Ok(b),
+            _ => Err(EthError::SessionClosed),
+        }
+    }
+
+    /// The receipts of these blocks, validated against the headers' receipts roots (on
+    /// eth/69 the blooms are recomputed).
+    pub async fn get_receipts(&self, headers: Vec<Header>) -> Result<Vec<Vec<ReceiptEnvelope>>, EthError> {
+        match self.request(RequestKind::Receipts(headers)).await? {
+            Response::Receipts(r) => Ok(r),
+            _ => Err(EthError::SessionClosed),
+        }
+    }
+
+    /// Transactions from the peer's pool; each must be one that was asked for.
+    pub async fn get_pooled_transactions(&self, hashes: Vec<B256>) -> Result<Vec<PooledTransaction>, EthError> {
+        match self.request(RequestKind::Pooled(hashes)).await? {
+            Response::Pooled(t) => Ok(t),
+            _ => Err(EthError::SessionClosed),
+        }
+    }
+
+    /// Sends an announcement (`NewBlockHashes`, `NewBlock`, `Transactions`,
+    /// `NewPooledTransactionHashes`, `BlockRangeUpdate`) if the negotiated version has it.
+    pub async fn announce(&self, message: EthMessage) -> Result<(), EthError> {
+        let is_announcement = matches!(
+            message,
+            EthMessage::NewBlockHashes(_)
+                | EthMessage::NewBlock(_)
+                | EthMessage::Transactions(_)
+                | EthMessage::NewPooledTransactionHashes66(_)
+                | EthMessage::NewPooledTransactionHashes68(_)
+                | EthMessage::BlockRangeUpdate(_)
+        );
+        if !is_announcement || !message.is_valid_for(self.version) {
+            return Err(EthError::NotForVersion { message: message.name(), version: self.version });
+        }
+        self.commands.send(Command::Send(message)).await.map_err(|_| EthError::SessionClosed)
+    }
+
+    /// Ends the session with `reason`.
+    pub async fn disconnect(&self, reason: DisconnectReason) -> Result<(), EthError> {
+        self.commands.send(Command::Disconnect(reason)).await.map_err(|_| EthError::SessionClosed)
+    }
+}
+
+/// The task that owns one peer's session: run it with `tokio::spawn(service.run())` (or in
+/// the owner's `JoinSet`). It ends when the session fails, the peer disconnects, or every
+/// [`EthPeer`] handle is dropped (then it sends `ClientQuitting`).
+#[derive(Debug)]
+pub struct EthPeerService<S> {
+    session: Session<S>,
+    cap: usize,
+    version: EthVersion,
+    chain: Arc<dyn ChainReader>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<EthEvent>,
+    next_id: RequestId,
+    pending: HashMap<RequestId, Pending>,
+    timed_out: VecDeque<RequestId>,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for dyn ChainReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainReader")
+    }
+}
+
+/// Whether the loop goes on.
+enum Flow {
+    Continue,
+    Stop(EthError),
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
+    /// Drives the session until it ends; returns why, after reporting it as
+    /// [`EthEvent::Closed`].
+    pub async fn run(mut self) -> Arc<EthError> {
+        let error = loop {
+            let deadline = self.pending.values().map(|p| p.deadline).min();
+            let flow = tokio::select! {
+                msg = self.session.next() => match msg {
+                    Some(Ok(msg)) => self.on_message(msg).await,
+                    Some(Err(e)) => Flow::Stop(e.into()),
+                    None => Flow::Stop(EthError::SessionClosed),
+                },
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd).await,
+                    None => {
+                        let _ = self.session.disconnect(DisconnectReason::ClientQuitting).await;
+                        Flow::Stop(EthError::SessionClosed)
+                    }
+                },
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    self.expire(Instant::now());
+                    Flow::Continue
+                }
+            };
+            if let Flow::Stop(e) = flow {
+                break e;
+            }
+        };
+        debug!(target: "ethp2p::eth", peer = ?self.session.remote_id(), error = %error, "eth session ended");
+        for (_, p) in self.pending.drain() {
+            let _ = p.reply.send(Err(EthError::SessionClosed));
+        }
+        let error = Arc::new(error);
+        self.emit(EthEvent::Closed(error.clone()));
+        error
+    }
+
+    fn emit(&self, event: EthEvent) {
+        if let Err(e) = self.events.try_send(event) {
+            trace!(target: "ethp2p::eth", peer = ?self.session.remote_id(), "event dropped: {e}");
+        }
+    }
+
+    async fn send(&mut self, msg: &EthMessage) -> Result<(), EthError> {
+        let data = msg.encoded();
+        if data.len() > MAX_MESSAGE_SIZE {
+            // Our own fault (the serving limits should prevent it); never send it.
+            tracing::warn!(target: "ethp2p::eth", size = data.len(), message = msg.name(), "outgoing message too large");
+            return Ok(());
+        }
+        trace!(target: "ethp2p::eth", peer = ?self.session.remote_id(), message = msg.name(), size = data.len(), "send");
+        self.session.send(CapMessage::new(self.cap, msg.id(), data)).await?;
+        Ok(())
+    }
+
+    async fn on_command(&mut self, cmd: Command) -> Flow {
+        match cmd {
+            Command::Request { kind, reply } => {
+                let request_id = self.next_id;
+                self.next_id = self.next_id.wrapping_add(1);
+                let msg = kind.message(request_id);
+                if let Err(e) = self.send(&msg).await {
+                    let _ = reply.send(Err(EthError::SessionClosed));
+                    return Flow::Stop(e);
+                }
+                let sent = Instant::now();
+                let deadline = sent + self.request_timeout;
+                self.pending.insert(request_id, Pending { kind, reply, sent, deadline });
+                Flow::Continue
+            }
+            Command::Send(msg) => match self.send(&msg).await {
+                Ok(()) => Flow::Continue,
+                Err(e) => Flow::Stop(e),
+            },
+            Command::Disconnect(reason) => {
+                let _ = self.session.disconnect(reason).await;
+                Flow::Stop(EthError::SessionClosed)
+            }
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let expired: Vec<RequestId> =
+            self.pending.iter().filter(|(_, p)| p.deadline <= now).map(|(id, _)| *id).collect();
+        for request_id in expired {
+            if let Some(p) = self.pending.remove(&request_id) {
+                let _ = p.reply.send(Err(EthError::Timeout));
+                self.emit(EthEvent::RequestOutcome {
+                    request: p.kind.name(),
+                    outcome: Outcome::Timeout { after: self.request_timeout },
+                });
+                if self.timed_out.len() == TIMED_OUT_MEMORY {
+                    self.timed_out.pop_front();
+                }
+                self.timed_out.push_back(request_id);
+            }
+        }
+    }
+
+    async fn on_message(&mut self, msg: CapMessage) -> Flow {
+        if msg.cap != self.cap {
+            return Flow::Continue;
+        }
+        let size = msg.data.len();
+        let decoded = match EthMessage::decode(self.version, msg.id, &msg.data) {
+            Ok(m) => m,
+            Err(e) => return self.fatal(e.into()).await,
+        };
+        trace!(target: "ethp2p::eth", peer = ?self.session.remote_id(), message = decoded.name(), size, "recv");
+        match decoded {
+            EthMessage::Status(_) => self.fatal(EthError::StatusAfterHandshake).await,
+            request @ (EthMessage::GetBlockHeaders(_)
+            | EthMessage::GetBlockBodies(_)
+            | EthMessage::GetReceipts(_)
+            | EthMessage::GetPooledTransactions(_)
+            | EthMessage::GetNodeData(_)) => {
+                let Some(response) = respond(&*self.chain, self.version, &request) else {
+                    return Flow::Continue;
+                };
+                match self.send(&response).await {
+                    Ok(()) => Flow::Continue,
+                    Err(e) => Flow::Stop(e),
+                }
+            }
+            EthMessage::BlockRangeUpdate(range) => match validate_block_range(&range) {
+                Ok(()) => {
+                    self.emit(EthEvent::Announcement(EthMessage::BlockRangeUpdate(range)));
+                    Flow::Continue
+                }
+                Err(e) => self.fatal(e.into()).await,
+            },
+            response @ (EthMessage::BlockHeaders(_)
+            | EthMessage::BlockBodies(_)
+            | EthMessage::Receipts(_)
+            | EthMessage::PooledTransactions(_)
+            | EthMessage::NodeData(_)) => {
+                self.on_response(response, size);
+                Flow::Continue
+            }
+            announcement => {
+                self.emit(EthEvent::Announcement(announcement));
+                Flow::Continue
+            }
+        }
+    }
+
+    fn on_response(&mut self, response: EthMessage, size: usize) {
+        let Some(request_id) = response.request_id() else { return };
+        let Some(pending) = self.pending.remove(&request_id) else {
+            if self.timed_out.contains(&request_id) {
+                debug!(target: "ethp2p::eth", peer = ?self.session.remote_id(), request_id, "late response");
+            } else {
+                self.emit(EthEvent::Offence(EthError::UnsolicitedResponse { message: response.name(), request_id }));
+            }
+            return;
+        };
+        let rtt = pending.sent.elapsed();
+        let result = check_response(&pending.kind, response);
+        let outcome = match &result {
+            Ok(r) if r.len() == 0 => Outcome::Empty { rtt },
+            Ok(r) => Outcome::Valid { rtt, size, items: r.len() },
+            Err(reason) => Outcome::Invalid { reason: reason.clone(), rtt, size },
+        };
+        self.emit(EthEvent::RequestOutcome { request: pending.kind.name(), outcome });
+        let _ = pending.reply.send(result.map_err(EthError::from));
+    }
+
+    async fn fatal(&mut self, error: EthError) -> Flow {
+        if let Some(reason) = error.disconnect_reason() {
+            let _ = self.session.disconnect(reason).await;
+        }
+        Flow::Stop(error)
+    }
+}
+
+/// Matches a response to the request's kind and validates it.
+fn check_response(kind: &RequestKind, response: EthMessage) -> Result<Response, InvalidResponse> {
+    let wrong = |got: &EthMessage| InvalidResponse::WrongKind { expected: kind.response_name(), got: got.name() };
+    match (kind, response) {
+        (RequestKind::Headers(req), EthMessage::BlockHeaders(p)) => {
+            validate_headers(req, &p.message)?;
+            Ok(Response::Headers(p.message))
+        }
+        (RequestKind::Bodies(headers), EthMessage::BlockBodies(p)) => {
+            validate_bodies(headers, &p.message)?;
+            Ok(Response::Bodies(p.message))
+        }
+        (RequestKind::Receipts(headers), EthMessage::Receipts(p)) => {
+            let receipts = p.message.into_envelopes();
+            validate_receipts(headers, &receipts)?;
+            Ok(Response::Receipts(receipts))
+        }
+        (RequestKind::Pooled(hashes), EthMessage::PooledTransactions(p)) => {
+            validate_pooled_transactions(hashes, &p.message)?;
+            Ok(Response::Pooled(p.message))
+        }
+        (_, other) => Err(wrong(&other)),
+    }
+}
