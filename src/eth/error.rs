@@ -313,7 +313,9 @@ impl EthError {
             Self::HandshakeTimeout => DisconnectReason::PingTimeout,
             Self::NoSharedVersion => DisconnectReason::UselessPeer,
             Self::UnsolicitedResponse { .. } | Self::Timeout => return None,
-            Self::SessionClosed | Self::Rlpx(_) | Self::NotForVersion { .. } | Self::Config(_) => return None,
+            Self::SessionClosed | Self::Rlpx(_) | Self::NotForVersion { .. } | Self::Config(_) => {
+                return None
+            }
         })
     }
 }

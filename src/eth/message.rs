@@ -11,7 +11,8 @@
 //! A payload larger than [`MAX_MESSAGE_SIZE`] is refused before any parsing.
 
 use alloy_consensus::{
-    transaction::PooledTransaction, BlockBody, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, TxEnvelope, TxType,
+    transaction::PooledTransaction, BlockBody, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom,
+    TxEnvelope, TxType,
 };
 use alloy_eips::BlockHashOrNumber;
 use alloy_primitives::{Bytes, B256, U256};
@@ -498,7 +499,9 @@ impl EthMessage {
             Self::NewPooledTransactionHashes66(_) => version < EthVersion::Eth68,
             Self::NewPooledTransactionHashes68(_) => version >= EthVersion::Eth68,
             Self::Status(s) => s.head_matches(version),
-            Self::Receipts(r) => matches!(r.message, Receipts::Bloomless(_)) == (version >= EthVersion::Eth69),
+            Self::Receipts(r) => {
+                matches!(r.message, Receipts::Bloomless(_)) == (version >= EthVersion::Eth69)
+            }
             other => version.has_message(other.id()),
         }
     }
@@ -741,8 +744,7 @@ mod tests {
                     assert_eq!(body.withdrawals, None);
                 }
                 EthMessage::PooledTransactions(p) => {
-                    let txs: Vec<TxEnvelope> =
-                        p.message.iter().cloned().map(|t| TxEnvelope::try_from(t).unwrap()).collect();
+                    let txs: Vec<TxEnvelope> = p.message.iter().cloned().map(TxEnvelope::from).collect();
                     check_txs(&txs, &data["PooledTransactionsPacket"]);
                 }
                 EthMessage::Receipts(p) => {
@@ -894,7 +896,8 @@ mod tests {
         let mut one = Vec::new();
         Receipt69::from_envelope(&envelope).encode(&mut one);
         assert!(one.len() < 100);
-        assert_eq!(&one[1..3], &[0x02, 0x01]);
+        // Long-list header (0xf8, length), then type 2 and status 1.
+        assert_eq!(&one[2..4], &[0x02, 0x01]);
         // A 68 receipts payload is not a 69 one.
         let msg68 = EthMessage::Receipts(RequestPair::new(3, Receipts::WithBloom(blocks))).encoded();
         assert!(EthMessage::decode(EthVersion::Eth69, id::RECEIPTS, &msg68).is_err());

@@ -21,7 +21,7 @@ pub use message::{
 };
 pub use serve::{
     mainnet_genesis_header, respond, serve_bodies, serve_headers, serve_pooled_transactions, serve_receipts,
-    ChainReader, MemoryChain, MemoryChainBuilder, MAINNET_GENESIS_HASH, MAX_BODIES_SERVE, MAX_HEADERS_SERVE,
+    ChainReader, MemoryChain, MemoryChainBuilder, MAX_BODIES_SERVE, MAX_HEADERS_SERVE,
     MAX_POOLED_TRANSACTIONS_SERVE, MAX_RECEIPTS_SERVE, SOFT_RESPONSE_LIMIT,
 };
 pub use session::{
@@ -30,6 +30,7 @@ pub use session::{
 };
 pub use status::{validate_block_range, validate_status, StatusInfo};
 pub use validate::{
-    validate_bodies, validate_body, validate_headers, validate_pooled_transactions, validate_receipts, Outcome,
+    validate_bodies, validate_body, validate_headers, validate_pooled_transactions, validate_receipts,
+    Outcome,
 };
 pub use version::EthVersion;

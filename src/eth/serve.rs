@@ -12,7 +12,8 @@ use std::collections::HashMap;
 
 use alloy_consensus::{
     proofs, transaction::PooledTransaction, BlockBody, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom,
-    SignableTransaction, TxEip1559, TxEnvelope, TxLegacy, TxType, EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH,
+    SignableTransaction, TxEip1559, TxEnvelope, TxLegacy, TxReceipt, TxType, EMPTY_OMMER_ROOT_HASH,
+    EMPTY_ROOT_HASH,
 };
 use alloy_eips::{eip4895::Withdrawals, BlockHashOrNumber};
 use alloy_primitives::{address, b256, hex, Address, Bytes, Log, LogData, Signature, TxKind, B256, U256};
@@ -21,7 +22,7 @@ use alloy_rlp::Encodable;
 use crate::eth::message::{EthMessage, GetBlockHeaders, Receipts, RequestPair};
 use crate::eth::status::StatusInfo;
 use crate::eth::version::EthVersion;
-use crate::record::ForkId;
+use crate::record::{ChainSpec, ForkId};
 
 /// geth and reth `MAX_HEADERS_SERVE`: headers per `BlockHeaders` response.
 pub const MAX_HEADERS_SERVE: usize = 1024;
@@ -71,7 +72,8 @@ pub fn serve_headers(chain: &dyn ChainReader, request: &GetBlockHeaders) -> Vec<
             break;
         }
         bytes += header.length();
-        let number = if request.reverse { header.number.checked_sub(step) } else { header.number.checked_add(step) };
+        let number =
+            if request.reverse { header.number.checked_sub(step) } else { header.number.checked_add(step) };
         headers.push(header);
         next = number.and_then(|n| chain.header_by_number(n));
     }
@@ -161,14 +163,13 @@ pub fn mainnet_genesis_header() -> Header {
         number: 0,
         gas_limit: 5000,
         timestamp: 0,
-        extra_data: Bytes::from_static(&hex!("11bbe8db4e347b4e8c937c1c8370e4b5ed33adb3db69cbdb7a38e1e50b1b82fa")),
+        extra_data: Bytes::from_static(&hex!(
+            "11bbe8db4e347b4e8c937c1c8370e4b5ed33adb3db69cbdb7a38e1e50b1b82fa"
+        )),
         nonce: 0x42u64.into(),
         ..Default::default()
     }
 }
-
-/// Mainnet's genesis hash.
-pub const MAINNET_GENESIS_HASH: B256 = b256!("d4e56740f876aef8c010b86a40d5f56745a118d0906a34e69aec8c0db1cb8fa3");
 
 /// A chain held in memory: a genesis header and synthetic blocks linked on top of it, with
 /// signed transactions and their receipts, all roots consistent. For tests and examples.
@@ -178,7 +179,8 @@ pub const MAINNET_GENESIS_HASH: B256 = b256!("d4e56740f876aef8c010b86a40d5f56745
 /// optional field, EIP-1559 transactions and empty withdrawals.
 ///
 /// ```
-/// use ethp2p::eth::{ChainReader, MemoryChain, MAINNET_GENESIS_HASH};
+/// use ethp2p::eth::{ChainReader, MemoryChain};
+/// use ethp2p::record::MAINNET_GENESIS_HASH;
 /// let chain = MemoryChain::builder().blocks(8).build();
 /// assert_eq!(chain.hash(0), Some(MAINNET_GENESIS_HASH));
 /// let head = chain.header_by_number(8).unwrap();
@@ -206,7 +208,13 @@ pub struct MemoryChainBuilder {
 
 impl Default for MemoryChainBuilder {
     fn default() -> Self {
-        Self { genesis: mainnet_genesis_header(), blocks: 32, transactions_per_block: 2, chain_id: 1, pooled: 0 }
+        Self {
+            genesis: mainnet_genesis_header(),
+            blocks: 32,
+            transactions_per_block: 2,
+            chain_id: 1,
+            pooled: 0,
+        }
     }
 }
 
@@ -364,11 +372,7 @@ fn make_receipt(tx: &TxEnvelope, index: usize) -> ReceiptEnvelope {
     } else {
         vec![]
     };
-    let receipt = Receipt {
-        status: true.into(),
-        cumulative_gas_used: 21_000 * (index as u64 + 1),
-        logs,
-    };
+    let receipt = Receipt { status: true.into(), cumulative_gas_used: 21_000 * (index as u64 + 1), logs };
     let ty = if matches!(tx, TxEnvelope::Legacy(_)) { TxType::Legacy } else { TxType::Eip1559 };
     ReceiptEnvelope::from_typed(ty, ReceiptWithBloom::from(receipt))
 }
@@ -414,6 +418,13 @@ impl MemoryChain {
         self.headers.iter().map(|h| h.difficulty).sum()
     }
 
+    /// What we announce in `Status` for this chain as `spec` (its network id, and its fork
+    /// id at our head), with our head's number and timestamp.
+    pub fn status_info_for(&self, spec: &ChainSpec) -> StatusInfo {
+        let head = &self.headers[self.headers.len() - 1];
+        self.status_info(spec.network_id, spec.fork_id(head.number, head.timestamp))
+    }
+
     /// What we announce in `Status` for this chain, on `network_id` with `fork_id`.
     pub fn status_info(&self, network_id: u64, fork_id: ForkId) -> StatusInfo {
         StatusInfo {
@@ -454,6 +465,7 @@ impl ChainReader for MemoryChain {
 mod tests {
     use super::*;
     use crate::eth::validate::{validate_bodies, validate_headers, validate_receipts};
+    use crate::record::MAINNET_GENESIS_HASH;
     use alloy_consensus::transaction::SignerRecoverable;
 
     #[test]

@@ -387,7 +387,10 @@ impl EthPeer {
 
     /// The bodies of these blocks, validated against the headers' roots. Body `i` belongs
     /// to `headers[i]`; the peer may return fewer.
-    pub async fn get_block_bodies(&self, headers: Vec<Header>) -> Result<Vec<BlockBody<TxEnvelope>>, EthError> {
+    pub async fn get_block_bodies(
+        &self,
+        headers: Vec<Header>,
+    ) -> Result<Vec<BlockBody<TxEnvelope>>, EthError> {
         match self.request(RequestKind::Bodies(headers)).await? {
             Response::Bodies(b) => Ok(b),
             _ => Err(EthError::SessionClosed),
@@ -404,7 +407,10 @@ impl EthPeer {
     }
 
     /// Transactions from the peer's pool; each must be one that was asked for.
-    pub async fn get_pooled_transactions(&self, hashes: Vec<B256>) -> Result<Vec<PooledTransaction>, EthError> {
+    pub async fn get_pooled_transactions(
+        &self,
+        hashes: Vec<B256>,
+    ) -> Result<Vec<PooledTransaction>, EthError> {
         match self.request(RequestKind::Pooled(hashes)).await? {
             Response::Pooled(t) => Ok(t),
             _ => Err(EthError::SessionClosed),
@@ -616,7 +622,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             if self.timed_out.contains(&request_id) {
                 debug!(target: "ethp2p::eth", peer = ?self.session.remote_id(), request_id, "late response");
             } else {
-                self.emit(EthEvent::Offence(EthError::UnsolicitedResponse { message: response.name(), request_id }));
+                self.emit(EthEvent::Offence(EthError::UnsolicitedResponse {
+                    message: response.name(),
+                    request_id,
+                }));
             }
             return;
         };
@@ -641,7 +650,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
 
 /// Matches a response to the request's kind and validates it.
 fn check_response(kind: &RequestKind, response: EthMessage) -> Result<Response, InvalidResponse> {
-    let wrong = |got: &EthMessage| InvalidResponse::WrongKind { expected: kind.response_name(), got: got.name() };
+    let wrong =
+        |got: &EthMessage| InvalidResponse::WrongKind { expected: kind.response_name(), got: got.name() };
     match (kind, response) {
         (RequestKind::Headers(req), EthMessage::BlockHeaders(p)) => {
             validate_headers(req, &p.message)?;

@@ -35,7 +35,10 @@ impl StatusInfo {
     /// Our `Status` message for `version`.
     pub fn status(&self, version: EthVersion) -> Status {
         let head = if version.has_total_difficulty() {
-            StatusHead::TotalDifficulty { total_difficulty: self.total_difficulty, best_hash: self.latest_hash }
+            StatusHead::TotalDifficulty {
+                total_difficulty: self.total_difficulty,
+                best_hash: self.latest_hash,
+            }
         } else {
             StatusHead::Range(self.block_range())
         };
@@ -161,7 +164,8 @@ mod tests {
         assert_eq!(e.disconnect_reason(), DisconnectReason::SubprotocolSpecific);
         // 161 bits of TD.
         let e = check(&|s| {
-            s.head = StatusHead::TotalDifficulty { total_difficulty: U256::from(1) << 160, best_hash: B256::ZERO }
+            s.head =
+                StatusHead::TotalDifficulty { total_difficulty: U256::from(1) << 160, best_hash: B256::ZERO }
         });
         assert_eq!(e, StatusError::TotalDifficultyTooLarge { bits: 161 });
         assert_eq!(e.disconnect_reason(), DisconnectReason::ProtocolBreach);

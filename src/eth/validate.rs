@@ -13,7 +13,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use alloy_consensus::{proofs, transaction::PooledTransaction, BlockBody, Header, ReceiptEnvelope, TxEnvelope};
+use alloy_consensus::{
+    proofs, transaction::PooledTransaction, BlockBody, Header, ReceiptEnvelope, TxEnvelope,
+};
 use alloy_eips::BlockHashOrNumber;
 use alloy_primitives::B256;
 
@@ -112,7 +114,11 @@ pub fn validate_bodies(headers: &[Header], bodies: &[BlockBody<TxEnvelope>]) -> 
 }
 
 /// Checks one body against its header; `index` is the body's position, for the error.
-pub fn validate_body(index: usize, header: &Header, body: &BlockBody<TxEnvelope>) -> Result<(), InvalidResponse> {
+pub fn validate_body(
+    index: usize,
+    header: &Header,
+    body: &BlockBody<TxEnvelope>,
+) -> Result<(), InvalidResponse> {
     if proofs::calculate_ommers_root(&body.ommers) != header.ommers_hash {
         return Err(InvalidResponse::OmmersHash { index });
     }
@@ -133,7 +139,10 @@ pub fn validate_body(index: usize, header: &Header, body: &BlockBody<TxEnvelope>
 
 /// Checks receipts, per block, against the receipts roots of the headers they were
 /// requested for, in request order.
-pub fn validate_receipts(headers: &[Header], receipts: &[Vec<ReceiptEnvelope>]) -> Result<(), InvalidResponse> {
+pub fn validate_receipts(
+    headers: &[Header],
+    receipts: &[Vec<ReceiptEnvelope>],
+) -> Result<(), InvalidResponse> {
     if receipts.len() > headers.len() {
         return Err(InvalidResponse::TooMany { requested: headers.len(), got: receipts.len() });
     }
@@ -237,7 +246,8 @@ mod tests {
     fn bodies_against_roots() {
         let c = chain();
         let headers: Vec<Header> = (1..6).map(|n| c.header(n).unwrap().clone()).collect();
-        let bodies: Vec<BlockBody<TxEnvelope>> = (1..6).map(|n| c.body_by_number(n).unwrap().clone()).collect();
+        let bodies: Vec<BlockBody<TxEnvelope>> =
+            (1..6).map(|n| c.body_by_number(n).unwrap().clone()).collect();
         assert!(bodies[0].transactions.len() == 3);
         validate_bodies(&headers, &bodies).unwrap();
         validate_bodies(&headers, &bodies[..2]).unwrap();
@@ -257,10 +267,7 @@ mod tests {
         let mut wd = bodies.clone();
         wd[4].withdrawals = Some(Default::default());
         assert_eq!(validate_bodies(&headers, &wd), Err(InvalidResponse::WithdrawalsRoot { index: 4 }));
-        assert!(matches!(
-            validate_bodies(&headers[..1], &bodies[..2]),
-            Err(InvalidResponse::TooMany { .. })
-        ));
+        assert!(matches!(validate_bodies(&headers[..1], &bodies[..2]), Err(InvalidResponse::TooMany { .. })));
     }
 
     #[test]
@@ -298,6 +305,9 @@ mod tests {
             validate_pooled_transactions(&hashes[..2], &txs[1..]),
             Err(InvalidResponse::UnrequestedTransaction { .. })
         ));
-        assert!(matches!(validate_pooled_transactions(&hashes[..1], &txs), Err(InvalidResponse::TooMany { .. })));
+        assert!(matches!(
+            validate_pooled_transactions(&hashes[..1], &txs),
+            Err(InvalidResponse::TooMany { .. })
+        ));
     }
 }

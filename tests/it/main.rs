@@ -2,6 +2,8 @@
 
 mod dns;
 mod ejs;
+mod eth;
+mod interop_eth;
 mod interop_rlpx;
 mod nat;
 mod rlpx;
