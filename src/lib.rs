@@ -57,7 +57,10 @@ pub mod pool;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
 
-pub use discovery::{Candidate, CandidateSource, EthEntry, NetRestrict, NetRestrictError};
+pub use discovery::{
+    Candidate, CandidateSource, Candidates, Discv5, Discv5Config, Discv5Error, Discv5Stats, EthEntry,
+    NetRestrict, NetRestrictError,
+};
 pub use record::{
     Bootnode, BootnodeError, ChainError, ChainSpec, Enode, EnodeError, Enr, EnrError, ForkFilter, ForkId,
     ForkIdError, KeyError, LocalEnr, NodeId, NodeKey, PeerId,

@@ -5,13 +5,17 @@
 //! sends candidates over a bounded channel; the pool filters them by fork id before it dials.
 
 pub mod dns;
+mod error;
 pub mod nat;
 mod netrestrict;
+pub mod v5;
 
 use std::{fmt, net::IpAddr, time::Instant};
 
+pub use error::Discv5Error;
 pub use nat::{NatConfig, NatConfigError};
 pub use netrestrict::{NetRestrict, NetRestrictError};
+pub use v5::{Candidates, Discv5, Discv5Config, Discv5ConfigBuilder, Discv5Stats};
 
 use crate::record::{node_id, Enode, Enr, ForkId, NodeId, PeerId};
 
@@ -115,6 +119,29 @@ impl Candidate {
             ip: self.ip,
             tcp_port,
             udp_port: self.udp_port.unwrap_or(tcp_port),
+        })
+    }
+
+    /// The candidate as one JSON object: `node_id`, `peer_id`, `ip`, `udp`, `tcp`, `fork_id`
+    /// (`{"hash": "0x…", "next": n}` or null), `eth` (`fork_id`, `missing`, `malformed` or
+    /// `unknown`), `source` and `enr` (text form, or null). What `examples/discv5_lookup.rs`
+    /// prints, one line per node.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "node_id": self.node_id(),
+            "peer_id": self.peer_id,
+            "ip": self.ip,
+            "udp": self.udp_port,
+            "tcp": self.tcp_port,
+            "fork_id": self.fork_id(),
+            "eth": match self.eth {
+                EthEntry::ForkId(_) => "fork_id",
+                EthEntry::Missing => "missing",
+                EthEntry::Malformed => "malformed",
+                EthEntry::Unknown => "unknown",
+            },
+            "source": self.source.to_string(),
+            "enr": self.enr.as_ref().map(|enr| enr.to_base64()),
         })
     }
 

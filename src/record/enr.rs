@@ -382,7 +382,6 @@ impl LocalEnr {
     /// Makes `cell` (a discv5 service's own record lock) the home of this record, so that
     /// discv5's address updates and ours share one record and one sequence number. If our
     /// record moved on since discv5 copied it, ours is written into the cell first.
-    #[allow(dead_code)] // The discv5 wrapper (next commit) calls it.
     pub(crate) fn share_with(&self, cell: Arc<parking_lot::RwLock<Enr>>) {
         let mut guard = self.inner.cell.lock().unwrap_or_else(PoisonError::into_inner);
         {
