@@ -31,7 +31,7 @@
 //!   one UDP port. DNS trees (EIP-1459), NAT and LAN discovery feed the same stream.
 //! - `rlpx`: the ECIES handshake, frame codec and the p2p base protocol (Hello, Ping,
 //!   Disconnect, snappy).
-//! - `eth`: eth/66–69 messages, the Status handshake, request ids, response validity and
+//! - [`eth`]: eth/66–69 messages, the Status handshake, request ids, response validity and
 //!   the serving trait a syncer implements.
 //! - `pool`: reputation, latency estimates, dialing, eclipse limits and the on-disk
 //!   address book; it decides, the node acts.
@@ -61,6 +61,7 @@ pub use discovery::{
     Candidate, CandidateSource, Candidates, Discv5, Discv5Config, Discv5Error, Discv5Stats, EthEntry,
     NetRestrict, NetRestrictError,
 };
+pub use eth::{ChainReader, EthConfig, EthError, EthEvent, EthPeer, EthSession, EthVersion};
 pub use record::{
     Bootnode, BootnodeError, ChainError, ChainSpec, Enode, EnodeError, Enr, EnrError, ForkFilter, ForkId,
     ForkIdError, KeyError, LocalEnr, NodeId, NodeKey, PeerId,

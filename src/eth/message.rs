@@ -904,6 +904,25 @@ mod tests {
         assert!(EthMessage::decode(EthVersion::Eth68, id::RECEIPTS, &msg68).is_ok());
     }
 
+    #[test]
+    fn new_block_and_transactions_roundtrip() {
+        let chain = crate::eth::MemoryChain::builder().blocks(3).transactions_per_block(4).build();
+        let block = alloy_consensus::Block {
+            header: chain.header(2).unwrap().clone(),
+            body: chain.body_by_number(2).unwrap().clone(),
+        };
+        let msgs = [
+            EthMessage::NewBlock(Box::new(NewBlock { block, total_difficulty: chain.total_difficulty() })),
+            EthMessage::Transactions(chain.body_by_number(3).unwrap().transactions.clone()),
+            EthMessage::BlockBodies(RequestPair::new(0, vec![chain.body_by_number(1).unwrap().clone()])),
+        ];
+        for m in msgs {
+            for v in EthVersion::ALL.into_iter().filter(|v| m.is_valid_for(*v)) {
+                assert_eq!(EthMessage::decode(v, m.id(), &m.encoded()).unwrap(), m, "{v} {}", m.name());
+            }
+        }
+    }
+
     fn arb_b256() -> impl Strategy<Value = B256> {
         any::<[u8; 32]>().prop_map(B256::from)
     }

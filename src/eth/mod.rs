@@ -1,9 +1,38 @@
 //! The `eth` wire protocol, versions 66 to 69.
 //!
-//! Pure parts first: [`EthMessage`] (codec), [`Status`] and its validation, response
-//! validity checks ([`validate`](self#validity)), and serving requests from a
-//! [`ChainReader`]. The session that drives them over an RLPx connection is owned by one
-//! task per peer; its handle sends requests and receives validated responses and events.
+//! Pure parts, usable without a socket:
+//! - [`EthMessage`]: the codec for every message of every version, into alloy-consensus types;
+//! - [`StatusInfo`] and [`validate_status`]: our `Status` and the checks on theirs;
+//! - [`validate_headers`], [`validate_bodies`], [`validate_receipts`]: responses against
+//!   their requests, and the [`Outcome`] the pool scores on;
+//! - [`ChainReader`] and [`respond`]: serving requests within the usual limits, and
+//!   [`MemoryChain`], an in-memory chain for tests and examples.
+//!
+//! Then the session: [`EthSession::handshake`] consumes an RLPx [`Session`](crate::rlpx::Session)
+//! and runs the `Status` exchange; [`EthSession::into_peer`] splits it into an [`EthPeer`]
+//! handle, the [`EthPeerService`] task that owns the connection (one per peer), and the
+//! [`EthEvents`] stream of announcements, request outcomes and offences.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ethp2p::eth::{EthConfig, EthSession, GetBlockHeaders, MemoryChain};
+//! use ethp2p::rlpx::{dial, Protocol, RlpxConfig};
+//! use ethp2p::{ChainSpec, Enode, NodeKey};
+//!
+//! # async fn run(enode: Enode) -> Result<(), Box<dyn std::error::Error>> {
+//! let spec = ChainSpec::mainnet();
+//! let chain = Arc::new(MemoryChain::builder().blocks(0).build());
+//! let config = EthConfig::builder(chain.status_info_for(&spec), spec.fork_filter(0, 0)).build()?;
+//! let rlpx = RlpxConfig::builder().protocol(Protocol::eth(68)).protocol(Protocol::eth(69)).build()?;
+//! let session = dial(&enode, &NodeKey::generate(), &rlpx).await?;
+//! let eth = EthSession::handshake(session, config).await?;
+//! let (peer, service, _events) = eth.into_peer(chain);
+//! tokio::spawn(service.run());
+//! let request = GetBlockHeaders { origin: 0u64.into(), count: 16, skip: 0, reverse: false };
+//! let headers = peer.get_block_headers(request).await?; // validated: numbers and links
+//! assert!(headers.len() <= 16);
+//! # Ok(()) }
+//! ```
 
 mod error;
 mod message;

@@ -473,6 +473,8 @@ enum Flow {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
     /// Drives the session until it ends; returns why, after reporting it as
     /// [`EthEvent::Closed`].
+    #[tracing::instrument(target = "ethp2p::eth", name = "eth_session", skip_all,
+                          fields(peer = ?self.session.remote_id(), version = %self.version))]
     pub async fn run(mut self) -> Arc<EthError> {
         let error = loop {
             let deadline = self.pending.values().map(|p| p.deadline).min();

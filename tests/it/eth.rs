@@ -8,9 +8,9 @@ use alloy_primitives::{B256, U256};
 use alloy_rlp::Encodable;
 use ethp2p::{
     eth::{
-        id, BlockRange, ChainReader, EthConfig, EthError, EthEvent, EthEvents, EthMessage, EthPeer,
-        EthSession, EthVersion, GetBlockHeaders, InvalidResponse, MemoryChain, Outcome, RequestPair,
-        StatusError, StatusHead,
+        id, BlockHashNumber, BlockRange, ChainReader, EthConfig, EthError, EthEvent, EthEvents, EthMessage,
+        EthPeer, EthSession, EthVersion, GetBlockHeaders, InvalidResponse, MemoryChain, NewBlock,
+        NewPooledTransactionHashes68, Outcome, RequestPair, StatusError, StatusHead,
     },
     record::ChainSpec,
     rlpx::{dial, CapMessage, DisconnectReason, Protocol, RlpxConfig, RlpxError, RlpxListener, Session},
@@ -394,4 +394,46 @@ async fn no_status_within_the_timeout() {
     let err = EthSession::handshake(ours, config).await.unwrap_err();
     assert!(matches!(err, EthError::HandshakeTimeout), "{err}");
     assert!(!err.should_ban());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eth68_announcements_arrive_as_sent() {
+    let chain = Arc::new(MemoryChain::builder().blocks(6).transactions_per_block(2).build());
+    let (sa, sb) = pair(&[67, 68]).await;
+    let (ea, eb) = tokio::join!(
+        EthSession::handshake(sa, eth_config(&chain)),
+        EthSession::handshake(sb, eth_config(&chain))
+    );
+    let (a, _a_events) = start(ea.unwrap(), chain.clone());
+    let (_b, mut b_events) = start(eb.unwrap(), chain.clone());
+    assert_eq!(a.version(), EthVersion::Eth68);
+
+    let body = chain.body_by_number(5).unwrap().clone();
+    let block = alloy_consensus::Block { header: chain.header(5).unwrap().clone(), body: body.clone() };
+    let sent = [
+        EthMessage::NewBlockHashes(vec![BlockHashNumber { hash: chain.hash(6).unwrap(), number: 6 }]),
+        EthMessage::NewBlock(Box::new(NewBlock { block, total_difficulty: chain.total_difficulty() })),
+        EthMessage::Transactions(body.transactions.clone()),
+        EthMessage::NewPooledTransactionHashes68(NewPooledTransactionHashes68 {
+            types: vec![0u8; 2].into(),
+            sizes: body.transactions.iter().map(|t| t.length() as u32).collect(),
+            hashes: body.transactions.iter().map(|t| *t.tx_hash()).collect(),
+        }),
+    ];
+    for m in &sent {
+        a.announce(m.clone()).await.unwrap();
+    }
+    for m in &sent {
+        let got = next_event(&mut b_events, |e| match e {
+            EthEvent::Announcement(m) => Some(m),
+            _ => None,
+        })
+        .await;
+        assert_eq!(&got, m);
+    }
+    // The eth/66 shape does not exist on eth/68, and a request is not an announcement.
+    let err = a.announce(EthMessage::NewPooledTransactionHashes66(vec![])).await.unwrap_err();
+    assert!(matches!(err, EthError::NotForVersion { .. }));
+    let err = a.announce(EthMessage::GetBlockBodies(RequestPair::new(1, vec![]))).await.unwrap_err();
+    assert!(matches!(err, EthError::NotForVersion { .. }));
 }

@@ -10,7 +10,8 @@ use alloy_consensus::{Header, EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH};
 use alloy_primitives::{b256, B256, U256};
 use ethp2p::{
     eth::{
-        EthConfig, EthError, EthSession, GetBlockHeaders, MemoryChain, StatusError, StatusHead, StatusInfo,
+        EthConfig, EthError, EthEvent, EthMessage, EthSession, GetBlockHeaders, MemoryChain, StatusError,
+        StatusHead, StatusInfo,
     },
     record::{ForkFilter, MAINNET_GENESIS_HASH},
     rlpx::{dial, Protocol, RlpxConfig, RlpxListener},
@@ -212,4 +213,58 @@ async fn ejs_wrong_fork_hash_is_rejected() {
         |e| matches!(e, EthError::Status(StatusError::ForkId(f)) if f.should_ban()),
     )
     .await;
+}
+
+/// ethereumjs `--announce`: NewBlockHashes, Transactions (a signed legacy tx) and
+/// NewPooledTransactionHashes in the version's shape arrive as our announcement events.
+async fn ejs_announces(version: u32) {
+    let v = version.to_string();
+    let peer = EjsPeer::spawn(&["--no-discv4", "--eth", &v, "--announce"]);
+    let chain = MemoryChain::builder().blocks(0).build();
+    let session = dial(&peer.enode(), &NodeKey::generate(), &rlpx_config()).await.expect("dial ethereumjs");
+    let eth = EthSession::handshake(session, eth_config(&chain)).await.expect("Status handshake");
+    let (_handle, service, mut events) = eth.into_peer(Arc::new(chain));
+    tokio::spawn(service.run());
+    let (mut hashes, mut txs, mut pooled) = (None, None, None);
+    tokio::time::timeout(WAIT, async {
+        while hashes.is_none() || txs.is_none() || pooled.is_none() {
+            match events.recv().await.expect("session open") {
+                EthEvent::Announcement(EthMessage::NewBlockHashes(h)) => hashes = Some(h),
+                EthEvent::Announcement(EthMessage::Transactions(t)) => txs = Some(t),
+                EthEvent::Announcement(m @ EthMessage::NewPooledTransactionHashes66(_))
+                | EthEvent::Announcement(m @ EthMessage::NewPooledTransactionHashes68(_)) => pooled = Some(m),
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("three announcements in time");
+    let hashes = hashes.unwrap();
+    assert_eq!(hashes.len(), 1);
+    assert_eq!(hashes[0].number, 32, "its head");
+    let txs = txs.unwrap();
+    assert_eq!(txs.len(), 1);
+    let tx_hash = *txs[0].tx_hash();
+    match pooled.unwrap() {
+        EthMessage::NewPooledTransactionHashes68(a) => {
+            assert_eq!(version, 68);
+            assert_eq!((a.types.as_ref(), a.hashes.as_slice()), (&[0u8][..], &[tx_hash][..]));
+            assert!(a.sizes[0] > 100, "{:?}", a.sizes);
+        }
+        EthMessage::NewPooledTransactionHashes66(h) => {
+            assert!(version < 68);
+            assert_eq!(h, [tx_hash]);
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejs_announcements_eth67() {
+    ejs_announces(67).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejs_announcements_eth68() {
+    ejs_announces(68).await;
 }
