@@ -29,7 +29,7 @@
 //! - `discovery`: the [`Candidate`] stream shared by every source. `v4` is our own
 //!   discv4 (EIP-8, EIP-868) with a sans-IO core; `v5` wraps the `discv5` crate; both share
 //!   one UDP port. DNS trees (EIP-1459), NAT and LAN discovery feed the same stream.
-//! - `rlpx`: the ECIES handshake, frame codec and the p2p base protocol (Hello, Ping,
+//! - [`rlpx`]: the ECIES handshake, frame codec and the p2p base protocol (Hello, Ping,
 //!   Disconnect, snappy).
 //! - [`eth`]: eth/66–69 messages, the Status handshake, request ids, response validity and
 //!   the serving trait a syncer implements.

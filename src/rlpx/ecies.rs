@@ -398,6 +398,13 @@ fn ecies_tag(mac_key: &[u8; 32], iv: &[u8], ciphertext: &[u8], shared_data: &[u8
     m.finalize().into_bytes().into()
 }
 
+/// ECIES-encrypts arbitrary bytes to `remote` as an EIP-8 packet, so fuzzers and tests can
+/// reach the auth/ack body parsers behind the ECIES tag check. Not needed by users.
+#[doc(hidden)]
+pub fn encrypt_to(remote: &PublicKey, plain: &[u8]) -> Bytes {
+    encrypt(remote, plain)
+}
+
 /// ECIES-encrypts `plain` to `remote` as an EIP-8 packet: `size ‖ R ‖ iv ‖ c ‖ tag`, where the
 /// 2-byte size prefix is also the tag's shared MAC data.
 fn encrypt(remote: &PublicKey, plain: &[u8]) -> Bytes {

@@ -17,6 +17,10 @@ use alloy_primitives::{Keccak256, B256};
 pub(crate) struct Mac {
     cipher: Aes256,
     hasher: Keccak256,
+    /// The 16-byte digest of the current state, if it was taken since the last update. A
+    /// frame's MAC and the next header's seed are digests of the same state, so caching it
+    /// saves one keccak permutation per frame (a quarter of the overhead on small frames).
+    cached: Option<[u8; 16]>,
 }
 
 impl std::fmt::Debug for Mac {
@@ -29,12 +33,13 @@ impl std::fmt::Debug for Mac {
 impl Mac {
     /// A MAC keyed with `secret` (the mac-secret) and an empty sponge.
     pub(crate) fn new(secret: B256) -> Self {
-        Self { cipher: Aes256::new(secret.as_slice().into()), hasher: Keccak256::new() }
+        Self { cipher: Aes256::new(secret.as_slice().into()), hasher: Keccak256::new(), cached: None }
     }
 
     /// Absorbs `data` into the sponge.
     #[inline]
     pub(crate) fn update(&mut self, data: &[u8]) {
+        self.cached = None;
         self.hasher.update(data);
     }
 
@@ -47,9 +52,13 @@ impl Mac {
 
     /// The first 16 bytes of [`Self::digest`]: the MAC that goes on the wire.
     #[inline]
-    pub(crate) fn digest16(&self) -> [u8; 16] {
+    pub(crate) fn digest16(&mut self) -> [u8; 16] {
+        if let Some(cached) = self.cached {
+            return cached;
+        }
         let mut out = [0u8; 16];
         out.copy_from_slice(&self.digest()[..16]);
+        self.cached = Some(out);
         out
     }
 
@@ -64,11 +73,12 @@ impl Mac {
     /// The header step: `update(aes(mac-secret, digest[:16]) ^ header-ciphertext)`.
     #[inline]
     pub(crate) fn update_header(&mut self, header_ciphertext: &[u8; 16]) {
-        let mut seed = self.encrypt_block(self.digest16());
+        let digest = self.digest16();
+        let mut seed = self.encrypt_block(digest);
         for (s, c) in seed.iter_mut().zip(header_ciphertext) {
             *s ^= c;
         }
-        self.hasher.update(seed);
+        self.update(&seed);
     }
 
     /// The body step, after the frame ciphertext was absorbed with [`Self::update`]:
@@ -80,6 +90,6 @@ impl Mac {
         for (s, p) in seed.iter_mut().zip(prev) {
             *s ^= p;
         }
-        self.hasher.update(seed);
+        self.update(&seed);
     }
 }

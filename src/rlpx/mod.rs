@@ -31,6 +31,8 @@ pub use config::{
     RlpxConfig, RlpxConfigBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT,
 };
+#[doc(hidden)]
+pub use ecies::encrypt_to;
 pub use ecies::{packet_len, Handshake, PacketKind, Secrets};
 pub use error::{Backoff, EciesError, RlpxError};
 pub use p2p::{

@@ -50,7 +50,27 @@ const ACCEPT_QUEUE: usize = 16;
 /// It is a `Stream` of incoming [`CapMessage`]s and a `Sink` of outgoing ones. The stream
 /// ends with an error when the session fails (including a Disconnect from the peer, which
 /// gives [`RlpxError::Disconnected`] with its reason) and with `None` when the peer closes
-/// the connection. Keepalive runs only while the stream is polled.
+/// the connection. Keepalive runs only while the stream is polled, so the owner should poll
+/// it continuously (a `select!` loop with its own command channel is the intended shape).
+///
+/// ```no_run
+/// use ethp2p::rlpx::{dial, CapMessage, DisconnectReason, Protocol, RlpxConfig};
+/// use futures::{SinkExt, StreamExt};
+/// # async fn run(enode: ethp2p::Enode, key: ethp2p::NodeKey) -> Result<(), ethp2p::rlpx::RlpxError> {
+/// let config = RlpxConfig::builder().protocol(Protocol::eth(68)).protocol(Protocol::eth(69)).build()?;
+/// let mut session = dial(&enode, &key, &config).await?;
+/// let eth = session.capability_index("eth").expect("negotiation guarantees one shared capability");
+/// println!("{} speaks {}", session.remote_hello().client_id, session.shared_capabilities()[eth].cap);
+/// session.send(CapMessage::new(eth, 0x00, vec![0xc0])).await?; // eth Status (payload elided)
+/// while let Some(msg) = session.next().await {
+///     let msg = msg?; // Err(Disconnected(reason)), PingTimeout, ...: the session is over
+///     if msg.id == 0x00 {
+///         break; // the peer's Status
+///     }
+/// }
+/// session.disconnect(DisconnectReason::ClientQuitting).await
+/// # }
+/// ```
 pub struct Session<S = TcpStream> {
     inner: EciesStream<S>,
     remote_hello: Hello,
