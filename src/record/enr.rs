@@ -814,6 +814,52 @@ mod tests {
         assert_eq!(local.record(), before, "a failed update leaves the record untouched");
     }
 
+    fn arb_content() -> impl proptest::strategy::Strategy<Value = EnrContent> {
+        use proptest::prelude::*;
+        let port = proptest::option::of(1u16..4);
+        (
+            proptest::option::of((0u8..3).prop_map(|b| Ipv4Addr::new(10, 0, 0, b))),
+            port.clone(),
+            port.clone(),
+            proptest::option::of((0u16..3).prop_map(|s| Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, s))),
+            port.clone(),
+            port,
+            proptest::option::of((0u64..3).prop_map(fork)),
+        )
+            .prop_map(|(ip4, tcp4, udp4, ip6, tcp6, udp6, fork_id)| EnrContent {
+                ip4,
+                tcp4,
+                udp4,
+                ip6,
+                tcp6,
+                udp6,
+                fork_id,
+            })
+    }
+
+    proptest::proptest! {
+        // Any sequence of updates: the record always holds exactly the content asked for,
+        // verifies, parses back, and its seq grew by one per update that changed something.
+        #[test]
+        fn updates_bump_seq_once_per_change(steps in proptest::collection::vec(arb_content(), 1..8)) {
+            let key = eip778_key();
+            let local = LocalEnr::builder(&key).build().unwrap();
+            let mut expected_seq = 1;
+            let mut current = EnrContent::default();
+            for step in steps {
+                let changed = local.update(|c| *c = step.clone()).unwrap();
+                proptest::prop_assert_eq!(changed, step != current);
+                expected_seq += u64::from(changed);
+                current = step;
+                let record = local.record();
+                proptest::prop_assert_eq!(record.seq(), expected_seq);
+                proptest::prop_assert_eq!(EnrContent::of(&record), current.clone());
+                proptest::prop_assert!(record.verify());
+                proptest::prop_assert_eq!(parse_enr(&record.to_base64()).unwrap(), record);
+            }
+        }
+    }
+
     #[test]
     fn share_with_moves_the_record() {
         let key = NodeKey::generate();
