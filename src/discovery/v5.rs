@@ -35,7 +35,10 @@ use std::{
     time::Duration,
 };
 
-use discv5::enr::NodeId as Discv5NodeId;
+use discv5::{
+    enr::{CombinedPublicKey, NodeId as Discv5NodeId},
+    handler::NodeContact,
+};
 use ipnet::IpNet;
 use tokio::{
     sync::{mpsc, oneshot},
@@ -45,7 +48,7 @@ use tokio::{
 use tracing::{debug, trace};
 
 use super::{Candidate, CandidateSource, Discv5Error, EthEntry, NetRestrict};
-use crate::record::{Enr, ForkFilter, LocalEnr, NodeId};
+use crate::record::{public_key_of, Enode, Enr, ForkFilter, LocalEnr, NodeId};
 
 /// discv5.md recommends a refresh of the table by random lookups; geth runs one every 30 s
 /// once its table is full, reth every 60 s. We pick 30 s.
@@ -75,6 +78,11 @@ pub struct Discv5Config {
     /// Records to bootstrap from. Each must be within `netrestrict`. Default: none (the node
     /// only answers until someone contacts it).
     pub bootnodes: Vec<Enr>,
+    /// `enode://` bootnodes (no record). discv5 needs a record to put a node in its table, so
+    /// the service opens a session with each (a TALKREQ) and discv5 then asks the node for
+    /// its record (FINDNODE at distance 0); the node joins the table once it answers. Only
+    /// nodes that speak discv5 on their UDP port can answer. Default: none.
+    pub bootnode_enodes: Vec<Enode>,
     /// Pause between random lookups after the bootstrap phase. Default: 30 s
     /// ([`DEFAULT_LOOKUP_INTERVAL`]).
     pub lookup_interval: Duration,
@@ -103,6 +111,7 @@ impl Default for Discv5Config {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
             bootnodes: Vec::new(),
+            bootnode_enodes: Vec::new(),
             lookup_interval: DEFAULT_LOOKUP_INTERVAL,
             bootstrap_lookup_interval: DEFAULT_BOOTSTRAP_LOOKUP_INTERVAL,
             bootstrap_lookups: DEFAULT_BOOTSTRAP_LOOKUPS,
@@ -154,6 +163,12 @@ impl Discv5ConfigBuilder {
     /// See [`Discv5Config::bootnodes`].
     pub fn bootnodes(&mut self, enrs: impl IntoIterator<Item = Enr>) -> &mut Self {
         self.config.bootnodes.extend(enrs);
+        self
+    }
+
+    /// Adds one `enode://` bootnode. See [`Discv5Config::bootnode_enodes`].
+    pub fn bootnode_enode(&mut self, enode: Enode) -> &mut Self {
+        self.config.bootnode_enodes.push(enode);
         self
     }
 
@@ -212,6 +227,9 @@ impl Discv5ConfigBuilder {
         for enr in &c.bootnodes {
             check_bootnode(enr, &c.netrestrict)?;
         }
+        for enode in &c.bootnode_enodes {
+            check_enode(enode, &c.netrestrict)?;
+        }
         Ok(c.clone())
     }
 }
@@ -226,6 +244,28 @@ fn check_bootnode(enr: &Enr, netrestrict: &NetRestrict) -> Result<(), Discv5Erro
         Some(_) => Ok(()),
     }
 }
+
+fn check_enode(enode: &Enode, netrestrict: &NetRestrict) -> Result<(), Discv5Error> {
+    if !netrestrict.allows(&enode.ip) {
+        return Err(Discv5Error::BootnodeRestricted(enode.node_id(), enode.ip));
+    }
+    if enode.udp_port == 0 {
+        return Err(Discv5Error::BootnodeUnreachable(enode.node_id()));
+    }
+    Ok(())
+}
+
+/// The discv5 contact of an enode: its key and UDP endpoint, without a record.
+fn enode_contact(enode: &Enode) -> Result<NodeContact, Discv5Error> {
+    let public = public_key_of(&enode.peer_id).ok_or(Discv5Error::BootnodeUnreachable(enode.node_id()))?;
+    let key = discv5::enr::k256::ecdsa::VerifyingKey::from_sec1_bytes(&public.serialize())
+        .map_err(|_| Discv5Error::BootnodeUnreachable(enode.node_id()))?;
+    Ok(NodeContact::new(CombinedPublicKey::from(key), enode.udp_addr(), None))
+}
+
+/// The TALKREQ protocol name used to open a session with an enode bootnode. Nobody serves
+/// it; the empty answer is enough, as the session is what we want.
+const SESSION_OPENER_PROTOCOL: &[u8] = b"ethp2p-hello";
 
 /// What the service has seen so far. Counts are of distinct (node, seq) records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -330,6 +370,7 @@ enum Command {
     AddEnr(Enr, oneshot::Sender<Result<(), Discv5Error>>),
     Lookup(NodeId, oneshot::Sender<Result<Vec<Candidate>, Discv5Error>>),
     TableEntries(oneshot::Sender<Vec<Enr>>),
+    AddEnode(Enode, oneshot::Sender<Result<(), Discv5Error>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -389,7 +430,7 @@ impl Discv5 {
         let (candidate_tx, candidate_rx) = mpsc::channel(config.candidate_capacity);
         let counters = Arc::new(Counters::default());
         let seen = lru::LruCache::new(NonZeroUsize::new(config.seen_capacity).unwrap_or(NonZeroUsize::MIN));
-        let service = Discv5Service {
+        let mut service = Discv5Service {
             discv5,
             config,
             local_enr: local_enr.clone(),
@@ -398,7 +439,11 @@ impl Discv5 {
             seen,
             lookups: JoinSet::new(),
             lookups_started: 0,
+            openers: JoinSet::new(),
         };
+        for enode in service.config.bootnode_enodes.clone() {
+            service.open_session(&enode)?;
+        }
         tokio::spawn(service.run(command_rx, events));
         debug!(target: "ethp2p::discv5", %local_addr, node_id = %local_enr.node_id(), "discv5 started");
         Ok((Self { commands, counters, local_addr, local_enr }, Candidates { rx: candidate_rx }))
@@ -428,6 +473,12 @@ impl Discv5 {
     /// Adds a record to the routing table (it must be within netrestrict).
     pub async fn add_enr(&self, enr: Enr) -> Result<(), Discv5Error> {
         self.request(|tx| Command::AddEnr(enr, tx)).await?
+    }
+
+    /// Opens a session with an `enode://` node so that discv5 fetches its record and adds it
+    /// to the table (see [`Discv5Config::bootnode_enodes`]). Returns once the request is sent.
+    pub async fn add_enode(&self, enode: Enode) -> Result<(), Discv5Error> {
+        self.request(|tx| Command::AddEnode(enode, tx)).await?
     }
 
     /// Runs one lookup for `target` now and returns the nodes it found closest to it. They
@@ -618,6 +669,8 @@ struct Discv5Service {
     /// Running lookups; dropping the service aborts them.
     lookups: JoinSet<Result<Vec<Enr>, discv5::QueryError>>,
     lookups_started: u32,
+    /// Session openers for enode bootnodes (TALKREQs whose answer is ignored).
+    openers: JoinSet<()>,
 }
 
 impl Discv5Service {
@@ -649,6 +702,7 @@ impl Discv5Service {
                     };
                     next_lookup = Instant::now() + pause;
                 }
+                Some(_) = self.openers.join_next() => {}
                 Some(done) = self.lookups.join_next() => {
                     bump(&self.counters.lookups);
                     match done {
@@ -664,11 +718,26 @@ impl Discv5Service {
             }
         }
         self.lookups.shutdown().await;
+        self.openers.shutdown().await;
         self.discv5.shutdown();
         debug!(target: "ethp2p::discv5", "discv5 stopped");
         if let Some(reply) = shutdown_reply {
             let _ = reply.send(());
         }
+    }
+
+    /// Sends a TALKREQ to an enode so that discv5 opens a session and then fetches its record.
+    /// The answer does not matter; the task ends with discv5's request timeout at the latest.
+    fn open_session(&mut self, enode: &Enode) -> Result<(), Discv5Error> {
+        let contact = enode_contact(enode)?;
+        let talk = self.discv5.talk_req(contact, SESSION_OPENER_PROTOCOL.to_vec(), Vec::new());
+        let node_id = enode.node_id();
+        self.openers.spawn(async move {
+            if let Err(e) = talk.await {
+                debug!(target: "ethp2p::discv5", %node_id, error = ?e, "enode session opener failed");
+            }
+        });
+        Ok(())
     }
 
     fn on_command(&mut self, command: Command) {
@@ -703,6 +772,11 @@ impl Discv5Service {
                     };
                     let _ = reply.send(result);
                 });
+            }
+            Command::AddEnode(enode, reply) => {
+                let result =
+                    check_enode(&enode, &self.config.netrestrict).and_then(|()| self.open_session(&enode));
+                let _ = reply.send(result);
             }
             Command::TableEntries(reply) => {
                 let _ = reply.send(self.discv5.table_entries_enr());
@@ -863,6 +937,17 @@ mod tests {
         let no_ip = Enr::builder().udp4(1).build(&key.to_combined_key()).unwrap();
         assert!(matches!(
             Discv5Config::builder().bootnode(no_ip).build(),
+            Err(Discv5Error::BootnodeUnreachable(_))
+        ));
+        let enode = Enode::new(NodeKey::generate().peer_id(), "10.0.0.1:30303".parse().unwrap());
+        assert!(matches!(
+            Discv5Config::builder().netrestrict(NetRestrict::loopback()).bootnode_enode(enode).build(),
+            Err(Discv5Error::BootnodeRestricted(..))
+        ));
+        let mut no_udp = Enode::new(NodeKey::generate().peer_id(), "127.0.0.1:30303".parse().unwrap());
+        no_udp.udp_port = 0;
+        assert!(matches!(
+            Discv5Config::builder().bootnode_enode(no_udp).build(),
             Err(Discv5Error::BootnodeUnreachable(_))
         ));
         let defaults = Discv5Config::default();

@@ -463,3 +463,41 @@ mod wire_vectors {
         assert!(Packet::decode(&dest, ProtocolIdentity::default(), &flipped).is_err());
     }
 }
+
+/// A node that knows its bootnode only as an `enode://` URL still joins: discv5 opens a
+/// session, fetches the record and the bootnode shows up in its table and its candidates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstraps_from_an_enode() {
+    let net = Testnet::builder(3).start().await.unwrap();
+    let boot = net.bootnode().unwrap();
+    let record = boot.record();
+    let enode = ethp2p::Enode {
+        peer_id: boot.key.peer_id(),
+        ip: std::net::IpAddr::V4(record.ip4().unwrap()),
+        tcp_port: 0,
+        udp_port: record.udp4().unwrap(),
+    };
+    let mut config = test_discv5_config();
+    config.bootnode_enodes = vec![enode];
+    let local = LocalEnr::builder(&NodeKey::generate()).build().unwrap();
+    let (discv5, mut candidates) = Discv5::start(local, config).await.unwrap();
+    let wanted: HashSet<NodeId> = net.all().map(|n| n.node_id()).collect();
+    let mut found = HashSet::new();
+    let all = tokio::time::timeout(DEADLINE, async {
+        while let Some(c) = candidates.recv().await {
+            found.insert(c.node_id());
+            if wanted.is_subset(&found) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(all, "found {} of {} starting from an enode", found.intersection(&wanted).count(), wanted.len());
+    let table: Vec<NodeId> =
+        discv5.table_entries().await.unwrap().iter().map(|e| NodeId::from(e.node_id().raw())).collect();
+    assert!(table.contains(&boot.node_id()));
+    discv5.shutdown().await;
+    net.shutdown().await;
+}
