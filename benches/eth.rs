@@ -16,7 +16,8 @@ use alloy_primitives::{keccak256, B256};
 use alloy_rlp::Decodable;
 use criterion::Criterion;
 use ethp2p::eth::{
-    id, validate_bodies, validate_headers, EthMessage, EthVersion, GetBlockHeaders, MemoryChain, RequestPair,
+    decode_block_headers_hashed, id, validate_bodies, validate_headers_with_hashes, EthMessage, EthVersion,
+    GetBlockHeaders, MemoryChain, RequestPair,
 };
 
 struct Ops {
@@ -66,13 +67,12 @@ impl Ops {
     fn ours_headers(&self) {
         black_box(EthMessage::decode(EthVersion::Eth68, id::BLOCK_HEADERS, &self.headers_bytes).unwrap());
     }
+    /// What the session does with a `BlockHeaders` response: decode, hashing each header
+    /// over the received bytes, then the count, numbering and parent-link checks.
     fn ours_headers_validated(&self) {
-        let Ok(EthMessage::BlockHeaders(p)) =
-            EthMessage::decode(EthVersion::Eth68, id::BLOCK_HEADERS, &self.headers_bytes)
-        else {
-            unreachable!()
-        };
-        black_box(validate_headers(&self.headers_req, &p.message).unwrap());
+        let (pair, hashes) = decode_block_headers_hashed(&self.headers_bytes).unwrap();
+        validate_headers_with_hashes(&self.headers_req, &pair.message, &hashes).unwrap();
+        black_box((pair, hashes));
     }
     fn keccak_headers(&self) {
         black_box(keccak256(&self.headers_bytes));

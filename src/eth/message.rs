@@ -592,6 +592,46 @@ impl Status {
     }
 }
 
+/// Decodes a `BlockHeaders` payload and hashes each header over the bytes received, the
+/// cheapest way to get the hashes that parent-link checks need (no re-encoding).
+///
+/// ```
+/// use ethp2p::eth::{decode_block_headers_hashed, EthMessage, MemoryChain, RequestPair};
+/// let chain = MemoryChain::builder().blocks(3).build();
+/// let headers = (0..=3).map(|n| chain.header(n).unwrap().clone()).collect();
+/// let payload = EthMessage::BlockHeaders(RequestPair::new(9, headers)).encoded();
+/// let (pair, hashes) = decode_block_headers_hashed(&payload)?;
+/// assert_eq!(pair.request_id, 9);
+/// assert_eq!(hashes[3], chain.hash(3).unwrap());
+/// # Ok::<(), ethp2p::eth::MessageError>(())
+/// ```
+pub fn decode_block_headers_hashed(
+    payload: &[u8],
+) -> Result<(RequestPair<Vec<Header>>, Vec<B256>), MessageError> {
+    const NAME: &str = "BlockHeaders";
+    if payload.len() > MAX_MESSAGE_SIZE {
+        return Err(MessageError::TooLarge { size: payload.len(), max: MAX_MESSAGE_SIZE });
+    }
+    let rlp = |source| MessageError::Rlp { message: NAME, source };
+    let mut buf = payload;
+    let mut pair = alloy_rlp::Header::decode_bytes(&mut buf, true).map_err(rlp)?;
+    if !buf.is_empty() {
+        return Err(MessageError::TrailingBytes { message: NAME, count: buf.len() });
+    }
+    let request_id = u64::decode(&mut pair).map_err(rlp)?;
+    let mut list = alloy_rlp::Header::decode_bytes(&mut pair, true).map_err(rlp)?;
+    if !pair.is_empty() {
+        return Err(rlp(alloy_rlp::Error::ListLengthMismatch { expected: 0, got: pair.len() }));
+    }
+    let (mut headers, mut hashes) = (Vec::new(), Vec::new());
+    while !list.is_empty() {
+        let start = list;
+        headers.push(Header::decode(&mut list).map_err(rlp)?);
+        hashes.push(alloy_primitives::keccak256(&start[..start.len() - list.len()]));
+    }
+    Ok((RequestPair::new(request_id, headers), hashes))
+}
+
 fn rlp<T: Decodable>(message: &'static str, buf: &mut &[u8]) -> Result<T, MessageError> {
     T::decode(buf).map_err(|source| MessageError::Rlp { message, source })
 }
@@ -902,6 +942,113 @@ mod tests {
         let msg68 = EthMessage::Receipts(RequestPair::new(3, Receipts::WithBloom(blocks))).encoded();
         assert!(EthMessage::decode(EthVersion::Eth69, id::RECEIPTS, &msg68).is_err());
         assert!(EthMessage::decode(EthVersion::Eth68, id::RECEIPTS, &msg68).is_ok());
+    }
+
+    /// One sample of every message, with a version that has it.
+    fn samples() -> Vec<(EthVersion, EthMessage)> {
+        let chain = crate::eth::MemoryChain::builder()
+            .blocks(2)
+            .transactions_per_block(2)
+            .pooled_transactions(1)
+            .build();
+        let body = chain.body_by_number(1).unwrap().clone();
+        let header = chain.header(1).unwrap().clone();
+        let hashes = vec![B256::repeat_byte(1), B256::repeat_byte(2)];
+        let receipts = vec![chain.receipts_by_hash(&chain.hash(1).unwrap()).unwrap().clone()];
+        let pooled = crate::eth::serve_pooled_transactions(&chain, &chain.pooled_hashes());
+        use EthVersion::*;
+        vec![
+            (Eth68, EthMessage::Status(status(Eth68, 8))),
+            (Eth69, EthMessage::Status(status(Eth69, 0))),
+            (Eth68, EthMessage::NewBlockHashes(vec![BlockHashNumber { hash: hashes[0], number: 1 }])),
+            (Eth68, EthMessage::Transactions(body.transactions.clone())),
+            (
+                Eth68,
+                EthMessage::GetBlockHeaders(RequestPair::new(
+                    1,
+                    GetBlockHeaders { origin: hashes[0].into(), count: 2, skip: 0, reverse: true },
+                )),
+            ),
+            (Eth68, EthMessage::BlockHeaders(RequestPair::new(1, vec![header.clone()]))),
+            (Eth68, EthMessage::GetBlockBodies(RequestPair::new(1, hashes.clone()))),
+            (Eth68, EthMessage::BlockBodies(RequestPair::new(1, vec![body.clone()]))),
+            (
+                Eth68,
+                EthMessage::NewBlock(Box::new(NewBlock {
+                    block: alloy_consensus::Block { header, body: body.clone() },
+                    total_difficulty: U256::from(5),
+                })),
+            ),
+            (Eth67, EthMessage::NewPooledTransactionHashes66(hashes.clone())),
+            (
+                Eth68,
+                EthMessage::NewPooledTransactionHashes68(NewPooledTransactionHashes68 {
+                    types: vec![0, 2].into(),
+                    sizes: vec![100, 200],
+                    hashes: hashes.clone(),
+                }),
+            ),
+            (Eth68, EthMessage::GetPooledTransactions(RequestPair::new(1, hashes.clone()))),
+            (Eth68, EthMessage::PooledTransactions(RequestPair::new(1, pooled))),
+            (Eth66, EthMessage::GetNodeData(RequestPair::new(1, hashes.clone()))),
+            (Eth66, EthMessage::NodeData(RequestPair::new(1, vec![Bytes::from_static(b"node")]))),
+            (Eth68, EthMessage::GetReceipts(RequestPair::new(1, hashes))),
+            (Eth68, EthMessage::Receipts(RequestPair::new(1, Receipts::WithBloom(receipts.clone())))),
+            (Eth69, EthMessage::Receipts(RequestPair::new(1, Receipts::for_version(receipts, Eth69)))),
+            (
+                Eth69,
+                EthMessage::BlockRangeUpdate(BlockRange { earliest: 0, latest: 1, latest_hash: B256::ZERO }),
+            ),
+        ]
+    }
+
+    /// For every message: it roundtrips; every truncation, a trailing byte, a string header in
+    /// place of the outer list, and a length claim beyond the input are typed errors.
+    #[test]
+    fn every_message_refuses_malformed_payloads() {
+        for (v, m) in samples() {
+            assert!(m.is_valid_for(v), "{v} {}", m.name());
+            let bytes = m.encoded();
+            assert_eq!(EthMessage::decode(v, m.id(), &bytes).unwrap(), m, "{}", m.name());
+            for cut in 0..bytes.len() {
+                assert!(EthMessage::decode(v, m.id(), &bytes[..cut]).is_err(), "{} cut at {cut}", m.name());
+            }
+            let mut trailing = bytes.clone();
+            trailing.push(0x80);
+            assert!(matches!(
+                EthMessage::decode(v, m.id(), &trailing),
+                Err(MessageError::TrailingBytes { count: 1, .. })
+            ));
+            // Every payload is one list: its header byte minus 0x40 is the same-length string.
+            let mut as_string = bytes.clone();
+            assert!(as_string[0] >= 0xc0);
+            as_string[0] -= 0x40;
+            assert!(EthMessage::decode(v, m.id(), &as_string).is_err(), "{} as a string", m.name());
+            // Claim 16 MiB of payload in a 4-byte length.
+            let mut huge = vec![0xfb, 0x01, 0x00, 0x00, 0x00];
+            huge.extend_from_slice(&bytes[1..]);
+            assert!(EthMessage::decode(v, m.id(), &huge).is_err(), "{} huge claim", m.name());
+        }
+    }
+
+    #[test]
+    fn hashed_header_decode_matches_the_generic_one() {
+        for (v, m) in samples().into_iter().filter(|(_, m)| m.id() == id::BLOCK_HEADERS) {
+            let bytes = m.encoded();
+            let (pair, hashes) = decode_block_headers_hashed(&bytes).unwrap();
+            let EthMessage::BlockHeaders(generic) = EthMessage::decode(v, m.id(), &bytes).unwrap() else {
+                unreachable!()
+            };
+            assert_eq!(pair, generic);
+            let slow: Vec<B256> = generic.message.iter().map(Header::hash_slow).collect();
+            assert_eq!(hashes, slow);
+            for cut in 0..bytes.len() {
+                assert!(decode_block_headers_hashed(&bytes[..cut]).is_err());
+            }
+            let mut trailing = bytes.clone();
+            trailing.push(0x80);
+            assert!(decode_block_headers_hashed(&trailing).is_err());
+        }
     }
 
     #[test]

@@ -44,8 +44,8 @@ mod version;
 
 pub use error::{EthError, InvalidResponse, MessageError, StatusError};
 pub use message::{
-    id, name_of, BlockHashNumber, BlockRange, EthMessage, GetBlockHeaders, NewBlock,
-    NewPooledTransactionHashes68, Receipt69, Receipts, RequestId, RequestPair, Status, StatusHead,
+    decode_block_headers_hashed, id, name_of, BlockHashNumber, BlockRange, EthMessage, GetBlockHeaders,
+    NewBlock, NewPooledTransactionHashes68, Receipt69, Receipts, RequestId, RequestPair, Status, StatusHead,
     MAX_MESSAGE_SIZE, MAX_TD_BITS,
 };
 pub use serve::{
@@ -59,7 +59,7 @@ pub use session::{
 };
 pub use status::{validate_block_range, validate_status, StatusInfo};
 pub use validate::{
-    validate_bodies, validate_body, validate_headers, validate_pooled_transactions, validate_receipts,
-    Outcome,
+    validate_bodies, validate_body, validate_headers, validate_headers_with_hashes,
+    validate_pooled_transactions, validate_receipts, Outcome,
 };
 pub use version::EthVersion;

@@ -26,12 +26,14 @@ use tracing::{debug, trace};
 
 use crate::eth::error::{EthError, InvalidResponse};
 use crate::eth::message::{
-    id, name_of, EthMessage, GetBlockHeaders, RequestId, RequestPair, Status, MAX_MESSAGE_SIZE,
+    decode_block_headers_hashed, id, name_of, EthMessage, GetBlockHeaders, RequestId, RequestPair, Status,
+    MAX_MESSAGE_SIZE,
 };
 use crate::eth::serve::{respond, ChainReader};
 use crate::eth::status::{validate_block_range, validate_status, StatusInfo};
 use crate::eth::validate::{
-    validate_bodies, validate_headers, validate_pooled_transactions, validate_receipts, Outcome,
+    validate_bodies, validate_headers, validate_headers_with_hashes, validate_pooled_transactions,
+    validate_receipts, Outcome,
 };
 use crate::eth::version::EthVersion;
 use crate::record::{ForkFilter, PeerId};
@@ -576,6 +578,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             return Flow::Continue;
         }
         let size = msg.data.len();
+        if msg.id == id::BLOCK_HEADERS {
+            // Hash the headers over the received bytes: the link checks need the hashes.
+            return match decode_block_headers_hashed(&msg.data) {
+                Ok((pair, hashes)) => {
+                    self.on_response(EthMessage::BlockHeaders(pair), Some(hashes), size);
+                    Flow::Continue
+                }
+                Err(e) => self.fatal(e.into()).await,
+            };
+        }
         let decoded = match EthMessage::decode(self.version, msg.id, &msg.data) {
             Ok(m) => m,
             Err(e) => return self.fatal(e.into()).await,
@@ -608,7 +620,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             | EthMessage::Receipts(_)
             | EthMessage::PooledTransactions(_)
             | EthMessage::NodeData(_)) => {
-                self.on_response(response, size);
+                self.on_response(response, None, size);
                 Flow::Continue
             }
             announcement => {
@@ -618,7 +630,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
         }
     }
 
-    fn on_response(&mut self, response: EthMessage, size: usize) {
+    fn on_response(&mut self, response: EthMessage, hashes: Option<Vec<B256>>, size: usize) {
         let Some(request_id) = response.request_id() else { return };
         let Some(pending) = self.pending.remove(&request_id) else {
             if self.timed_out.contains(&request_id) {
@@ -632,7 +644,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             return;
         };
         let rtt = pending.sent.elapsed();
-        let result = check_response(&pending.kind, response);
+        let result = check_response(&pending.kind, response, hashes);
         let outcome = match &result {
             Ok(r) if r.len() == 0 => Outcome::Empty { rtt },
             Ok(r) => Outcome::Valid { rtt, size, items: r.len() },
@@ -651,12 +663,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
 }
 
 /// Matches a response to the request's kind and validates it.
-fn check_response(kind: &RequestKind, response: EthMessage) -> Result<Response, InvalidResponse> {
+fn check_response(
+    kind: &RequestKind,
+    response: EthMessage,
+    hashes: Option<Vec<B256>>,
+) -> Result<Response, InvalidResponse> {
     let wrong =
         |got: &EthMessage| InvalidResponse::WrongKind { expected: kind.response_name(), got: got.name() };
     match (kind, response) {
         (RequestKind::Headers(req), EthMessage::BlockHeaders(p)) => {
-            validate_headers(req, &p.message)?;
+            match hashes {
+                Some(hashes) => validate_headers_with_hashes(req, &p.message, &hashes)?,
+                None => {
+                    validate_headers(req, &p.message)?;
+                }
+            }
             Ok(Response::Headers(p.message))
         }
         (RequestKind::Bodies(headers), EthMessage::BlockBodies(p)) => {

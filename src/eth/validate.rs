@@ -73,10 +73,25 @@ pub fn validate_headers(request: &GetBlockHeaders, headers: &[Header]) -> Result
         return Err(InvalidResponse::TooMany { requested: request.count as usize, got: headers.len() });
     }
     let hashes: Vec<B256> = headers.iter().map(Header::hash_slow).collect();
-    let Some(first) = headers.first() else { return Ok(hashes) };
+    validate_headers_with_hashes(request, headers, &hashes)?;
+    Ok(hashes)
+}
+
+/// [`validate_headers`] with the headers' hashes already known, e.g. computed over the
+/// received bytes by [`decode_block_headers_hashed`](crate::eth::decode_block_headers_hashed),
+/// which saves re-encoding every header. `hashes[i]` must be the hash of `headers[i]`.
+pub fn validate_headers_with_hashes(
+    request: &GetBlockHeaders,
+    headers: &[Header],
+    hashes: &[B256],
+) -> Result<(), InvalidResponse> {
+    if headers.len() as u64 > request.count {
+        return Err(InvalidResponse::TooMany { requested: request.count as usize, got: headers.len() });
+    }
+    let Some(first) = headers.first() else { return Ok(()) };
     match request.origin {
         BlockHashOrNumber::Number(n) if first.number != n => return Err(InvalidResponse::WrongOrigin),
-        BlockHashOrNumber::Hash(h) if hashes[0] != h => return Err(InvalidResponse::WrongOrigin),
+        BlockHashOrNumber::Hash(h) if hashes.first() != Some(&h) => return Err(InvalidResponse::WrongOrigin),
         _ => {}
     }
     let step = request.skip.saturating_add(1);
@@ -89,16 +104,16 @@ pub fn validate_headers(request: &GetBlockHeaders, headers: &[Header]) -> Result
         }
         if request.skip == 0 {
             let linked = if request.reverse {
-                headers[i - 1].parent_hash == hashes[i]
+                Some(&headers[i - 1].parent_hash) == hashes.get(i)
             } else {
-                headers[i].parent_hash == hashes[i - 1]
+                Some(&headers[i].parent_hash) == hashes.get(i - 1)
             };
             if !linked {
                 return Err(InvalidResponse::BrokenLink { index: i });
             }
         }
     }
-    Ok(hashes)
+    Ok(())
 }
 
 /// Checks `bodies` against the headers of the blocks they were requested for, in request
