@@ -6,6 +6,8 @@
 
 pub mod dns;
 mod error;
+#[cfg(feature = "lan")]
+pub mod lan;
 pub mod nat;
 mod netrestrict;
 pub mod v5;

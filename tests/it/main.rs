@@ -6,5 +6,7 @@ mod ejs;
 mod eth;
 mod interop_eth;
 mod interop_rlpx;
+#[cfg(feature = "lan")]
+mod lan;
 mod nat;
 mod rlpx;

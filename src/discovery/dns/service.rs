@@ -5,9 +5,8 @@
 //! [`Resolver`] as fast as the rate limit and the concurrency cap allow, each under the
 //! lookup timeout, and forwards the node records it gets back as [`Candidate`]s.
 
-use std::{collections::VecDeque, net::IpAddr, sync::Arc, time::Duration};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
-use discv5::enr::{CombinedPublicKey, EnrPublicKey};
 use tokio::{
     sync::{mpsc, oneshot},
     task::JoinSet,
@@ -17,10 +16,7 @@ use tokio::{
 use super::{
     DnsConfig, DnsError, DnsWalker, LinkEntry, QueryId, ResolveError, Resolver, TreeStatus, WalkEvent,
 };
-use crate::{
-    discovery::{Candidate, CandidateSource, EthEntry},
-    record::{decode_eth_entry, Enr, PeerId},
-};
+use crate::discovery::{Candidate, CandidateSource};
 
 /// Commands queued for the task before a sender waits.
 const COMMAND_CAPACITY: usize = 16;
@@ -197,9 +193,9 @@ impl<R: Resolver> DnsService<R> {
     fn on_events(&mut self, events: Vec<WalkEvent>) {
         for event in events {
             match event {
-                WalkEvent::Node { enr, tree } => match candidate_from_enr(&enr) {
-                    Some(candidate) => self.queue.push_back(candidate),
-                    None => {
+                WalkEvent::Node { enr, tree } => match Candidate::from_enr(&enr, CandidateSource::Dns) {
+                    Ok(candidate) => self.queue.push_back(candidate),
+                    Err(_) => {
                         tracing::trace!(target: "ethp2p::dns", %tree, "record without IP or secp256k1 key")
                     }
                 },
@@ -254,35 +250,6 @@ impl TokenBucket {
         self.refill(now);
         self.tokens -= 1.0;
     }
-}
-
-/// The candidate a tree's record describes: it needs a secp256k1 key (what RLPx dials)
-/// and an IP address.
-pub(crate) fn candidate_from_enr(enr: &Enr) -> Option<Candidate> {
-    let key = enr.public_key();
-    if !matches!(key, CombinedPublicKey::Secp256k1(_)) {
-        return None;
-    }
-    let peer_id = PeerId::try_from(key.encode_uncompressed().as_slice()).ok()?;
-    let (ip, tcp_port, udp_port) = match (enr.ip4(), enr.ip6()) {
-        (Some(ip), _) => (IpAddr::V4(ip), enr.tcp4(), enr.udp4()),
-        (None, Some(ip)) => (IpAddr::V6(ip), enr.tcp6(), enr.udp6()),
-        (None, None) => return None,
-    };
-    let eth = match enr.get_raw_rlp("eth") {
-        None => EthEntry::Missing,
-        Some(raw) => decode_eth_entry(raw).map_or(EthEntry::Malformed, EthEntry::ForkId),
-    };
-    Some(Candidate {
-        peer_id,
-        ip,
-        tcp_port: tcp_port.filter(|p| *p != 0),
-        udp_port: udp_port.filter(|p| *p != 0),
-        eth,
-        enr: Some(enr.clone()),
-        source: CandidateSource::Dns,
-        seen: std::time::Instant::now(),
-    })
 }
 
 #[cfg(test)]
