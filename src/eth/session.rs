@@ -16,7 +16,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy_consensus::{transaction::PooledTransaction, BlockBody, Header, ReceiptEnvelope, TxEnvelope};
+use alloy_consensus::{
+    transaction::PooledTransaction, BlockBody, Header, ReceiptEnvelope, Sealed, TxEnvelope,
+};
 use alloy_primitives::B256;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -271,8 +273,10 @@ impl EthEvents {
 #[derive(Debug)]
 enum RequestKind {
     Headers(GetBlockHeaders),
-    Bodies(Vec<Header>),
-    Receipts(Vec<Header>),
+    /// The headers whose bodies are requested, and their hashes.
+    Bodies(Vec<Header>, Vec<B256>),
+    /// The headers whose receipts are requested, and their hashes.
+    Receipts(Vec<Header>, Vec<B256>),
     Pooled(Vec<B256>),
 }
 
@@ -280,8 +284,8 @@ impl RequestKind {
     fn name(&self) -> &'static str {
         match self {
             Self::Headers(_) => "GetBlockHeaders",
-            Self::Bodies(_) => "GetBlockBodies",
-            Self::Receipts(_) => "GetReceipts",
+            Self::Bodies(..) => "GetBlockBodies",
+            Self::Receipts(..) => "GetReceipts",
             Self::Pooled(_) => "GetPooledTransactions",
         }
     }
@@ -289,18 +293,17 @@ impl RequestKind {
     fn response_name(&self) -> &'static str {
         match self {
             Self::Headers(_) => "BlockHeaders",
-            Self::Bodies(_) => "BlockBodies",
-            Self::Receipts(_) => "Receipts",
+            Self::Bodies(..) => "BlockBodies",
+            Self::Receipts(..) => "Receipts",
             Self::Pooled(_) => "PooledTransactions",
         }
     }
 
     fn message(&self, request_id: RequestId) -> EthMessage {
-        let hashes = |headers: &[Header]| headers.iter().map(Header::hash_slow).collect();
         match self {
             Self::Headers(r) => EthMessage::GetBlockHeaders(RequestPair::new(request_id, *r)),
-            Self::Bodies(h) => EthMessage::GetBlockBodies(RequestPair::new(request_id, hashes(h))),
-            Self::Receipts(h) => EthMessage::GetReceipts(RequestPair::new(request_id, hashes(h))),
+            Self::Bodies(_, h) => EthMessage::GetBlockBodies(RequestPair::new(request_id, h.clone())),
+            Self::Receipts(_, h) => EthMessage::GetReceipts(RequestPair::new(request_id, h.clone())),
             Self::Pooled(h) => EthMessage::GetPooledTransactions(RequestPair::new(request_id, h.clone())),
         }
     }
@@ -309,7 +312,7 @@ impl RequestKind {
 /// A validated response.
 #[derive(Debug)]
 enum Response {
-    Headers(Vec<Header>),
+    Headers(Vec<Sealed<Header>>),
     Bodies(Vec<BlockBody<TxEnvelope>>),
     Receipts(Vec<Vec<ReceiptEnvelope>>),
     Pooled(Vec<PooledTransaction>),
@@ -379,8 +382,10 @@ impl EthPeer {
         }
     }
 
-    /// Headers, validated against the request (count, origin, numbering, links).
-    pub async fn get_block_headers(&self, request: GetBlockHeaders) -> Result<Vec<Header>, EthError> {
+    /// Headers, validated against the request (count, origin, numbering, links), each sealed
+    /// with the hash computed over the bytes received (pass them on to
+    /// [`get_block_bodies`](Self::get_block_bodies) and [`get_receipts`](Self::get_receipts)).
+    pub async fn get_block_headers(&self, request: GetBlockHeaders) -> Result<Vec<Sealed<Header>>, EthError> {
         match self.request(RequestKind::Headers(request)).await? {
             Response::Headers(h) => Ok(h),
             _ => Err(EthError::SessionClosed),
@@ -391,9 +396,10 @@ impl EthPeer {
     /// to `headers[i]`; the peer may return fewer.
     pub async fn get_block_bodies(
         &self,
-        headers: Vec<Header>,
+        headers: Vec<Sealed<Header>>,
     ) -> Result<Vec<BlockBody<TxEnvelope>>, EthError> {
-        match self.request(RequestKind::Bodies(headers)).await? {
+        let (headers, hashes) = headers.into_iter().map(Sealed::split).unzip();
+        match self.request(RequestKind::Bodies(headers, hashes)).await? {
             Response::Bodies(b) => Ok(b),
             _ => Err(EthError::SessionClosed),
         }
@@ -401,8 +407,12 @@ impl EthPeer {
 
     /// The receipts of these blocks, validated against the headers' receipts roots (on
     /// eth/69 the blooms are recomputed).
-    pub async fn get_receipts(&self, headers: Vec<Header>) -> Result<Vec<Vec<ReceiptEnvelope>>, EthError> {
-        match self.request(RequestKind::Receipts(headers)).await? {
+    pub async fn get_receipts(
+        &self,
+        headers: Vec<Sealed<Header>>,
+    ) -> Result<Vec<Vec<ReceiptEnvelope>>, EthError> {
+        let (headers, hashes) = headers.into_iter().map(Sealed::split).unzip();
+        match self.request(RequestKind::Receipts(headers, hashes)).await? {
             Response::Receipts(r) => Ok(r),
             _ => Err(EthError::SessionClosed),
         }
@@ -672,19 +682,22 @@ fn check_response(
         |got: &EthMessage| InvalidResponse::WrongKind { expected: kind.response_name(), got: got.name() };
     match (kind, response) {
         (RequestKind::Headers(req), EthMessage::BlockHeaders(p)) => {
-            match hashes {
-                Some(hashes) => validate_headers_with_hashes(req, &p.message, &hashes)?,
-                None => {
-                    validate_headers(req, &p.message)?;
+            let hashes = match hashes {
+                Some(hashes) => {
+                    validate_headers_with_hashes(req, &p.message, &hashes)?;
+                    hashes
                 }
-            }
-            Ok(Response::Headers(p.message))
+                None => validate_headers(req, &p.message)?,
+            };
+            Ok(Response::Headers(
+                p.message.into_iter().zip(hashes).map(|(h, s)| Sealed::new_unchecked(h, s)).collect(),
+            ))
         }
-        (RequestKind::Bodies(headers), EthMessage::BlockBodies(p)) => {
+        (RequestKind::Bodies(headers, _), EthMessage::BlockBodies(p)) => {
             validate_bodies(headers, &p.message)?;
             Ok(Response::Bodies(p.message))
         }
-        (RequestKind::Receipts(headers), EthMessage::Receipts(p)) => {
+        (RequestKind::Receipts(headers, _), EthMessage::Receipts(p)) => {
             let receipts = p.message.into_envelopes();
             validate_receipts(headers, &receipts)?;
             Ok(Response::Receipts(receipts))
