@@ -77,6 +77,9 @@ pub enum RlpxError {
     /// The remote's Hello names a different node id than the key it authenticated with.
     #[error("Hello node id does not match the ECIES identity")]
     UnexpectedIdentity,
+    /// The remote is this node itself (we dialed our own address).
+    #[error("connected to self")]
+    ConnectedToSelf,
     /// A capability name in Hello is longer than we accept.
     #[error("capability name of {0} bytes is too long")]
     CapabilityNameTooLong(usize),
@@ -150,6 +153,7 @@ impl RlpxError {
             | Self::UnexpectedIdentity
             | Self::CapabilityNameTooLong(_)
             | Self::IncompatibleVersion(_)
+            | Self::ConnectedToSelf
             | Self::NoSharedCapabilities => Backoff::High,
             Self::Disconnected(reason) => reason.backoff(),
             Self::FrameTooLarge(_) | Self::InvalidSend { .. } | Self::Closed | Self::InvalidConfig(_) => {
@@ -166,6 +170,7 @@ impl RlpxError {
             Self::UnexpectedIdentity => DisconnectReason::UnexpectedHandshakeIdentity,
             Self::IncompatibleVersion(_) => DisconnectReason::IncompatibleP2PProtocolVersion,
             Self::NoSharedCapabilities => DisconnectReason::UselessPeer,
+            Self::ConnectedToSelf => DisconnectReason::ConnectedToSelf,
             Self::Rlp(_)
             | Self::P2pMessageTooLarge(_)
             | Self::DecompressedTooLarge(_)

@@ -160,7 +160,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         stream.send(&P2PMessage::Hello(ours).encode(false)[..]).await?;
         let frame = stream.next().await.ok_or(RlpxError::ClosedDuringHandshake)??;
-        let (hello, shared) = match check_hello(&frame, stream.remote_id(), config) {
+        let (hello, shared) = match check_hello(&frame, stream.remote_id(), key.peer_id(), config) {
             Ok(ok) => ok,
             Err(e) => {
                 if let Some(reason) = e.disconnect_reason() {
@@ -203,6 +203,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 fn check_hello(
     frame: &[u8],
     remote_id: PeerId,
+    local_id: PeerId,
     config: &RlpxConfig,
 ) -> Result<(Hello, Vec<SharedCapability>), RlpxError> {
     let id = u64::decode(&mut &frame[..])?;
@@ -217,6 +218,9 @@ fn check_hello(
     };
     if hello.id != remote_id {
         return Err(RlpxError::UnexpectedIdentity);
+    }
+    if remote_id == local_id {
+        return Err(RlpxError::ConnectedToSelf);
     }
     // Version 4 (no snappy) is still understood; nothing older was ever deployed.
     if hello.protocol_version < 4 {
@@ -377,16 +381,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// connection can still carry it, without waiting for it to be delivered.
     fn fail(&mut self, error: RlpxError) -> Poll<Option<Result<CapMessage, RlpxError>>> {
         self.closed = true;
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
         if let Some(reason) = error.disconnect_reason() {
             let frame = P2PMessage::Disconnect(reason).encode(self.snappy);
-            let waker = futures::task::noop_waker();
-            let mut cx = Context::from_waker(&waker);
             if let Poll::Ready(Ok(())) = Sink::<&[u8]>::poll_ready(Pin::new(&mut self.inner), &mut cx) {
-                if Pin::new(&mut self.inner).start_send(&frame[..]).is_ok() {
-                    let _ = Sink::<&[u8]>::poll_flush(Pin::new(&mut self.inner), &mut cx);
-                }
+                let _ = Pin::new(&mut self.inner).start_send(&frame[..]);
             }
         }
+        // Flush and close our side without waiting, so the peer sees the end even while the
+        // owner still holds the session.
+        let _ = Sink::<&[u8]>::poll_close(Pin::new(&mut self.inner), &mut cx);
         debug!(target: "ethp2p::rlpx", peer = ?self.remote_id(), %error, "session failed");
         Poll::Ready(Some(Err(error)))
     }
@@ -414,6 +419,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for Session<S> {
                     }
                     Err(RlpxError::Disconnected(reason)) => {
                         this.closed = true;
+                        let waker = futures::task::noop_waker();
+                        let _ = Sink::<&[u8]>::poll_close(
+                            Pin::new(&mut this.inner),
+                            &mut Context::from_waker(&waker),
+                        );
                         debug!(target: "ethp2p::rlpx", peer = ?this.remote_id(), %reason, "peer disconnected");
                         return Poll::Ready(Some(Err(RlpxError::Disconnected(reason))));
                     }
@@ -681,8 +691,14 @@ mod tests {
     // Keepalive with paused time: pings are answered; a peer that stops answering is dropped.
     #[tokio::test(start_paused = true)]
     async fn ping_pong_and_timeout() {
-        let (mut a, mut b) = pair(config(), config()).await;
-        // Both sides polled: 100 s of virtual time passes with pings answered.
+        // A long idle timeout, so only the missing Pong can end the session.
+        let cfg = RlpxConfig::builder()
+            .protocol(Protocol::eth(68))
+            .idle_timeout(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let (mut a, mut b) = pair(cfg.clone(), cfg).await;
+        // Both sides polled: 100 s of virtual time pass with pings answered.
         let deadline = Instant::now() + Duration::from_secs(100);
         tokio::select! {
             m = a.next() => panic!("a ended: {m:?}"),
@@ -691,9 +707,76 @@ mod tests {
         }
         // Now only `a` is polled: `b` no longer answers pings.
         let err = a.next().await.unwrap().unwrap_err();
-        assert!(matches!(err, RlpxError::PingTimeout | RlpxError::IdleTimeout), "{err}");
+        assert!(matches!(err, RlpxError::PingTimeout), "{err}");
         assert!(!err.should_ban());
-        drop(b);
+        assert_eq!(err.backoff(), crate::rlpx::Backoff::Low);
+        // `a` told `b` why, after the pings `b` never answered.
+        let err = b.next().await.unwrap().unwrap_err();
+        assert!(matches!(err, RlpxError::Disconnected(DisconnectReason::PingTimeout)), "{err}");
+    }
+
+    // A peer that sends nothing at all (and is never pinged) hits the idle read timeout.
+    #[tokio::test(start_paused = true)]
+    async fn idle_timeout() {
+        let cfg = RlpxConfig::builder()
+            .protocol(Protocol::eth(68))
+            .ping_interval(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let (mut a, _b) = pair(cfg.clone(), cfg).await;
+        let err = a.next().await.unwrap().unwrap_err();
+        assert!(matches!(err, RlpxError::IdleTimeout), "{err}");
+        assert!(a.next().await.is_none());
+    }
+
+    // A Hello with a 2 KB capability name is refused (it exceeds the p2p message limit), the
+    // peer is told it breached the protocol, and the error is typed.
+    #[tokio::test]
+    async fn huge_capability_name_in_hello() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (ka, kb) = (NodeKey::generate(), NodeKey::generate());
+        let cfg = config();
+        let server = async {
+            let stream = EciesStream::accept(b, &kb).await.unwrap();
+            Session::hello(stream, &kb, &cfg).await
+        };
+        let client = async {
+            let mut stream = EciesStream::connect(a, &ka, kb.peer_id()).await.unwrap();
+            let hello = Hello {
+                protocol_version: 5,
+                client_id: "evil".into(),
+                capabilities: vec![crate::rlpx::Capability::new("e".repeat(2048), 1)],
+                port: 0,
+                id: ka.peer_id(),
+            };
+            stream.send(&P2PMessage::Hello(hello).encode(false)[..]).await.unwrap();
+            let _their_hello = stream.next().await.unwrap().unwrap();
+            let frame = stream.next().await.unwrap().unwrap();
+            P2PMessage::decode(&frame, false).unwrap()
+        };
+        let (reply, result) = tokio::join!(client, server);
+        let err = result.unwrap_err();
+        assert!(matches!(err, RlpxError::P2pMessageTooLarge(_)), "{err}");
+        assert_ne!(err.backoff(), crate::rlpx::Backoff::None);
+        assert_eq!(reply, P2PMessage::Disconnect(DisconnectReason::ProtocolBreach));
+    }
+
+    #[tokio::test]
+    async fn dialing_ourselves_is_refused() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let key = NodeKey::generate();
+        let cfg = config();
+        let (ra, rb) =
+            tokio::join!(Session::outgoing(a, &key, key.peer_id(), &cfg), Session::incoming(b, &key, &cfg));
+        for e in [ra.unwrap_err(), rb.unwrap_err()] {
+            assert!(
+                matches!(
+                    e,
+                    RlpxError::ConnectedToSelf | RlpxError::Disconnected(DisconnectReason::ConnectedToSelf)
+                ),
+                "{e}"
+            );
+        }
     }
 
     #[tokio::test]
