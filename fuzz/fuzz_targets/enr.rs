@@ -4,7 +4,8 @@
 #![no_main]
 
 use ethp2p::{
-    record::{decode_enr, eth_entry_of, parse_enr},
+    discovery::eth_entry_of,
+    record::{decode_enr, parse_enr},
     Candidate, CandidateSource,
 };
 use libfuzzer_sys::fuzz_target;

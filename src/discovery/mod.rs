@@ -19,7 +19,9 @@ pub use nat::{NatConfig, NatConfigError};
 pub use netrestrict::{NetRestrict, NetRestrictError};
 pub use v5::{Candidates, Discv5, Discv5Config, Discv5ConfigBuilder, Discv5Stats};
 
-use crate::record::{node_id, Enode, Enr, ForkId, NodeId, PeerId};
+use crate::record::{
+    decode_eth_entry, node_id, peer_id_of_enr, Enode, Enr, EnrError, ForkId, NodeId, PeerId, ETH_ENR_KEY,
+};
 
 pub mod v4;
 
@@ -159,5 +161,53 @@ impl Candidate {
             source,
             seen: Instant::now(),
         }
+    }
+}
+
+/// The `eth` entry of a record (EIP-868: `[[fork-hash, fork-next], ...rest]`; later list
+/// items are ignored for forward compatibility, as geth does with its `rlp:"tail"` field).
+///
+/// ```
+/// use ethp2p::{discovery::eth_entry_of, EthEntry, ForkId, LocalEnr, NodeKey};
+/// let fork = ForkId { hash: [0xfc, 0x64, 0xec, 0x04].into(), next: 1_150_000 };
+/// let local = LocalEnr::builder(&NodeKey::generate()).fork_id(fork).build()?;
+/// assert_eq!(eth_entry_of(&local.record()), EthEntry::ForkId(fork));
+/// # Ok::<(), ethp2p::EnrError>(())
+/// ```
+pub fn eth_entry_of(enr: &Enr) -> EthEntry {
+    match enr.get_raw_rlp(ETH_ENR_KEY) {
+        None => EthEntry::Missing,
+        Some(raw) => match decode_eth_entry(raw) {
+            Ok(fork_id) => EthEntry::ForkId(fork_id),
+            Err(_) => EthEntry::Malformed,
+        },
+    }
+}
+
+impl Candidate {
+    /// A candidate from a record: its key, its first address (IPv4 preferred, as most of
+    /// the network is IPv4-only) with that family's ports, and its `eth` entry.
+    ///
+    /// Fails for records that cannot be dialed at all: no secp256k1 key, or no IP.
+    pub fn from_enr(enr: &Enr, source: CandidateSource) -> Result<Self, EnrError> {
+        let peer_id = peer_id_of_enr(enr)?;
+        let (ip, tcp_port, udp_port) = if let Some(ip) = enr.ip4() {
+            (IpAddr::V4(ip), enr.tcp4(), enr.udp4())
+        } else if let Some(ip) = enr.ip6() {
+            // EIP-778: `tcp6`/`udp6` "can be omitted if the IPv6 port is the same as IPv4".
+            (IpAddr::V6(ip), enr.tcp6().or(enr.tcp4()), enr.udp6().or(enr.udp4()))
+        } else {
+            return Err(EnrError::NoAddress);
+        };
+        Ok(Self {
+            peer_id,
+            ip,
+            tcp_port: tcp_port.filter(|p| *p != 0),
+            udp_port: udp_port.filter(|p| *p != 0),
+            eth: eth_entry_of(enr),
+            enr: Some(enr.clone()),
+            source,
+            seen: std::time::Instant::now(),
+        })
     }
 }

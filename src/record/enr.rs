@@ -1,5 +1,7 @@
-//! Ethereum Node Records (EIP-778): parsing remote records with typed errors, reading their
-//! `eth` entry (EIP-868), and the local record that every discovery task advertises.
+//! Ethereum Node Records (EIP-778): parsing remote records with typed errors, and the local
+//! record that every discovery task advertises, with its `eth` entry (EIP-868). Reading a
+//! remote record's `eth` entry into an [`EthEntry`](crate::EthEntry) is discovery's job
+//! (`discovery::eth_entry_of`), so that this layer depends on nothing above it.
 //!
 //! The local record is a [`LocalEnr`]: a cheap `Clone` handle around one record behind a
 //! short synchronous lock (the one piece of shared state STYLE allows). discv4 reads it to
@@ -17,10 +19,7 @@ use alloy_rlp::Decodable;
 use discv5::enr::{CombinedPublicKey, EnrPublicKey};
 
 use super::{decode_eth_entry, encode_eth_entry, peer_id_of, EnrError, ForkId, NodeId, NodeKey, PeerId};
-use crate::{
-    discovery::{Candidate, CandidateSource, EthEntry},
-    record::Enr,
-};
+use crate::record::Enr;
 
 /// EIP-778: "The maximum encoded size of a node record is 300 bytes."
 pub const MAX_ENR_SIZE: usize = 300;
@@ -86,26 +85,6 @@ fn classify_decode_error(e: alloy_rlp::Error) -> EnrError {
     }
 }
 
-/// The `eth` entry of a record (EIP-868: `[[fork-hash, fork-next], ...rest]`; later list
-/// items are ignored for forward compatibility, as geth does with its `rlp:"tail"` field).
-///
-/// ```
-/// use ethp2p::{record::{eth_entry_of, LocalEnr}, EthEntry, ForkId, NodeKey};
-/// let fork = ForkId { hash: [0xfc, 0x64, 0xec, 0x04].into(), next: 1_150_000 };
-/// let local = LocalEnr::builder(&NodeKey::generate()).fork_id(fork).build()?;
-/// assert_eq!(eth_entry_of(&local.record()), EthEntry::ForkId(fork));
-/// # Ok::<(), ethp2p::EnrError>(())
-/// ```
-pub fn eth_entry_of(enr: &Enr) -> EthEntry {
-    match enr.get_raw_rlp(ETH_ENR_KEY) {
-        None => EthEntry::Missing,
-        Some(raw) => match decode_eth_entry(raw) {
-            Ok(fork_id) => EthEntry::ForkId(fork_id),
-            Err(_) => EthEntry::Malformed,
-        },
-    }
-}
-
 /// The 64-byte public key of a record, if it is a secp256k1 record (every execution-layer
 /// node's is; ed25519 records exist only on other networks).
 pub fn peer_id_of_enr(enr: &Enr) -> Result<PeerId, EnrError> {
@@ -116,34 +95,6 @@ pub fn peer_id_of_enr(enr: &Enr) -> Result<PeerId, EnrError> {
             Ok(peer_id_of(&public))
         }
         CombinedPublicKey::Ed25519(_) => Err(EnrError::NotSecp256k1),
-    }
-}
-
-impl Candidate {
-    /// A candidate from a record: its key, its first address (IPv4 preferred, as most of
-    /// the network is IPv4-only) with that family's ports, and its `eth` entry.
-    ///
-    /// Fails for records that cannot be dialed at all: no secp256k1 key, or no IP.
-    pub fn from_enr(enr: &Enr, source: CandidateSource) -> Result<Self, EnrError> {
-        let peer_id = peer_id_of_enr(enr)?;
-        let (ip, tcp_port, udp_port) = if let Some(ip) = enr.ip4() {
-            (IpAddr::V4(ip), enr.tcp4(), enr.udp4())
-        } else if let Some(ip) = enr.ip6() {
-            // EIP-778: `tcp6`/`udp6` "can be omitted if the IPv6 port is the same as IPv4".
-            (IpAddr::V6(ip), enr.tcp6().or(enr.tcp4()), enr.udp6().or(enr.udp4()))
-        } else {
-            return Err(EnrError::NoAddress);
-        };
-        Ok(Self {
-            peer_id,
-            ip,
-            tcp_port: tcp_port.filter(|p| *p != 0),
-            udp_port: udp_port.filter(|p| *p != 0),
-            eth: eth_entry_of(enr),
-            enr: Some(enr.clone()),
-            source,
-            seen: std::time::Instant::now(),
-        })
     }
 }
 
@@ -178,7 +129,9 @@ impl EnrContent {
             ip6: enr.ip6(),
             tcp6: enr.tcp6(),
             udp6: enr.udp6(),
-            fork_id: eth_entry_of(enr).fork_id(),
+            // A malformed entry in our own record cannot happen; in a foreign one it reads as
+            // absent here (discovery's `eth_entry_of` tells the two apart).
+            fork_id: enr.get_raw_rlp(ETH_ENR_KEY).and_then(|raw| decode_eth_entry(raw).ok()),
         }
     }
 
@@ -483,6 +436,7 @@ impl LocalEnrBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discovery::{eth_entry_of, Candidate, CandidateSource, EthEntry};
     use alloy_primitives::keccak256;
     use alloy_rlp::{Encodable, Header};
     use base64::Engine as _;

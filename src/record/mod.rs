@@ -3,7 +3,7 @@
 //! Pure data, no tasks: node keys ([`NodeKey`]), the two ids a node goes by ([`PeerId`],
 //! the 64-byte public key that RLPx and discv4 use, and [`NodeId`], its keccak256 hash that
 //! ENRs and discv5 use), `enode://` URLs ([`Enode`]), node records: parsing with typed errors
-//! ([`parse_enr`]), their `eth` entry ([`eth_entry_of`]) and the local record shared by the
+//! ([`parse_enr`]) and the local record shared by the
 //! discovery tasks ([`LocalEnr`]); EIP-2124 fork ids ([`ForkId`]) with the validation filter
 //! ([`ForkFilter`]) and the ENR `eth` entry codec ([`encode_eth_entry`], [`decode_eth_entry`]);
 //! chain specifications ([`ChainSpec`]: network id, genesis and fork schedule of mainnet,
@@ -28,8 +28,7 @@ pub use chain::{
 };
 pub use enode::Enode;
 pub use enr::{
-    decode_enr, eth_entry_of, parse_enr, peer_id_of_enr, EnrContent, LocalEnr, LocalEnrBuilder, ETH_ENR_KEY,
-    MAX_ENR_SIZE,
+    decode_enr, parse_enr, peer_id_of_enr, EnrContent, LocalEnr, LocalEnrBuilder, ETH_ENR_KEY, MAX_ENR_SIZE,
 };
 pub use error::{BootnodeError, ChainError, EnodeError, EnrError, EthEntryError, ForkIdError, KeyError};
 pub use forkid::{decode_eth_entry, encode_eth_entry, ForkFilter, ForkId};
