@@ -25,7 +25,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::record::Enr;
 
-pub use pmp::{PmpGateway, NAT_PMP_PORT};
+pub use pmp::{decode_response as decode_pmp_response, PmpGateway, PmpResponse, NAT_PMP_PORT};
 pub use upnp::{SearchOptions as UpnpSearchOptions, UpnpGateway};
 
 /// How to find (and open) the node's public address.

@@ -27,12 +27,29 @@ const OP_MAP_TCP: u8 = 2;
 /// RFC 6886 §3.5: responses have opcode = 128 + request opcode.
 const RESPONSE_BIT: u8 = 128;
 
-/// A decoded gateway response.
+/// A decoded NAT-PMP gateway response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Response {
-    ExternalAddress { ip: Ipv4Addr },
-    Mapping { protocol: Protocol, internal_port: u16, external_port: u16, lifetime: u32 },
+#[non_exhaustive]
+pub enum PmpResponse {
+    /// RFC 6886 §3.2: the gateway's external IPv4 address.
+    ExternalAddress {
+        /// The address.
+        ip: Ipv4Addr,
+    },
+    /// RFC 6886 §3.3: a granted (or deleted) mapping.
+    Mapping {
+        /// UDP or TCP.
+        protocol: Protocol,
+        /// The internal port.
+        internal_port: u16,
+        /// The external port granted.
+        external_port: u16,
+        /// The lease granted, in seconds.
+        lifetime: u32,
+    },
 }
+
+use PmpResponse as Response;
 
 fn opcode(protocol: Protocol) -> u8 {
     match protocol {
@@ -65,7 +82,7 @@ pub(crate) fn encode_map_request(
 
 /// RFC 6886 §3.2, §3.3, §3.5: decodes a response, turning a non-zero result code into
 /// an error.
-pub(crate) fn decode_response(bytes: &[u8]) -> Result<Response, NatError> {
+pub fn decode_response(bytes: &[u8]) -> Result<Response, NatError> {
     if bytes.len() < 8 {
         return Err(NatError::Malformed("response shorter than 8 bytes"));
     }
