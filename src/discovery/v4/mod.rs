@@ -1,13 +1,33 @@
 //! discv4: our own implementation of the Node Discovery Protocol v4 (discv4.md) with EIP-8
 //! forward compatibility and EIP-868 ENR requests.
 //!
-//! Layout:
-//! - [`proto`]: the packet codec, pure functions from messages to signed datagrams and back.
-//! - [`table`]: the Kademlia routing table with replacement lists and subnet limits.
+//! Three parts, as everywhere in ethp2p:
+//! - pure pieces: [`proto`] (the packet codec), [`table`] (the Kademlia table with
+//!   replacement lists and subnet limits), the lookup bookkeeping, and [`Discv4Core`], the
+//!   sans-IO state machine that ties them together and takes `now` with every input;
+//! - one task, `Discv4Service`, that owns the UDP socket (or shares it with discv5) and
+//!   the core, and does the I/O;
+//! - a cheap `Clone` handle, [`Discv4`], that talks to the task over a bounded channel.
+//!
+//! Nodes that prove their endpoint enter the table and come out of the
+//! [`CandidateStream`] as [`Candidate`](crate::Candidate)s, with their fork id when their
+//! record (fetched with an ENRRequest) has an `eth` entry.
 
 pub mod proto;
 pub mod table;
 
+mod config;
+mod core;
 mod error;
+mod lookup;
 
+pub use config::{
+    Discv4Config, Discv4ConfigBuilder, ALPHA, BOND_EXPIRATION, BUCKET_SIZE, CANDIDATE_CHANNEL_CAPACITY,
+    IP_VOTE_WINDOW, LOOKUP_INTERVAL, MAX_PENDING_REQUESTS, MAX_REPLACEMENTS, MAX_TRACKED_NODES, MIN_IP_VOTES,
+    PACKET_EXPIRATION, REPLY_RATE_PER_IP, REQUEST_TIMEOUT, REVALIDATION_INTERVAL,
+};
+pub use core::{CoreEvent, Discv4Core, Discv4Stats, Drop, Inbound, RequestId};
 pub use error::{Discv4Error, PacketError};
+
+#[cfg(test)]
+mod tests;

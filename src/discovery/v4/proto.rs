@@ -347,6 +347,23 @@ pub fn encode_neighbours(nodes: &[NodeRecord], expiration: u64, key: &SecretKey)
     }
 }
 
+/// Frames an arbitrary body with a valid hash and signature: tests use it to send packets
+/// no honest encoder would produce.
+#[cfg(test)]
+pub(crate) fn sign_raw(packet_type: u8, body: &[u8], key: &SecretKey) -> Vec<u8> {
+    let mut out = vec![0u8; HEADER_LEN];
+    out.push(packet_type);
+    out.extend_from_slice(body);
+    let signed = keccak256(&out[HEADER_LEN..]);
+    let (rid, compact) =
+        SECP256K1.sign_ecdsa_recoverable(&SecpMessage::from_digest(signed.0), key).serialize_compact();
+    out[HASH_LEN..HASH_LEN + 64].copy_from_slice(&compact);
+    out[HASH_LEN + 64] = i32::from(rid) as u8;
+    let hash = keccak256(&out[HASH_LEN..]);
+    out[..HASH_LEN].copy_from_slice(hash.as_slice());
+    out
+}
+
 /// A decoded, signature-checked packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
@@ -363,6 +380,13 @@ pub struct Packet {
 /// Unknown packet types give [`PacketError::UnknownType`] (discv4.md says to ignore them);
 /// expiration is *not* checked here, since that needs the clock: see [`is_expired`].
 pub fn decode(packet: &[u8]) -> Result<Packet, PacketError> {
+    let hash = check_hash(packet)?;
+    decode_checked(packet, hash)
+}
+
+/// The cheap first step of [`decode`]: size limits and the leading keccak256. A datagram
+/// that fails it is not discv4 at all (with a shared port, it is discv5's).
+pub fn check_hash(packet: &[u8]) -> Result<B256, PacketError> {
     if packet.len() < MIN_PACKET_SIZE {
         return Err(PacketError::TooShort(packet.len()));
     }
@@ -373,6 +397,16 @@ pub fn decode(packet: &[u8]) -> Result<Packet, PacketError> {
     if hash.as_slice() != &packet[..HASH_LEN] {
         return Err(PacketError::HashMismatch);
     }
+    Ok(hash)
+}
+
+/// The packet-type byte of a datagram that passed [`check_hash`].
+pub fn packet_type(packet: &[u8]) -> Option<u8> {
+    packet.get(HEADER_LEN).copied()
+}
+
+/// The rest of [`decode`] for a datagram whose hash [`check_hash`] returned.
+pub fn decode_checked(packet: &[u8], hash: B256) -> Result<Packet, PacketError> {
     // Parse the body before the costly recovery: a malformed packet costs us a keccak only.
     let packet_type = packet[HEADER_LEN];
     let message = decode_message(packet_type, &packet[HEADER_LEN + 1..])?;

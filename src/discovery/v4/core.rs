@@ -1,0 +1,1073 @@
+//! The sans-IO discv4 state machine: the table, endpoint proofs, pending requests, lookups,
+//! rate limits and IP votes. It never touches a socket or the clock.
+//!
+//! Inputs: [`Discv4Core::handle_datagram`] (bytes and their real source address),
+//! [`Discv4Core::handle_timeouts`], and commands such as [`Discv4Core::lookup`]. Each takes
+//! `now`. Outputs are pulled: [`Discv4Core::poll_transmit`] gives datagrams to send,
+//! [`Discv4Core::poll_event`] gives [`CoreEvent`]s, [`Discv4Core::next_timeout`] says when to
+//! call `handle_timeouts` next. The service task is a loop around these; a simulation can
+//! run hundreds of cores in virtual time inside one test.
+//!
+//! Strictness (what the devp2p v4 conformance suite checks):
+//! - a valid PING gets a PONG sent to the datagram's source, whatever `from` and `to` say;
+//! - expired packets and unknown packet types are ignored;
+//! - FINDNODE and ENRRequest are answered only for a bonded endpoint: a PONG of that key,
+//!   from that IP, answering our PING, within `bond_expiration`;
+//! - a PONG must quote the hash of a PING we sent to that key at that IP;
+//! - NEIGHBOURS and ENRResponse count only when we asked that key at that IP;
+//! - requests are rate-limited per source IP, before the signature is even checked.
+
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap, VecDeque},
+    net::{IpAddr, SocketAddr},
+    num::NonZeroUsize,
+    time::Instant,
+};
+
+use alloy_primitives::B256;
+use lru::LruCache;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use super::{
+    config::{Discv4Config, MAX_PENDING_REQUESTS, MAX_TRACKED_NODES},
+    lookup::Lookup,
+    proto::{
+        self, Endpoint, EnrRequest, EnrResponse, FindNode, Message, Neighbours, NodeRecord, Packet, Ping,
+        Pong,
+    },
+    table::{is_lan, InsertResult, Table, TableEntry},
+    PacketError,
+};
+use crate::{
+    discovery::{Candidate, CandidateSource, EthEntry},
+    record::{eth_entry_of, node_id, Enode, Enr, LocalEnr, PeerId},
+};
+
+const TARGET: &str = "ethp2p::discv4";
+
+/// Identifies a command whose answer arrives later as a [`CoreEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId(pub u64);
+
+/// What the core reports.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum CoreEvent {
+    /// A node proved its endpoint and entered the table (or its record changed).
+    Discovered(Candidate),
+    /// A lookup ended.
+    LookupFinished {
+        /// The command that started it; `None` for self and random lookups.
+        request: Option<RequestId>,
+        /// The nodes closest to the target that answered, closest first.
+        closest: Vec<NodeRecord>,
+        /// The hop at which the target key itself was first seen (0 = already in our table).
+        target_hop: Option<u32>,
+        /// FindNode queries that were answered.
+        queries: u32,
+    },
+    /// Answer to [`Discv4Core::ping`]: the node's ENR seq from its PONG, or `Err` on timeout.
+    PingResult {
+        /// The command.
+        request: RequestId,
+        /// `Ok(enr_seq)` or `Err(())` on timeout.
+        result: Result<Option<u64>, ()>,
+    },
+    /// Answer to [`Discv4Core::request_enr`].
+    EnrResult {
+        /// The command.
+        request: RequestId,
+        /// The verified record, or `None` on timeout.
+        enr: Option<Enr>,
+    },
+    /// A majority of recent PONGs now says our external IP is this.
+    ExternalIp(IpAddr),
+}
+
+/// What [`Discv4Core::handle_datagram`] did with a datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// A valid discv4 packet, processed.
+    Handled,
+    /// Not a discv4 packet (no valid discv4 hash): hand it to discv5 if the port is shared.
+    Foreign,
+    /// A discv4 packet that was dropped, and why.
+    Dropped(Drop),
+}
+
+/// Why a discv4 packet was dropped. Each is counted in [`Discv4Stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Drop {
+    /// Malformed or badly signed.
+    Malformed(PacketError),
+    /// Its expiration has passed.
+    Expired,
+    /// A reply we did not ask for (or from another key or IP than we asked).
+    Unsolicited,
+    /// A request from an endpoint that has not proved itself.
+    NotBonded,
+    /// Over the per-IP rate.
+    RateLimited,
+    /// Source outside `netrestrict`.
+    Restricted,
+    /// Sent with our own key (a reflection).
+    FromSelf,
+}
+
+/// Counters since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Discv4Stats {
+    /// Valid discv4 packets received.
+    pub packets_in: u64,
+    /// Datagrams sent.
+    pub packets_out: u64,
+    /// Bytes received in valid packets.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Datagrams that were not discv4 (passed on to discv5 when sharing the port).
+    pub foreign: u64,
+    /// Malformed or badly signed packets.
+    pub malformed: u64,
+    /// Expired packets.
+    pub expired: u64,
+    /// Replies nobody asked for.
+    pub unsolicited: u64,
+    /// Requests from endpoints without a valid proof.
+    pub not_bonded: u64,
+    /// Requests over the per-IP rate.
+    pub rate_limited: u64,
+    /// Packets from outside `netrestrict`.
+    pub restricted: u64,
+    /// Live table entries.
+    pub table_len: u64,
+    /// Candidates reported.
+    pub candidates: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bond {
+    ip: IpAddr,
+    /// Our PING was answered by a matching PONG: their endpoint is proven to us.
+    pong_received: Option<Instant>,
+    /// They pinged us and we answered: we are (presumably) proven to them.
+    ping_received: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiter {
+    Lookup(u64),
+    Request(RequestId),
+    EnrAfterPong(RequestId),
+    Revalidate,
+    Inbound,
+}
+
+#[derive(Debug)]
+struct PendingPing {
+    peer: PeerId,
+    addr: SocketAddr,
+    tcp_port: u16,
+    waiters: Vec<Waiter>,
+}
+
+#[derive(Debug)]
+struct PendingFindNode {
+    addr: SocketAddr,
+    lookup: u64,
+    deadline: Instant,
+    received: usize,
+}
+
+#[derive(Debug)]
+struct PendingEnr {
+    peer: PeerId,
+    addr: SocketAddr,
+    request: Option<RequestId>,
+    /// The node's first record fetch: on failure it is still reported, without a record.
+    first: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Ping(B256),
+    FindNode(PeerId),
+    Enr(B256),
+    PingBack(PeerId),
+    Revalidate,
+    Lookup,
+}
+
+#[derive(Debug)]
+struct LookupState {
+    lookup: Lookup,
+    request: Option<RequestId>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RateBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// The discv4 state machine. See the module docs.
+#[derive(Debug)]
+pub struct Discv4Core {
+    config: Discv4Config,
+    local: LocalEnr,
+    peer_id: PeerId,
+    table: Table,
+    bonds: LruCache<PeerId, Bond>,
+    pings: HashMap<B256, PendingPing>,
+    ping_by_peer: HashMap<PeerId, B256>,
+    findnodes: HashMap<PeerId, PendingFindNode>,
+    ping_backs: HashMap<PeerId, Vec<u64>>,
+    enrs: HashMap<B256, PendingEnr>,
+    enr_by_peer: HashMap<PeerId, B256>,
+    lookups: HashMap<u64, LookupState>,
+    next_lookup_id: u64,
+    background_lookup: Option<u64>,
+    self_lookup_pending: bool,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timer_kinds: HashMap<u64, Timer>,
+    next_timer: u64,
+    limiter: LruCache<IpAddr, RateBucket>,
+    votes: LruCache<PeerId, (IpAddr, Instant)>,
+    predicted_ip: Option<IpAddr>,
+    outbox: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<CoreEvent>,
+    stats: Discv4Stats,
+    base_instant: Instant,
+    base_unix: u64,
+    rng: StdRng,
+}
+
+impl Discv4Core {
+    /// A core for the node whose record is `local`. `now` and `unix_now` (seconds) anchor
+    /// the virtual clock: packet expirations are computed from them. `seed` seeds the random
+    /// lookup targets, so a simulation is reproducible.
+    pub fn new(config: Discv4Config, local: LocalEnr, now: Instant, unix_now: u64, seed: u64) -> Self {
+        let peer_id = local.key().peer_id();
+        let table =
+            Table::new(local.node_id(), config.bucket_size, config.max_replacements, config.subnet_limits);
+        let tracked = NonZeroUsize::new(MAX_TRACKED_NODES).expect("non-zero");
+        let mut core = Self {
+            local,
+            peer_id,
+            table,
+            bonds: LruCache::new(tracked),
+            pings: HashMap::new(),
+            ping_by_peer: HashMap::new(),
+            findnodes: HashMap::new(),
+            ping_backs: HashMap::new(),
+            enrs: HashMap::new(),
+            enr_by_peer: HashMap::new(),
+            lookups: HashMap::new(),
+            next_lookup_id: 0,
+            background_lookup: None,
+            self_lookup_pending: true,
+            timers: BinaryHeap::new(),
+            timer_kinds: HashMap::new(),
+            next_timer: 0,
+            limiter: LruCache::new(tracked),
+            votes: LruCache::new(NonZeroUsize::new(config.min_ip_votes.max(1) * 4).expect("non-zero")),
+            predicted_ip: None,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Discv4Stats::default(),
+            base_instant: now,
+            base_unix: unix_now,
+            rng: StdRng::seed_from_u64(seed),
+            config,
+        };
+        core.schedule(now + core.config.revalidation_interval, Timer::Revalidate);
+        core.schedule(now + core.config.lookup_interval, Timer::Lookup);
+        core
+    }
+
+    /// Pings the configured bootnodes; the self-lookup starts when the first one answers.
+    pub fn bootstrap(&mut self, now: Instant) {
+        for enode in self.config.bootnodes.clone() {
+            self.add_node(now, &enode);
+        }
+        if self.config.bootnodes.is_empty() && !self.table.is_empty() {
+            self.start_self_lookup(now);
+        }
+    }
+
+    /// Pings a node so that it enters the table once it answers.
+    pub fn add_node(&mut self, now: Instant, enode: &Enode) {
+        self.send_ping(now, enode.peer_id, enode.udp_addr(), enode.tcp_port, Waiter::Inbound);
+    }
+
+    /// Our public key.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The routing table.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> Discv4Stats {
+        Discv4Stats { table_len: self.table.len() as u64, ..self.stats }
+    }
+
+    /// The external IP that a majority of recent PONGs reported, if any.
+    pub fn predicted_ip(&self) -> Option<IpAddr> {
+        self.predicted_ip
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<CoreEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeouts`] must be called next.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Starts a lookup for `target` (a public key: the lookup converges on keccak256 of it).
+    pub fn lookup(&mut self, now: Instant, target: PeerId, request: Option<RequestId>) {
+        let seeds = self.table.closest(&node_id(&target), self.config.bucket_size);
+        let seeds = seeds.into_iter().map(TableEntry::record).collect();
+        let id = self.next_lookup_id;
+        self.next_lookup_id += 1;
+        let lookup = Lookup::new(target, self.config.bucket_size, self.config.alpha, seeds);
+        self.lookups.insert(id, LookupState { lookup, request });
+        tracing::debug!(target: TARGET, id, ?target, "lookup started");
+        self.advance_lookup(now, id);
+    }
+
+    /// Pings a node; the answer comes as [`CoreEvent::PingResult`].
+    pub fn ping(&mut self, now: Instant, enode: &Enode, request: RequestId) {
+        self.send_ping(now, enode.peer_id, enode.udp_addr(), enode.tcp_port, Waiter::Request(request));
+    }
+
+    /// Fetches a node's record (bonding first); the answer comes as [`CoreEvent::EnrResult`].
+    pub fn request_enr(&mut self, now: Instant, enode: &Enode, request: RequestId) {
+        let addr = enode.udp_addr();
+        if self.is_proven(&enode.peer_id, addr.ip(), now) {
+            self.send_enr_request(now, enode.peer_id, addr, Some(request), false);
+        } else {
+            self.send_ping(now, enode.peer_id, addr, enode.tcp_port, Waiter::EnrAfterPong(request));
+        }
+    }
+
+    fn unix_now(&self, now: Instant) -> u64 {
+        self.base_unix + now.saturating_duration_since(self.base_instant).as_secs()
+    }
+
+    fn expiration(&self, now: Instant) -> u64 {
+        self.unix_now(now) + self.config.packet_expiration.as_secs()
+    }
+
+    fn schedule(&mut self, at: Instant, timer: Timer) {
+        let id = self.next_timer;
+        self.next_timer += 1;
+        self.timers.push(Reverse((at, id)));
+        self.timer_kinds.insert(id, timer);
+    }
+
+    fn local_endpoint(&self) -> Endpoint {
+        let content = self.local.content();
+        let (ip, udp) = match (content.ip4, content.ip6) {
+            (Some(ip), _) => (IpAddr::V4(ip), content.udp4),
+            (None, Some(ip)) => (IpAddr::V6(ip), content.udp6),
+            (None, None) => (IpAddr::from([0, 0, 0, 0]), None),
+        };
+        Endpoint {
+            ip,
+            udp_port: udp.unwrap_or(self.config.listen_addr.port()),
+            tcp_port: self.config.tcp_port.unwrap_or(0),
+        }
+    }
+
+    fn transmit(&mut self, addr: SocketAddr, bytes: Vec<u8>) {
+        self.stats.packets_out += 1;
+        self.stats.bytes_out += bytes.len() as u64;
+        self.outbox.push_back((addr, bytes));
+    }
+
+    fn send(&mut self, addr: SocketAddr, message: &Message) -> B256 {
+        let (bytes, hash) = proto::encode(message, self.local.key().secret());
+        tracing::trace!(target: TARGET, %addr, kind = message.name(), "send");
+        self.transmit(addr, bytes);
+        hash
+    }
+
+    fn bond(&mut self, peer: &PeerId, ip: IpAddr) -> &mut Bond {
+        let fresh = Bond { ip, pong_received: None, ping_received: None };
+        let bond = self.bonds.get_or_insert_mut(*peer, || fresh);
+        if bond.ip != ip {
+            // A proof holds for one IP only.
+            *bond = fresh;
+        }
+        bond
+    }
+
+    fn within(&self, at: Option<Instant>, now: Instant) -> bool {
+        at.is_some_and(|t| now.saturating_duration_since(t) < self.config.bond_expiration)
+    }
+
+    /// Their endpoint is proven to us (they answered our PING from this IP, recently).
+    fn is_proven(&self, peer: &PeerId, ip: IpAddr, now: Instant) -> bool {
+        self.bonds.peek(peer).is_some_and(|b| b.ip == ip && self.within(b.pong_received, now))
+    }
+
+    /// We are proven to them (they pinged us from this IP and we answered, recently).
+    fn knows_us(&self, peer: &PeerId, ip: IpAddr, now: Instant) -> bool {
+        self.bonds.peek(peer).is_some_and(|b| b.ip == ip && self.within(b.ping_received, now))
+    }
+
+    fn allow_request(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let Some(rate) = self.config.reply_rate_per_ip else { return true };
+        let rate = f64::from(rate);
+        let burst = rate * 2.0;
+        let bucket = self.limiter.get_or_insert_mut(ip, || RateBucket { tokens: burst, last: now });
+        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Processes one datagram from `from` (its real source address).
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Inbound {
+        let from = canonical_addr(from);
+        let hash = match proto::check_hash(bytes) {
+            Ok(hash) => hash,
+            Err(_) => {
+                self.stats.foreign += 1;
+                return Inbound::Foreign;
+            }
+        };
+        let outcome = self.handle_discv4(now, from, bytes, hash);
+        match &outcome {
+            Ok(()) => {
+                self.stats.packets_in += 1;
+                self.stats.bytes_in += bytes.len() as u64;
+                Inbound::Handled
+            }
+            Err(drop) => {
+                match drop {
+                    Drop::Malformed(_) | Drop::FromSelf => self.stats.malformed += 1,
+                    Drop::Expired => self.stats.expired += 1,
+                    Drop::Unsolicited => self.stats.unsolicited += 1,
+                    Drop::NotBonded => self.stats.not_bonded += 1,
+                    Drop::RateLimited => self.stats.rate_limited += 1,
+                    Drop::Restricted => self.stats.restricted += 1,
+                }
+                tracing::trace!(target: TARGET, %from, ?drop, "dropped");
+                Inbound::Dropped(drop.clone())
+            }
+        }
+    }
+
+    fn handle_discv4(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+        hash: B256,
+    ) -> Result<(), Drop> {
+        if !self.config.netrestrict.allows(&from.ip()) {
+            return Err(Drop::Restricted);
+        }
+        // Requests are rate-limited before the costly signature recovery.
+        if matches!(proto::packet_type(bytes), Some(0x01 | 0x03 | 0x05))
+            && !self.allow_request(from.ip(), now)
+        {
+            return Err(Drop::RateLimited);
+        }
+        let Packet { message, peer_id, hash } =
+            proto::decode_checked(bytes, hash).map_err(Drop::Malformed)?;
+        if peer_id == self.peer_id {
+            return Err(Drop::FromSelf);
+        }
+        if let Some(expiration) = message.expiration() {
+            if proto::is_expired(expiration, self.unix_now(now)) {
+                return Err(Drop::Expired);
+            }
+        }
+        tracing::trace!(target: TARGET, %from, kind = message.name(), "recv");
+        match message {
+            Message::Ping(ping) => self.on_ping(now, from, peer_id, hash, ping),
+            Message::Pong(pong) => self.on_pong(now, from, peer_id, pong),
+            Message::FindNode(find) => self.on_findnode(now, from, peer_id, find),
+            Message::Neighbours(neighbours) => self.on_neighbours(now, from, peer_id, neighbours),
+            Message::EnrRequest(_) => self.on_enr_request(now, from, peer_id, hash),
+            Message::EnrResponse(response) => self.on_enr_response(now, from, peer_id, response),
+        }
+    }
+
+    fn on_ping(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer: PeerId,
+        hash: B256,
+        ping: Ping,
+    ) -> Result<(), Drop> {
+        // The PONG goes to where the datagram came from, never to `ping.from`: answering a
+        // claimed address would let anyone aim our replies at a third party.
+        let pong = Pong {
+            to: Endpoint { ip: from.ip(), udp_port: from.port(), tcp_port: ping.from.tcp_port },
+            ping_hash: hash,
+            expiration: self.expiration(now),
+            enr_seq: Some(self.local.seq()),
+        };
+        self.send(from, &Message::Pong(pong));
+        self.bond(&peer, from.ip()).ping_received = Some(now);
+
+        // Lookups waiting for this node to ping us back can now query it.
+        if let Some(lookups) = self.ping_backs.remove(&peer) {
+            for id in lookups {
+                self.send_findnode(now, id, peer, from);
+            }
+        }
+        if self.is_proven(&peer, from.ip(), now) {
+            self.check_enr_seq(now, peer, from, ping.enr_seq);
+        } else if !self.ping_by_peer.contains_key(&peer) {
+            // Verify them in turn (geth does the same): until we hold a proof of their
+            // endpoint we will not answer their FINDNODE, and they will not answer ours until
+            // they hold one of us, which our PONG just gave them. One PING in flight per key,
+            // and the per-IP request limit above, bound what a flood of fresh keys costs.
+            self.send_ping(now, peer, from, ping.from.tcp_port, Waiter::Inbound);
+        }
+        Ok(())
+    }
+
+    fn on_pong(&mut self, now: Instant, from: SocketAddr, peer: PeerId, pong: Pong) -> Result<(), Drop> {
+        // Only a PONG quoting a PING we sent, to this key at this IP, proves anything.
+        match self.pings.get(&pong.ping_hash) {
+            Some(p) if p.peer == peer && p.addr.ip() == from.ip() => {}
+            _ => return Err(Drop::Unsolicited),
+        }
+        let pending = self.pings.remove(&pong.ping_hash).expect("checked above");
+        self.ping_by_peer.remove(&peer);
+        self.bond(&peer, from.ip()).pong_received = Some(now);
+        self.vote(now, peer, pong.to.ip);
+
+        let endpoint = Endpoint { ip: from.ip(), udp_port: from.port(), tcp_port: pending.tcp_port };
+        let mut entry = TableEntry::new(peer, endpoint, now);
+        entry.enr_seq = pong.enr_seq;
+        match self.table.insert(entry) {
+            InsertResult::Inserted => {
+                tracing::debug!(target: TARGET, ?peer, %from, "table: added");
+                self.on_new_node(now, peer, from, pong.enr_seq);
+                if self.self_lookup_pending {
+                    self.start_self_lookup(now);
+                }
+            }
+            InsertResult::Updated => {
+                self.table.mark_live(&peer, now, pong.enr_seq);
+                self.check_enr_seq(now, peer, from, pong.enr_seq);
+            }
+            _ => {}
+        }
+        for waiter in pending.waiters {
+            match waiter {
+                Waiter::Lookup(id) => {
+                    if self.knows_us(&peer, from.ip(), now) {
+                        self.send_findnode(now, id, peer, from);
+                    } else {
+                        // geth's ensureBond: give them a moment to ping us back, so that
+                        // our FINDNODE finds us bonded on their side.
+                        self.ping_backs.entry(peer).or_default().push(id);
+                        self.schedule(now + self.config.request_timeout, Timer::PingBack(peer));
+                    }
+                }
+                Waiter::Request(request) => {
+                    self.events.push_back(CoreEvent::PingResult { request, result: Ok(pong.enr_seq) })
+                }
+                Waiter::EnrAfterPong(request) => self.send_enr_request(now, peer, from, Some(request), false),
+                Waiter::Revalidate | Waiter::Inbound => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn on_findnode(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer: PeerId,
+        find: FindNode,
+    ) -> Result<(), Drop> {
+        // Answering an unproven endpoint would make us an amplifier for spoofed sources.
+        if !self.is_proven(&peer, from.ip(), now) {
+            return Err(Drop::NotBonded);
+        }
+        let target = node_id(&find.target);
+        let requester = from.ip();
+        let nodes: Vec<NodeRecord> = self
+            .table
+            .closest(&target, self.config.bucket_size)
+            .into_iter()
+            .filter(|e| relay_ok(requester, e.endpoint.ip))
+            .map(TableEntry::record)
+            .collect();
+        for bytes in proto::encode_neighbours(&nodes, self.expiration(now), self.local.key().secret()) {
+            self.transmit(from, bytes);
+        }
+        Ok(())
+    }
+
+    fn on_neighbours(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer: PeerId,
+        n: Neighbours,
+    ) -> Result<(), Drop> {
+        let Some(pending) = self.findnodes.get_mut(&peer) else { return Err(Drop::Unsolicited) };
+        if pending.addr.ip() != from.ip() {
+            return Err(Drop::Unsolicited);
+        }
+        pending.received += n.nodes.len();
+        let lookup_id = pending.lookup;
+        if pending.received >= self.config.bucket_size {
+            self.findnodes.remove(&peer);
+        }
+        let sender = from.ip();
+        let nodes: Vec<NodeRecord> = n
+            .nodes
+            .into_iter()
+            .filter(|r| {
+                r.id != self.peer_id
+                    && r.endpoint.udp_port != 0
+                    && !r.endpoint.ip.is_unspecified()
+                    && !r.endpoint.ip.is_multicast()
+                    && relay_ok(sender, r.endpoint.ip)
+                    && self.config.netrestrict.allows(&r.endpoint.ip)
+            })
+            .collect();
+        if let Some(state) = self.lookups.get_mut(&lookup_id) {
+            state.lookup.on_reply(&peer, &nodes);
+        }
+        self.advance_lookup(now, lookup_id);
+        Ok(())
+    }
+
+    fn on_enr_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer: PeerId,
+        hash: B256,
+    ) -> Result<(), Drop> {
+        if !self.is_proven(&peer, from.ip(), now) {
+            return Err(Drop::NotBonded);
+        }
+        let response = EnrResponse { request_hash: hash, enr: self.local.record() };
+        self.send(from, &Message::EnrResponse(response));
+        Ok(())
+    }
+
+    fn on_enr_response(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer: PeerId,
+        response: EnrResponse,
+    ) -> Result<(), Drop> {
+        match self.enrs.get(&response.request_hash) {
+            Some(p) if p.peer == peer && p.addr.ip() == from.ip() => {}
+            _ => return Err(Drop::Unsolicited),
+        }
+        // A record signed by another key is no answer.
+        if response.enr.node_id().raw() != node_id(&peer).0 {
+            return Err(Drop::Unsolicited);
+        }
+        let pending = self.enrs.remove(&response.request_hash).expect("checked above");
+        self.enr_by_peer.remove(&peer);
+        let enr = response.enr;
+        if let Some(entry) = self.table.get_mut(&peer) {
+            entry.enr_seq = Some(entry.enr_seq.unwrap_or(0).max(enr.seq()));
+            entry.enr = Some(enr.clone());
+            let endpoint = entry.endpoint;
+            self.report(now, peer, endpoint, Some(enr.clone()));
+        }
+        if let Some(request) = pending.request {
+            self.events.push_back(CoreEvent::EnrResult { request, enr: Some(enr) });
+        }
+        Ok(())
+    }
+
+    /// A node just entered the table: fetch its record, or report it right away.
+    fn on_new_node(&mut self, now: Instant, peer: PeerId, addr: SocketAddr, enr_seq: Option<u64>) {
+        // A PONG without enr-seq comes from a node that does not speak EIP-868.
+        if self.config.enr_requests && enr_seq.is_some() {
+            self.send_enr_request(now, peer, addr, None, true);
+        } else if let Some(entry) = self.table.get(&peer) {
+            let endpoint = entry.endpoint;
+            self.report(now, peer, endpoint, None);
+        }
+    }
+
+    /// EIP-868: a seq above the record we hold means the record changed; fetch it again.
+    fn check_enr_seq(&mut self, now: Instant, peer: PeerId, addr: SocketAddr, seq: Option<u64>) {
+        let Some(seq) = seq else { return };
+        let Some(entry) = self.table.get_mut(&peer) else { return };
+        let known = entry.enr.as_ref().map(|e| e.seq());
+        if seq > entry.enr_seq.unwrap_or(0) {
+            entry.enr_seq = Some(seq);
+        }
+        if self.config.enr_requests && known.is_some_and(|k| seq > k) {
+            self.send_enr_request(now, peer, addr, None, false);
+        }
+    }
+
+    fn report(&mut self, now: Instant, peer: PeerId, endpoint: Endpoint, enr: Option<Enr>) {
+        let (eth, tcp_port) = match &enr {
+            Some(enr) => {
+                let tcp = match endpoint.ip {
+                    IpAddr::V4(_) => enr.tcp4(),
+                    IpAddr::V6(_) => enr.tcp6().or(enr.tcp4()),
+                };
+                (eth_entry_of(enr), tcp.or(Some(endpoint.tcp_port)))
+            }
+            None => (EthEntry::Unknown, Some(endpoint.tcp_port)),
+        };
+        self.stats.candidates += 1;
+        self.events.push_back(CoreEvent::Discovered(Candidate {
+            peer_id: peer,
+            ip: endpoint.ip,
+            tcp_port: tcp_port.filter(|p| *p != 0),
+            udp_port: Some(endpoint.udp_port),
+            eth,
+            enr,
+            source: CandidateSource::Discv4,
+            seen: now,
+        }));
+    }
+
+    fn send_ping(&mut self, now: Instant, peer: PeerId, addr: SocketAddr, tcp_port: u16, waiter: Waiter) {
+        let addr = canonical_addr(addr);
+        if peer == self.peer_id || !self.config.netrestrict.allows(&addr.ip()) {
+            self.fail_waiter(now, peer, waiter);
+            return;
+        }
+        // One PING in flight per node: later askers wait for the same PONG.
+        if let Some(hash) = self.ping_by_peer.get(&peer) {
+            if let Some(p) = self.pings.get_mut(hash) {
+                if p.addr == addr {
+                    if !p.waiters.contains(&waiter) {
+                        p.waiters.push(waiter);
+                    }
+                    return;
+                }
+            }
+        }
+        if self.pings.len() >= MAX_PENDING_REQUESTS {
+            self.fail_waiter(now, peer, waiter);
+            return;
+        }
+        let ping = Ping {
+            from: self.local_endpoint(),
+            to: Endpoint { ip: addr.ip(), udp_port: addr.port(), tcp_port },
+            expiration: self.expiration(now),
+            enr_seq: Some(self.local.seq()),
+        };
+        let hash = self.send(addr, &Message::Ping(ping));
+        let deadline = now + self.config.request_timeout;
+        self.pings.insert(hash, PendingPing { peer, addr, tcp_port, waiters: vec![waiter] });
+        self.ping_by_peer.insert(peer, hash);
+        self.schedule(deadline, Timer::Ping(hash));
+    }
+
+    fn fail_waiter(&mut self, now: Instant, peer: PeerId, waiter: Waiter) {
+        match waiter {
+            Waiter::Lookup(id) => {
+                if let Some(state) = self.lookups.get_mut(&id) {
+                    state.lookup.on_failure(&peer);
+                }
+                self.advance_lookup(now, id);
+            }
+            Waiter::Request(request) => {
+                self.events.push_back(CoreEvent::PingResult { request, result: Err(()) })
+            }
+            Waiter::EnrAfterPong(request) => {
+                self.events.push_back(CoreEvent::EnrResult { request, enr: None })
+            }
+            Waiter::Revalidate => {
+                if let Some(promoted) = self.table.remove(&peer) {
+                    tracing::debug!(target: TARGET, ?peer, ?promoted, "table: replaced dead node");
+                    if let Some(entry) = self.table.get(&promoted) {
+                        let (addr, tcp) = (entry.endpoint.udp_addr(), entry.endpoint.tcp_port);
+                        self.send_ping(now, promoted, addr, tcp, Waiter::Revalidate);
+                    }
+                } else {
+                    tracing::debug!(target: TARGET, ?peer, "table: removed dead node");
+                }
+            }
+            Waiter::Inbound => {}
+        }
+    }
+
+    fn send_findnode(&mut self, now: Instant, lookup: u64, peer: PeerId, addr: SocketAddr) {
+        let Some(state) = self.lookups.get(&lookup) else { return };
+        if self.findnodes.contains_key(&peer) {
+            // Another lookup is querying this node; don't stack queries on it.
+            self.fail_waiter(now, peer, Waiter::Lookup(lookup));
+            return;
+        }
+        let target = state.lookup.target;
+        let message = Message::FindNode(FindNode { target, expiration: self.expiration(now) });
+        self.send(addr, &message);
+        let deadline = now + self.config.request_timeout;
+        self.findnodes.insert(peer, PendingFindNode { addr, lookup, deadline, received: 0 });
+        self.schedule(deadline, Timer::FindNode(peer));
+    }
+
+    fn send_enr_request(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        addr: SocketAddr,
+        request: Option<RequestId>,
+        first: bool,
+    ) {
+        if self.enr_by_peer.contains_key(&peer) && request.is_none() {
+            return;
+        }
+        if self.enrs.len() >= MAX_PENDING_REQUESTS {
+            if let Some(request) = request {
+                self.events.push_back(CoreEvent::EnrResult { request, enr: None });
+            }
+            return;
+        }
+        let message = Message::EnrRequest(EnrRequest { expiration: self.expiration(now) });
+        let hash = self.send(addr, &message);
+        let deadline = now + self.config.request_timeout;
+        self.enrs.insert(hash, PendingEnr { peer, addr, request, first });
+        self.enr_by_peer.insert(peer, hash);
+        self.schedule(deadline, Timer::Enr(hash));
+    }
+
+    fn advance_lookup(&mut self, now: Instant, id: u64) {
+        loop {
+            let Some(state) = self.lookups.get_mut(&id) else { return };
+            let queries = state.lookup.next_queries();
+            if queries.is_empty() {
+                break;
+            }
+            for record in queries {
+                let addr = record.endpoint.udp_addr();
+                if self.is_proven(&record.id, addr.ip(), now) && self.knows_us(&record.id, addr.ip(), now) {
+                    self.send_findnode(now, id, record.id, addr);
+                } else {
+                    self.send_ping(now, record.id, addr, record.endpoint.tcp_port, Waiter::Lookup(id));
+                }
+            }
+        }
+        let Some(state) = self.lookups.get(&id) else { return };
+        if state.lookup.is_done() {
+            let state = self.lookups.remove(&id).expect("present");
+            if self.background_lookup == Some(id) {
+                self.background_lookup = None;
+            }
+            let closest = state.lookup.result();
+            tracing::debug!(target: TARGET, id, found = closest.len(), queries = state.lookup.queries, "lookup done");
+            self.events.push_back(CoreEvent::LookupFinished {
+                request: state.request,
+                closest,
+                target_hop: state.lookup.target_hop,
+                queries: state.lookup.queries,
+            });
+        }
+    }
+
+    fn start_self_lookup(&mut self, now: Instant) {
+        self.self_lookup_pending = false;
+        let id = self.next_lookup_id;
+        self.background_lookup = Some(id);
+        self.lookup(now, self.peer_id, None);
+    }
+
+    fn vote(&mut self, now: Instant, reporter: PeerId, ip: IpAddr) {
+        if ip.is_unspecified() {
+            return;
+        }
+        self.votes.put(reporter, (canonical_ip(ip), now));
+        let window = self.config.ip_vote_window;
+        let mut counts: HashMap<IpAddr, usize> = HashMap::new();
+        let mut total = 0;
+        for (_, (ip, at)) in self.votes.iter() {
+            if now.saturating_duration_since(*at) < window {
+                *counts.entry(*ip).or_default() += 1;
+                total += 1;
+            }
+        }
+        if total < self.config.min_ip_votes {
+            return;
+        }
+        let Some((best, count)) = counts.into_iter().max_by_key(|(_, c)| *c) else { return };
+        // A strict majority of distinct recent reporters.
+        if count * 2 > total && self.predicted_ip != Some(best) {
+            self.predicted_ip = Some(best);
+            tracing::debug!(target: TARGET, ip = %best, votes = count, "external IP predicted");
+            if self.config.update_enr_ip {
+                let udp = self.config.listen_addr.port();
+                if let Err(e) = self.local.set_endpoint(best, udp, self.config.tcp_port) {
+                    tracing::warn!(target: TARGET, error = %e, "could not update local ENR");
+                }
+            }
+            self.events.push_back(CoreEvent::ExternalIp(best));
+        }
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeouts(&mut self, now: Instant) {
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(timer) = self.timer_kinds.remove(&id) else { continue };
+            self.fire(now, timer);
+        }
+    }
+
+    fn fire(&mut self, now: Instant, timer: Timer) {
+        match timer {
+            Timer::Ping(hash) => {
+                if let Some(p) = self.pings.remove(&hash) {
+                    self.ping_by_peer.remove(&p.peer);
+                    for waiter in p.waiters {
+                        self.fail_waiter(now, p.peer, waiter);
+                    }
+                }
+            }
+            Timer::FindNode(peer) => {
+                if let Some(p) = self.findnodes.get(&peer) {
+                    if p.deadline <= now {
+                        let p = self.findnodes.remove(&peer).expect("present");
+                        if let Some(state) = self.lookups.get_mut(&p.lookup) {
+                            if state.lookup.is_in_flight(&peer) {
+                                state.lookup.on_failure(&peer);
+                            }
+                        }
+                        self.advance_lookup(now, p.lookup);
+                    }
+                }
+            }
+            Timer::Enr(hash) => {
+                if let Some(p) = self.enrs.remove(&hash) {
+                    self.enr_by_peer.remove(&p.peer);
+                    if let Some(request) = p.request {
+                        self.events.push_back(CoreEvent::EnrResult { request, enr: None });
+                    }
+                    if p.first {
+                        if let Some(entry) = self.table.get(&p.peer) {
+                            let endpoint = entry.endpoint;
+                            self.report(now, p.peer, endpoint, None);
+                        }
+                    }
+                }
+            }
+            Timer::PingBack(peer) => {
+                if let Some(lookups) = self.ping_backs.remove(&peer) {
+                    // They did not ping back; they may know us from earlier. Ask anyway.
+                    for id in lookups {
+                        if let Some(addr) = self.lookup_addr(id, &peer) {
+                            self.send_findnode(now, id, peer, addr);
+                        }
+                    }
+                }
+            }
+            Timer::Revalidate => {
+                self.schedule(now + self.config.revalidation_interval, Timer::Revalidate);
+                let stale = self
+                    .table
+                    .stalest()
+                    .filter(|e| {
+                        now.saturating_duration_since(e.last_pong) >= self.config.revalidation_interval
+                    })
+                    .map(|e| (e.peer_id, e.endpoint));
+                if let Some((peer, endpoint)) = stale {
+                    self.send_ping(now, peer, endpoint.udp_addr(), endpoint.tcp_port, Waiter::Revalidate);
+                }
+            }
+            Timer::Lookup => {
+                self.schedule(now + self.config.lookup_interval, Timer::Lookup);
+                if self.table.is_empty() {
+                    // Nobody left (or nobody answered yet): start over from the bootnodes.
+                    self.self_lookup_pending = true;
+                    self.bootstrap(now);
+                } else if self.background_lookup.is_none() {
+                    let mut target = PeerId::ZERO;
+                    self.rng.fill(&mut target.0[..]);
+                    self.background_lookup = Some(self.next_lookup_id);
+                    self.lookup(now, target, None);
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn debug_lookups(&self) -> String {
+        let mut out = String::new();
+        for (id, state) in &self.lookups {
+            for peer in state.lookup.in_flight() {
+                out += &format!(
+                    "lookup {id} in flight {peer}: ping {:?} findnode {:?} pingback {:?} bond {:?}\n",
+                    self.pings.values().filter(|p| p.peer == peer).map(|p| &p.waiters).collect::<Vec<_>>(),
+                    self.findnodes.get(&peer),
+                    self.ping_backs.get(&peer),
+                    self.bonds.peek(&peer)
+                );
+            }
+        }
+        out
+    }
+
+    fn lookup_addr(&self, id: u64, peer: &PeerId) -> Option<SocketAddr> {
+        self.lookups.get(&id)?.lookup.address_of(peer)
+    }
+}
+
+/// geth `netutil.CheckRelayIP`: a node at `sender` may tell us about `addr` only if that
+/// address means something from where the sender stands (no LAN or loopback addresses
+/// relayed by a public node).
+fn relay_ok(sender: IpAddr, addr: IpAddr) -> bool {
+    let (sender, addr) = (canonical_ip(sender), canonical_ip(addr));
+    if addr.is_unspecified() {
+        return false;
+    }
+    if addr.is_loopback() && !sender.is_loopback() {
+        return false;
+    }
+    if is_lan(&addr) && !is_lan(&sender) {
+        return false;
+    }
+    true
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// A dual-stack socket reports IPv4 peers as IPv4-mapped IPv6; we think of them as IPv4.
+fn canonical_addr(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical_ip(addr.ip()), addr.port())
+}
