@@ -146,6 +146,8 @@ pub struct Discv4Stats {
     pub table_len: u64,
     /// Candidates reported.
     pub candidates: u64,
+    /// Candidates dropped because the candidate stream's reader lagged (service only).
+    pub candidates_dropped: u64,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -20,6 +20,7 @@ mod config;
 mod core;
 mod error;
 mod lookup;
+mod service;
 
 pub use config::{
     Discv4Config, Discv4ConfigBuilder, ALPHA, BOND_EXPIRATION, BUCKET_SIZE, CANDIDATE_CHANNEL_CAPACITY,
@@ -28,6 +29,7 @@ pub use config::{
 };
 pub use core::{CoreEvent, Discv4Core, Discv4Stats, Drop, Inbound, RequestId};
 pub use error::{Discv4Error, PacketError};
+pub use service::{CandidateStream, Discv4, Discv4Service, ForeignDatagram};
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,371 @@
+//! The discv4 task and its handle.
+//!
+//! [`Discv4Service`] is one tokio task that owns the [`Discv4Core`] and reads the UDP
+//! socket; nothing else touches either. [`Discv4`] is the cheap `Clone` handle: each method
+//! sends a command over a bounded channel and awaits a oneshot reply. Candidates leave
+//! through a bounded [`CandidateStream`]; when its reader lags, new candidates are dropped
+//! (and counted) rather than queued without bound.
+//!
+//! When the port is shared with discv5, the task is still the only reader of the socket:
+//! datagrams that are not discv4 go to the `foreign` channel given to
+//! [`Discv4::spawn_on_socket`], and discv5 sends through its own clone of the socket.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use tokio::{
+    net::UdpSocket,
+    sync::{mpsc, oneshot},
+};
+
+use super::{
+    core::{CoreEvent, Discv4Core, Discv4Stats, Inbound, RequestId},
+    proto::{NodeRecord, MAX_PACKET_SIZE},
+    Discv4Config, Discv4Error,
+};
+use crate::{
+    discovery::Candidate,
+    record::{Enode, Enr, LocalEnr, PeerId},
+};
+
+const TARGET: &str = "ethp2p::discv4";
+
+/// Commands queued from handles to the task. Small: each handle call waits for its reply.
+const COMMAND_CHANNEL_CAPACITY: usize = 64;
+
+/// Datagrams read per wake-up before the task looks at commands and timers again: enough
+/// to amortise the wake-up under load, few enough to keep commands responsive.
+const RECV_BATCH: usize = 64;
+
+/// A datagram that is not discv4, with its source: what a shared port hands to discv5.
+pub type ForeignDatagram = (SocketAddr, Vec<u8>);
+
+/// The stream of nodes that proved their endpoint to us (and, when they speak EIP-868,
+/// sent their record). Ends when the service stops.
+#[derive(Debug)]
+pub struct CandidateStream {
+    rx: mpsc::Receiver<Candidate>,
+}
+
+impl CandidateStream {
+    /// The next candidate, or `None` once the service has stopped.
+    pub async fn recv(&mut self) -> Option<Candidate> {
+        self.rx.recv().await
+    }
+}
+
+impl futures::Stream for CandidateStream {
+    type Item = Candidate;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Candidate>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    Lookup(PeerId, oneshot::Sender<Vec<NodeRecord>>),
+    Ping(Enode, oneshot::Sender<Result<Option<u64>, ()>>),
+    RequestEnr(Enode, oneshot::Sender<Option<Enr>>),
+    AddNode(Enode),
+    Table(oneshot::Sender<Vec<NodeRecord>>),
+    Stats(oneshot::Sender<Discv4Stats>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Handle to a running discv4 service. Cheap to clone; every clone talks to the same task.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use ethp2p::{discovery::v4::{Discv4, Discv4Config}, record::LocalEnr, NodeKey};
+/// let key = NodeKey::generate();
+/// let local = LocalEnr::builder(&key).udp_socket("127.0.0.1:30303".parse()?).build()?;
+/// let config = Discv4Config::builder().listen_addr("127.0.0.1:30303".parse()?).build()?;
+/// let (discv4, mut candidates) = Discv4::spawn(config, local).await?;
+/// while let Some(candidate) = candidates.recv().await {
+///     println!("{:?} {:?}", candidate.enode(), candidate.fork_id());
+/// }
+/// discv4.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Discv4 {
+    tx: mpsc::Sender<Command>,
+    local_addr: SocketAddr,
+    local: LocalEnr,
+}
+
+impl Discv4 {
+    /// Binds `config.listen_addr`, starts the service task and bootstraps from
+    /// `config.bootnodes`. Must be called inside a tokio runtime.
+    pub async fn spawn(
+        config: Discv4Config,
+        local: LocalEnr,
+    ) -> Result<(Self, CandidateStream), Discv4Error> {
+        config.check()?;
+        let addr = config.listen_addr;
+        let socket = UdpSocket::bind(addr).await.map_err(|source| Discv4Error::Io { addr, source })?;
+        Self::spawn_on_socket(Arc::new(socket), config, local, None)
+    }
+
+    /// Starts the service on an already bound socket. Datagrams that are not discv4 are
+    /// passed to `foreign` (when given; dropped otherwise): this is how discv4 and discv5
+    /// share one port. `config.listen_addr` is ignored in favour of the socket's address.
+    pub fn spawn_on_socket(
+        socket: Arc<UdpSocket>,
+        mut config: Discv4Config,
+        local: LocalEnr,
+        foreign: Option<mpsc::Sender<ForeignDatagram>>,
+    ) -> Result<(Self, CandidateStream), Discv4Error> {
+        config.check()?;
+        let local_addr =
+            socket.local_addr().map_err(|source| Discv4Error::Io { addr: config.listen_addr, source })?;
+        config.listen_addr = local_addr;
+        let (tx, rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
+        let (candidates_tx, candidates_rx) = mpsc::channel(config.candidate_channel_capacity);
+        let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let mut core = Discv4Core::new(config, local.clone(), Instant::now(), unix_now, rand::random());
+        core.bootstrap(Instant::now());
+        let service = Discv4Service {
+            core,
+            socket,
+            commands: rx,
+            candidates: candidates_tx,
+            foreign,
+            lookups: HashMap::new(),
+            pings: HashMap::new(),
+            enrs: HashMap::new(),
+            next_request: 0,
+            dropped_candidates: 0,
+        };
+        tokio::spawn(service.run());
+        Ok((Self { tx, local_addr, local }, CandidateStream { rx: candidates_rx }))
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Our `enode://` URL at the bound address (the TCP port is the UDP port unless the
+    /// record says otherwise).
+    pub fn local_enode(&self) -> Enode {
+        let tcp = self.local.content().tcp4.unwrap_or(self.local_addr.port());
+        Enode {
+            peer_id: self.local.key().peer_id(),
+            ip: self.local_addr.ip(),
+            tcp_port: tcp,
+            udp_port: self.local_addr.port(),
+        }
+    }
+
+    /// The local record this service advertises.
+    pub fn local_enr(&self) -> Enr {
+        self.local.record()
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Discv4Error> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| Discv4Error::ServiceStopped)?;
+        rx.await.map_err(|_| Discv4Error::ServiceStopped)
+    }
+
+    /// Runs an iterative lookup for `target` and returns the closest nodes that answered.
+    pub async fn lookup(&self, target: PeerId) -> Result<Vec<NodeRecord>, Discv4Error> {
+        self.call(|tx| Command::Lookup(target, tx)).await
+    }
+
+    /// Pings a node; returns the ENR sequence number from its PONG.
+    pub async fn ping(&self, enode: Enode) -> Result<Option<u64>, Discv4Error> {
+        self.call(|tx| Command::Ping(enode, tx)).await?.map_err(|()| Discv4Error::Timeout(enode.udp_addr()))
+    }
+
+    /// Fetches a node's record with an ENRRequest (bonding first if needed).
+    pub async fn request_enr(&self, enode: Enode) -> Result<Enr, Discv4Error> {
+        self.call(|tx| Command::RequestEnr(enode, tx)).await?.ok_or(Discv4Error::Timeout(enode.udp_addr()))
+    }
+
+    /// Pings a node so it enters the table once it answers (as a bootnode does).
+    pub async fn add_node(&self, enode: Enode) -> Result<(), Discv4Error> {
+        self.tx.send(Command::AddNode(enode)).await.map_err(|_| Discv4Error::ServiceStopped)
+    }
+
+    /// The live entries of the routing table.
+    pub async fn table(&self) -> Result<Vec<NodeRecord>, Discv4Error> {
+        self.call(Command::Table).await
+    }
+
+    /// Packet counters and the table size.
+    pub async fn stats(&self) -> Result<Discv4Stats, Discv4Error> {
+        self.call(Command::Stats).await
+    }
+
+    /// Stops the service and waits until its task has ended. Idempotent.
+    pub async fn shutdown(&self) {
+        let _ = self.call(Command::Shutdown).await;
+    }
+}
+
+/// The task that owns the socket and the core. Created by [`Discv4::spawn`].
+#[derive(Debug)]
+pub struct Discv4Service {
+    core: Discv4Core,
+    socket: Arc<UdpSocket>,
+    commands: mpsc::Receiver<Command>,
+    candidates: mpsc::Sender<Candidate>,
+    foreign: Option<mpsc::Sender<ForeignDatagram>>,
+    lookups: HashMap<u64, oneshot::Sender<Vec<NodeRecord>>>,
+    pings: HashMap<u64, oneshot::Sender<Result<Option<u64>, ()>>>,
+    enrs: HashMap<u64, oneshot::Sender<Option<Enr>>>,
+    next_request: u64,
+    dropped_candidates: u64,
+}
+
+impl Discv4Service {
+    fn request_id(&mut self) -> RequestId {
+        self.next_request += 1;
+        RequestId(self.next_request)
+    }
+
+    async fn run(mut self) {
+        let mut buf = vec![0u8; MAX_PACKET_SIZE * 2];
+        let mut shutdown_reply = None;
+        loop {
+            let deadline = self.core.next_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown(reply)) => {
+                        shutdown_reply = Some(reply);
+                        break;
+                    }
+                    Some(command) => self.handle_command(command),
+                    // Every handle is gone.
+                    None => break,
+                },
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((len, from)) => {
+                        self.handle_datagram(from, &buf[..len]);
+                        // Drain what else is queued without going back through select!.
+                        for _ in 1..RECV_BATCH {
+                            match self.socket.try_recv_from(&mut buf) {
+                                Ok((len, from)) => self.handle_datagram(from, &buf[..len]),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // ICMP port-unreachable surfaces here on some platforms; not fatal.
+                        tracing::trace!(target: TARGET, error = %e, "recv error");
+                    }
+                },
+                _ = sleep_until(deadline) => self.core.handle_timeouts(Instant::now()),
+            }
+            self.flush().await;
+        }
+        tracing::debug!(target: TARGET, "discv4 service stopped");
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+    }
+
+    fn handle_datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
+        if bytes.len() > MAX_PACKET_SIZE {
+            // Oversized: not discv4, possibly discv5's business (its own limit is 1280 too).
+            self.forward(from, bytes);
+            return;
+        }
+        if let Inbound::Foreign = self.core.handle_datagram(Instant::now(), from, bytes) {
+            self.forward(from, bytes);
+        }
+    }
+
+    fn forward(&mut self, from: SocketAddr, bytes: &[u8]) {
+        if let Some(foreign) = &self.foreign {
+            // Full means discv5 is behind: drop, as a full socket buffer would.
+            let _ = foreign.try_send((from, bytes.to_vec()));
+        }
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Lookup(target, reply) => {
+                let id = self.request_id();
+                self.lookups.insert(id.0, reply);
+                self.core.lookup(now, target, Some(id));
+            }
+            Command::Ping(enode, reply) => {
+                let id = self.request_id();
+                self.pings.insert(id.0, reply);
+                self.core.ping(now, &enode, id);
+            }
+            Command::RequestEnr(enode, reply) => {
+                let id = self.request_id();
+                self.enrs.insert(id.0, reply);
+                self.core.request_enr(now, &enode, id);
+            }
+            Command::AddNode(enode) => self.core.add_node(now, &enode),
+            Command::Table(reply) => {
+                let _ = reply.send(self.core.table().iter().map(|e| e.record()).collect());
+            }
+            Command::Stats(reply) => {
+                let stats = Discv4Stats { candidates_dropped: self.dropped_candidates, ..self.core.stats() };
+                let _ = reply.send(stats);
+            }
+            Command::Shutdown(_) => unreachable!("handled by the loop"),
+        }
+    }
+
+    async fn flush(&mut self) {
+        while let Some((addr, bytes)) = self.core.poll_transmit() {
+            let sent = match self.socket.try_send_to(&bytes, addr) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.socket.send_to(&bytes, addr).await
+                }
+                other => other,
+            };
+            if let Err(e) = sent {
+                tracing::trace!(target: TARGET, %addr, error = %e, "send failed");
+            }
+        }
+        while let Some(event) = self.core.poll_event() {
+            match event {
+                CoreEvent::Discovered(candidate) => {
+                    // A lagging reader loses candidates; the count says how many.
+                    self.dropped_candidates += u64::from(self.candidates.try_send(candidate).is_err());
+                }
+                CoreEvent::LookupFinished { request: Some(id), closest, .. } => {
+                    if let Some(reply) = self.lookups.remove(&id.0) {
+                        let _ = reply.send(closest);
+                    }
+                }
+                CoreEvent::PingResult { request, result } => {
+                    if let Some(reply) = self.pings.remove(&request.0) {
+                        let _ = reply.send(result);
+                    }
+                }
+                CoreEvent::EnrResult { request, enr } => {
+                    if let Some(reply) = self.enrs.remove(&request.0) {
+                        let _ = reply.send(enr);
+                    }
+                }
+                CoreEvent::ExternalIp(ip) => tracing::debug!(target: TARGET, %ip, "external IP"),
+                _ => {}
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
