@@ -227,6 +227,7 @@ pub struct Discv4Core {
     ping_by_peer: HashMap<PeerId, B256>,
     findnodes: HashMap<PeerId, PendingFindNode>,
     ping_backs: HashMap<PeerId, Vec<u64>>,
+    queued_findnodes: HashMap<PeerId, Vec<(u64, SocketAddr)>>,
     enrs: HashMap<B256, PendingEnr>,
     enr_by_peer: HashMap<PeerId, B256>,
     lookups: HashMap<u64, LookupState>,
@@ -265,6 +266,7 @@ impl Discv4Core {
             ping_by_peer: HashMap::new(),
             findnodes: HashMap::new(),
             ping_backs: HashMap::new(),
+            queued_findnodes: HashMap::new(),
             enrs: HashMap::new(),
             enr_by_peer: HashMap::new(),
             lookups: HashMap::new(),
@@ -644,7 +646,8 @@ impl Discv4Core {
         }
         pending.received += n.nodes.len();
         let lookup_id = pending.lookup;
-        if pending.received >= self.config.bucket_size {
+        let complete = pending.received >= self.config.bucket_size;
+        if complete {
             self.findnodes.remove(&peer);
         }
         let sender = from.ip();
@@ -664,6 +667,9 @@ impl Discv4Core {
             state.lookup.on_reply(&peer, &nodes);
         }
         self.advance_lookup(now, lookup_id);
+        if complete {
+            self.send_queued_findnode(now, peer);
+        }
         Ok(())
     }
 
@@ -825,17 +831,30 @@ impl Discv4Core {
 
     fn send_findnode(&mut self, now: Instant, lookup: u64, peer: PeerId, addr: SocketAddr) {
         let Some(state) = self.lookups.get(&lookup) else { return };
-        if self.findnodes.contains_key(&peer) {
-            // Another lookup is querying this node; don't stack queries on it.
-            self.fail_waiter(now, peer, Waiter::Lookup(lookup));
-            return;
-        }
         let target = state.lookup.target;
+        if let Some(pending) = self.findnodes.get(&peer) {
+            if pending.received == 0 {
+                // NEIGHBOURS cannot say which FINDNODE they answer: one query per node at a
+                // time, the next one waits for this one to end.
+                self.queued_findnodes.entry(peer).or_default().push((lookup, addr));
+                return;
+            }
+            // That query has its answer and only waits for a possible second packet.
+        }
         let message = Message::FindNode(FindNode { target, expiration: self.expiration(now) });
         self.send(addr, &message);
         let deadline = now + self.config.request_timeout;
         self.findnodes.insert(peer, PendingFindNode { addr, lookup, deadline, received: 0 });
         self.schedule(deadline, Timer::FindNode(peer));
+    }
+
+    fn send_queued_findnode(&mut self, now: Instant, peer: PeerId) {
+        let Some(queue) = self.queued_findnodes.get_mut(&peer) else { return };
+        let next = queue.remove(0);
+        if queue.is_empty() {
+            self.queued_findnodes.remove(&peer);
+        }
+        self.send_findnode(now, next.0, peer, next.1);
     }
 
     fn send_enr_request(
@@ -967,6 +986,7 @@ impl Discv4Core {
                             }
                         }
                         self.advance_lookup(now, p.lookup);
+                        self.send_queued_findnode(now, peer);
                     }
                 }
             }
