@@ -40,8 +40,8 @@ use super::{
     PacketError,
 };
 use crate::{
-    discovery::{Candidate, CandidateSource, EthEntry},
-    record::{eth_entry_of, node_id, Enode, Enr, LocalEnr, PeerId},
+    discovery::{eth_entry_of, Candidate, CandidateSource, EthEntry},
+    record::{node_id, Enode, Enr, LocalEnr, PeerId},
 };
 
 const TARGET: &str = "ethp2p::discv4";
