@@ -16,8 +16,8 @@ use alloy_primitives::{keccak256, B256};
 use alloy_rlp::Decodable;
 use criterion::Criterion;
 use ethp2p::eth::{
-    decode_block_headers_hashed, id, validate_bodies, validate_headers_with_hashes, EthMessage, EthVersion,
-    GetBlockHeaders, MemoryChain, RequestPair,
+    decode_block_bodies_encoded, decode_block_headers_hashed, id, validate_bodies_encoded,
+    validate_headers_with_hashes, EthMessage, EthVersion, GetBlockHeaders, MemoryChain, RequestPair,
 };
 
 struct Ops {
@@ -86,14 +86,12 @@ impl Ops {
     fn ours_bodies(&self) {
         black_box(EthMessage::decode(EthVersion::Eth68, id::BLOCK_BODIES, &self.bodies_bytes).unwrap());
     }
+    /// What the session does with a `BlockBodies` response: decode, keeping each
+    /// transaction's received encoding, then the roots (transactions trie from those bytes).
     fn ours_bodies_validated(&self) {
-        let Ok(EthMessage::BlockBodies(p)) =
-            EthMessage::decode(EthVersion::Eth68, id::BLOCK_BODIES, &self.bodies_bytes)
-        else {
-            unreachable!()
-        };
-        validate_bodies(&self.bodies_headers, &p.message).unwrap();
-        black_box(p);
+        let (pair, encodings) = decode_block_bodies_encoded(&self.bodies_bytes).unwrap();
+        validate_bodies_encoded(&self.bodies_headers, &pair.message, &encodings).unwrap();
+        black_box((pair, encodings));
     }
     fn keccak_bodies(&self) {
         black_box(keccak256(&self.bodies_bytes));

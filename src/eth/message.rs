@@ -632,6 +632,62 @@ pub fn decode_block_headers_hashed(
     Ok((RequestPair::new(request_id, headers), hashes))
 }
 
+/// The bodies of a `BlockBodies` message.
+pub type Bodies = Vec<BlockBody<TxEnvelope>>;
+
+/// Transactions' EIP-2718 encodings as received, per body: the leaves of each body's
+/// transactions trie.
+pub type TxEncodings<'a> = Vec<Vec<&'a [u8]>>;
+
+/// Decodes a `BlockBodies` payload and keeps each transaction's EIP-2718 encoding as
+/// received (borrowed from `payload`), so the transactions root can be computed without
+/// re-encoding ([`validate_bodies_encoded`](crate::eth::validate_bodies_encoded)).
+pub fn decode_block_bodies_encoded(
+    payload: &[u8],
+) -> Result<(RequestPair<Bodies>, TxEncodings<'_>), MessageError> {
+    const NAME: &str = "BlockBodies";
+    if payload.len() > MAX_MESSAGE_SIZE {
+        return Err(MessageError::TooLarge { size: payload.len(), max: MAX_MESSAGE_SIZE });
+    }
+    let rlp = |source| MessageError::Rlp { message: NAME, source };
+    let mut buf = payload;
+    let mut pair = alloy_rlp::Header::decode_bytes(&mut buf, true).map_err(rlp)?;
+    if !buf.is_empty() {
+        return Err(MessageError::TrailingBytes { message: NAME, count: buf.len() });
+    }
+    let request_id = u64::decode(&mut pair).map_err(rlp)?;
+    let mut list = alloy_rlp::Header::decode_bytes(&mut pair, true).map_err(rlp)?;
+    if !pair.is_empty() {
+        return Err(rlp(alloy_rlp::Error::ListLengthMismatch { expected: 0, got: pair.len() }));
+    }
+    let (mut bodies, mut encodings) = (Vec::new(), Vec::new());
+    while !list.is_empty() {
+        let mut body = alloy_rlp::Header::decode_bytes(&mut list, true).map_err(rlp)?;
+        let mut txs = alloy_rlp::Header::decode_bytes(&mut body, true).map_err(rlp)?;
+        let (mut transactions, mut encoded) = (Vec::new(), Vec::new());
+        while !txs.is_empty() {
+            let start = txs;
+            transactions.push(TxEnvelope::decode(&mut txs).map_err(rlp)?);
+            let mut item = &start[..start.len() - txs.len()];
+            // A legacy transaction is its own RLP list; a typed one is an RLP string whose
+            // payload is `type || rlp(fields)`.
+            if item.first().is_some_and(|b| *b < 0xc0) {
+                item = alloy_rlp::Header::decode_bytes(&mut item, false).map_err(rlp)?;
+            }
+            encoded.push(item);
+        }
+        let ommers = Vec::<Header>::decode(&mut body).map_err(rlp)?;
+        let withdrawals =
+            if body.is_empty() { None } else { Some(Decodable::decode(&mut body).map_err(rlp)?) };
+        if !body.is_empty() {
+            return Err(rlp(alloy_rlp::Error::ListLengthMismatch { expected: 0, got: body.len() }));
+        }
+        bodies.push(BlockBody { transactions, ommers, withdrawals });
+        encodings.push(encoded);
+    }
+    Ok((RequestPair::new(request_id, bodies), encodings))
+}
+
 fn rlp<T: Decodable>(message: &'static str, buf: &mut &[u8]) -> Result<T, MessageError> {
     T::decode(buf).map_err(|source| MessageError::Rlp { message, source })
 }
@@ -1049,6 +1105,32 @@ mod tests {
             trailing.push(0x80);
             assert!(decode_block_headers_hashed(&trailing).is_err());
         }
+    }
+
+    #[test]
+    fn encoded_body_decode_matches_the_generic_one() {
+        use alloy_eips::eip2718::Encodable2718;
+        let mut bodies_seen = 0;
+        for (v, m) in samples().into_iter().filter(|(_, m)| m.id() == id::BLOCK_BODIES) {
+            let bytes = m.encoded();
+            let (pair, encodings) = decode_block_bodies_encoded(&bytes).unwrap();
+            let EthMessage::BlockBodies(generic) = EthMessage::decode(v, m.id(), &bytes).unwrap() else {
+                unreachable!()
+            };
+            assert_eq!(pair, generic);
+            for (body, enc) in generic.message.iter().zip(&encodings) {
+                let again: Vec<Vec<u8>> = body.transactions.iter().map(|t| t.encoded_2718()).collect();
+                assert_eq!(enc.iter().map(|e| e.to_vec()).collect::<Vec<_>>(), again);
+                bodies_seen += 1;
+            }
+            for cut in 0..bytes.len() {
+                assert!(decode_block_bodies_encoded(&bytes[..cut]).is_err());
+            }
+            let mut trailing = bytes.clone();
+            trailing.push(0x80);
+            assert!(decode_block_bodies_encoded(&trailing).is_err());
+        }
+        assert!(bodies_seen > 0);
     }
 
     #[test]

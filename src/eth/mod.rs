@@ -44,9 +44,9 @@ mod version;
 
 pub use error::{EthError, InvalidResponse, MessageError, StatusError};
 pub use message::{
-    decode_block_headers_hashed, id, name_of, BlockHashNumber, BlockRange, EthMessage, GetBlockHeaders,
-    NewBlock, NewPooledTransactionHashes68, Receipt69, Receipts, RequestId, RequestPair, Status, StatusHead,
-    MAX_MESSAGE_SIZE, MAX_TD_BITS,
+    decode_block_bodies_encoded, decode_block_headers_hashed, id, name_of, BlockHashNumber, BlockRange,
+    Bodies, EthMessage, GetBlockHeaders, NewBlock, NewPooledTransactionHashes68, Receipt69, Receipts,
+    RequestId, RequestPair, Status, StatusHead, TxEncodings, MAX_MESSAGE_SIZE, MAX_TD_BITS,
 };
 pub use serve::{
     mainnet_genesis_header, respond, serve_bodies, serve_headers, serve_pooled_transactions, serve_receipts,
@@ -59,7 +59,7 @@ pub use session::{
 };
 pub use status::{validate_block_range, validate_status, StatusInfo};
 pub use validate::{
-    validate_bodies, validate_body, validate_headers, validate_headers_with_hashes,
+    validate_bodies, validate_bodies_encoded, validate_body, validate_headers, validate_headers_with_hashes,
     validate_pooled_transactions, validate_receipts, Outcome,
 };
 pub use version::EthVersion;

@@ -28,14 +28,14 @@ use tracing::{debug, trace};
 
 use crate::eth::error::{EthError, InvalidResponse};
 use crate::eth::message::{
-    decode_block_headers_hashed, id, name_of, EthMessage, GetBlockHeaders, RequestId, RequestPair, Status,
-    MAX_MESSAGE_SIZE,
+    decode_block_bodies_encoded, decode_block_headers_hashed, id, name_of, EthMessage, GetBlockHeaders,
+    RequestId, RequestPair, Status, TxEncodings, MAX_MESSAGE_SIZE,
 };
 use crate::eth::serve::{respond, ChainReader};
 use crate::eth::status::{validate_block_range, validate_status, StatusInfo};
 use crate::eth::validate::{
-    validate_bodies, validate_headers, validate_headers_with_hashes, validate_pooled_transactions,
-    validate_receipts, Outcome,
+    validate_bodies, validate_bodies_encoded, validate_headers, validate_headers_with_hashes,
+    validate_pooled_transactions, validate_receipts, Outcome,
 };
 use crate::eth::version::EthVersion;
 use crate::record::{ForkFilter, PeerId};
@@ -588,11 +588,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             return Flow::Continue;
         }
         let size = msg.data.len();
+        // Responses whose checks hash what was received take a decoder that keeps it.
         if msg.id == id::BLOCK_HEADERS {
-            // Hash the headers over the received bytes: the link checks need the hashes.
             return match decode_block_headers_hashed(&msg.data) {
                 Ok((pair, hashes)) => {
-                    self.on_response(EthMessage::BlockHeaders(pair), Some(hashes), size);
+                    self.on_response(EthMessage::BlockHeaders(pair), Received::HeaderHashes(hashes), size);
+                    Flow::Continue
+                }
+                Err(e) => self.fatal(e.into()).await,
+            };
+        }
+        if msg.id == id::BLOCK_BODIES {
+            return match decode_block_bodies_encoded(&msg.data) {
+                Ok((pair, encodings)) => {
+                    self.on_response(EthMessage::BlockBodies(pair), Received::TxEncodings(encodings), size);
                     Flow::Continue
                 }
                 Err(e) => self.fatal(e.into()).await,
@@ -630,7 +639,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             | EthMessage::Receipts(_)
             | EthMessage::PooledTransactions(_)
             | EthMessage::NodeData(_)) => {
-                self.on_response(response, None, size);
+                self.on_response(response, Received::Nothing, size);
                 Flow::Continue
             }
             announcement => {
@@ -640,7 +649,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
         }
     }
 
-    fn on_response(&mut self, response: EthMessage, hashes: Option<Vec<B256>>, size: usize) {
+    fn on_response(&mut self, response: EthMessage, received: Received<'_>, size: usize) {
         let Some(request_id) = response.request_id() else { return };
         let Some(pending) = self.pending.remove(&request_id) else {
             if self.timed_out.contains(&request_id) {
@@ -654,7 +663,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             return;
         };
         let rtt = pending.sent.elapsed();
-        let result = check_response(&pending.kind, response, hashes);
+        let result = check_response(&pending.kind, response, received);
         let outcome = match &result {
             Ok(r) if r.len() == 0 => Outcome::Empty { rtt },
             Ok(r) => Outcome::Valid { rtt, size, items: r.len() },
@@ -673,28 +682,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
 }
 
 /// Matches a response to the request's kind and validates it.
+/// What a response's decoder kept from the received bytes, to spare the checks re-encoding.
+enum Received<'a> {
+    Nothing,
+    HeaderHashes(Vec<B256>),
+    TxEncodings(TxEncodings<'a>),
+}
+
 fn check_response(
     kind: &RequestKind,
     response: EthMessage,
-    hashes: Option<Vec<B256>>,
+    received: Received<'_>,
 ) -> Result<Response, InvalidResponse> {
     let wrong =
         |got: &EthMessage| InvalidResponse::WrongKind { expected: kind.response_name(), got: got.name() };
     match (kind, response) {
         (RequestKind::Headers(req), EthMessage::BlockHeaders(p)) => {
-            let hashes = match hashes {
-                Some(hashes) => {
+            let hashes = match received {
+                Received::HeaderHashes(hashes) => {
                     validate_headers_with_hashes(req, &p.message, &hashes)?;
                     hashes
                 }
-                None => validate_headers(req, &p.message)?,
+                _ => validate_headers(req, &p.message)?,
             };
             Ok(Response::Headers(
                 p.message.into_iter().zip(hashes).map(|(h, s)| Sealed::new_unchecked(h, s)).collect(),
             ))
         }
         (RequestKind::Bodies(headers, _), EthMessage::BlockBodies(p)) => {
-            validate_bodies(headers, &p.message)?;
+            match received {
+                Received::TxEncodings(encodings) => validate_bodies_encoded(headers, &p.message, &encodings)?,
+                _ => validate_bodies(headers, &p.message)?,
+            }
             Ok(Response::Bodies(p.message))
         }
         (RequestKind::Receipts(headers, _), EthMessage::Receipts(p)) => {

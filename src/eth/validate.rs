@@ -128,8 +128,42 @@ pub fn validate_bodies(headers: &[Header], bodies: &[BlockBody<TxEnvelope>]) -> 
     Ok(())
 }
 
+/// [`validate_bodies`] with each transaction's EIP-2718 encoding as received (from
+/// [`decode_block_bodies_encoded`](crate::eth::decode_block_bodies_encoded)): the
+/// transactions trie is built from those bytes instead of re-encoding every transaction.
+/// `encodings[i][j]` must be the encoding of `bodies[i].transactions[j]`.
+pub fn validate_bodies_encoded(
+    headers: &[Header],
+    bodies: &[BlockBody<TxEnvelope>],
+    encodings: &[Vec<&[u8]>],
+) -> Result<(), InvalidResponse> {
+    if bodies.len() > headers.len() {
+        return Err(InvalidResponse::TooMany { requested: headers.len(), got: bodies.len() });
+    }
+    for (index, ((header, body), encoded)) in headers.iter().zip(bodies).zip(encodings).enumerate() {
+        check_ommers_and_withdrawals(index, header, body)?;
+        if proofs::ordered_trie_root_encoded(encoded) != header.transactions_root {
+            return Err(InvalidResponse::TransactionsRoot { index });
+        }
+    }
+    Ok(())
+}
+
 /// Checks one body against its header; `index` is the body's position, for the error.
 pub fn validate_body(
+    index: usize,
+    header: &Header,
+    body: &BlockBody<TxEnvelope>,
+) -> Result<(), InvalidResponse> {
+    check_ommers_and_withdrawals(index, header, body)?;
+    // Last, since it is the costly one: a trie over every transaction.
+    if proofs::calculate_transaction_root(&body.transactions) != header.transactions_root {
+        return Err(InvalidResponse::TransactionsRoot { index });
+    }
+    Ok(())
+}
+
+fn check_ommers_and_withdrawals(
     index: usize,
     header: &Header,
     body: &BlockBody<TxEnvelope>,
@@ -144,10 +178,6 @@ pub fn validate_body(
     };
     if !withdrawals_ok {
         return Err(InvalidResponse::WithdrawalsRoot { index });
-    }
-    // Last, since it is the costly one: a trie over every transaction.
-    if proofs::calculate_transaction_root(&body.transactions) != header.transactions_root {
-        return Err(InvalidResponse::TransactionsRoot { index });
     }
     Ok(())
 }
@@ -283,6 +313,26 @@ mod tests {
         wd[4].withdrawals = Some(Default::default());
         assert_eq!(validate_bodies(&headers, &wd), Err(InvalidResponse::WithdrawalsRoot { index: 4 }));
         assert!(matches!(validate_bodies(&headers[..1], &bodies[..2]), Err(InvalidResponse::TooMany { .. })));
+    }
+
+    #[test]
+    fn encoded_bodies_validate_like_decoded_ones() {
+        use crate::eth::{decode_block_bodies_encoded, EthMessage, RequestPair};
+        let c = chain();
+        let headers: Vec<Header> = (1..6).map(|n| c.header(n).unwrap().clone()).collect();
+        let bodies: Vec<BlockBody<TxEnvelope>> =
+            (1..6).map(|n| c.body_by_number(n).unwrap().clone()).collect();
+        let bytes = EthMessage::BlockBodies(RequestPair::new(1, bodies.clone())).encoded();
+        let (pair, enc) = decode_block_bodies_encoded(&bytes).unwrap();
+        validate_bodies_encoded(&headers, &pair.message, &enc).unwrap();
+        let mut swapped = bodies;
+        swapped.swap(1, 2);
+        let bytes = EthMessage::BlockBodies(RequestPair::new(1, swapped)).encoded();
+        let (pair, enc) = decode_block_bodies_encoded(&bytes).unwrap();
+        assert_eq!(
+            validate_bodies_encoded(&headers, &pair.message, &enc),
+            Err(InvalidResponse::TransactionsRoot { index: 1 })
+        );
     }
 
     #[test]
