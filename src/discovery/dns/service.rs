@@ -254,7 +254,77 @@ impl TokenBucket {
 
 #[cfg(test)]
 mod tests {
+    use std::{
+        collections::HashSet,
+        net::Ipv4Addr,
+        sync::atomic::{AtomicUsize, Ordering},
+    };
+
     use super::*;
+    use crate::{
+        discovery::dns::{sign_tree, MemoryResolver},
+        record::Enr,
+        NodeKey,
+    };
+
+    /// A zone that counts the lookups made against it.
+    #[derive(Debug, Clone, Default)]
+    struct Counting {
+        zone: MemoryResolver,
+        lookups: Arc<AtomicUsize>,
+    }
+
+    impl Resolver for Counting {
+        async fn lookup_txt(&self, name: &str) -> Result<Vec<String>, ResolveError> {
+            self.lookups.fetch_add(1, Ordering::Relaxed);
+            self.zone.lookup_txt(name).await
+        }
+    }
+
+    fn records(n: u32) -> Vec<Enr> {
+        (0..n)
+            .map(|i| {
+                let mut secret = [3u8; 32];
+                secret[..4].copy_from_slice(&i.to_be_bytes());
+                let key = NodeKey::from_bytes(&secret).unwrap();
+                Enr::builder().ip4(Ipv4Addr::LOCALHOST).tcp4(30303).build(&key.to_combined_key()).unwrap()
+            })
+            .collect()
+    }
+
+    /// The walk is lazy: with nobody reading, it stops after filling its buffer, however
+    /// long it is left alone; once read, every node comes out exactly once.
+    #[tokio::test(start_paused = true)]
+    async fn lazy_walk_yields_every_node_once() {
+        let tree = sign_tree(&NodeKey::from_bytes(&[1; 32]).unwrap(), "n.test", 1, records(300), Vec::new())
+            .unwrap();
+        let resolver = Counting::default();
+        for (name, text) in tree.records() {
+            resolver.zone.insert(&name, text);
+        }
+        let config = DnsConfig::builder().rate_limit(100.0, 100).candidate_buffer(8).build().unwrap();
+        let (tx, mut rx) = mpsc::channel(1);
+        let dns = DnsDiscovery::spawn(config, resolver.clone(), tx);
+        dns.add_link(tree.link.clone()).await.unwrap();
+
+        // An hour of (paused, auto-advancing) time with no reader.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        let idle = resolver.lookups.load(Ordering::Relaxed);
+        // Roots (one per 30 min), the branches on the way, and about the buffer's worth of
+        // leaves; far from the 300-odd entries of the tree.
+        assert!(idle < 60, "{idle} lookups with no reader");
+        assert!(idle > 8);
+
+        let mut seen = HashSet::new();
+        while seen.len() < 300 {
+            let candidate = rx.recv().await.unwrap();
+            assert_eq!(candidate.source, CandidateSource::Dns);
+            assert!(seen.insert(candidate.peer_id), "duplicate {}", candidate.peer_id);
+        }
+        let status = dns.status().await.unwrap();
+        assert!(status[0].complete && status[0].nodes == 300 && status[0].errors == 0, "{status:?}");
+        dns.shutdown().await;
+    }
 
     #[test]
     fn token_bucket_bursts_then_limits() {
