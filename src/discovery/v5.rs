@@ -8,7 +8,7 @@
 //! command channel with oneshot replies; shutdown is explicit ([`Discv5::shutdown`]).
 //!
 //! The local record is the [`LocalEnr`] the caller passes in: when the service starts it
-//! hands the record to discv5's own lock ([`LocalEnr::share_with`]), so discv5's IP votes
+//! moves the record into discv5's own lock (`LocalEnr::share_with`), so discv5's IP votes
 //! and the node's fork updates change one record with one sequence number.
 //!
 //! ## Netrestrict
