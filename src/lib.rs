@@ -54,6 +54,8 @@ pub mod eth;
 
 pub mod pool;
 
+pub mod node;
+
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
 

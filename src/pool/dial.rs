@@ -53,6 +53,19 @@ impl BackoffKind {
     }
 }
 
+impl BackoffKind {
+    /// The pool's class for an RLPx/eth error's [`Backoff`](crate::rlpx::Backoff); `None`
+    /// when the failure says nothing about the peer.
+    pub fn from_rlpx(backoff: crate::rlpx::Backoff) -> Option<Self> {
+        match backoff {
+            crate::rlpx::Backoff::None => None,
+            crate::rlpx::Backoff::Low => Some(Self::Low),
+            crate::rlpx::Backoff::Medium => Some(Self::Medium),
+            crate::rlpx::Backoff::High => Some(Self::High),
+        }
+    }
+}
+
 /// Decides whether a discovered node is worth dialing; it sees the node before anything
 /// else does. Any `Fn(&Candidate) -> bool` is one.
 pub trait CandidateFilter: Send + Sync + 'static {

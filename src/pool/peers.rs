@@ -77,6 +77,20 @@ impl DisconnectReason {
     }
 }
 
+impl From<DisconnectReason> for crate::rlpx::DisconnectReason {
+    fn from(reason: DisconnectReason) -> Self {
+        match reason {
+            DisconnectReason::DisconnectRequested => Self::DisconnectRequested,
+            DisconnectReason::ProtocolBreach => Self::ProtocolBreach,
+            DisconnectReason::UselessPeer => Self::UselessPeer,
+            DisconnectReason::TooManyPeers => Self::TooManyPeers,
+            DisconnectReason::AlreadyConnected => Self::AlreadyConnected,
+            DisconnectReason::ConnectedToSelf => Self::ConnectedToSelf,
+            DisconnectReason::ClientQuitting => Self::ClientQuitting,
+        }
+    }
+}
+
 /// How a session ended, as the session layer reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -613,6 +627,14 @@ impl PoolState {
         }
     }
 
+    /// A request to `peer_id` was abandoned without an outcome (the caller went away, or
+    /// the session closed under it).
+    pub fn on_request_cancelled(&mut self, peer_id: &PeerId) {
+        if let Some(s) = self.sessions.get_mut(peer_id) {
+            s.in_flight = s.in_flight.saturating_sub(1);
+        }
+    }
+
     /// The outcome of a `kind` request to `peer_id`: updates its latency estimate and its
     /// reputation, and bans it if it fell below the threshold.
     pub fn on_response(
@@ -783,6 +805,14 @@ impl PoolState {
                 .map(|(id, s)| (*id, &s.latency)),
             kind,
         )
+    }
+
+    /// Like [`Self::best_idle_peer`], but when every peer is busy, the best of the least
+    /// loaded ones, so concurrent requests spread over the pool instead of waiting.
+    pub fn best_peer(&self, kind: RequestKind, exclude: &[PeerId]) -> Option<PeerId> {
+        let candidates = || self.sessions.iter().filter(|(id, _)| !exclude.contains(id));
+        let least = candidates().map(|(_, s)| s.in_flight).min()?;
+        rank_best(candidates().filter(|(_, s)| s.in_flight == least).map(|(id, s)| (*id, &s.latency)), kind)
     }
 
     /// The timeout for the next `kind` request to `peer_id`.

@@ -10,4 +10,5 @@ mod interop_rlpx;
 #[cfg(feature = "lan")]
 mod lan;
 mod nat;
+mod pool;
 mod rlpx;

@@ -1,0 +1,34 @@
+//! Errors of the node.
+
+use std::sync::Arc;
+
+use crate::{eth::EthError, pool::PoolError, rlpx::RlpxError};
+
+/// What can go wrong starting a node or serving a request through it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The builder is missing something or holds an invalid value.
+    #[error("invalid node configuration: {0}")]
+    InvalidConfig(String),
+    /// Binding the RLPx listener failed.
+    #[error("listener: {0}")]
+    Listen(#[source] RlpxError),
+    /// The pool (configuration or address book) failed.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// No connected peer could take the request.
+    #[error("no peer available")]
+    NoPeers,
+    /// Every attempt failed; the last error is attached.
+    #[error("request failed after {attempts} attempts: {last}")]
+    RequestFailed {
+        /// Peers tried.
+        attempts: usize,
+        /// The last peer's error.
+        last: Arc<EthError>,
+    },
+    /// The node has shut down.
+    #[error("node shut down")]
+    Shutdown,
+}

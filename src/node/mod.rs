@@ -1,0 +1,352 @@
+//! The node: one handle that starts the listener, the dialer and the pool, and routes
+//! requests to the best peer.
+//!
+//! ```text
+//!  Node (Clone handle) ── Command ──▶ NodeService (one task: owns PoolState)
+//!                                       │ PoolAction::Dial ──▶ dial task (rlpx::dial + eth Status)
+//!   candidate sources ─ Candidate ─────▶│ listener task ──▶ inbound handshakes
+//!                                       │ per-peer EthPeerService tasks (JoinSet)
+//!                                       └─ events ─▶ broadcast::Sender<PoolEvent>
+//! ```
+//!
+//! The service is the only owner of the pool state; every socket lives in a task it
+//! spawned into its `JoinSet`, so dropping or shutting down the service stops them all.
+//! Requests do not run in the service: it picks a peer (the best idle one for that
+//! request type), hands the caller the peer's handle and timeout, and the caller reports
+//! the outcome back, so a slow peer never blocks the service.
+
+mod error;
+mod service;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use alloy_consensus::Header;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use error::NodeError;
+pub use service::NodeStats;
+
+use self::service::{Command, NodeService};
+use crate::{
+    discovery::Candidate,
+    eth::{ChainReader, EthConfig, EthError, EthPeer, GetBlockHeaders},
+    pool::{PeerSnapshot, PoolConfig, PoolEvent, RequestKind, ResponseOutcome},
+    record::{Enode, NodeKey, PeerId},
+    rlpx::{Protocol, RlpxConfig},
+};
+
+/// Commands queued from handles to the service.
+const COMMAND_CAPACITY: usize = 256;
+/// Pool events buffered for slow subscribers (older ones are dropped for them, never for
+/// the node).
+const EVENT_CAPACITY: usize = 1024;
+/// A request is tried on at most this many peers.
+pub const MAX_REQUEST_ATTEMPTS: usize = 3;
+
+/// Builds and starts a [`Node`].
+///
+/// ```no_run
+/// # async fn run(eth: ethp2p::eth::EthConfig, chain: std::sync::Arc<ethp2p::eth::MemoryChain>) -> Result<(), ethp2p::node::NodeError> {
+/// use ethp2p::node::NodeBuilder;
+/// let node = NodeBuilder::new(eth, chain).listen("127.0.0.1:0".parse().unwrap()).data_dir("/tmp/node").start().await?;
+/// node.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct NodeBuilder {
+    key: Option<NodeKey>,
+    listen: SocketAddr,
+    eth: EthConfig,
+    chain: Arc<dyn ChainReader>,
+    pool: PoolConfig,
+    rlpx: RlpxConfig,
+    data_dir: Option<PathBuf>,
+    bootnodes: Vec<Enode>,
+    sources: Vec<mpsc::Receiver<Candidate>>,
+    tick: Duration,
+    seed: Option<u64>,
+}
+
+impl NodeBuilder {
+    /// A node on the chain described by `eth` (our Status and fork filter), serving from
+    /// `chain`.
+    pub fn new(eth: EthConfig, chain: Arc<dyn ChainReader>) -> Self {
+        Self {
+            key: None,
+            listen: SocketAddr::from(([0, 0, 0, 0], 30303)),
+            eth,
+            chain,
+            pool: PoolConfig::default(),
+            rlpx: RlpxConfig::default(),
+            data_dir: None,
+            bootnodes: Vec::new(),
+            sources: Vec::new(),
+            tick: Duration::from_secs(1),
+            seed: None,
+        }
+    }
+
+    /// The node key. Default: a fresh random key.
+    pub fn key(mut self, key: NodeKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// The RLPx TCP listen address. Default: `0.0.0.0:30303`; port 0 picks a free one.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Pool limits and policies. Default: [`PoolConfig::default`].
+    pub fn pool(mut self, config: PoolConfig) -> Self {
+        self.pool = config;
+        self
+    }
+
+    /// RLPx timeouts and client id. Default: [`RlpxConfig::default`]; eth/68 and eth/69
+    /// are added when no protocol is configured.
+    pub fn rlpx(mut self, config: RlpxConfig) -> Self {
+        self.rlpx = config;
+        self
+    }
+
+    /// Where the address book lives (`<dir>/peers.json`). Default: none (nothing persisted).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Nodes to dial at start (their fork id is checked in the Status handshake).
+    pub fn bootnodes(mut self, nodes: impl IntoIterator<Item = Enode>) -> Self {
+        self.bootnodes.extend(nodes);
+        self
+    }
+
+    /// A discovery source (discv4, discv5, DNS): every candidate it sends is fork-id
+    /// filtered and queued for dialing.
+    pub fn candidates(mut self, source: mpsc::Receiver<Candidate>) -> Self {
+        self.sources.push(source);
+        self
+    }
+
+    /// How often the pool's timers run. Default: 1 s.
+    pub fn tick_interval(mut self, tick: Duration) -> Self {
+        self.tick = tick;
+        self
+    }
+
+    /// Seed for the pool's rotation jitter. Default: random.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Binds the listener, loads the address book and starts the service.
+    pub async fn start(mut self) -> Result<Node, NodeError> {
+        self.pool.validate()?;
+        if self.tick.is_zero() {
+            return Err(NodeError::InvalidConfig("tick interval must be non-zero".into()));
+        }
+        if self.rlpx.protocols.is_empty() {
+            self.rlpx.protocols = vec![Protocol::eth(69), Protocol::eth(68)];
+        }
+        let key = self.key.take().unwrap_or_else(NodeKey::generate);
+        let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let peer_id = key.peer_id();
+        let (service, local_addr) = NodeService::start(service::Setup {
+            key,
+            listen: self.listen,
+            eth: self.eth,
+            chain: self.chain,
+            pool: self.pool,
+            rlpx: self.rlpx,
+            data_dir: self.data_dir,
+            bootnodes: self.bootnodes,
+            sources: self.sources,
+            tick: self.tick,
+            seed: self.seed.unwrap_or_else(rand::random),
+            commands: rx,
+            events: events.clone(),
+        })
+        .await?;
+        let task = tokio::spawn(service.run());
+        Ok(Node {
+            inner: Arc::new(Inner {
+                commands: tx,
+                events,
+                peer_id,
+                local_addr,
+                task: std::sync::Mutex::new(Some(task)),
+            }),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<PoolEvent>,
+    peer_id: PeerId,
+    local_addr: SocketAddr,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A running node. Cheap to clone; every clone talks to the same service.
+#[derive(Debug, Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl Node {
+    /// Our public key.
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.peer_id
+    }
+
+    /// The RLPx listener's address (with the port actually bound).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// A stream of pool events from now on.
+    pub fn events(&self) -> broadcast::Receiver<PoolEvent> {
+        self.inner.events.subscribe()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.commands.send(make(tx)).await.map_err(|_| NodeError::Shutdown)?;
+        rx.await.map_err(|_| NodeError::Shutdown)
+    }
+
+    /// The connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerSnapshot>, NodeError> {
+        self.ask(Command::Peers).await
+    }
+
+    /// Counters: peers by direction, dials, failures, bans.
+    pub async fn stats(&self) -> Result<NodeStats, NodeError> {
+        self.ask(Command::Stats).await
+    }
+
+    /// Queues a node for dialing, as if a discovery source had found it.
+    pub async fn add_peer(&self, enode: Enode) -> Result<(), NodeError> {
+        let candidate = Candidate::from_enode(&enode, crate::discovery::CandidateSource::Static);
+        self.inner.commands.send(Command::Candidate(candidate)).await.map_err(|_| NodeError::Shutdown)
+    }
+
+    /// Block headers from the best idle peer, validated against the request; on a timeout
+    /// or an invalid answer the request is retried on another peer (up to
+    /// [`MAX_REQUEST_ATTEMPTS`]). Returns the peer that served them.
+    pub async fn get_block_headers(
+        &self,
+        request: GetBlockHeaders,
+    ) -> Result<(PeerId, Vec<Header>), NodeError> {
+        self.route(
+            RequestKind::BlockHeaders,
+            |peer| async move { peer.get_block_headers(request).await },
+            |h| h.len(),
+        )
+        .await
+    }
+
+    /// Block bodies for `headers` (validated against their roots), routed like
+    /// [`Self::get_block_headers`].
+    pub async fn get_block_bodies(
+        &self,
+        headers: Vec<Header>,
+    ) -> Result<(PeerId, Vec<alloy_consensus::BlockBody<alloy_consensus::TxEnvelope>>), NodeError> {
+        self.route(
+            RequestKind::BlockBodies,
+            |peer| {
+                let headers = headers.clone();
+                async move { peer.get_block_bodies(headers).await }
+            },
+            |b| b.len(),
+        )
+        .await
+    }
+
+    /// Receipts for `headers` (validated against their roots), routed like
+    /// [`Self::get_block_headers`].
+    pub async fn get_receipts(
+        &self,
+        headers: Vec<Header>,
+    ) -> Result<(PeerId, Vec<Vec<alloy_consensus::ReceiptEnvelope>>), NodeError> {
+        self.route(
+            RequestKind::Receipts,
+            |peer| {
+                let headers = headers.clone();
+                async move { peer.get_receipts(headers).await }
+            },
+            |r| r.len(),
+        )
+        .await
+    }
+
+    async fn route<T, F, Fut>(
+        &self,
+        kind: RequestKind,
+        send: F,
+        count: impl Fn(&T) -> usize,
+    ) -> Result<(PeerId, T), NodeError>
+    where
+        F: Fn(EthPeer) -> Fut,
+        Fut: std::future::Future<Output = Result<T, EthError>>,
+    {
+        let mut tried = Vec::new();
+        let mut last = None;
+        while tried.len() < MAX_REQUEST_ATTEMPTS {
+            let exclude = tried.clone();
+            let Some((peer, timeout)) = self.ask(|reply| Command::Acquire { kind, exclude, reply }).await?
+            else {
+                break;
+            };
+            let peer_id = peer.peer_id();
+            tried.push(peer_id);
+            let started = tokio::time::Instant::now();
+            let result = tokio::time::timeout(timeout, send(peer)).await;
+            let rtt = started.elapsed();
+            let (outcome, value) = match result {
+                Err(_) => (Some(ResponseOutcome::Timeout { waited: rtt }), Err(Arc::new(EthError::Timeout))),
+                Ok(Ok(v)) if count(&v) == 0 => (Some(ResponseOutcome::Empty { rtt }), Ok(v)),
+                Ok(Ok(v)) => (Some(ResponseOutcome::Valid { rtt, items: count(&v) }), Ok(v)),
+                Ok(Err(e @ EthError::InvalidResponse(_))) => {
+                    (Some(ResponseOutcome::Invalid { rtt }), Err(Arc::new(e)))
+                }
+                Ok(Err(e @ EthError::Timeout)) => {
+                    (Some(ResponseOutcome::Timeout { waited: rtt }), Err(Arc::new(e)))
+                }
+                // The session ended or failed: its close is scored when it is reported.
+                Ok(Err(e)) => (None, Err(Arc::new(e))),
+            };
+            let _ = self.inner.commands.send(Command::Release { peer_id, kind, outcome }).await;
+            match value {
+                Ok(v) if count(&v) > 0 => return Ok((peer_id, v)),
+                // An empty answer may be honest; another peer may have the data.
+                Ok(v) => last = last.or(Some(Ok((peer_id, v)))),
+                Err(e) => last = Some(Err(e)),
+            }
+        }
+        match last {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(NodeError::RequestFailed { attempts: tried.len(), last: e }),
+            None => Err(NodeError::NoPeers),
+        }
+    }
+
+    /// Stops the node: disconnects every peer, saves the address book and waits for every
+    /// task to end.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.commands.send(Command::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        let task = self.inner.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! The node's service task: owns the [`PoolState`], the listener and every session task.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use tokio::{
+    net::TcpStream,
+    sync::{broadcast, mpsc, oneshot},
+    task::JoinSet,
+};
+
+use super::NodeError;
+use crate::{
+    discovery::{Candidate, CandidateSource},
+    eth::{ChainReader, EthConfig, EthError, EthEvent, EthPeer, EthSession},
+    pool::{
+        AddressBook, BackoffKind, Direction, ForkIdFilter, PeerSnapshot, PoolAction, PoolConfig, PoolEvent,
+        PoolState, PoolStats, ReputationChange, RequestKind, ResponseOutcome, SessionClose, BOOK_FILE,
+    },
+    record::{Enode, NodeKey, PeerId},
+    rlpx::{self, RlpxConfig, RlpxError, RlpxListener},
+};
+
+/// Reports from the tasks the service spawned.
+const INTERNAL_CAPACITY: usize = 1024;
+/// How long shutdown waits for sessions to say goodbye before aborting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Counters and gauges of a running node.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// Peers that dialed us.
+    pub inbound: usize,
+    /// Peers we dialed.
+    pub outbound: usize,
+    /// Nodes waiting to be dialed.
+    pub candidates: usize,
+    /// The pool's counters (dials, failures by class, bans, rotations).
+    pub pool: PoolStats,
+}
+
+pub(super) enum Command {
+    Candidate(Candidate),
+    Peers(oneshot::Sender<Vec<PeerSnapshot>>),
+    Stats(oneshot::Sender<NodeStats>),
+    Acquire { kind: RequestKind, exclude: Vec<PeerId>, reply: oneshot::Sender<Option<(EthPeer, Duration)>> },
+    Release { peer_id: PeerId, kind: RequestKind, outcome: Option<ResponseOutcome> },
+    Shutdown(oneshot::Sender<()>),
+}
+
+enum Internal {
+    Candidate(Candidate),
+    Established { session: Box<EthSession<TcpStream>>, addr: SocketAddr, direction: Direction },
+    DialFailed { peer_id: PeerId, backoff: BackoffKind, ban: bool },
+    InboundFailed,
+    Offence { peer_id: PeerId, ban: bool },
+    Closed { peer_id: PeerId, error: Arc<EthError> },
+}
+
+pub(super) struct Setup {
+    pub(super) key: NodeKey,
+    pub(super) listen: SocketAddr,
+    pub(super) eth: EthConfig,
+    pub(super) chain: Arc<dyn ChainReader>,
+    pub(super) pool: PoolConfig,
+    pub(super) rlpx: RlpxConfig,
+    pub(super) data_dir: Option<PathBuf>,
+    pub(super) bootnodes: Vec<Enode>,
+    pub(super) sources: Vec<mpsc::Receiver<Candidate>>,
+    pub(super) tick: Duration,
+    pub(super) seed: u64,
+    pub(super) commands: mpsc::Receiver<Command>,
+    pub(super) events: broadcast::Sender<PoolEvent>,
+}
+
+pub(super) struct NodeService {
+    key: NodeKey,
+    eth: EthConfig,
+    chain: Arc<dyn ChainReader>,
+    rlpx: RlpxConfig,
+    pool: PoolState,
+    listener: RlpxListener,
+    peers: HashMap<PeerId, EthPeer>,
+    /// Peers we asked to leave: their close is ours, not a remote drop.
+    closing: HashSet<PeerId>,
+    commands: mpsc::Receiver<Command>,
+    internal_tx: mpsc::Sender<Internal>,
+    internal_rx: mpsc::Receiver<Internal>,
+    sessions: JoinSet<()>,
+    sources: JoinSet<()>,
+    events: broadcast::Sender<PoolEvent>,
+    book_path: Option<PathBuf>,
+    tick: Duration,
+}
+
+impl std::fmt::Debug for NodeService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeService").field("pool", &self.pool).finish_non_exhaustive()
+    }
+}
+
+/// How an eth session's end reads to the pool.
+fn classify(error: &EthError, we_closed: bool) -> SessionClose {
+    if we_closed {
+        return SessionClose::Local;
+    }
+    match error {
+        EthError::SessionClosed => SessionClose::Local,
+        EthError::Rlpx(RlpxError::Disconnected(reason)) => SessionClose::Remote(Some(reason.code())),
+        e => SessionClose::Error {
+            backoff: BackoffKind::from_rlpx(e.backoff()).unwrap_or(BackoffKind::Low),
+            ban: e.should_ban(),
+        },
+    }
+}
+
+impl NodeService {
+    pub(super) async fn start(setup: Setup) -> Result<(Self, SocketAddr), NodeError> {
+        let Setup {
+            key,
+            listen,
+            eth,
+            chain,
+            pool,
+            mut rlpx,
+            data_dir,
+            bootnodes,
+            sources,
+            tick,
+            seed,
+            commands,
+            events,
+        } = setup;
+        let listener =
+            RlpxListener::bind(listen, key.clone(), rlpx.clone()).await.map_err(NodeError::Listen)?;
+        let local_addr = listener.local_addr();
+        rlpx.listen_port = local_addr.port();
+        let now = Instant::now();
+        // Candidates on another chain are dropped before they take a dial slot.
+        let filter = ForkIdFilter::from_fork_filter(eth.fork_filter.clone(), true);
+        let mut state = PoolState::new(pool, key.peer_id(), filter, now, seed);
+        let book_path = data_dir.map(|d| d.join(BOOK_FILE));
+        if let Some(path) = &book_path {
+            let path = path.clone();
+            let (book, _) = tokio::task::spawn_blocking(move || AddressBook::load(&path))
+                .await
+                .map_err(|e| NodeError::InvalidConfig(format!("book loader panicked: {e}")))??;
+            state.load_book(&book, now, SystemTime::now());
+        }
+        for b in &bootnodes {
+            state.add_candidate(&Candidate::from_enode(b, CandidateSource::Bootnode), now);
+        }
+        let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CAPACITY);
+        let mut source_tasks = JoinSet::new();
+        for mut source in sources {
+            let tx = internal_tx.clone();
+            source_tasks.spawn(async move {
+                while let Some(c) = source.recv().await {
+                    if tx.send(Internal::Candidate(c)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        let service = Self {
+            key,
+            eth,
+            chain,
+            rlpx,
+            pool: state,
+            listener,
+            peers: HashMap::new(),
+            closing: HashSet::new(),
+            commands,
+            internal_tx,
+            internal_rx,
+            sessions: JoinSet::new(),
+            sources: source_tasks,
+            events,
+            book_path,
+            tick,
+        };
+        Ok((service, local_addr))
+    }
+
+    pub(super) async fn run(mut self) {
+        let mut tick = tokio::time::interval(self.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut save = tokio::time::interval(self.pool.config().book_save_interval);
+        save.tick().await; // the first tick is immediate; the book was just loaded
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown(reply)) => {
+                        self.shutdown().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(command) => self.on_command(command),
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+                Some(report) = self.internal_rx.recv() => self.on_internal(report),
+                Some(accepted) = self.listener.accept() => self.on_accept(accepted),
+                Some(_) = self.sessions.join_next(), if !self.sessions.is_empty() => {}
+                _ = tick.tick() => self.pool.tick(Instant::now()),
+                _ = save.tick() => self.save_book_in_background(),
+            }
+            self.process_actions();
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Candidate(c) => {
+                self.pool.add_candidate(&c, now);
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.pool.peers(now));
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(NodeStats {
+                    inbound: self.pool.count(Direction::Inbound),
+                    outbound: self.pool.count(Direction::Outbound),
+                    candidates: self.pool.candidates(),
+                    pool: self.pool.stats().clone(),
+                });
+            }
+            Command::Acquire { kind, exclude, reply } => {
+                let choice = self.pool.best_peer(kind, &exclude).and_then(|id| {
+                    let peer = self.peers.get(&id)?.clone();
+                    self.pool.on_request_sent(&id);
+                    Some((peer, self.pool.request_timeout(&id, kind)))
+                });
+                if let Err(Some((peer, _))) = reply.send(choice) {
+                    self.pool.on_request_cancelled(&peer.peer_id());
+                }
+            }
+            Command::Release { peer_id, kind, outcome } => match outcome {
+                Some(outcome) => self.pool.on_response(&peer_id, kind, outcome, now),
+                None => self.pool.on_request_cancelled(&peer_id),
+            },
+            Command::Shutdown(_) => unreachable!("handled in run"),
+        }
+    }
+
+    fn on_accept(&mut self, accepted: Result<rlpx::Session, rlpx::InboundError>) {
+        let session = match accepted {
+            Ok(session) => session,
+            Err(e) => {
+                tracing::trace!(target: "ethp2p::pool", addr = %e.addr, error = %e.error, "inbound handshake failed");
+                return;
+            }
+        };
+        let Some(addr) = session.remote_addr() else { return };
+        if let Err(reason) = self.pool.on_inbound_connection(addr.ip(), Instant::now()) {
+            tracing::trace!(target: "ethp2p::pool", %addr, ?reason, "inbound refused");
+            self.sessions.spawn(async move {
+                let mut session = session;
+                let _ = session.disconnect(reason.into()).await;
+            });
+            return;
+        }
+        let (eth, tx) = (self.eth.clone(), self.internal_tx.clone());
+        self.sessions.spawn(async move {
+            let report = match EthSession::handshake(session, eth).await {
+                Ok(s) => Internal::Established { session: Box::new(s), addr, direction: Direction::Inbound },
+                Err(_) => Internal::InboundFailed,
+            };
+            let _ = tx.send(report).await;
+        });
+    }
+
+    fn on_internal(&mut self, report: Internal) {
+        let now = Instant::now();
+        match report {
+            Internal::Candidate(c) => {
+                self.pool.add_candidate(&c, now);
+            }
+            Internal::DialFailed { peer_id, backoff, ban } => {
+                if ban {
+                    self.pool.change_reputation(&peer_id, ReputationChange::ProtocolBreach, now);
+                }
+                self.pool.on_dial_failed(&peer_id, backoff, now);
+            }
+            Internal::InboundFailed => self.pool.on_inbound_failed(),
+            Internal::Established { session, addr, direction } => {
+                let peer_id = session.remote_id();
+                let admitted = self.pool.on_session_established(peer_id, addr, direction, now);
+                let (peer, service, mut events) = session.into_peer(self.chain.clone());
+                let tx = self.internal_tx.clone();
+                self.sessions.spawn(async move {
+                    let error = service.run().await;
+                    let _ = tx.send(Internal::Closed { peer_id, error }).await;
+                });
+                let tx = self.internal_tx.clone();
+                self.sessions.spawn(async move {
+                    while let Some(event) = events.recv().await {
+                        if let EthEvent::Offence(e) = event {
+                            let ban = e.should_ban();
+                            if tx.send(Internal::Offence { peer_id, ban }).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+                match admitted {
+                    Ok(()) => {
+                        self.peers.insert(peer_id, peer);
+                    }
+                    Err(reason) => {
+                        self.sessions.spawn(async move {
+                            let _ = peer.disconnect(reason.into()).await;
+                        });
+                    }
+                }
+            }
+            Internal::Offence { peer_id, ban } => {
+                let change =
+                    if ban { ReputationChange::ProtocolBreach } else { ReputationChange::BadMessage };
+                self.pool.change_reputation(&peer_id, change, now);
+            }
+            Internal::Closed { peer_id, error } => {
+                // A refused duplicate session closing must not end the admitted one.
+                if self.peers.remove(&peer_id).is_some() {
+                    let close = classify(&error, self.closing.remove(&peer_id));
+                    self.pool.on_session_closed(&peer_id, close, now);
+                }
+            }
+        }
+    }
+
+    fn process_actions(&mut self) {
+        while let Some(action) = self.pool.poll_action() {
+            match action {
+                PoolAction::Dial(target) => {
+                    let enode = Enode {
+                        peer_id: target.peer_id,
+                        ip: target.addr.ip(),
+                        tcp_port: target.addr.port(),
+                        udp_port: target.addr.port(),
+                    };
+                    let (key, rlpx, eth, tx) =
+                        (self.key.clone(), self.rlpx.clone(), self.eth.clone(), self.internal_tx.clone());
+                    self.sessions.spawn(async move {
+                        let report = match rlpx::dial(&enode, &key, &rlpx).await {
+                            Err(e) => Internal::DialFailed {
+                                peer_id: enode.peer_id,
+                                backoff: BackoffKind::from_rlpx(e.backoff()).unwrap_or(BackoffKind::Low),
+                                ban: e.should_ban(),
+                            },
+                            Ok(session) => match EthSession::handshake(session, eth).await {
+                                Ok(s) => Internal::Established {
+                                    session: Box::new(s),
+                                    addr: target.addr,
+                                    direction: Direction::Outbound,
+                                },
+                                Err(e) => Internal::DialFailed {
+                                    peer_id: enode.peer_id,
+                                    backoff: BackoffKind::from_rlpx(e.backoff()).unwrap_or(BackoffKind::Low),
+                                    ban: e.should_ban(),
+                                },
+                            },
+                        };
+                        let _ = tx.send(report).await;
+                    });
+                }
+                PoolAction::Disconnect { peer_id, reason } => {
+                    if let Some(peer) = self.peers.get(&peer_id).cloned() {
+                        self.closing.insert(peer_id);
+                        self.sessions.spawn(async move {
+                            let _ = peer.disconnect(reason.into()).await;
+                        });
+                    }
+                }
+                PoolAction::Event(event) => {
+                    // Nobody listening is fine.
+                    let _ = self.events.send(event);
+                }
+            }
+        }
+    }
+
+    fn save_book_in_background(&mut self) {
+        let Some(path) = self.book_path.clone() else { return };
+        let book = self.pool.to_book(Instant::now(), SystemTime::now());
+        self.sessions.spawn(async move {
+            let result = tokio::task::spawn_blocking(move || book.save(&path)).await;
+            if let Ok(Err(e)) = result {
+                tracing::warn!(target: "ethp2p::pool", error = %e, "saving the address book failed");
+            }
+        });
+    }
+
+    async fn shutdown(&mut self) {
+        self.sources.shutdown().await;
+        for (peer_id, peer) in self.peers.drain() {
+            self.closing.insert(peer_id);
+            self.sessions.spawn(async move {
+                let _ = peer.disconnect(crate::rlpx::DisconnectReason::ClientQuitting).await;
+            });
+        }
+        // Save before waiting on sessions, so a stuck peer cannot cost us the book.
+        if let Some(path) = self.book_path.clone() {
+            let book = self.pool.to_book(Instant::now(), SystemTime::now());
+            match tokio::task::spawn_blocking(move || book.save(&path)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(target: "ethp2p::pool", error = %e, "saving the address book failed")
+                }
+                Err(e) => tracing::warn!(target: "ethp2p::pool", error = %e, "address book writer panicked"),
+            }
+        }
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while self.sessions.join_next().await.is_some() {}
+        })
+        .await;
+        self.sessions.shutdown().await;
+    }
+}
