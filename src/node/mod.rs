@@ -20,7 +20,7 @@ mod service;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use alloy_consensus::Header;
+use alloy_consensus::{Header, Sealed};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use error::NodeError;
@@ -243,7 +243,7 @@ impl Node {
     pub async fn get_block_headers(
         &self,
         request: GetBlockHeaders,
-    ) -> Result<(PeerId, Vec<Header>), NodeError> {
+    ) -> Result<(PeerId, Vec<Sealed<Header>>), NodeError> {
         self.route(
             RequestKind::BlockHeaders,
             |peer| async move { peer.get_block_headers(request).await },
@@ -256,7 +256,7 @@ impl Node {
     /// [`Self::get_block_headers`].
     pub async fn get_block_bodies(
         &self,
-        headers: Vec<Header>,
+        headers: Vec<Sealed<Header>>,
     ) -> Result<(PeerId, Vec<alloy_consensus::BlockBody<alloy_consensus::TxEnvelope>>), NodeError> {
         self.route(
             RequestKind::BlockBodies,
@@ -273,7 +273,7 @@ impl Node {
     /// [`Self::get_block_headers`].
     pub async fn get_receipts(
         &self,
-        headers: Vec<Header>,
+        headers: Vec<Sealed<Header>>,
     ) -> Result<(PeerId, Vec<Vec<alloy_consensus::ReceiptEnvelope>>), NodeError> {
         self.route(
             RequestKind::Receipts,
