@@ -56,6 +56,8 @@ pub mod pool;
 
 pub mod node;
 
+pub mod crawl;
+
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
 

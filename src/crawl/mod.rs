@@ -1,0 +1,56 @@
+//! The crawler's engine: find every node of a network, score it, probe it, store it.
+//!
+//! Pieces, each usable alone:
+//!
+//! - [`CrawlState`] (sans-IO): every node found, keyed by node id, with go-ethereum's
+//!   liveness score (+1 per answer, halved per failure), first/last seen, its record and the
+//!   last probe; it marks what changed so the store writes only that.
+//! - [`probe`]: one RLPx dial that records the Hello (client id, capabilities) and, when the
+//!   peer speaks eth, its Status; or the disconnect reason.
+//! - [`nodeset`](to_nodes_json): go-ethereum's `nodes.json`.
+//! - [`Summary`]: nodes by network (fork id), client, eth version; the dialable share.
+//! - `SqliteStore` (feature `sqlite`): one row per node, saved in transactions; a rerun
+//!   loads it and continues.
+//!
+//! `examples/crawler.rs` puts them together with the discovery services.
+
+mod node;
+mod nodeset;
+mod probe;
+#[cfg(feature = "sqlite")]
+mod store;
+mod summary;
+
+pub use node::{unix_now, CrawlCounts, CrawlState, CrawledNode, Sighting};
+pub use nodeset::{nodeset, parse_nodes_json, rfc3339, to_nodes_json, Nodeset, NodesetEntry};
+pub use probe::{probe, reason_text, HelloInfo, ProbeConfig, ProbeResult, StatusInfo, PROBE_CLIENT_ID};
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use summary::{ClientName, Summary, Tally};
+
+/// Why a crawl (or its store) failed. Remote misbehaviour never ends up here: it only
+/// lowers the node's score.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CrawlError {
+    /// The SQLite database failed.
+    #[cfg(feature = "sqlite")]
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Writing an output file failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A discovery service could not start or stopped.
+    #[error("discovery: {0}")]
+    Discovery(String),
+}
+
+/// Where the crawl writes changed nodes, in batches. Each `save` should be atomic (the
+/// SQLite store writes one transaction), so a crash never leaves half a batch.
+pub trait CrawlSink: Send {
+    /// Stores `nodes` (new or changed since the last call).
+    fn save(&mut self, nodes: &[CrawledNode]) -> Result<(), CrawlError>;
+}
+
+#[cfg(test)]
+mod tests;

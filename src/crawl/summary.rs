@@ -1,0 +1,195 @@
+//! The end-of-crawl summary: nodes by network (fork id), by client, by eth version, and
+//! the share that accepted a dial.
+
+use std::{collections::BTreeMap, fmt};
+
+use super::node::CrawledNode;
+
+/// A client id split the way crawlers report it: `Geth/v1.14.0-stable/linux-amd64/go1.22.2`
+/// is client `Geth`, version `v1.14.0-stable`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientName {
+    /// The client's name (`Geth`, `reth`, `Nethermind`, `erigon`, `besu`, ...).
+    pub name: String,
+    /// Its version, if the id carries one.
+    pub version: Option<String>,
+}
+
+impl ClientName {
+    /// Splits a client id. A node name inserted after the client's name
+    /// (`Geth/mynode/v1.14.0/...`) is skipped: the version is the first part that looks like
+    /// one (`v` or a digit, then a digit).
+    pub fn parse(client_id: &str) -> Self {
+        let mut parts = client_id.split('/');
+        let name = parts.next().unwrap_or_default().trim().to_string();
+        let looks_like_version = |part: &&str| {
+            let digits = part.strip_prefix('v').unwrap_or(part);
+            digits.chars().next().is_some_and(|c| c.is_ascii_digit())
+        };
+        let version = parts.find(looks_like_version).map(str::to_string);
+        Self { name, version }
+    }
+}
+
+/// Counts per key, printed largest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally(BTreeMap<String, usize>);
+
+impl Tally {
+    fn add(&mut self, key: impl Into<String>) {
+        *self.0.entry(key.into()).or_default() += 1;
+    }
+
+    /// The count for `key`.
+    pub fn get(&self, key: &str) -> usize {
+        self.0.get(key).copied().unwrap_or(0)
+    }
+
+    /// `(key, count)`, largest count first, then by key.
+    pub fn sorted(&self) -> Vec<(&str, usize)> {
+        let mut rows: Vec<_> = self.0.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        rows
+    }
+}
+
+/// The summary table printed at the end of a crawl.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Summary {
+    /// Nodes in the summary.
+    pub nodes: usize,
+    /// Nodes that answered discovery at least once.
+    pub answered: usize,
+    /// Nodes found by discv4 / by discv5.
+    pub discv4: usize,
+    /// See `discv4`.
+    pub discv5: usize,
+    /// Nodes probed over RLPx.
+    pub probed: usize,
+    /// Probed nodes that completed the Hello.
+    pub dialable: usize,
+    /// By fork id (`<hash>/<next>`, from Status, else from the record; `unknown`).
+    pub by_network: Tally,
+    /// By client name (from Hello).
+    pub by_client: Tally,
+    /// By client name and version.
+    pub by_client_version: Tally,
+    /// By highest eth version offered (`eth/68`).
+    pub by_eth_version: Tally,
+    /// By disconnect reason or probe error.
+    pub by_failure: Tally,
+}
+
+impl Summary {
+    /// Summarises `nodes`.
+    pub fn of<'a>(nodes: impl IntoIterator<Item = &'a CrawledNode>) -> Self {
+        let mut s = Self::default();
+        for node in nodes {
+            s.nodes += 1;
+            s.answered += usize::from(node.first_response.is_some());
+            s.discv4 += usize::from(node.discv4);
+            s.discv5 += usize::from(node.discv5);
+            let status_fork = node.probe.as_ref().and_then(|p| p.status.as_ref()).map(|st| st.fork_id);
+            match status_fork.or(node.fork_id) {
+                Some(id) => s.by_network.add(id.to_string()),
+                None => s.by_network.add("unknown"),
+            }
+            let Some(probe) = &node.probe else { continue };
+            s.probed += 1;
+            match &probe.hello {
+                Some(hello) => {
+                    s.dialable += 1;
+                    let client = ClientName::parse(&hello.client_id);
+                    s.by_client.add(client.name.clone());
+                    s.by_client_version.add(match client.version {
+                        Some(version) => format!("{} {version}", client.name),
+                        None => client.name,
+                    });
+                    s.by_eth_version.add(match hello.eth_version() {
+                        Some(v) => format!("eth/{v}"),
+                        None => "no eth".to_string(),
+                    });
+                }
+                None => s.by_failure.add(
+                    probe
+                        .disconnect
+                        .clone()
+                        .or_else(|| probe.error.clone())
+                        .unwrap_or_else(|| "unknown".into()),
+                ),
+            }
+        }
+        s
+    }
+
+    /// Share of probed nodes that completed the Hello, in percent.
+    pub fn dialable_percent(&self) -> f64 {
+        if self.probed == 0 {
+            0.0
+        } else {
+            100.0 * self.dialable as f64 / self.probed as f64
+        }
+    }
+}
+
+/// Rows shown per table; the rest are summed into one `(other)` row.
+const MAX_ROWS: usize = 15;
+
+fn write_table(f: &mut fmt::Formatter<'_>, title: &str, tally: &Tally, total: usize) -> fmt::Result {
+    if tally.0.is_empty() {
+        return Ok(());
+    }
+    writeln!(f, "\n{title:<44} {:>7} {:>6}", "nodes", "share")?;
+    let rows = tally.sorted();
+    let percent = |n: usize| if total == 0 { 0.0 } else { 100.0 * n as f64 / total as f64 };
+    for (key, n) in rows.iter().take(MAX_ROWS) {
+        writeln!(f, "  {key:<42} {n:>7} {:>5.1}%", percent(*n))?;
+    }
+    let rest: usize = rows.iter().skip(MAX_ROWS).map(|(_, n)| n).sum();
+    if rest > 0 {
+        writeln!(f, "  {:<42} {rest:>7} {:>5.1}%", "(other)", percent(rest))?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "nodes {}  answered {}  discv4 {}  discv5 {}  probed {}  dialable {} ({:.1}%)",
+            self.nodes,
+            self.answered,
+            self.discv4,
+            self.discv5,
+            self.probed,
+            self.dialable,
+            self.dialable_percent()
+        )?;
+        write_table(f, "network (fork id)", &self.by_network, self.nodes)?;
+        write_table(f, "client", &self.by_client, self.dialable)?;
+        write_table(f, "client version", &self.by_client_version, self.dialable)?;
+        write_table(f, "eth version", &self.by_eth_version, self.dialable)?;
+        write_table(f, "not dialable", &self.by_failure, self.probed - self.dialable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_names() {
+        let geth = ClientName::parse("Geth/v1.14.0-stable-abc/linux-amd64/go1.22.2");
+        assert_eq!((geth.name.as_str(), geth.version.as_deref()), ("Geth", Some("v1.14.0-stable-abc")));
+        let named = ClientName::parse("Geth/my-node/v1.13.5-stable/linux-amd64/go1.21");
+        assert_eq!(named.version.as_deref(), Some("v1.13.5-stable"));
+        let neth = ClientName::parse("Nethermind/v1.25.4+20b10b35/linux-x64/dotnet8.0.2");
+        assert_eq!((neth.name.as_str(), neth.version.as_deref()), ("Nethermind", Some("v1.25.4+20b10b35")));
+        let bare = ClientName::parse("weird");
+        assert_eq!((bare.name.as_str(), bare.version), ("weird", None));
+        let reth = ClientName::parse("reth/v1.0.0-abcdef/x86_64-unknown-linux-gnu");
+        assert_eq!(reth.version.as_deref(), Some("v1.0.0-abcdef"));
+    }
+}

@@ -1,0 +1,230 @@
+//! Unit tests of the crawl core, nodeset, summary, probe and store.
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use super::*;
+use crate::{
+    discovery::{Candidate, CandidateSource},
+    record::{Enode, ForkId, LocalEnr, NodeKey},
+    rlpx::{DisconnectReason, Protocol, RlpxConfig, RlpxListener},
+};
+
+fn key(seed: u8) -> NodeKey {
+    NodeKey::from_bytes(&[seed.max(1); 32]).expect("valid key")
+}
+
+fn record(key: &NodeKey, seq: u64, tcp: u16) -> crate::record::Enr {
+    LocalEnr::builder(key)
+        .ip4(Ipv4Addr::LOCALHOST)
+        .udp4(30303)
+        .tcp4(tcp)
+        .fork_id(ForkId::new([1, 2, 3, 4], 0))
+        .seq(seq)
+        .build()
+        .expect("record")
+        .record()
+}
+
+fn enr_candidate(key: &NodeKey, seq: u64, tcp: u16) -> Candidate {
+    Candidate::from_enr(&record(key, seq, tcp), CandidateSource::Discv5).expect("candidate")
+}
+
+#[test]
+fn score_is_geths_plus_one_and_halving() {
+    let mut state = CrawlState::new();
+    let c = enr_candidate(&key(1), 1, 30303);
+    assert_eq!(state.found(&c, 100), Sighting::New);
+    let id = c.node_id();
+    for t in 0..5 {
+        state.answered(&id, 101 + t, None);
+    }
+    assert_eq!(state.get(&id).unwrap().score, 5);
+    state.failed(&id, 200);
+    assert_eq!(state.get(&id).unwrap().score, 2);
+    state.failed(&id, 201);
+    state.failed(&id, 202);
+    let node = state.get(&id).unwrap();
+    assert_eq!(node.score, 0);
+    assert_eq!((node.first_response, node.last_response, node.last_check), (Some(101), Some(105), Some(202)));
+    // Unknown ids are ignored rather than invented.
+    state.answered(&crate::record::NodeId::ZERO, 1, None);
+    assert_eq!(state.len(), 1);
+}
+
+#[test]
+fn records_only_move_forward() {
+    let k = key(2);
+    let mut state = CrawlState::new();
+    state.found(&enr_candidate(&k, 5, 1000), 10);
+    // A neighbour relaying an older record does not roll the node back.
+    assert_eq!(state.found(&enr_candidate(&k, 3, 2000), 11), Sighting::Known);
+    let node = state.get_by_peer(&k.peer_id()).unwrap();
+    assert_eq!((node.seq(), node.tcp_port, node.last_seen), (5, Some(1000), 11));
+    assert_eq!(state.found(&enr_candidate(&k, 6, 3000), 12), Sighting::Updated);
+    assert_eq!(state.get_by_peer(&k.peer_id()).unwrap().tcp_port, Some(3000));
+    // A record-less discv4 sighting marks the protocol but cannot replace the endpoint.
+    let enode =
+        Enode { peer_id: k.peer_id(), ip: Ipv4Addr::new(127, 0, 0, 9).into(), tcp_port: 9, udp_port: 9 };
+    let mut v4 = Candidate::from_enode(&enode, CandidateSource::Discv4);
+    v4.source = CandidateSource::Discv4;
+    assert_eq!(state.found(&v4, 13), Sighting::Updated);
+    let node = state.get_by_peer(&k.peer_id()).unwrap();
+    assert!(node.discv4 && node.discv5);
+    assert_eq!(node.ip, std::net::IpAddr::from(Ipv4Addr::LOCALHOST));
+}
+
+#[test]
+fn dirty_nodes_are_taken_once() {
+    let mut state = CrawlState::new();
+    let a = enr_candidate(&key(3), 1, 1);
+    let b = enr_candidate(&key(4), 1, 1);
+    state.found(&a, 1);
+    state.found(&b, 1);
+    assert_eq!(state.take_dirty().len(), 2);
+    assert!(state.take_dirty().is_empty());
+    state.failed(&a.node_id(), 2);
+    let dirty = state.take_dirty();
+    assert_eq!(dirty.len(), 1);
+    assert_eq!(dirty[0].node_id, a.node_id());
+    // Restored nodes are already stored: not dirty.
+    let mut fresh = CrawlState::new();
+    fresh.restore(state.nodes().cloned());
+    assert_eq!(fresh.len(), 2);
+    assert!(fresh.take_dirty().is_empty());
+}
+
+fn probed_node(seed: u8, client_id: Option<&str>, disconnect: Option<&str>) -> CrawledNode {
+    let mut node = CrawledNode::from_candidate(&enr_candidate(&key(seed), 1, 30303), 1);
+    node.probe = Some(ProbeResult {
+        at: 2,
+        enode: node.enode().unwrap().to_string(),
+        hello: client_id.map(|id| HelloInfo {
+            client_id: id.into(),
+            capabilities: vec!["eth/68".into(), "eth/69".into(), "snap/1".into()],
+            protocol_version: 5,
+        }),
+        status: None,
+        disconnect: disconnect.map(str::to_string),
+        error: None,
+        millis: 3,
+    });
+    node
+}
+
+#[test]
+fn summary_counts_clients_versions_and_failures() {
+    let nodes = [
+        probed_node(10, Some("Geth/v1.14.0-stable/linux-amd64/go1.22"), None),
+        probed_node(11, Some("Geth/v1.14.0-stable/linux-amd64/go1.22"), None),
+        probed_node(12, Some("reth/v1.1.0/x86_64-unknown-linux-gnu"), None),
+        probed_node(13, None, Some("too many peers")),
+    ];
+    let summary = Summary::of(&nodes);
+    assert_eq!((summary.nodes, summary.probed, summary.dialable), (4, 4, 3));
+    assert_eq!(summary.by_client.get("Geth"), 2);
+    assert_eq!(summary.by_client_version.get("reth v1.1.0"), 1);
+    assert_eq!(summary.by_eth_version.get("eth/69"), 3);
+    assert_eq!(summary.by_failure.get("too many peers"), 1);
+    assert_eq!(summary.by_network.get("01020304/0"), 4);
+    let text = summary.to_string();
+    assert!(text.contains("dialable 3 (75.0%)"), "{text}");
+    assert!(text.contains("Geth v1.14.0-stable"), "{text}");
+}
+
+#[test]
+fn nodes_json_is_geths_nodeset() {
+    let mut node = probed_node(20, None, None);
+    node.score = 3;
+    node.first_response = Some(1_710_338_135);
+    node.last_response = Some(1_710_338_135);
+    node.last_check = Some(1_710_338_136);
+    let json = to_nodes_json([&node]);
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let entry = &value[hex::encode(node.node_id)];
+    assert_eq!(entry["seq"], 1);
+    assert_eq!(entry["score"], 3);
+    assert_eq!(entry["firstResponse"], "2024-03-13T13:55:35Z");
+    assert_eq!(entry["lastCheck"], "2024-03-13T13:55:36Z");
+    assert!(entry["record"].as_str().unwrap().starts_with("enr:-"));
+    let parsed = parse_nodes_json(&json).unwrap();
+    assert_eq!(parsed.len(), 1);
+    // A node with no record and no TCP port cannot be written at all.
+    let mut bare = node.clone();
+    bare.enr = None;
+    bare.tcp_port = None;
+    assert!(NodesetEntry::of(&bare).is_none());
+    bare.tcp_port = Some(30303);
+    assert!(NodesetEntry::of(&bare).unwrap().record.starts_with("enode://"));
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_round_trip_and_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crawl.db");
+    let mut nodes = vec![
+        probed_node(30, Some("Geth/v1.14.0-stable/linux-amd64/go1.22"), None),
+        probed_node(31, None, None),
+    ];
+    nodes[1].probe = None;
+    nodes[1].score = 7;
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.begin_crawl(1).unwrap();
+        store.save(&nodes).unwrap();
+        store.finish_crawl(2, &CrawlCounts { found: 2, ..Default::default() }).unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    let mut loaded = store.load().unwrap();
+    loaded.sort_by_key(|n| n.node_id);
+    nodes.sort_by_key(|n| n.node_id);
+    assert_eq!(loaded, nodes);
+    // Plain SQL sees the flattened columns.
+    let geth: i64 = store
+        .connection()
+        .query_row("SELECT COUNT(*) FROM nodes WHERE client_name = 'Geth' AND eth_version = 69", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(geth, 1);
+    // A rerun updates rows in place rather than adding.
+    nodes[0].score = 9;
+    store.save(&nodes[..1]).unwrap();
+    let count: i64 = store.connection().query_row("SELECT COUNT(*) FROM nodes", [], |r| r.get(0)).unwrap();
+    assert_eq!(count, 2);
+    assert!(store.load().unwrap().iter().any(|n| n.score == 9));
+    assert_eq!(store.crawl_runs().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn probe_records_hello_and_refusals() {
+    let server_key = key(40);
+    let mut config = RlpxConfig::builder();
+    config.client_id("Geth/v1.14.0-stable/linux-amd64/go1.22").protocol(Protocol::eth(68));
+    let listener =
+        RlpxListener::bind("127.0.0.1:0".parse().unwrap(), server_key.clone(), config.build().unwrap()).await;
+    let mut listener = listener.unwrap();
+    let addr = listener.local_addr();
+    let server = tokio::spawn(async move {
+        // Keep the session until the prober hangs up.
+        let mut session = listener.accept().await.unwrap().unwrap();
+        let _ = futures::StreamExt::next(&mut session).await;
+    });
+    let enode = Enode::new(server_key.peer_id(), addr);
+    let result = probe(&enode, &key(41), &ProbeConfig::with_timeout(Duration::from_secs(5))).await;
+    let hello = result.hello.expect("hello");
+    assert_eq!(hello.client_id, "Geth/v1.14.0-stable/linux-amd64/go1.22");
+    assert_eq!(hello.eth_version(), Some(68));
+    assert!(result.error.is_none());
+    server.await.unwrap();
+
+    // A closed port is an error, not a Hello.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let result =
+        probe(&Enode::new(server_key.peer_id(), closed_addr), &key(41), &ProbeConfig::default()).await;
+    assert!(result.hello.is_none());
+    assert!(result.error.is_some());
+    assert_eq!(reason_text(DisconnectReason::TooManyPeers), "too many peers");
+}
