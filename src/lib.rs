@@ -35,6 +35,8 @@
 //!   the serving trait a syncer implements.
 //! - `pool`: reputation, latency estimates, dialing, eclipse limits and the on-disk
 //!   address book; it decides, the node acts.
+//! - [`crawl`]: the crawler's engine on top of discovery and RLPx: geth-style liveness
+//!   scores, RLPx/eth probes, `nodes.json`, a summary and (feature `sqlite`) a SQLite store.
 //! - `node`: the [`Node`](crate) handle that starts everything and routes requests.
 //!
 //! Dependencies point one way: `record ← discovery`, `record ← rlpx ← eth ← pool ← node`,

@@ -12,8 +12,10 @@
 //! - `SqliteStore` (feature `sqlite`): one row per node, saved in transactions; a rerun
 //!   loads it and continues.
 //!
-//! `examples/crawler.rs` puts them together with the discovery services.
+//! [`Crawler`] puts them together with the discovery services: one task owning the state,
+//! at most `workers` jobs in flight; `examples/crawler.rs` is its command line.
 
+mod crawler;
 mod node;
 mod nodeset;
 mod probe;
@@ -21,9 +23,13 @@ mod probe;
 mod store;
 mod summary;
 
+pub use crawler::{
+    CrawlConfig, CrawlConfigBuilder, CrawlProgress, Crawler, DEFAULT_DURATION, DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_IDLE, DEFAULT_REPROBE_AFTER, DEFAULT_WORKERS,
+};
 pub use node::{unix_now, CrawlCounts, CrawlState, CrawledNode, Sighting};
 pub use nodeset::{nodeset, parse_nodes_json, rfc3339, to_nodes_json, Nodeset, NodesetEntry};
-pub use probe::{probe, reason_text, HelloInfo, ProbeConfig, ProbeResult, StatusInfo, PROBE_CLIENT_ID};
+pub use probe::{probe, reason_text, HelloInfo, ProbeConfig, ProbeResult, StatusReport, PROBE_CLIENT_ID};
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use summary::{ClientName, Summary, Tally};
@@ -43,6 +49,9 @@ pub enum CrawlError {
     /// A discovery service could not start or stopped.
     #[error("discovery: {0}")]
     Discovery(String),
+    /// A [`CrawlConfig`] failed its checks.
+    #[error("invalid crawl configuration: {0}")]
+    Config(&'static str),
 }
 
 /// Where the crawl writes changed nodes, in batches. Each `save` should be atomic (the

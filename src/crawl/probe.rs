@@ -4,12 +4,14 @@
 use std::time::{Duration, Instant};
 
 use alloy_primitives::B256;
+use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::node::unix_now;
 use crate::{
+    eth::{id, EthMessage, EthVersion, Status, StatusHead},
     record::{Enode, ForkId, NodeKey},
-    rlpx::{self, DisconnectReason, Hello, Protocol, RlpxConfig, RlpxError},
+    rlpx::{self, CapMessage, DisconnectReason, Hello, Protocol, RlpxConfig, RlpxError, Session},
 };
 
 /// The client id the crawler announces in its Hello.
@@ -43,10 +45,10 @@ impl HelloInfo {
     }
 }
 
-/// What the eth Status said.
+/// What the peer's eth `Status` said.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct StatusInfo {
+pub struct StatusReport {
     /// The negotiated eth version.
     pub version: u32,
     /// The network id.
@@ -55,8 +57,10 @@ pub struct StatusInfo {
     pub genesis: B256,
     /// The fork id (EIP-2124).
     pub fork_id: ForkId,
-    /// The head hash (eth/66-68).
-    pub head: Option<B256>,
+    /// The best block's hash (eth/66-68) or the latest block's hash (eth/69).
+    pub head: B256,
+    /// The total difficulty, in decimal (eth/66-68).
+    pub total_difficulty: Option<String>,
     /// The oldest block it serves (eth/69).
     pub earliest_block: Option<u64>,
     /// The newest block it has (eth/69).
@@ -74,7 +78,7 @@ pub struct ProbeResult {
     /// The Hello, if the handshake got that far.
     pub hello: Option<HelloInfo>,
     /// The eth Status, if it speaks eth and sent one.
-    pub status: Option<StatusInfo>,
+    pub status: Option<StatusReport>,
     /// The reason it gave for disconnecting, if it did (e.g. `too many peers`).
     pub disconnect: Option<String>,
     /// Why the probe failed, if it did (a timeout, a refused connection, ...).
@@ -134,6 +138,12 @@ pub async fn probe(enode: &Enode, key: &NodeKey, config: &ProbeConfig) -> ProbeR
     match rlpx::dial(enode, key, &config.rlpx).await {
         Ok(mut session) => {
             result.hello = Some(HelloInfo::of(session.remote_hello()));
+            match read_status(&mut session, config.rlpx.handshake_timeout).await {
+                Ok(Some(status)) => result.status = Some(status),
+                Ok(None) => {}
+                Err(RlpxError::Disconnected(reason)) => result.disconnect = Some(reason_text(reason)),
+                Err(e) => result.error = Some(format!("status: {e}")),
+            }
             // We only wanted to know who it is; leave before it spends a slot on us.
             let _ = session.disconnect(DisconnectReason::DisconnectRequested).await;
         }
@@ -142,6 +152,61 @@ pub async fn probe(enode: &Enode, key: &NodeKey, config: &ProbeConfig) -> ProbeR
     }
     result.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     result
+}
+
+impl StatusReport {
+    /// From a decoded `Status`.
+    pub fn of(status: &Status) -> Self {
+        let mut report = Self {
+            version: u32::from(status.version),
+            network_id: status.network_id,
+            genesis: status.genesis,
+            fork_id: status.fork_id,
+            head: B256::ZERO,
+            total_difficulty: None,
+            earliest_block: None,
+            latest_block: None,
+        };
+        match status.head {
+            StatusHead::TotalDifficulty { total_difficulty, best_hash } => {
+                report.head = best_hash;
+                report.total_difficulty = Some(total_difficulty.to_string());
+            }
+            StatusHead::Range(range) => {
+                report.head = range.latest_hash;
+                report.earliest_block = Some(range.earliest);
+                report.latest_block = Some(range.latest);
+            }
+        }
+        report
+    }
+}
+
+/// Reads the peer's `Status` (every client sends it right after the Hello) and echoes it,
+/// so the peer sees a well-formed handshake from a node on its own chain rather than a
+/// protocol breach; the crawler records any network, so it never validates. `Ok(None)` if
+/// the peer shares no eth version with us.
+async fn read_status(session: &mut Session, timeout: Duration) -> Result<Option<StatusReport>, RlpxError> {
+    let Some(cap) = session.capability_index("eth") else { return Ok(None) };
+    let Ok(version) = EthVersion::try_from(session.shared_capabilities()[cap].cap.version as u8) else {
+        return Ok(None);
+    };
+    let status = tokio::time::timeout(timeout, async {
+        loop {
+            let msg = session.next().await.ok_or(RlpxError::ClosedDuringHandshake)??;
+            if msg.cap == cap && msg.id == id::STATUS {
+                return match EthMessage::decode(version, msg.id, &msg.data) {
+                    Ok(EthMessage::Status(status)) => Ok(status),
+                    _ => Err(RlpxError::from(alloy_rlp::Error::Custom("malformed Status"))),
+                };
+            }
+        }
+    })
+    .await
+    .map_err(|_| RlpxError::HandshakeTimeout)??;
+    let echo = EthMessage::Status(status).encoded();
+    let _ = session.send(CapMessage::new(cap, id::STATUS, echo)).await;
+    Ok(Some(StatusReport::of(&status)))
 }
 
 /// A disconnect reason as people write it (`too many peers`).

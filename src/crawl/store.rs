@@ -169,7 +169,7 @@ impl SqliteStore {
                     status.map(|s| s.network_id as i64),
                     status.map(|s| s.genesis.to_string()),
                     status.map(|s| s.fork_id.to_string()),
-                    status.and_then(|s| s.head.map(|h| h.to_string())),
+                    status.map(|s| s.head.to_string()),
                     status.and_then(|s| s.latest_block.map(|b| b as i64)),
                     probe.and_then(|p| p.disconnect.clone()),
                     probe.and_then(|p| p.error.clone()),

@@ -205,18 +205,27 @@ async fn probe_records_hello_and_refusals() {
         RlpxListener::bind("127.0.0.1:0".parse().unwrap(), server_key.clone(), config.build().unwrap()).await;
     let mut listener = listener.unwrap();
     let addr = listener.local_addr();
+    let spec = crate::ChainSpec::mainnet();
+    let chain = crate::eth::MemoryChain::builder().blocks(3).build();
+    let status = chain.status_info_for(&spec);
+    let eth = crate::eth::EthConfig::builder(status, spec.fork_filter(0, 0)).build().unwrap();
     let server = tokio::spawn(async move {
-        // Keep the session until the prober hangs up.
-        let mut session = listener.accept().await.unwrap().unwrap();
-        let _ = futures::StreamExt::next(&mut session).await;
+        // A real eth handshake: it accepts the prober's echoed Status.
+        let session = listener.accept().await.unwrap().unwrap();
+        crate::eth::EthSession::handshake(session, eth).await.map(|_| ())
     });
     let enode = Enode::new(server_key.peer_id(), addr);
     let result = probe(&enode, &key(41), &ProbeConfig::with_timeout(Duration::from_secs(5))).await;
-    let hello = result.hello.expect("hello");
+    let hello = result.hello.clone().expect("hello");
     assert_eq!(hello.client_id, "Geth/v1.14.0-stable/linux-amd64/go1.22");
     assert_eq!(hello.eth_version(), Some(68));
-    assert!(result.error.is_none());
-    server.await.unwrap();
+    assert!(result.error.is_none(), "{result:?}");
+    let status = result.status.clone().expect("status");
+    assert_eq!((status.version, status.network_id), (68, 1));
+    assert_eq!(status.genesis, spec.genesis_hash);
+    assert_eq!(status.fork_id, chain.status_info_for(&spec).fork_id);
+    assert!(status.total_difficulty.is_some());
+    server.await.unwrap().expect("the server accepted our Status echo");
 
     // A closed port is an error, not a Hello.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -369,6 +369,7 @@ enum Command {
     Stats(oneshot::Sender<Discv5Stats>),
     AddEnr(Enr, oneshot::Sender<Result<(), Discv5Error>>),
     Lookup(NodeId, oneshot::Sender<Result<Vec<Candidate>, Discv5Error>>),
+    FindNode(Enr, Vec<u64>, oneshot::Sender<Result<Vec<Enr>, Discv5Error>>),
     TableEntries(oneshot::Sender<Vec<Enr>>),
     AddEnode(Enode, oneshot::Sender<Result<(), Discv5Error>>),
     Shutdown(oneshot::Sender<()>),
@@ -485,6 +486,14 @@ impl Discv5 {
     /// also go to the candidate stream like any other discovery.
     pub async fn lookup(&self, target: NodeId) -> Result<Vec<Candidate>, Discv5Error> {
         self.request(|tx| Command::Lookup(target, tx)).await?
+    }
+
+    /// Asks one node for the records in its table at the given log2 `distances` (1..=256;
+    /// 0 asks for its own record) with a single FINDNODE, and returns its answer as is: not
+    /// filtered, not added to our table, not sent to the candidate stream. This is what a
+    /// crawler uses to read a node's whole table, distance by distance.
+    pub async fn find_node(&self, enr: Enr, distances: Vec<u64>) -> Result<Vec<Enr>, Discv5Error> {
+        self.request(|tx| Command::FindNode(enr, distances, tx)).await?
     }
 
     /// The records in the routing table now.
@@ -777,6 +786,12 @@ impl Discv5Service {
                 let result =
                     check_enode(&enode, &self.config.netrestrict).and_then(|()| self.open_session(&enode));
                 let _ = reply.send(result);
+            }
+            Command::FindNode(enr, distances, reply) => {
+                let query = self.discv5.find_node_designated_peer(enr, distances);
+                tokio::spawn(async move {
+                    let _ = reply.send(query.await.map_err(|e| Discv5Error::Query(format!("{e:?}"))));
+                });
             }
             Command::TableEntries(reply) => {
                 let _ = reply.send(self.discv5.table_entries_enr());

@@ -9,6 +9,7 @@
 //! Later layers extend it by adding fields to [`TestNode`] (a discv4 handle, a pool) and
 //! options to [`TestnetBuilder`]; the seeds, the loopback rule and [`poll_until`] stay.
 
+pub mod crawl;
 pub mod dns;
 pub mod nat;
 

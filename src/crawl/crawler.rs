@@ -1,0 +1,529 @@
+//! The crawl task: asks every node it finds for its neighbours, probes it, stores it.
+//!
+//! [`Crawler::run`] is one task that owns the [`CrawlState`]: discovery answers and probe
+//! results come back to it from a `JoinSet` of at most `workers` jobs, and it alone updates
+//! the state and saves changed nodes through the [`CrawlSink`] every `flush_interval`. The
+//! only shared state is [`CrawlProgress`], atomic counters a progress bar reads.
+//!
+//! How a node is asked for its neighbours:
+//! - discv5: FINDNODE at distance 256, then 255, 254, ... (one distance per request, since an
+//!   answer holds at most 16 records), until two distances in a row come back empty. A
+//!   bucket of a node's table is at most 16 records, so this reads its whole table.
+//! - discv4: an ENRRequest (which bonds first): the answer scores the node and gives its
+//!   record. Neighbours come from lookups towards the node's own id, whose FINDNODEs the
+//!   service sends after bonding; every node that answers is streamed back as a candidate.
+//!
+//! Scores follow go-ethereum's `devp2p crawl`: +1 per answer, halved per failure.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    future::Future,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use tokio::{task::JoinSet, time::Instant};
+use tracing::{debug, warn};
+
+use super::{
+    node::unix_now,
+    probe::{probe, ProbeConfig, ProbeResult},
+    CrawlError, CrawlSink, CrawlState, CrawledNode, Sighting,
+};
+use crate::{
+    discovery::{Candidate, CandidateSource, Candidates, Discv5},
+    record::{Enr, NodeId, NodeKey},
+};
+
+const TARGET: &str = "ethp2p::crawl";
+
+/// go-ethereum's crawler and nebula both default to a few hundred concurrent requests: enough
+/// to hide round trips, few enough not to look like a flood to any one network.
+pub const DEFAULT_WORKERS: usize = 256;
+/// How long to crawl at most. Default of go-ethereum's `devp2p discv4 crawl --timeout`.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(30 * 60);
+/// A crawl ends when nothing is in flight and no new node appeared for this long.
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(5);
+/// How often changed nodes are written (one transaction each time).
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// A node probed more recently than this (by an earlier run) is not probed again.
+pub const DEFAULT_REPROBE_AFTER: Duration = Duration::from_secs(3600);
+/// discv5: stop walking down the distances after this many empty answers in a row.
+const EMPTY_DISTANCES_TO_STOP: u32 = 2;
+/// A node that answered none of our requests is tried this many times in all: UDP loses
+/// packets, and two nodes that start a discv5 handshake at the same moment both fail it.
+const MAX_ATTEMPTS: u32 = 3;
+/// Pause before asking a silent node again.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// discv5: never ask below this distance (a table of 2^(256-232) nodes is not a network).
+const LOWEST_DISTANCE: u64 = 232;
+
+/// Crawl settings. Every field says its default.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CrawlConfig {
+    /// Jobs (FINDNODE series, ENR requests, probes) in flight at once. Default:
+    /// [`DEFAULT_WORKERS`].
+    pub workers: usize,
+    /// Longest crawl. Default: [`DEFAULT_DURATION`].
+    pub duration: Duration,
+    /// Quiet time after which the crawl is done. Default: [`DEFAULT_IDLE`].
+    pub idle: Duration,
+    /// How to probe; `None` skips probing. Default: `Some(ProbeConfig::default())`.
+    pub probe: Option<ProbeConfig>,
+    /// Time between saves. Default: [`DEFAULT_FLUSH_INTERVAL`].
+    pub flush_interval: Duration,
+    /// Nodes probed less than this long ago are not probed again. Default:
+    /// [`DEFAULT_REPROBE_AFTER`].
+    pub reprobe_after: Duration,
+}
+
+impl Default for CrawlConfig {
+    fn default() -> Self {
+        Self {
+            workers: DEFAULT_WORKERS,
+            duration: DEFAULT_DURATION,
+            idle: DEFAULT_IDLE,
+            probe: Some(ProbeConfig::default()),
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            reprobe_after: DEFAULT_REPROBE_AFTER,
+        }
+    }
+}
+
+impl CrawlConfig {
+    /// Starts from the defaults.
+    pub fn builder() -> CrawlConfigBuilder {
+        CrawlConfigBuilder { config: Self::default() }
+    }
+}
+
+/// Builder for [`CrawlConfig`].
+#[derive(Debug, Clone)]
+pub struct CrawlConfigBuilder {
+    config: CrawlConfig,
+}
+
+impl CrawlConfigBuilder {
+    /// See [`CrawlConfig::workers`].
+    pub fn workers(&mut self, workers: usize) -> &mut Self {
+        self.config.workers = workers;
+        self
+    }
+
+    /// See [`CrawlConfig::duration`].
+    pub fn duration(&mut self, duration: Duration) -> &mut Self {
+        self.config.duration = duration;
+        self
+    }
+
+    /// See [`CrawlConfig::idle`].
+    pub fn idle(&mut self, idle: Duration) -> &mut Self {
+        self.config.idle = idle;
+        self
+    }
+
+    /// See [`CrawlConfig::probe`].
+    pub fn probe(&mut self, probe: Option<ProbeConfig>) -> &mut Self {
+        self.config.probe = probe;
+        self
+    }
+
+    /// See [`CrawlConfig::flush_interval`].
+    pub fn flush_interval(&mut self, interval: Duration) -> &mut Self {
+        self.config.flush_interval = interval;
+        self
+    }
+
+    /// See [`CrawlConfig::reprobe_after`].
+    pub fn reprobe_after(&mut self, after: Duration) -> &mut Self {
+        self.config.reprobe_after = after;
+        self
+    }
+
+    /// Checks and returns the configuration.
+    pub fn build(&self) -> Result<CrawlConfig, CrawlError> {
+        if self.config.workers == 0 {
+            return Err(CrawlError::Config("workers must be at least 1"));
+        }
+        if self.config.flush_interval.is_zero() {
+            return Err(CrawlError::Config("flush interval must be positive"));
+        }
+        Ok(self.config.clone())
+    }
+}
+
+/// Live counters of a running crawl, for a progress bar. Cheap to read from any thread.
+#[derive(Debug, Default)]
+pub struct CrawlProgress {
+    found: AtomicUsize,
+    answered: AtomicUsize,
+    failed: AtomicUsize,
+    probed: AtomicUsize,
+    dialable: AtomicUsize,
+    in_flight: AtomicUsize,
+}
+
+impl CrawlProgress {
+    /// Nodes known.
+    pub fn found(&self) -> usize {
+        self.found.load(Ordering::Relaxed)
+    }
+    /// Discovery requests answered (several per node).
+    pub fn answered(&self) -> usize {
+        self.answered.load(Ordering::Relaxed)
+    }
+    /// Discovery requests that failed.
+    pub fn failed(&self) -> usize {
+        self.failed.load(Ordering::Relaxed)
+    }
+    /// RLPx probes done.
+    pub fn probed(&self) -> usize {
+        self.probed.load(Ordering::Relaxed)
+    }
+    /// Probes that completed the Hello.
+    pub fn dialable(&self) -> usize {
+        self.dialable.load(Ordering::Relaxed)
+    }
+    /// Jobs running now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// Work for one slot.
+#[derive(Debug)]
+enum Job {
+    AskV5(NodeId, Enr, u32),
+    Probe(NodeId, crate::record::Enode),
+}
+
+/// What a job brings back.
+#[derive(Debug)]
+enum Done {
+    AskV5 { id: NodeId, enr: Enr, attempt: u32, answers: u32, failures: u32, found: Vec<Enr> },
+    Probe(NodeId, ProbeResult),
+}
+
+/// A crawl: the discovery services to ask, the key to probe with, and where to save.
+///
+/// ```no_run
+/// # async fn run(discv5: ethp2p::Discv5, candidates: ethp2p::Candidates) -> Result<(), ethp2p::crawl::CrawlError> {
+/// use ethp2p::crawl::{CrawlConfig, Crawler, Summary};
+/// let config = CrawlConfig::builder().workers(64).build()?;
+/// let crawler = Crawler::new(config, ethp2p::NodeKey::generate()).discv5(discv5, candidates);
+/// let state = crawler.run(std::future::pending()).await?;
+/// println!("{}", Summary::of(state.nodes()));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Crawler {
+    config: CrawlConfig,
+    key: NodeKey,
+    state: CrawlState,
+    discv5: Option<(Discv5, Candidates)>,
+    sink: Option<SinkBox>,
+    seeds: Vec<Candidate>,
+    progress: Arc<CrawlProgress>,
+}
+
+/// The sink, boxed; `Debug` only names it.
+struct SinkBox(Box<dyn CrawlSink>);
+
+impl std::fmt::Debug for SinkBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CrawlSink")
+    }
+}
+
+impl Crawler {
+    /// A crawl with no discovery service yet; add them with [`discv5`](Self::discv5).
+    /// `key` is the identity the RLPx probes dial with.
+    pub fn new(config: CrawlConfig, key: NodeKey) -> Self {
+        Self {
+            config,
+            key,
+            state: CrawlState::new(),
+            discv5: None,
+            sink: None,
+            seeds: Vec::new(),
+            progress: Arc::new(CrawlProgress::default()),
+        }
+    }
+
+    /// Crawls discv5 through this running service and its candidate stream.
+    pub fn discv5(mut self, discv5: Discv5, candidates: Candidates) -> Self {
+        self.discv5 = Some((discv5, candidates));
+        self
+    }
+
+    /// Saves changed nodes to `sink` (e.g. a `SqliteStore`) as the crawl goes.
+    pub fn sink(mut self, sink: impl CrawlSink + 'static) -> Self {
+        self.sink = Some(SinkBox(Box::new(sink)));
+        self
+    }
+
+    /// Nodes from an earlier run (e.g. `SqliteStore::load`): known from the start and
+    /// asked again, so a rerun continues where the last one stopped.
+    pub fn restore(mut self, nodes: Vec<CrawledNode>) -> Self {
+        self.state.restore(nodes);
+        self
+    }
+
+    /// Where to start besides the services' own bootnodes (`--bootnodes`, each network's
+    /// built-in list).
+    pub fn seeds(mut self, seeds: impl IntoIterator<Item = Candidate>) -> Self {
+        self.seeds.extend(seeds);
+        self
+    }
+
+    /// The live counters; clone the `Arc` before [`run`](Self::run).
+    pub fn progress(&self) -> Arc<CrawlProgress> {
+        self.progress.clone()
+    }
+
+    /// Crawls until done (nothing in flight and nothing new for `idle`), until `duration`
+    /// has passed, or until `stop` completes; saves what changed and returns the state.
+    pub async fn run(self, stop: impl Future<Output = ()>) -> Result<CrawlState, CrawlError> {
+        let Self { config, key, mut state, discv5, mut sink, seeds, progress } = self;
+        let (discv5, mut candidates) = match discv5 {
+            Some((d, c)) => (Some(d), Some(c)),
+            None => (None, None),
+        };
+        let mut run = Run {
+            config: &config,
+            key,
+            discv5,
+            queue: VecDeque::new(),
+            retries: VecDeque::new(),
+            jobs: JoinSet::new(),
+            asked_v5: HashSet::new(),
+            probed: HashSet::new(),
+            progress: &progress,
+            run_started: unix_now(),
+        };
+        // Earlier runs' nodes first: they are the widest seed there is.
+        let restored: Vec<CrawledNode> = state.nodes().cloned().collect();
+        for node in &restored {
+            run.schedule(node);
+        }
+        for seed in &seeds {
+            run.found(&mut state, seed);
+        }
+        progress.found.store(state.len(), Ordering::Relaxed);
+
+        tokio::pin!(stop);
+        let deadline = tokio::time::sleep(config.duration);
+        tokio::pin!(deadline);
+        let mut flush = tokio::time::interval(config.flush_interval);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_news = Instant::now();
+        loop {
+            run.launch();
+            let idle_for = last_news.elapsed();
+            if run.jobs.is_empty()
+                && run.queue.is_empty()
+                && run.retries.is_empty()
+                && idle_for >= config.idle
+            {
+                debug!(target: TARGET, nodes = state.len(), "crawl finished: nothing left to ask");
+                break;
+            }
+            let idle_check =
+                tokio::time::sleep(config.idle.saturating_sub(idle_for).max(Duration::from_millis(50)));
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = &mut deadline => {
+                    debug!(target: TARGET, "crawl duration reached");
+                    break;
+                }
+                Some(candidate) = next_candidate(&mut candidates) => {
+                    if run.found(&mut state, &candidate) {
+                        last_news = Instant::now();
+                    }
+                }
+                Some(done) = run.jobs.join_next(), if !run.jobs.is_empty() => {
+                    progress.in_flight.store(run.jobs.len(), Ordering::Relaxed);
+                    match done {
+                        Ok(done) => {
+                            if run.apply(&mut state, done) {
+                                last_news = Instant::now();
+                            }
+                        }
+                        Err(e) => warn!(target: TARGET, error = %e, "crawl job panicked"),
+                    }
+                }
+                _ = flush.tick() => save(&mut sink, &mut state)?,
+                _ = idle_check => {}
+            }
+            progress.found.store(state.len(), Ordering::Relaxed);
+        }
+        run.jobs.shutdown().await;
+        save(&mut sink, &mut state)?;
+        Ok(state)
+    }
+}
+
+fn save(sink: &mut Option<SinkBox>, state: &mut CrawlState) -> Result<(), CrawlError> {
+    let Some(SinkBox(sink)) = sink else { return Ok(()) };
+    let dirty = state.take_dirty();
+    if !dirty.is_empty() {
+        sink.save(&dirty)?;
+    }
+    Ok(())
+}
+
+async fn next_candidate(candidates: &mut Option<Candidates>) -> Option<Candidate> {
+    match candidates {
+        Some(c) => match c.recv().await {
+            Some(candidate) => Some(candidate),
+            None => {
+                // The service stopped: stop polling it.
+                *candidates = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// The crawl loop's working set (not shared).
+struct Run<'a> {
+    config: &'a CrawlConfig,
+    key: NodeKey,
+    discv5: Option<Discv5>,
+    queue: VecDeque<Job>,
+    /// Silent nodes to ask again, due in order (every retry waits the same delay).
+    retries: VecDeque<(Instant, Job)>,
+    jobs: JoinSet<Done>,
+    asked_v5: HashSet<NodeId>,
+    probed: HashSet<NodeId>,
+    progress: &'a CrawlProgress,
+    run_started: u64,
+}
+
+impl Run<'_> {
+    /// Folds a sighting into the state and queues what it calls for; returns whether the
+    /// node was new.
+    fn found(&mut self, state: &mut CrawlState, candidate: &Candidate) -> bool {
+        let sighting = state.found(candidate, unix_now());
+        if sighting != Sighting::Known {
+            if let Some(node) = state.get(&candidate.node_id()) {
+                let node = node.clone();
+                self.schedule(&node);
+            }
+        }
+        sighting == Sighting::New
+    }
+
+    /// Queues the requests a node still needs in this run.
+    fn schedule(&mut self, node: &CrawledNode) {
+        if self.discv5.is_some() && node.udp_port.is_some() {
+            if let Some(enr) = &node.enr {
+                if self.asked_v5.insert(node.node_id) {
+                    self.queue.push_back(Job::AskV5(node.node_id, enr.clone(), 1));
+                }
+            }
+        }
+        if self.config.probe.is_some() && !self.probed.contains(&node.node_id) {
+            let recent = node.probe.as_ref().is_some_and(|p| {
+                p.at + self.config.reprobe_after.as_secs() > self.run_started && p.hello.is_some()
+            });
+            if let (Some(enode), false) = (node.enode(), recent) {
+                self.probed.insert(node.node_id);
+                self.queue.push_back(Job::Probe(node.node_id, enode));
+            }
+        }
+    }
+
+    /// Starts queued jobs while slots are free.
+    fn launch(&mut self) {
+        let now = Instant::now();
+        while self.retries.front().is_some_and(|(due, _)| *due <= now) {
+            if let Some((_, job)) = self.retries.pop_front() {
+                self.queue.push_back(job);
+            }
+        }
+        while self.jobs.len() < self.config.workers {
+            let Some(job) = self.queue.pop_front() else { break };
+            match job {
+                Job::AskV5(id, enr, attempt) => {
+                    let Some(discv5) = self.discv5.clone() else { continue };
+                    self.jobs.spawn(ask_v5(discv5, id, enr, attempt));
+                }
+                Job::Probe(id, enode) => {
+                    let Some(config) = self.config.probe.clone() else { continue };
+                    let key = self.key.clone();
+                    self.jobs.spawn(async move { Done::Probe(id, probe(&enode, &key, &config).await) });
+                }
+            }
+        }
+        self.progress.in_flight.store(self.jobs.len(), Ordering::Relaxed);
+    }
+
+    /// Applies a finished job; returns whether it found a new node.
+    fn apply(&mut self, state: &mut CrawlState, done: Done) -> bool {
+        let now = unix_now();
+        match done {
+            Done::AskV5 { id, enr, attempt, answers, failures, found } => {
+                if answers == 0 && attempt < MAX_ATTEMPTS {
+                    self.retries.push_back((Instant::now() + RETRY_DELAY, Job::AskV5(id, enr, attempt + 1)));
+                }
+                for _ in 0..answers {
+                    state.answered(&id, now, None);
+                }
+                for _ in 0..failures {
+                    state.failed(&id, now);
+                }
+                self.progress.answered.fetch_add(answers as usize, Ordering::Relaxed);
+                self.progress.failed.fetch_add(failures as usize, Ordering::Relaxed);
+                let mut new = false;
+                for enr in &found {
+                    // A record we cannot dial or that lies about its key is skipped.
+                    if let Ok(candidate) = Candidate::from_enr(enr, CandidateSource::Discv5) {
+                        new |= self.found(state, &candidate);
+                    }
+                }
+                new
+            }
+            Done::Probe(id, result) => {
+                self.progress.probed.fetch_add(1, Ordering::Relaxed);
+                if result.hello.is_some() {
+                    self.progress.dialable.fetch_add(1, Ordering::Relaxed);
+                }
+                state.probed(&id, result);
+                false
+            }
+        }
+    }
+}
+
+/// Reads one node's discv5 table distance by distance (see the module docs).
+async fn ask_v5(discv5: Discv5, id: NodeId, enr: Enr, attempt: u32) -> Done {
+    let (mut answers, mut failures, mut empty_in_a_row) = (0, 0, 0);
+    let mut found = Vec::new();
+    let mut distance = 256u64;
+    while distance >= LOWEST_DISTANCE && empty_in_a_row < EMPTY_DISTANCES_TO_STOP {
+        match discv5.find_node(enr.clone(), vec![distance]).await {
+            Ok(records) => {
+                answers += 1;
+                empty_in_a_row = if records.is_empty() { empty_in_a_row + 1 } else { 0 };
+                found.extend(records);
+            }
+            Err(e) => {
+                debug!(target: TARGET, %id, distance, error = %e, "FINDNODE failed");
+                failures += 1;
+                // A node that does not answer at all is not asked 25 times.
+                if answers == 0 {
+                    break;
+                }
+                empty_in_a_row += 1;
+            }
+        }
+        distance -= 1;
+    }
+    Done::AskV5 { id, enr, attempt, answers, failures, found }
+}
