@@ -33,11 +33,11 @@
 //!   Disconnect, snappy).
 //! - [`eth`]: eth/66–69 messages, the Status handshake, request ids, response validity and
 //!   the serving trait a syncer implements.
-//! - `pool`: reputation, latency estimates, dialing, eclipse limits and the on-disk
+//! - [`pool`]: reputation, latency estimates, dialing, eclipse limits and the on-disk
 //!   address book; it decides, the node acts.
 //! - [`crawl`]: the crawler's engine on top of discovery and RLPx: geth-style liveness
 //!   scores, RLPx/eth probes, `nodes.json`, a summary and (feature `sqlite`) a SQLite store.
-//! - `node`: the [`Node`](crate) handle that starts everything and routes requests.
+//! - [`node`]: the [`Node`] handle that starts everything and routes requests.
 //!
 //! Dependencies point one way: `record ← discovery`, `record ← rlpx ← eth ← pool ← node`,
 //! `discovery ← node`. Each layer's module doc says which task owns its state.
@@ -68,6 +68,8 @@ pub use discovery::{
     NetRestrict, NetRestrictError,
 };
 pub use eth::{ChainReader, EthConfig, EthError, EthEvent, EthPeer, EthSession, EthVersion};
+pub use node::{Node, NodeBuilder, NodeError, NodeStats};
+pub use pool::{PoolConfig, PoolError, PoolEvent};
 pub use record::{
     Bootnode, BootnodeError, ChainError, ChainSpec, Enode, EnodeError, Enr, EnrError, ForkFilter, ForkId,
     ForkIdError, KeyError, LocalEnr, NodeId, NodeKey, PeerId,

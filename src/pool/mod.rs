@@ -9,7 +9,7 @@
 //! - [`latency`]: who gets the next request (geth msgrate-like moving averages);
 //! - [`dial`]: who to dial next (fork-id filter, history, backoff, rotation among candidates);
 //! - [`limits`]: eclipse resistance (per-subnet caps, per-IP inbound throttle);
-//! - [`book`]: the address book on disk;
+//! - `book`: the address book on disk ([`AddressBook`]);
 //! - `peers`: the state machine tying them together.
 
 mod book;
