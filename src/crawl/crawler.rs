@@ -10,8 +10,9 @@
 //!   answer holds at most 16 records), until two distances in a row come back empty. A
 //!   bucket of a node's table is at most 16 records, so this reads its whole table.
 //! - discv4: an ENRRequest (which bonds first): the answer scores the node and gives its
-//!   record. Neighbours come from lookups towards the node's own id, whose FINDNODEs the
+//!   record. Neighbours come from a lookup towards the node's own id, whose FINDNODEs the
 //!   service sends after bonding; every node that answers is streamed back as a candidate.
+//!   (The discv4 handle has no single-node FINDNODE; a lookup is its closest equivalent.)
 //!
 //! Scores follow go-ethereum's `devp2p crawl`: +1 per answer, halved per failure.
 
@@ -34,8 +35,11 @@ use super::{
     CrawlError, CrawlSink, CrawlState, CrawledNode, Sighting,
 };
 use crate::{
-    discovery::{Candidate, CandidateSource, Candidates, Discv5},
-    record::{Enr, NodeId, NodeKey},
+    discovery::{
+        v4::{CandidateStream, Discv4},
+        Candidate, CandidateSource, Candidates, Discv5,
+    },
+    record::{Enode, Enr, NodeId, NodeKey},
 };
 
 const TARGET: &str = "ethp2p::crawl";
@@ -198,13 +202,15 @@ impl CrawlProgress {
 #[derive(Debug)]
 enum Job {
     AskV5(NodeId, Enr, u32),
-    Probe(NodeId, crate::record::Enode),
+    AskV4(NodeId, Enode, u32),
+    Probe(NodeId, Enode),
 }
 
 /// What a job brings back.
 #[derive(Debug)]
 enum Done {
     AskV5 { id: NodeId, enr: Enr, attempt: u32, answers: u32, failures: u32, found: Vec<Enr> },
+    AskV4 { id: NodeId, enode: Enode, attempt: u32, enr: Option<Enr>, found: Vec<Candidate> },
     Probe(NodeId, ProbeResult),
 }
 
@@ -225,6 +231,7 @@ pub struct Crawler {
     key: NodeKey,
     state: CrawlState,
     discv5: Option<(Discv5, Candidates)>,
+    discv4: Option<(Discv4, CandidateStream)>,
     sink: Option<SinkBox>,
     seeds: Vec<Candidate>,
     progress: Arc<CrawlProgress>,
@@ -248,6 +255,7 @@ impl Crawler {
             key,
             state: CrawlState::new(),
             discv5: None,
+            discv4: None,
             sink: None,
             seeds: Vec::new(),
             progress: Arc::new(CrawlProgress::default()),
@@ -257,6 +265,12 @@ impl Crawler {
     /// Crawls discv5 through this running service and its candidate stream.
     pub fn discv5(mut self, discv5: Discv5, candidates: Candidates) -> Self {
         self.discv5 = Some((discv5, candidates));
+        self
+    }
+
+    /// Crawls discv4 through this running service and its candidate stream.
+    pub fn discv4(mut self, discv4: Discv4, candidates: CandidateStream) -> Self {
+        self.discv4 = Some((discv4, candidates));
         self
     }
 
@@ -288,8 +302,12 @@ impl Crawler {
     /// Crawls until done (nothing in flight and nothing new for `idle`), until `duration`
     /// has passed, or until `stop` completes; saves what changed and returns the state.
     pub async fn run(self, stop: impl Future<Output = ()>) -> Result<CrawlState, CrawlError> {
-        let Self { config, key, mut state, discv5, mut sink, seeds, progress } = self;
+        let Self { config, key, mut state, discv5, discv4, mut sink, seeds, progress } = self;
         let (discv5, mut candidates) = match discv5 {
+            Some((d, c)) => (Some(d), Some(c)),
+            None => (None, None),
+        };
+        let (discv4, mut candidates_v4) = match discv4 {
             Some((d, c)) => (Some(d), Some(c)),
             None => (None, None),
         };
@@ -297,10 +315,12 @@ impl Crawler {
             config: &config,
             key,
             discv5,
+            discv4,
             queue: VecDeque::new(),
             retries: VecDeque::new(),
             jobs: JoinSet::new(),
             asked_v5: HashSet::new(),
+            asked_v4: HashSet::new(),
             probed: HashSet::new(),
             progress: &progress,
             run_started: unix_now(),
@@ -341,6 +361,11 @@ impl Crawler {
                     break;
                 }
                 Some(candidate) = next_candidate(&mut candidates) => {
+                    if run.found(&mut state, &candidate) {
+                        last_news = Instant::now();
+                    }
+                }
+                Some(candidate) = next_candidate_v4(&mut candidates_v4) => {
                     if run.found(&mut state, &candidate) {
                         last_news = Instant::now();
                     }
@@ -390,16 +415,31 @@ async fn next_candidate(candidates: &mut Option<Candidates>) -> Option<Candidate
     }
 }
 
+async fn next_candidate_v4(candidates: &mut Option<CandidateStream>) -> Option<Candidate> {
+    match candidates {
+        Some(c) => match c.recv().await {
+            Some(candidate) => Some(candidate),
+            None => {
+                *candidates = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// The crawl loop's working set (not shared).
 struct Run<'a> {
     config: &'a CrawlConfig,
     key: NodeKey,
     discv5: Option<Discv5>,
+    discv4: Option<Discv4>,
     queue: VecDeque<Job>,
     /// Silent nodes to ask again, due in order (every retry waits the same delay).
     retries: VecDeque<(Instant, Job)>,
     jobs: JoinSet<Done>,
     asked_v5: HashSet<NodeId>,
+    asked_v4: HashSet<NodeId>,
     probed: HashSet<NodeId>,
     progress: &'a CrawlProgress,
     run_started: u64,
@@ -428,6 +468,19 @@ impl Run<'_> {
                 }
             }
         }
+        // discv4 for nodes found through it, and for record-less ones (an enode:// seed).
+        if self.discv4.is_some() && (node.discv4 || node.enr.is_none()) {
+            if let (Some(udp_port), true) = (node.udp_port, !self.asked_v4.contains(&node.node_id)) {
+                self.asked_v4.insert(node.node_id);
+                let enode = Enode {
+                    peer_id: node.peer_id,
+                    ip: node.ip,
+                    tcp_port: node.tcp_port.unwrap_or(0),
+                    udp_port,
+                };
+                self.queue.push_back(Job::AskV4(node.node_id, enode, 1));
+            }
+        }
         if self.config.probe.is_some() && !self.probed.contains(&node.node_id) {
             let recent = node.probe.as_ref().is_some_and(|p| {
                 p.at + self.config.reprobe_after.as_secs() > self.run_started && p.hello.is_some()
@@ -453,6 +506,10 @@ impl Run<'_> {
                 Job::AskV5(id, enr, attempt) => {
                     let Some(discv5) = self.discv5.clone() else { continue };
                     self.jobs.spawn(ask_v5(discv5, id, enr, attempt));
+                }
+                Job::AskV4(id, enode, attempt) => {
+                    let Some(discv4) = self.discv4.clone() else { continue };
+                    self.jobs.spawn(ask_v4(discv4, id, enode, attempt));
                 }
                 Job::Probe(id, enode) => {
                     let Some(config) = self.config.probe.clone() else { continue };
@@ -489,6 +546,27 @@ impl Run<'_> {
                 }
                 new
             }
+            Done::AskV4 { id, enode, attempt, enr, found } => {
+                match &enr {
+                    Some(enr) => {
+                        state.answered(&id, now, Some(enr));
+                        self.progress.answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => {
+                        state.failed(&id, now);
+                        self.progress.failed.fetch_add(1, Ordering::Relaxed);
+                        if attempt < MAX_ATTEMPTS {
+                            let job = Job::AskV4(id, enode, attempt + 1);
+                            self.retries.push_back((Instant::now() + RETRY_DELAY, job));
+                        }
+                    }
+                }
+                let mut new = false;
+                for candidate in &found {
+                    new |= self.found(state, candidate);
+                }
+                new
+            }
             Done::Probe(id, result) => {
                 self.progress.probed.fetch_add(1, Ordering::Relaxed);
                 if result.hello.is_some() {
@@ -499,6 +577,28 @@ impl Run<'_> {
             }
         }
     }
+}
+
+/// Asks one discv4 node for its record (bonding first; the answer is what scores it), then
+/// runs a lookup towards its own id: the lookup's FINDNODEs reach it and its neighbours, and
+/// every node they name comes back.
+async fn ask_v4(discv4: Discv4, id: NodeId, enode: Enode, attempt: u32) -> Done {
+    let enr = discv4.request_enr(enode).await.ok();
+    let mut found = Vec::new();
+    if enr.is_some() {
+        if let Ok(records) = discv4.lookup(enode.peer_id).await {
+            for record in records {
+                let neighbour = Enode {
+                    peer_id: record.id,
+                    ip: record.endpoint.ip,
+                    tcp_port: record.endpoint.tcp_port,
+                    udp_port: record.endpoint.udp_port,
+                };
+                found.push(Candidate::from_enode(&neighbour, CandidateSource::Discv4));
+            }
+        }
+    }
+    Done::AskV4 { id, enode, attempt, enr, found }
 }
 
 /// Reads one node's discv5 table distance by distance (see the module docs).

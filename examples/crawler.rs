@@ -1,0 +1,228 @@
+//! Crawls a devp2p network over discv4 and discv5, probes every node over RLPx, and writes a
+//! SQLite database, go-ethereum's nodes.json and a summary.
+//!
+//! ```text
+//! cargo run --release --example crawler -- --network mainnet --db mainnet.db --nodes-json nodes.json
+//! cargo run --release --example crawler -- --probe enode://<id>@1.2.3.4:30303
+//! ```
+
+use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use clap::Parser;
+use ethp2p::{
+    crawl::{
+        probe, to_nodes_json, unix_now, CrawlConfig, CrawledNode, Crawler, ProbeConfig, SqliteStore, Summary,
+    },
+    discovery::v4::{Discv4, Discv4Config},
+    record::{bootnodes, parse_bootnode_list, Bootnode},
+    CandidateSource, ChainSpec, Discv5, Discv5Config, Enode, LocalEnr, NodeKey,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug, Parser)]
+#[command(about = "Crawl an Ethereum devp2p network (discv4 + discv5) and probe its nodes")]
+struct Args {
+    /// Network whose built-in bootnodes start the crawl (mainnet, sepolia, holesky, hoodi, bsc,
+    /// or a chain file). When given, outputs keep only nodes whose fork id it accepts.
+    #[arg(long)]
+    network: Option<String>,
+    /// Comma-separated enode:// or enr: bootnodes; replaces the network's list.
+    #[arg(long)]
+    bootnodes: Option<String>,
+    /// Crawl discv4 (default: both discv4 and discv5).
+    #[arg(long)]
+    v4: bool,
+    /// Crawl discv5 (default: both discv4 and discv5).
+    #[arg(long)]
+    v5: bool,
+    /// Concurrent requests and probes.
+    #[arg(long, default_value_t = ethp2p::crawl::DEFAULT_WORKERS)]
+    workers: usize,
+    /// Longest crawl, e.g. 90s, 30m, 2h.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Stop once nothing is in flight and nothing new appeared for this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    idle: Duration,
+    /// SQLite database; a rerun updates it and continues from the nodes it holds.
+    #[arg(long, default_value = "crawl.db")]
+    db: PathBuf,
+    /// Also write go-ethereum's nodes.json here.
+    #[arg(long)]
+    nodes_json: Option<PathBuf>,
+    /// Do not dial nodes over RLPx.
+    #[arg(long)]
+    no_probe: bool,
+    /// Probe this one enode:// URL, print the result as JSON and exit.
+    #[arg(long, value_name = "ENODE")]
+    probe: Option<String>,
+    /// Local UDP address for discv5; discv4 uses the next port (0: any free ports).
+    #[arg(long, default_value = "0.0.0.0:0")]
+    listen: SocketAddr,
+    /// Per-probe connect and handshake timeout.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    probe_timeout: Duration,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("bad duration {text:?}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "ms" => return Ok(Duration::from_millis(n)),
+        _ => return Err(format!("bad duration unit in {text:?} (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let key = NodeKey::generate();
+    let probe_config = ProbeConfig::with_timeout(args.probe_timeout);
+
+    if let Some(url) = &args.probe {
+        let enode = Enode::from_str(url)?;
+        let result = probe(&enode, &key, &probe_config).await;
+        println!("{}", serde_json::to_string(&result)?);
+        return Ok(());
+    }
+
+    let network = args.network.as_deref().unwrap_or("mainnet");
+    let boot = match &args.bootnodes {
+        Some(list) => parse_bootnode_list(list)?,
+        None => bootnodes(network)?,
+    };
+    let spec = args.network.as_deref().map(ChainSpec::from_name_or_path).transpose()?;
+    let (use_v4, use_v5) = if args.v4 || args.v5 { (args.v4, args.v5) } else { (true, true) };
+
+    let store = SqliteStore::open(&args.db)?;
+    let restored = store.load()?;
+    let mut store_for_runs = SqliteStore::open(&args.db)?;
+    store_for_runs.begin_crawl(unix_now())?;
+    eprintln!("{} nodes from {}; {} bootnodes", restored.len(), args.db.display(), boot.len());
+
+    let config = CrawlConfig::builder()
+        .workers(args.workers)
+        .duration(args.timeout)
+        .idle(args.idle)
+        .probe((!args.no_probe).then_some(probe_config))
+        .build()?;
+    let mut crawler = Crawler::new(config, key.clone()).sink(store).restore(restored);
+    // Each bootnode is a seed for every protocol that can ask it: discv4 for all, discv5 for
+    // those given as ENRs.
+    let mut seeds = Vec::new();
+    for candidate in boot.iter().filter_map(|b| b.to_candidate().ok()) {
+        if use_v4 {
+            seeds.push(ethp2p::Candidate { source: CandidateSource::Discv4, ..candidate.clone() });
+        }
+        if use_v5 && candidate.enr.is_some() {
+            seeds.push(ethp2p::Candidate { source: CandidateSource::Discv5, ..candidate });
+        }
+    }
+    crawler = crawler.seeds(seeds);
+
+    let mut services = Vec::new();
+    if use_v5 {
+        let enrs: Vec<_> = boot.iter().filter_map(Bootnode::enr).cloned().collect();
+        let mut builder = Discv5Config::builder();
+        builder.listen(args.listen).bootnodes(enrs);
+        let local = LocalEnr::builder(&key).build()?;
+        let (discv5, candidates) = Discv5::start(local, builder.build()?).await?;
+        eprintln!("discv5 on {}", discv5.local_addr());
+        services.push(Service::V5(discv5.clone()));
+        crawler = crawler.discv5(discv5, candidates);
+    }
+    if use_v4 {
+        let enodes: Vec<Enode> = boot
+            .iter()
+            .filter_map(|b| match b {
+                Bootnode::Enode(e) => Some(*e),
+                other => other.to_candidate().ok()?.enode(),
+            })
+            .collect();
+        let mut listen = args.listen;
+        if listen.port() != 0 {
+            listen.set_port(listen.port() + 1);
+        }
+        let config = Discv4Config::builder().listen_addr(listen).bootnodes(enodes).build()?;
+        let local = LocalEnr::builder(&key).build()?;
+        let (discv4, candidates) = Discv4::spawn(config, local).await?;
+        eprintln!("discv4 on {}", discv4.local_addr());
+        services.push(Service::V4(discv4.clone()));
+        crawler = crawler.discv4(discv4, candidates);
+    }
+
+    let progress = crawler.progress();
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")?);
+    let started = std::time::Instant::now();
+    let ticker = {
+        let bar = bar.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                let secs = started.elapsed().as_secs_f64().max(0.001);
+                bar.set_message(format!(
+                    "found {}  answered {}  failed {}  probed {} (dialable {})  in flight {}  {:.0} answers/s",
+                    progress.found(),
+                    progress.answered(),
+                    progress.failed(),
+                    progress.probed(),
+                    progress.dialable(),
+                    progress.in_flight(),
+                    progress.answered() as f64 / secs
+                ));
+                bar.tick();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let state = crawler.run(ctrl_c).await?;
+    ticker.abort();
+    bar.finish_and_clear();
+    for service in services {
+        match service {
+            Service::V4(s) => s.shutdown().await,
+            Service::V5(s) => s.shutdown().await,
+        }
+    }
+    store_for_runs.finish_crawl(unix_now(), &state.counts())?;
+
+    // --network keeps the nodes whose fork id (from Status, else from the record) its
+    // filter accepts at today's head.
+    let filter = spec.map(|spec| spec.fork_filter(u64::from(u32::MAX), unix_now()));
+    let keep = |node: &&CrawledNode| match &filter {
+        None => true,
+        Some(filter) => node
+            .probe
+            .as_ref()
+            .and_then(|p| p.status.as_ref())
+            .map(|s| s.fork_id)
+            .or(node.fork_id)
+            .is_some_and(|id| filter.validate(id).is_ok()),
+    };
+    let nodes: Vec<&CrawledNode> = state.nodes().filter(keep).collect();
+    if let Some(path) = &args.nodes_json {
+        std::fs::write(path, to_nodes_json(nodes.iter().copied()))?;
+        eprintln!("wrote {} nodes to {}", nodes.len(), path.display());
+    }
+    println!("{}", Summary::of(nodes.iter().copied()));
+    println!("crawl took {:.1}s; database: {}", started.elapsed().as_secs_f64(), args.db.display());
+    Ok(())
+}
+
+enum Service {
+    V4(Discv4),
+    V5(Discv5),
+}
