@@ -1,5 +1,6 @@
 //! The one integration test binary: a module per area.
 
+mod crawl;
 mod discovery;
 mod dns;
 mod ejs;

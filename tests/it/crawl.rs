@@ -1,0 +1,124 @@
+//! Crawls a loopback network of our own nodes and checks that the crawler finds them, stores
+//! them in SQLite and nodes.json, and names their clients.
+
+use std::{collections::HashSet, time::Duration};
+
+use ethp2p::{
+    crawl::{parse_nodes_json, to_nodes_json, CrawlConfig, Crawler, ProbeConfig, SqliteStore, Summary},
+    discovery::{Discv5, NetRestrict},
+    record::NodeId,
+    test_utils::{crawl::CrawlNet, key_from_seed, test_discv5_config},
+    Candidate, CandidateSource,
+};
+
+/// Nodes in the CI crawl. The issue asks for 300, but with every node a discv5 instance in this
+/// one process on two cores, discv5 requests start timing out beyond a few dozen nodes (see
+/// the crawler section of BENCHMARKS.md); 40 crawls in under a minute in a debug build.
+const NODES: usize = 40;
+/// Every 4th node advertises a closed TCP port.
+const CLOSED_EVERY: usize = 4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crawl_finds_the_whole_loopback_network() {
+    let net = CrawlNet::start(NODES, 10_000, CLOSED_EVERY).await.expect("network starts");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crawl.db");
+
+    let mut discv5 = test_discv5_config();
+    discv5.netrestrict = NetRestrict::loopback();
+    let key = key_from_seed(9_999);
+    let local = ethp2p::LocalEnr::builder(&key).build().unwrap();
+    let (service, candidates) = Discv5::start(local, discv5).await.expect("crawler's discv5 starts");
+    let config = CrawlConfig::builder()
+        .workers(64)
+        .idle(Duration::from_secs(3))
+        .duration(Duration::from_secs(120))
+        .probe(Some(ProbeConfig::with_timeout(Duration::from_secs(5))))
+        .build()
+        .unwrap();
+    let store = SqliteStore::open(&db).unwrap();
+    let seed = Candidate::from_enr(&net.bootnode(), CandidateSource::Bootnode).unwrap();
+    let crawler = Crawler::new(config, key).discv5(service.clone(), candidates).sink(store).seeds([seed]);
+    let progress = crawler.progress();
+    let state = crawler.run(std::future::pending()).await.expect("crawl runs");
+    service.shutdown().await;
+    eprintln!(
+        "crawl: found {} answered {} failed {} probed {}",
+        progress.found(),
+        progress.answered(),
+        progress.failed(),
+        progress.probed()
+    );
+
+    let ours: HashSet<NodeId> = net.nodes().iter().map(|n| n.node_id()).collect();
+    let found: HashSet<NodeId> = state.nodes().map(|n| n.node_id).filter(|id| ours.contains(id)).collect();
+    assert!(found.len() * 100 >= ours.len() * 99, "found {} of {} nodes", found.len(), ours.len());
+    // Nothing that is not ours (the crawler itself never appears as a finding of its own).
+    assert_eq!(state.len(), found.len());
+
+    // Nearly every node answered (some discv5 requests time out when many of our nodes share
+    // one process and two cores: see the crawler section of BENCHMARKS.md).
+    let answered = state.nodes().filter(|n| n.first_response.is_some()).count();
+    assert!(answered * 10 >= found.len() * 9, "{answered} of {} answered", found.len());
+
+    // Probes: open ports gave their client id and Status, closed ones an error.
+    let summary = Summary::of(state.nodes());
+    println!("{summary}");
+    let open = net.nodes().iter().filter(|n| n.tcp_open() && found.contains(&n.node_id())).count();
+    assert_eq!(summary.probed, found.len());
+    assert_eq!(summary.dialable, open);
+    for node in net.nodes().iter().filter(|n| found.contains(&n.node_id())) {
+        let crawled = state.get(&node.node_id()).unwrap();
+        let probe = crawled.probe.as_ref().expect("every found node with a TCP port is probed");
+        match node.client_id {
+            Some(client_id) => {
+                assert_eq!(probe.hello.as_ref().map(|h| h.client_id.as_str()), Some(client_id));
+                let status = probe.status.as_ref().expect("eth Status");
+                assert_eq!(status.fork_id, net.fork_id());
+                assert_eq!(status.network_id, 1);
+            }
+            None => assert!(probe.hello.is_none() && probe.error.is_some(), "{probe:?}"),
+        }
+    }
+    for name in ["Geth", "reth", "Nethermind"] {
+        assert!(summary.by_client.get(name) > 0, "{summary}");
+    }
+    assert_eq!(summary.by_network.get(&net.fork_id().to_string()), found.len());
+
+    // The SQLite file holds them all, with clients queryable by name.
+    let store = SqliteStore::open(&db).unwrap();
+    let stored = store.load().unwrap();
+    assert_eq!(stored.len(), found.len());
+    let geth: i64 = store
+        .connection()
+        .query_row(
+            "SELECT COUNT(*) FROM nodes WHERE client_name = 'Geth' AND status_fork_id IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(geth as usize, summary.by_client.get("Geth"));
+
+    // nodes.json in go-ethereum's format holds them all too.
+    let json = to_nodes_json(state.nodes());
+    let nodeset = parse_nodes_json(&json).unwrap();
+    assert_eq!(nodeset.len(), found.len());
+    for id in &found {
+        let entry = &nodeset[&hex::encode(id)];
+        assert!(entry.record.starts_with("enr:"), "{entry:?}");
+    }
+
+    // A rerun from the database continues: it knows every node before asking anyone.
+    let key = key_from_seed(9_998);
+    let local = ethp2p::LocalEnr::builder(&key).build().unwrap();
+    let (service, candidates) = Discv5::start(local, test_discv5_config()).await.unwrap();
+    let config = CrawlConfig::builder().idle(Duration::from_secs(1)).probe(None).build().unwrap();
+    let rerun = Crawler::new(config, key).discv5(service.clone(), candidates).restore(stored);
+    let progress = rerun.progress();
+    let state = rerun.run(std::future::pending()).await.unwrap();
+    service.shutdown().await;
+    // It may also find the first crawler, which the network still remembers.
+    assert!(found.iter().all(|id| state.get(id).is_some()));
+    assert!(progress.answered() > 0);
+    net.shutdown().await;
+}
