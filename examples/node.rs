@@ -1,0 +1,189 @@
+//! Joins a network, keeps a scored pool of peers and prints it every few seconds; optionally
+//! fetches a range of headers through the pool, or serves an in-memory chain.
+//!
+//! The first line of stdout is our enode URL.
+//!
+//! ```text
+//! cargo run --release --example node -- --network mainnet --fetch-headers 1..2048
+//! cargo run --release --example node -- --no-discovery --static enode://...@127.0.0.1:30303 --listen 127.0.0.1:30304
+//! cargo run --release --example node -- --serve-memory-chain 5000 --listen 127.0.0.1:30303 --no-discovery
+//! ```
+
+use std::{
+    net::SocketAddr,
+    str::FromStr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use ethp2p::{
+    crawl::unix_now,
+    discovery::v4::{Discv4, Discv4Config},
+    eth::{EthConfig, GetBlockHeaders, MemoryChain, StatusInfo},
+    node::NodeBuilder,
+    record::{bootnodes, parse_bootnode_list, Bootnode},
+    ChainSpec, Discv5, Discv5Config, Enode, LocalEnr, NodeKey,
+};
+use tokio::sync::mpsc;
+
+#[derive(Debug, Parser)]
+#[command(about = "Join an Ethereum devp2p network with ethp2p's scored pool")]
+struct Args {
+    /// mainnet, sepolia, holesky, hoodi, bsc, or a chain file.
+    #[arg(long, default_value = "mainnet")]
+    network: String,
+    /// Comma-separated enode:// or enr: bootnodes; replaces the network's list.
+    #[arg(long)]
+    bootnodes: Option<String>,
+    /// No discovery: only the static peers.
+    #[arg(long)]
+    no_discovery: bool,
+    /// A peer to keep connected (repeatable).
+    #[arg(long = "static", value_name = "ENODE")]
+    static_peers: Vec<String>,
+    /// RLPx listen address; discovery uses the same port (discv5) and the next one (discv4).
+    #[arg(long, default_value = "0.0.0.0:30303")]
+    listen: SocketAddr,
+    /// Download and validate headers FROM..TO through the pool, report the rate, and exit.
+    #[arg(long, value_name = "FROM..TO")]
+    fetch_headers: Option<String>,
+    /// Serve N synthetic blocks on top of mainnet's real genesis header.
+    #[arg(long, value_name = "N")]
+    serve_memory_chain: Option<u64>,
+    /// Seconds between peer tables.
+    #[arg(long, default_value_t = 5)]
+    every: u64,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let spec = ChainSpec::from_name_or_path(&args.network)?;
+    let key = NodeKey::generate();
+
+    let (chain, status) = match args.serve_memory_chain {
+        Some(n) => {
+            if spec.network_id != 1 {
+                return Err("--serve-memory-chain builds on mainnet's genesis header".into());
+            }
+            let chain = Arc::new(MemoryChain::builder().blocks(n).build());
+            let status = chain.status_info_for(&spec);
+            (chain, status)
+        }
+        None => {
+            // Nothing to serve but the genesis: announce the network's genesis at today's fork.
+            let status = StatusInfo {
+                network_id: spec.network_id,
+                genesis: spec.genesis_hash,
+                fork_id: spec.fork_id_at_time(unix_now()),
+                total_difficulty: spec.genesis_difficulty,
+                earliest: 0,
+                latest: 0,
+                latest_hash: spec.genesis_hash,
+            };
+            (Arc::new(MemoryChain::builder().blocks(0).build()), status)
+        }
+    };
+    let filter = spec.fork_filter(status.latest, unix_now());
+    let eth = EthConfig::builder(status, filter).build()?;
+
+    let statics: Vec<Enode> =
+        args.static_peers.iter().map(|s| Enode::from_str(s)).collect::<Result<_, _>>()?;
+    let mut builder = NodeBuilder::new(eth, chain).key(key.clone()).listen(args.listen).bootnodes(statics);
+
+    let mut discovery = Vec::new();
+    if !args.no_discovery {
+        let boot = match &args.bootnodes {
+            Some(list) => parse_bootnode_list(list)?,
+            None => bootnodes(&spec.name)?,
+        };
+        let (tx, rx) = mpsc::channel(1024);
+        builder = builder.candidates(rx);
+        let mut v5 = Discv5Config::builder();
+        v5.listen(args.listen).bootnodes(boot.iter().filter_map(Bootnode::enr).cloned());
+        let local = LocalEnr::builder(&key).fork_id(status.fork_id).tcp4(args.listen.port()).build()?;
+        let (discv5, mut candidates) = Discv5::start(local, v5.build()?).await?;
+        let forward = tx.clone();
+        tokio::spawn(async move {
+            while let Some(c) = candidates.recv().await {
+                if forward.send(c).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut v4_listen = args.listen;
+        v4_listen.set_port(args.listen.port().wrapping_add(1));
+        let enodes = boot.iter().filter_map(|b| b.to_candidate().ok()?.enode()).collect();
+        let v4 = Discv4Config::builder().listen_addr(v4_listen).bootnodes(enodes).build()?;
+        let local = LocalEnr::builder(&key).fork_id(status.fork_id).tcp4(args.listen.port()).build()?;
+        let (discv4, mut candidates) = Discv4::spawn(v4, local).await?;
+        tokio::spawn(async move {
+            while let Some(c) = candidates.recv().await {
+                if tx.send(c).await.is_err() {
+                    break;
+                }
+            }
+        });
+        discovery.push((discv4, discv5));
+    }
+
+    let node = builder.start().await?;
+    println!("{}", Enode::new(node.peer_id(), node.local_addr()));
+
+    if let Some(range) = &args.fetch_headers {
+        let (from, to) = range.split_once("..").ok_or("--fetch-headers wants FROM..TO")?;
+        let (from, to): (u64, u64) = (from.parse()?, to.parse()?);
+        while node.peers().await?.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let started = Instant::now();
+        let mut next = from;
+        while next <= to {
+            let count = (to - next + 1).min(512);
+            let request = GetBlockHeaders { origin: next.into(), count, skip: 0, reverse: false };
+            match node.get_block_headers(request).await {
+                Ok((_, headers)) if !headers.is_empty() => next += headers.len() as u64,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(e) => {
+                    eprintln!("headers from {next}: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let n = to - from + 1;
+        println!("fetched {n} validated headers in {secs:.2}s ({:.0} headers/s)", n as f64 / secs);
+    } else {
+        let mut tick = tokio::time::interval(Duration::from_secs(args.every.max(1)));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = tick.tick() => {
+                    let peers = node.peers().await?;
+                    println!("{} peers", peers.len());
+                    for p in peers {
+                        println!(
+                            "  {:<22} {:<8} {:?} {:?} {:>6}s",
+                            p.addr.to_string(),
+                            format!("{:?}", p.direction),
+                            p.reputation,
+                            p.latency,
+                            p.connected_for.as_secs()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    node.shutdown().await;
+    for (v4, v5) in discovery {
+        v4.shutdown().await;
+        v5.shutdown().await;
+    }
+    Ok(())
+}
