@@ -122,4 +122,3 @@ async fn crawl_finds_the_whole_loopback_network() {
     assert!(progress.answered() > 0);
     net.shutdown().await;
 }
-
