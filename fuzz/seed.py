@@ -37,6 +37,35 @@ def write(target, data):
         f.write(data)
 
 
+def compressed_pubkey(secret):
+    """secp256k1 public key of `secret`, compressed (33 bytes): a few lines beat a dependency."""
+    p = 2**256 - 2**32 - 977
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    g = (0x79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798,
+         0x483ADA7726A3C4655DA4FBFC0E1108A8FD17B448A68554199C47D08FFB10D4B8)
+
+    def add(a, b):
+        if a is None:
+            return b
+        if b is None:
+            return a
+        if a[0] == b[0] and (a[1] + b[1]) % p == 0:
+            return None
+        if a == b:
+            lam = 3 * a[0] * a[0] * pow(2 * a[1], -1, p) % p
+        else:
+            lam = (b[1] - a[1]) * pow(b[0] - a[0], -1, p) % p
+        x = (lam * lam - a[0] - b[0]) % p
+        return x, (lam * (a[0] - x) - a[1]) % p
+
+    k, point, acc = int.from_bytes(secret, "big") % n, g, None
+    while k:
+        if k & 1:
+            acc = add(acc, point)
+        point, k = add(point, point), k >> 1
+    return bytes([2 + (acc[1] & 1)]) + acc[0].to_bytes(32, "big")
+
+
 def main():
     eip8 = vectors("eip-8.json")
     for p in eip8["discv4"]["packets"]:
@@ -124,6 +153,18 @@ def main():
     write("rlpx_session", frame(b"\x11" + snappy(b"\xc2\x01\xc0")) + frame(b"\x13" + snappy(unhex("e8820457e4a000000000000000000000000000000000000000000000000000000000deadc0de050580"))))
     # A snappy header declaring 2^32 - 1 bytes: must be refused before allocating.
     write("rlpx_session", frame(b"\x10\xff\xff\xff\xff\x0f\x00"))
+
+    # dns_walk: a zone, one TXT string per line, `$j` = hash label of line j; lines 0 and 1
+    # are the ENR and link subtree roots. The link goes back to the same key (the target's
+    # tree key is 0x03 * 32) under other names: a link loop.
+    tree_key = base64.b32encode(compressed_pubkey(bytes([3] * 32))).decode().rstrip("=")
+    leaves = [r["content"] for r in dns["zone_example"]["records"] if r["content"].startswith("enr:")]
+    write("dns_walk", "\n".join([
+        "enrtree-branch:$2,$3,$4", "enrtree-branch:$5,$6",
+        leaves[0], leaves[1], leaves[2] if len(leaves) > 2 else enr_text,
+        f"enrtree://{tree_key}@loop.example", f"enrtree://{tree_key}@fuzz.example",
+    ]))
+    write("dns_walk", "\n".join(["enrtree-branch:$2,$2", "enrtree-branch:", enr_text]))
 
     # Frames: the target cuts its input at 0xff into payloads.
     write("rlpx_frame", b"\x10hello\xff\x02\xc0\xff" + bytes(40))
