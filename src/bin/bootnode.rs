@@ -1,2 +1,307 @@
-//! The `bootnode` binary (filled in by the foundation work).
-fn main() {}
+//! `bootnode`: a discovery-only node (discv4 and discv5 on one UDP port) that helps other
+//! nodes find each other.
+//!
+//! Thin by design: parse the flags, set up logging, build the configs, run until ctrl-c or
+//! SIGTERM, shut down cleanly. Every error is one line on stderr and a non-zero exit.
+
+use std::{
+    io::Write,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use clap::Parser;
+use ethp2p::{
+    discovery::{
+        nat::local_ip_towards, v4::Discv4Config, Discovery, DiscoveryConfig, Discv5Config, NatConfig,
+    },
+    record::{default_key_path, parse_bootnode_list, Bootnode},
+    ChainSpec, Enode, LocalEnr, NetRestrict, NodeKey,
+};
+use tracing::info;
+
+/// A discv4 + discv5 bootnode on one UDP port.
+///
+/// At start it prints its enode URL and its ENR on stdout, one per line; logs go to stderr,
+/// filtered by RUST_LOG (default `info`).
+#[derive(Debug, Parser)]
+#[command(name = "bootnode", version)]
+struct Args {
+    /// Data directory; holds the node key unless --nodekey or --nodekeyhex is given.
+    #[arg(long, value_name = "DIR", default_value = "./bootnode-data")]
+    datadir: PathBuf,
+
+    /// Node key file (64 hex characters, mode 0600); created if missing.
+    /// [default: <datadir>/nodekey]
+    #[arg(long, value_name = "FILE", conflicts_with = "nodekeyhex")]
+    nodekey: Option<PathBuf>,
+
+    /// Node key as 64 hex characters (prefer a key file: command lines are visible to
+    /// other users).
+    #[arg(long, value_name = "HEX")]
+    nodekeyhex: Option<String>,
+
+    /// Write a new node key to FILE (mode 0600) and exit. Never overwrites an existing file.
+    #[arg(long, value_name = "FILE")]
+    genkey: Option<PathBuf>,
+
+    /// Print the node's public key (the 128 hex characters of its enode URL, as geth's
+    /// bootnode did) and exit.
+    #[arg(long)]
+    writeaddress: bool,
+
+    /// UDP listen address for discovery (port 0 picks a free port).
+    #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:30301")]
+    addr: SocketAddr,
+
+    /// Advertised address: `none` (the listen IP, or the IP of the default route when
+    /// listening on all interfaces) or `extip:<IP>`.
+    #[arg(long, value_name = "MODE", default_value = "none")]
+    nat: String,
+
+    /// Talk only to these networks: comma-separated CIDRs, e.g. `10.0.0.0/8,192.168.0.0/16`.
+    /// [default: no restriction]
+    #[arg(long, value_name = "CIDR,...")]
+    netrestrict: Option<String>,
+
+    /// Chain whose fork id goes in the ENR (`eth` entry): mainnet, sepolia, holesky, hoodi,
+    /// bsc, or the path of a chain spec file (JSON).
+    #[arg(long, value_name = "NAME|PATH", default_value = "mainnet")]
+    network: String,
+
+    /// Comma-separated ENRs or enode URLs to join an existing set of bootnodes.
+    /// [default: none — a bootnode contacts no one and only answers]
+    #[arg(long, value_name = "LIST")]
+    bootnodes: Option<String>,
+
+    /// Run discv4. Without --v4 or --v5, both run on the same port.
+    #[arg(long)]
+    v4: bool,
+
+    /// Run discv5. Without --v4 or --v5, both run on the same port.
+    #[arg(long)]
+    v5: bool,
+
+    /// Seconds between the info lines with table size, sessions and packet rates.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    stats_interval: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("bootnode: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bootnode: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Which protocols run.
+#[derive(Debug, Clone, Copy)]
+struct Protocols {
+    v4: bool,
+    v5: bool,
+}
+
+/// Everything validated from the flags before anything is bound or written.
+#[derive(Debug)]
+struct Setup {
+    key: NodeKey,
+    chain: ChainSpec,
+    advertised_ip: IpAddr,
+    netrestrict: NetRestrict,
+    bootnodes: Vec<Bootnode>,
+    protocols: Protocols,
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    if let Some(path) = &args.genkey {
+        let key = NodeKey::generate();
+        key.save(path).map_err(|e| e.to_string())?;
+        println!("{}", hex::encode(key.peer_id()));
+        return Ok(());
+    }
+    let setup = setup(&args)?;
+    if args.writeaddress {
+        println!("{}", hex::encode(setup.key.peer_id()));
+        return Ok(());
+    }
+
+    let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let fork_id = setup.chain.fork_id_at_time(unix_now);
+    let mut builder = LocalEnr::builder(&setup.key);
+    match setup.advertised_ip {
+        IpAddr::V4(ip) => builder.ip4(ip),
+        IpAddr::V6(ip) => builder.ip6(ip),
+    };
+    let local = builder.fork_id(fork_id).build().map_err(|e| e.to_string())?;
+
+    let enodes: Vec<Enode> = setup
+        .bootnodes
+        .iter()
+        .filter_map(|b| match b {
+            Bootnode::Enode(enode) => Some(*enode),
+            Bootnode::Enr(_) => None,
+        })
+        .collect();
+    let enrs: Vec<_> = setup.bootnodes.iter().filter_map(|b| b.enr().cloned()).collect();
+
+    let mut v4_config = Discv4Config::builder();
+    v4_config.listen_addr(args.addr).netrestrict(setup.netrestrict.clone()).bootnodes(enodes.clone());
+    let v4_config = v4_config.build().map_err(|e| e.to_string())?;
+    let mut v5_config = Discv5Config::builder();
+    v5_config
+        .listen(args.addr)
+        .netrestrict(setup.netrestrict.clone())
+        .fork_filter(setup.chain.fork_filter(u64::MAX, unix_now))
+        .bootnodes(enrs);
+    for enode in &enodes {
+        v5_config.bootnode_enode(*enode);
+    }
+    let v5_config = v5_config.build().map_err(|e| e.to_string())?;
+
+    let config = DiscoveryConfig::new(
+        setup.protocols.v4.then_some(v4_config),
+        setup.protocols.v5.then_some(v5_config),
+    );
+    let (discovery, mut candidates) =
+        Discovery::start(local.clone(), config).await.map_err(|e| format!("cannot start discovery: {e}"))?;
+    let bound = discovery.local_addr();
+    // The record now carries the bound UDP port (port 0 resolved).
+    let enode =
+        Enode { peer_id: setup.key.peer_id(), ip: setup.advertised_ip, tcp_port: 0, udp_port: bound.port() };
+    {
+        // stdout first, before any log line, so scripts can read the two lines.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{enode}");
+        let _ = writeln!(out, "{}", local.record().to_base64());
+        let _ = out.flush();
+    }
+    init_tracing();
+    info!(
+        target: "ethp2p::bootnode",
+        %bound, chain = %setup.chain.name, %fork_id, v4 = setup.protocols.v4, v5 = setup.protocols.v5,
+        "bootnode running"
+    );
+
+    // A bootnode dials nobody: the candidates are only counted.
+    let drain = tokio::spawn(async move { while candidates.recv().await.is_some() {} });
+    let mut ticker = tokio::time::interval(Duration::from_secs(args.stats_interval));
+    ticker.tick().await;
+    let mut last = (Instant::now(), discovery.stats().await.unwrap_or_default());
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = ticker.tick() => {
+                let now = Instant::now();
+                let stats = discovery.stats().await.unwrap_or_default();
+                let secs = now.duration_since(last.0).as_secs_f64().max(1e-3);
+                info!(
+                    target: "ethp2p::bootnode",
+                    table = stats.table_size,
+                    sessions = stats.sessions,
+                    packets_in_per_s = format!("{:.1}", (stats.packets_in - last.1.packets_in) as f64 / secs),
+                    packets_out_per_s = format!("{:.1}", (stats.packets_out - last.1.packets_out) as f64 / secs),
+                    "stats"
+                );
+                last = (now, stats);
+            }
+        }
+    }
+    info!(target: "ethp2p::bootnode", "shutting down");
+    discovery.shutdown().await;
+    drain.abort();
+    Ok(())
+}
+
+/// Validates every flag; nothing is written except a missing key file.
+fn setup(args: &Args) -> Result<Setup, String> {
+    let nat: NatConfig = args.nat.parse().map_err(|e| format!("--nat: {e}"))?;
+    let advertised_ip = match nat {
+        NatConfig::None => listen_ip(args.addr.ip())?,
+        NatConfig::ExtIp(ip) => ip,
+        other => {
+            return Err(format!("--nat {other}: a bootnode supports `none` and `extip:<IP>`"));
+        }
+    };
+    let netrestrict: NetRestrict = match &args.netrestrict {
+        Some(list) => list.parse().map_err(|e| format!("--netrestrict: {e}"))?,
+        None => NetRestrict::none(),
+    };
+    let chain = ChainSpec::from_name_or_path(&args.network).map_err(|e| format!("--network: {e}"))?;
+    let bootnodes = match &args.bootnodes {
+        Some(list) => parse_bootnode_list(list).map_err(|e| format!("--bootnodes: {e}"))?,
+        None => Vec::new(),
+    };
+    let protocols = match (args.v4, args.v5) {
+        (false, false) => Protocols { v4: true, v5: true },
+        (v4, v5) => Protocols { v4, v5 },
+    };
+    let key = if let Some(hex) = &args.nodekeyhex {
+        NodeKey::from_hex(hex).map_err(|e| format!("--nodekeyhex: {e}"))?
+    } else {
+        let path = args.nodekey.clone().unwrap_or_else(|| default_key_path(&args.datadir));
+        let (key, created) = NodeKey::load_or_create(&path).map_err(|e| e.to_string())?;
+        if created {
+            eprintln!("bootnode: created a new node key in {}", path.display());
+        }
+        key
+    };
+    Ok(Setup { key, chain, advertised_ip, netrestrict, bootnodes, protocols })
+}
+
+/// The IP to advertise when none is given: the listen IP, or, when listening on all
+/// interfaces, the source IP of the default route (found with a UDP `connect`, which sends
+/// nothing).
+fn listen_ip(ip: IpAddr) -> Result<IpAddr, String> {
+    if !ip.is_unspecified() {
+        return Ok(ip);
+    }
+    let probe: IpAddr =
+        if ip.is_ipv4() { [192, 0, 2, 1].into() } else { "2001:db8::1".parse().expect("valid") };
+    local_ip_towards(probe).or_else(|_| Ok(if ip.is_ipv4() { [127, 0, 0, 1].into() } else { ip }))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -10,6 +10,7 @@ mod error;
 pub mod lan;
 pub mod nat;
 mod netrestrict;
+mod shared;
 pub mod v5;
 
 use std::{fmt, net::IpAddr, time::Instant};
@@ -17,6 +18,10 @@ use std::{fmt, net::IpAddr, time::Instant};
 pub use error::Discv5Error;
 pub use nat::{NatConfig, NatConfigError};
 pub use netrestrict::{NetRestrict, NetRestrictError};
+pub use shared::{
+    Discovery, DiscoveryCandidates, DiscoveryConfig, DiscoveryError, DiscoveryStats,
+    FOREIGN_DATAGRAM_CAPACITY,
+};
 pub use v5::{Candidates, Discv5, Discv5Config, Discv5ConfigBuilder, Discv5Stats};
 
 use crate::record::{

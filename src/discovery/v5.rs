@@ -411,6 +411,25 @@ impl Discv5 {
         Self::spawn(discv5, local_addr, local_enr, config).await
     }
 
+    /// Starts discv5 on a socket that discv4 owns and reads ([`crate::discovery::Discovery`]
+    /// does this): discv5 sends on `socket` and decodes the datagrams that arrive on
+    /// `inbound`, which are the ones that were not discv4 packets.
+    pub(crate) async fn start_shared(
+        local_enr: LocalEnr,
+        config: Discv5Config,
+        socket: Arc<tokio::net::UdpSocket>,
+        inbound: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
+    ) -> Result<(Self, Candidates), Discv5Error> {
+        let config = Discv5ConfigBuilder { config }.build()?;
+        let addr = socket.local_addr().map_err(|e| Discv5Error::Bind(config.listen, e.to_string()))?;
+        record_listen_addr(&local_enr, addr)?;
+        let shared = discv5::socket::SharedSocket::new(socket, inbound);
+        let discv5 = start_protocol(&local_enr, protocol_config(&config, addr, Some(shared)))
+            .await
+            .map_err(|e| Discv5Error::Start(format!("{e:?}")))?;
+        Self::spawn(discv5, addr, local_enr, config).await
+    }
+
     async fn spawn(
         discv5: discv5::Discv5,
         local_addr: SocketAddr,
@@ -516,9 +535,16 @@ impl Discv5 {
 /// Builds the `discv5` crate's configuration from ours. This and [`start_protocol`] are the
 /// only places that construct discv5, so a patched discv5 (e.g. one sharing its socket with
 /// discv4) changes only them.
-fn protocol_config(config: &Discv5Config, listen: SocketAddr) -> discv5::Config {
+fn protocol_config(
+    config: &Discv5Config,
+    listen: SocketAddr,
+    shared: Option<discv5::socket::SharedSocket>,
+) -> discv5::Config {
     let mut builder = discv5::ConfigBuilder::new(discv5::ListenConfig::from(listen));
     builder.table_filter(table_filter_for(&config.netrestrict));
+    if let Some(shared) = shared {
+        builder.shared_socket(shared);
+    }
     if !config.enr_update {
         builder.disable_enr_update();
     }
@@ -557,30 +583,8 @@ async fn bind_and_start(
         } else {
             listen
         };
-        local_enr
-            .update(|c| {
-                let specific = !addr.ip().is_unspecified();
-                match addr.ip() {
-                    IpAddr::V4(ip) => {
-                        if !has_ip && specific {
-                            c.ip4 = Some(ip);
-                        }
-                        if !has_udp {
-                            c.udp4 = Some(addr.port());
-                        }
-                    }
-                    IpAddr::V6(ip) => {
-                        if !has_ip && specific {
-                            c.ip6 = Some(ip);
-                        }
-                        if !has_udp {
-                            c.udp6 = Some(addr.port());
-                        }
-                    }
-                }
-            })
-            .map_err(Discv5Error::Enr)?;
-        match start_protocol(local_enr, protocol_config(config, addr)).await {
+        record_listen_addr_with(local_enr, addr, has_ip, has_udp)?;
+        match start_protocol(local_enr, protocol_config(config, addr, None)).await {
             Ok(discv5) => return Ok((discv5, addr)),
             Err(discv5::Error::Io(e)) if e.kind() == std::io::ErrorKind::AddrInUse && listen.port() == 0 => {
                 debug!(target: "ethp2p::discv5", %addr, "probed port taken meanwhile; retrying");
@@ -591,6 +595,49 @@ async fn bind_and_start(
         }
     }
     Err(Discv5Error::Bind(listen, last_error.unwrap_or_default()))
+}
+
+/// Writes the bound address into our record where the record has none: the UDP port
+/// always, the IP when it is a specific one.
+fn record_listen_addr(local_enr: &LocalEnr, addr: SocketAddr) -> Result<(), Discv5Error> {
+    let content = local_enr.content();
+    let (has_ip, has_udp) = match addr.ip() {
+        IpAddr::V4(_) => (content.ip4.is_some(), content.udp4.is_some()),
+        IpAddr::V6(_) => (content.ip6.is_some(), content.udp6.is_some()),
+    };
+    record_listen_addr_with(local_enr, addr, has_ip, has_udp)
+}
+
+fn record_listen_addr_with(
+    local_enr: &LocalEnr,
+    addr: SocketAddr,
+    has_ip: bool,
+    has_udp: bool,
+) -> Result<(), Discv5Error> {
+    local_enr
+        .update(|c| {
+            let specific = !addr.ip().is_unspecified();
+            match addr.ip() {
+                IpAddr::V4(ip) => {
+                    if !has_ip && specific {
+                        c.ip4 = Some(ip);
+                    }
+                    if !has_udp {
+                        c.udp4 = Some(addr.port());
+                    }
+                }
+                IpAddr::V6(ip) => {
+                    if !has_ip && specific {
+                        c.ip6 = Some(ip);
+                    }
+                    if !has_udp {
+                        c.udp6 = Some(addr.port());
+                    }
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(Discv5Error::Enr)
 }
 
 /// The narrowest built-in filter class that covers every network of `netrestrict` (see the

@@ -13,3 +13,4 @@ mod lan;
 mod nat;
 mod pool;
 mod rlpx;
+mod shared_port;

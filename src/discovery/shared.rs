@@ -1,0 +1,261 @@
+//! discv4 and discv5 together, on one UDP port, as one source of candidates.
+//!
+//! [`Discovery::start`] binds one socket. The discv4 task owns it and reads every datagram:
+//! a datagram that is a valid discv4 packet (its keccak256 hash checks out) is handled there,
+//! every other one is handed to discv5 over a bounded channel. discv5 sends on the same
+//! socket. discv5 0.10 has no such hook, so it is built from `vendor/discv5`, the published
+//! 0.10.4 with a small patch (`vendor/README.md`) that adds it; this mirrors what geth
+//! (`sharedUDPConn`) and reth (a discv5 fork) do.
+//!
+//! The candidates of both protocols come out of one [`DiscoveryCandidates`] stream.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use tokio::{net::UdpSocket, sync::mpsc};
+
+use super::{
+    v4::{CandidateStream, Discv4, Discv4Config, Discv4Error, Discv4Stats},
+    Candidate, Candidates, Discv5, Discv5Config, Discv5Error, Discv5Stats,
+};
+use crate::record::LocalEnr;
+
+/// Datagrams queued from discv4 to discv5 before new ones are dropped (UDP semantics: a
+/// slow discv5 loses packets rather than stalling discv4).
+pub const FOREIGN_DATAGRAM_CAPACITY: usize = 1024;
+
+/// Which protocols run. Both, when both are given, share the discv4 listen address.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct DiscoveryConfig {
+    /// discv4, or `None` to not run it. Default: none.
+    pub v4: Option<Discv4Config>,
+    /// discv5, or `None` to not run it. Default: none.
+    pub v5: Option<Discv5Config>,
+}
+
+impl DiscoveryConfig {
+    /// A config running the given protocols.
+    pub fn new(v4: Option<Discv4Config>, v5: Option<Discv5Config>) -> Self {
+        Self { v4, v5 }
+    }
+}
+
+/// Why discovery could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoveryError {
+    /// Neither protocol was configured.
+    #[error("no discovery protocol configured")]
+    NothingToRun,
+    /// Binding the shared socket failed (port in use, address not local, ...).
+    #[error("cannot bind discovery socket {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The error from the OS.
+        source: std::io::Error,
+    },
+    /// discv4 failed to start.
+    #[error(transparent)]
+    Discv4(#[from] Discv4Error),
+    /// discv5 failed to start.
+    #[error(transparent)]
+    Discv5(#[from] Discv5Error),
+}
+
+/// Totals over both protocols, for an operator's stats line.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct DiscoveryStats {
+    /// Nodes in the discv4 table plus nodes in the discv5 table.
+    pub table_size: usize,
+    /// discv5 nodes with a live session.
+    pub sessions: usize,
+    /// Datagrams received on the socket (discv4 sees each one first when the port is shared).
+    pub packets_in: u64,
+    /// discv4 datagrams sent.
+    pub packets_out: u64,
+    /// discv4's own counters, when it runs.
+    pub v4: Option<Discv4Stats>,
+    /// discv5's own counters, when it runs.
+    pub v5: Option<Discv5Stats>,
+}
+
+/// Handle to running discovery: discv4, discv5 or both on one port. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    v4: Option<Discv4>,
+    v5: Option<Discv5>,
+    local_addr: SocketAddr,
+    local: LocalEnr,
+}
+
+impl Discovery {
+    /// Starts the configured protocols. With both, discv5 listens on discv4's socket and
+    /// its own `listen` address is ignored.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ethp2p::{discovery::{v4::Discv4Config, Discovery, DiscoveryConfig}, Discv5Config, LocalEnr, NodeKey};
+    /// let key = NodeKey::generate();
+    /// let local = LocalEnr::builder(&key).ip4([127, 0, 0, 1].into()).build()?;
+    /// let v4 = Discv4Config::builder().listen_addr("127.0.0.1:0".parse()?).build()?;
+    /// let v5 = Discv5Config::builder().build()?;
+    /// let (discovery, mut candidates) = Discovery::start(local, DiscoveryConfig::new(Some(v4), Some(v5))).await?;
+    /// println!("listening on {}", discovery.local_addr());
+    /// while let Some(candidate) = candidates.recv().await {
+    ///     println!("{:?} from {}", candidate.enode(), candidate.source);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn start(
+        local: LocalEnr,
+        config: DiscoveryConfig,
+    ) -> Result<(Self, DiscoveryCandidates), DiscoveryError> {
+        match (config.v4, config.v5) {
+            (None, None) => Err(DiscoveryError::NothingToRun),
+            (None, Some(v5)) => {
+                let (discv5, candidates) = Discv5::start(local.clone(), v5).await?;
+                let local_addr = discv5.local_addr();
+                Ok((
+                    Self { v4: None, v5: Some(discv5), local_addr, local },
+                    DiscoveryCandidates { v4: None, v5: Some(candidates) },
+                ))
+            }
+            (Some(v4), v5) => {
+                let addr = v4.listen_addr;
+                let socket = Arc::new(
+                    UdpSocket::bind(addr).await.map_err(|source| DiscoveryError::Bind { addr, source })?,
+                );
+                let local_addr =
+                    socket.local_addr().map_err(|source| DiscoveryError::Bind { addr, source })?;
+                record_udp_port(&local, local_addr)?;
+                let (foreign, discv5) = match v5 {
+                    Some(v5) => {
+                        let (tx, rx) = mpsc::channel(FOREIGN_DATAGRAM_CAPACITY);
+                        let started = Discv5::start_shared(local.clone(), v5, socket.clone(), rx).await?;
+                        (Some(tx), Some(started))
+                    }
+                    None => (None, None),
+                };
+                let (discv4, v4_candidates) = Discv4::spawn_on_socket(socket, v4, local.clone(), foreign)?;
+                let (v5_handle, v5_candidates) = discv5.map_or((None, None), |(h, c)| (Some(h), Some(c)));
+                Ok((
+                    Self { v4: Some(discv4), v5: v5_handle, local_addr, local },
+                    DiscoveryCandidates { v4: Some(v4_candidates), v5: v5_candidates },
+                ))
+            }
+        }
+    }
+
+    /// The bound UDP address (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Our record, as both protocols advertise it.
+    pub fn local_enr(&self) -> &LocalEnr {
+        &self.local
+    }
+
+    /// The discv4 handle, when discv4 runs.
+    pub fn v4(&self) -> Option<&Discv4> {
+        self.v4.as_ref()
+    }
+
+    /// The discv5 handle, when discv5 runs.
+    pub fn v5(&self) -> Option<&Discv5> {
+        self.v5.as_ref()
+    }
+
+    /// Counters of both protocols.
+    pub async fn stats(&self) -> Result<DiscoveryStats, DiscoveryError> {
+        let mut stats = DiscoveryStats::default();
+        if let Some(v4) = &self.v4 {
+            let s = v4.stats().await?;
+            stats.table_size += s.table_len as usize;
+            // Every datagram on the socket passes discv4 first: valid, foreign (discv5),
+            // malformed or expired.
+            stats.packets_in += s.packets_in + s.foreign + s.malformed + s.expired;
+            stats.packets_out += s.packets_out;
+            stats.v4 = Some(s);
+        }
+        if let Some(v5) = &self.v5 {
+            let s = v5.stats().await?;
+            stats.table_size += s.table_size;
+            stats.sessions += s.connected;
+            stats.v5 = Some(s);
+        }
+        Ok(stats)
+    }
+
+    /// Stops both protocols and waits for their tasks.
+    pub async fn shutdown(&self) {
+        if let Some(v5) = &self.v5 {
+            v5.shutdown().await;
+        }
+        if let Some(v4) = &self.v4 {
+            v4.shutdown().await;
+        }
+    }
+}
+
+/// Puts the bound UDP port into our record if it has none for that address family.
+fn record_udp_port(local: &LocalEnr, addr: SocketAddr) -> Result<(), DiscoveryError> {
+    local
+        .update(|c| match addr.ip() {
+            IpAddr::V4(_) if c.udp4.is_none() => c.udp4 = Some(addr.port()),
+            IpAddr::V6(_) if c.udp6.is_none() => c.udp6 = Some(addr.port()),
+            _ => {}
+        })
+        .map(|_| ())
+        .map_err(|e| DiscoveryError::Discv5(Discv5Error::Enr(e)))
+}
+
+/// The candidates of every running protocol, as one stream.
+#[derive(Debug)]
+pub struct DiscoveryCandidates {
+    v4: Option<CandidateStream>,
+    v5: Option<Candidates>,
+}
+
+impl DiscoveryCandidates {
+    /// The next candidate from either protocol; `None` once all have stopped.
+    pub async fn recv(&mut self) -> Option<Candidate> {
+        futures::StreamExt::next(self).await
+    }
+}
+
+impl futures::Stream for DiscoveryCandidates {
+    type Item = Candidate;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Candidate>> {
+        let this = &mut *self;
+        let mut pending = false;
+        // discv5 first: its records carry the fork id already, discv4's may need an ENR round trip.
+        if let Some(v5) = &mut this.v5 {
+            match Pin::new(v5).poll_next(cx) {
+                Poll::Ready(Some(c)) => return Poll::Ready(Some(c)),
+                Poll::Ready(None) => this.v5 = None,
+                Poll::Pending => pending = true,
+            }
+        }
+        if let Some(v4) = &mut this.v4 {
+            match Pin::new(v4).poll_next(cx) {
+                Poll::Ready(Some(c)) => return Poll::Ready(Some(c)),
+                Poll::Ready(None) => this.v4 = None,
+                Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(None)
+        }
+    }
+}
