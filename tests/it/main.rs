@@ -1,5 +1,6 @@
 //! The one integration test binary: a module per area.
 
+mod bootnode;
 mod crawl;
 mod discovery;
 mod dns;

@@ -1,0 +1,137 @@
+//! The `bootnode` binary as an operator runs it: bad flags give one line and a non-zero exit
+//! with nothing overwritten; a good run prints its enode and ENR first and answers both
+//! discv4 and discv5 on its one port. Loopback only.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use ethp2p::{
+    discovery::v4::{Discv4, Discv4Config},
+    record::parse_enr,
+    test_utils::{key_from_seed, test_discv5_config},
+    Discv5, Enode, LocalEnr, NetRestrict,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bootnode");
+
+/// Runs the binary to completion with `args`; returns (exit success, stdout, stderr).
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("bootnode runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn assert_one_line_error(args: &[&str], needle: &str) {
+    let (ok, _, err) = run(args);
+    assert!(!ok, "{args:?} must fail");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line of error for {args:?}: {err:?}");
+    assert!(lines[0].contains(needle), "{args:?}: {err:?} should mention {needle:?}");
+}
+
+#[test]
+fn bad_flags_fail_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k");
+    let key = key.to_str().unwrap();
+    let base = ["--nodekey", key, "--addr", "127.0.0.1:0"];
+    let with =
+        |extra: &[&'static str]| -> Vec<&str> { base.iter().copied().chain(extra.iter().copied()).collect() };
+    assert_one_line_error(&with(&["--nat", "bogus"]), "--nat");
+    assert_one_line_error(&with(&["--nat", "extip:999.1.1.1"]), "--nat");
+    assert_one_line_error(&with(&["--netrestrict", "10.0.0.0/99"]), "--netrestrict");
+    assert_one_line_error(&with(&["--network", "nosuchnet"]), "--network");
+    assert_one_line_error(&with(&["--bootnodes", "enode://abc@1.2.3.4:1"]), "--bootnodes");
+    assert_one_line_error(&["--nodekeyhex", "1234", "--addr", "127.0.0.1:0"], "--nodekeyhex");
+}
+
+#[cfg(unix)]
+#[test]
+fn bad_key_files_are_refused_and_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open.key");
+    let text = "b71c71a67e1177ad4e901695e1b4b9ee17ae16c6668d313eac2f96dbcda3f291";
+    std::fs::write(&open, text).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_one_line_error(&["--nodekey", open.to_str().unwrap(), "--writeaddress"], "chmod 600");
+    assert_eq!(std::fs::read_to_string(&open).unwrap(), text, "never overwritten");
+
+    let corrupt = dir.path().join("corrupt.key");
+    std::fs::write(&corrupt, "not a key").unwrap();
+    std::fs::set_permissions(&corrupt, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_one_line_error(&["--nodekey", corrupt.to_str().unwrap(), "--writeaddress"], "64 hex");
+    assert_eq!(std::fs::read_to_string(&corrupt).unwrap(), "not a key", "never overwritten");
+
+    // --genkey never overwrites either.
+    assert_one_line_error(&["--genkey", corrupt.to_str().unwrap()], "already exists");
+    let fresh = dir.path().join("fresh.key");
+    let (ok, out, _) = run(&["--genkey", fresh.to_str().unwrap()]);
+    assert!(ok);
+    let (ok, addr, _) = run(&["--nodekey", fresh.to_str().unwrap(), "--writeaddress"]);
+    assert!(ok);
+    assert_eq!(out.trim(), addr.trim(), "--genkey prints the same public key --writeaddress reads back");
+    assert_eq!(addr.trim().len(), 128);
+}
+
+#[test]
+fn port_in_use_is_an_error() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let key = "b71c71a67e1177ad4e901695e1b4b9ee17ae16c6668d313eac2f96dbcda3f291";
+    assert_one_line_error(&["--nodekeyhex", key, "--addr", &addr], "in use");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_discv4_and_discv5_on_one_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--datadir", dir.path().to_str().unwrap(), "--addr", "127.0.0.1:0"])
+        .args(["--netrestrict", "127.0.0.0/8", "--stats-interval", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let enode: Enode = lines.next().unwrap().unwrap().parse().expect("line 1 is the enode URL");
+    let enr = parse_enr(&lines.next().unwrap().unwrap()).expect("line 2 is the ENR");
+    assert_eq!(enr.udp4(), Some(enode.udp_port));
+    assert!(dir.path().join("nodekey").exists(), "the key was created in the data dir");
+
+    // discv4: a PING gets a PONG.
+    let key = key_from_seed(7_001);
+    let local = LocalEnr::builder(&key).ip4([127, 0, 0, 1].into()).build().unwrap();
+    let mut v4 = Discv4Config::builder();
+    v4.listen_addr("127.0.0.1:0".parse().unwrap()).netrestrict(NetRestrict::loopback());
+    let (discv4, _c) = Discv4::spawn(v4.build().unwrap(), local).await.unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(20), discv4.ping(enode)).await;
+    assert!(matches!(pong, Ok(Ok(_))), "discv4 PING answered: {pong:?}");
+
+    // discv5: a lookup through the bootnode puts it in our table.
+    let key5 = key_from_seed(7_002);
+    let local5 = LocalEnr::builder(&key5).ip4([127, 0, 0, 1].into()).build().unwrap();
+    let mut config = test_discv5_config();
+    config.bootnodes = vec![enr.clone()];
+    let (discv5, _c5) = Discv5::start(local5, config).await.unwrap();
+    let answered =
+        ethp2p::test_utils::poll_until(Duration::from_secs(30), Duration::from_millis(200), || {
+            let discv5 = discv5.clone();
+            async move { discv5.stats().await.map(|s| s.connected > 0).unwrap_or(false) }
+        })
+        .await;
+    assert!(answered, "discv5 session with the bootnode on the same port");
+
+    // SIGTERM: a clean exit.
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "clean shutdown on SIGTERM: {status:?}");
+    discv4.shutdown().await;
+    discv5.shutdown().await;
+}
