@@ -19,13 +19,12 @@ use std::{
 use clap::Parser;
 use ethp2p::{
     crawl::unix_now,
-    discovery::v4::{Discv4, Discv4Config},
+    discovery::{v4::Discv4Config, DiscoveryConfig},
     eth::{EthConfig, GetBlockHeaders, MemoryChain, StatusInfo},
     node::NodeBuilder,
     record::{bootnodes, parse_bootnode_list, Bootnode},
-    ChainSpec, Discv5, Discv5Config, Enode, LocalEnr, NodeKey,
+    ChainSpec, Discv5Config, Enode, NodeKey,
 };
-use tokio::sync::mpsc;
 
 #[derive(Debug, Parser)]
 #[command(about = "Join an Ethereum devp2p network with ethp2p's scored pool")]
@@ -42,7 +41,7 @@ struct Args {
     /// A peer to keep connected (repeatable).
     #[arg(long = "static", value_name = "ENODE")]
     static_peers: Vec<String>,
-    /// RLPx listen address; discovery uses the same port (discv5) and the next one (discv4).
+    /// RLPx listen address; discovery (discv4 and discv5) uses the same port on UDP.
     #[arg(long, default_value = "0.0.0.0:30303")]
     listen: SocketAddr,
     /// Download and validate headers FROM..TO through the pool, report the rate, and exit.
@@ -94,42 +93,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let statics: Vec<Enode> =
         args.static_peers.iter().map(|s| Enode::from_str(s)).collect::<Result<_, _>>()?;
-    let mut builder = NodeBuilder::new(eth, chain).key(key.clone()).listen(args.listen).bootnodes(statics);
+    let mut builder = NodeBuilder::new(eth, chain).key(key).listen(args.listen).bootnodes(statics);
 
-    let mut discovery = Vec::new();
     if !args.no_discovery {
         let boot = match &args.bootnodes {
             Some(list) => parse_bootnode_list(list)?,
             None => bootnodes(&spec.name)?,
         };
-        let (tx, rx) = mpsc::channel(1024);
-        builder = builder.candidates(rx);
+        // discv4 and discv5 share the RLPx port number on UDP; the node builds our record
+        // (key, TCP port, fork id) and feeds what they find to the pool.
         let mut v5 = Discv5Config::builder();
         v5.listen(args.listen).bootnodes(boot.iter().filter_map(Bootnode::enr).cloned());
-        let local = LocalEnr::builder(&key).fork_id(status.fork_id).tcp4(args.listen.port()).build()?;
-        let (discv5, mut candidates) = Discv5::start(local, v5.build()?).await?;
-        let forward = tx.clone();
-        tokio::spawn(async move {
-            while let Some(c) = candidates.recv().await {
-                if forward.send(c).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let mut v4_listen = args.listen;
-        v4_listen.set_port(args.listen.port().wrapping_add(1));
         let enodes = boot.iter().filter_map(|b| b.to_candidate().ok()?.enode()).collect();
-        let v4 = Discv4Config::builder().listen_addr(v4_listen).bootnodes(enodes).build()?;
-        let local = LocalEnr::builder(&key).fork_id(status.fork_id).tcp4(args.listen.port()).build()?;
-        let (discv4, mut candidates) = Discv4::spawn(v4, local).await?;
-        tokio::spawn(async move {
-            while let Some(c) = candidates.recv().await {
-                if tx.send(c).await.is_err() {
-                    break;
-                }
-            }
-        });
-        discovery.push((discv4, discv5));
+        let v4 = Discv4Config::builder().listen_addr(args.listen).bootnodes(enodes).build()?;
+        builder = builder.discovery(DiscoveryConfig::new(Some(v4), Some(v5.build()?)));
     }
 
     let node = builder.start().await?;
@@ -181,9 +158,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     node.shutdown().await;
-    for (v4, v5) in discovery {
-        v4.shutdown().await;
-        v5.shutdown().await;
-    }
     Ok(())
 }

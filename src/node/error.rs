@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::{eth::EthError, pool::PoolError, rlpx::RlpxError};
+use crate::{discovery::DiscoveryError, eth::EthError, pool::PoolError, rlpx::RlpxError};
 
 /// What can go wrong starting a node or serving a request through it.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +14,10 @@ pub enum NodeError {
     /// Binding the RLPx listener failed.
     #[error("listener: {0}")]
     Listen(#[source] RlpxError),
+    /// Discovery (see [`NodeBuilder::discovery`](super::NodeBuilder::discovery)) could not
+    /// start: its port is in use, no protocol was configured, ...
+    #[error("discovery: {0}")]
+    Discovery(#[from] DiscoveryError),
     /// The pool (configuration or address book) failed.
     #[error(transparent)]
     Pool(#[from] PoolError),

@@ -28,7 +28,7 @@ pub use service::NodeStats;
 
 use self::service::{Command, NodeService};
 use crate::{
-    discovery::Candidate,
+    discovery::{Candidate, Discovery, DiscoveryConfig},
     eth::{ChainReader, EthConfig, EthError, EthPeer, GetBlockHeaders},
     pool::{PeerSnapshot, PoolConfig, PoolEvent, RequestKind, ResponseOutcome},
     record::{Enode, NodeKey, PeerId},
@@ -63,6 +63,7 @@ pub struct NodeBuilder {
     data_dir: Option<PathBuf>,
     bootnodes: Vec<Enode>,
     sources: Vec<mpsc::Receiver<Candidate>>,
+    discovery: Option<DiscoveryConfig>,
     tick: Duration,
     seed: Option<u64>,
 }
@@ -81,6 +82,7 @@ impl NodeBuilder {
             data_dir: None,
             bootnodes: Vec::new(),
             sources: Vec::new(),
+            discovery: None,
             tick: Duration::from_secs(1),
             seed: None,
         }
@@ -130,6 +132,17 @@ impl NodeBuilder {
         self
     }
 
+    /// Runs discovery (discv4, discv5 or both on one UDP port, see [`Discovery`]) as part of
+    /// the node: [`Self::start`] builds our record from the node key, the bound RLPx port
+    /// and the fork id of our `Status`, starts it, and feeds its candidates to the pool;
+    /// [`Node::shutdown`] stops it. When discv4 runs and its `tcp_port` is unset, it is set
+    /// to the RLPx port; when discv5 runs without a fork filter, it gets ours. Other
+    /// sources given with [`Self::candidates`] keep working alongside. Default: none.
+    pub fn discovery(mut self, config: DiscoveryConfig) -> Self {
+        self.discovery = Some(config);
+        self
+    }
+
     /// How often the pool's timers run. Default: 1 s.
     pub fn tick_interval(mut self, tick: Duration) -> Self {
         self.tick = tick;
@@ -155,7 +168,7 @@ impl NodeBuilder {
         let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let peer_id = key.peer_id();
-        let (service, local_addr) = NodeService::start(service::Setup {
+        let (service, local_addr, discovery) = NodeService::start(service::Setup {
             key,
             listen: self.listen,
             eth: self.eth,
@@ -165,6 +178,7 @@ impl NodeBuilder {
             data_dir: self.data_dir,
             bootnodes: self.bootnodes,
             sources: self.sources,
+            discovery: self.discovery,
             tick: self.tick,
             seed: self.seed.unwrap_or_else(rand::random),
             commands: rx,
@@ -178,6 +192,7 @@ impl NodeBuilder {
                 events,
                 peer_id,
                 local_addr,
+                discovery,
                 task: std::sync::Mutex::new(Some(task)),
             }),
         })
@@ -190,6 +205,7 @@ struct Inner {
     events: broadcast::Sender<PoolEvent>,
     peer_id: PeerId,
     local_addr: SocketAddr,
+    discovery: Option<Discovery>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -208,6 +224,12 @@ impl Node {
     /// The RLPx listener's address (with the port actually bound).
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// The discovery the node runs, when it was started with [`NodeBuilder::discovery`]:
+    /// its UDP address, our record, its tables and counters.
+    pub fn discovery(&self) -> Option<&Discovery> {
+        self.inner.discovery.as_ref()
     }
 
     /// A stream of pool events from now on.
@@ -337,9 +359,13 @@ impl Node {
         }
     }
 
-    /// Stops the node: disconnects every peer, saves the address book and waits for every
-    /// task to end.
+    /// Stops the node: stops its discovery (if it runs one), disconnects every peer, saves
+    /// the address book and waits for every task to end.
     pub async fn shutdown(&self) {
+        // Discovery first, so no candidate arrives while the pool winds down.
+        if let Some(discovery) = &self.inner.discovery {
+            discovery.shutdown().await;
+        }
         let (tx, rx) = oneshot::channel();
         if self.inner.commands.send(Command::Shutdown(tx)).await.is_ok() {
             let _ = rx.await;

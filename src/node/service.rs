@@ -2,7 +2,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant, SystemTime},
@@ -16,13 +16,13 @@ use tokio::{
 
 use super::NodeError;
 use crate::{
-    discovery::{Candidate, CandidateSource},
+    discovery::{Candidate, CandidateSource, Discovery, DiscoveryConfig},
     eth::{ChainReader, EthConfig, EthError, EthEvent, EthPeer, EthSession},
     pool::{
         AddressBook, BackoffKind, Direction, ForkIdFilter, PeerSnapshot, PoolAction, PoolConfig, PoolEvent,
         PoolState, PoolStats, ReputationChange, RequestKind, ResponseOutcome, SessionClose, BOOK_FILE,
     },
-    record::{Enode, NodeKey, PeerId},
+    record::{Enode, ForkId, LocalEnr, NodeKey, PeerId},
     rlpx::{self, RlpxConfig, RlpxError, RlpxListener},
 };
 
@@ -73,6 +73,7 @@ pub(super) struct Setup {
     pub(super) data_dir: Option<PathBuf>,
     pub(super) bootnodes: Vec<Enode>,
     pub(super) sources: Vec<mpsc::Receiver<Candidate>>,
+    pub(super) discovery: Option<DiscoveryConfig>,
     pub(super) tick: Duration,
     pub(super) seed: u64,
     pub(super) commands: mpsc::Receiver<Command>,
@@ -105,6 +106,41 @@ impl std::fmt::Debug for NodeService {
     }
 }
 
+/// Our record for discovery: the node key, the RLPx port and our chain's fork id (the
+/// `eth` entry peers filter on). The IP is the discovery socket's, else the RLPx
+/// listener's; when both are unspecified (`0.0.0.0`) it stays absent until the discovery
+/// protocols learn it from their peers' votes. The UDP port is written by
+/// [`Discovery::start`] once bound.
+fn local_record(
+    key: &NodeKey,
+    udp: Option<SocketAddr>,
+    tcp: SocketAddr,
+    fork_id: ForkId,
+) -> Result<LocalEnr, NodeError> {
+    let ip = udp.map(|a| a.ip()).filter(|ip| !ip.is_unspecified()).or_else(|| {
+        let ip = tcp.ip();
+        (!ip.is_unspecified()).then_some(ip)
+    });
+    let mut builder = LocalEnr::builder(key);
+    builder.fork_id(fork_id);
+    // The TCP port goes with the family we advertise (the listener's when no IP is known).
+    match ip.unwrap_or(tcp.ip()) {
+        IpAddr::V4(v4) => {
+            builder.tcp4(tcp.port());
+            if ip.is_some() {
+                builder.ip4(v4);
+            }
+        }
+        IpAddr::V6(v6) => {
+            builder.tcp6(tcp.port());
+            if ip.is_some() {
+                builder.ip6(v6);
+            }
+        }
+    }
+    builder.build().map_err(|e| NodeError::InvalidConfig(format!("local ENR: {e}")))
+}
+
 /// How an eth session's end reads to the pool.
 fn classify(error: &EthError, we_closed: bool) -> SessionClose {
     if we_closed {
@@ -121,7 +157,7 @@ fn classify(error: &EthError, we_closed: bool) -> SessionClose {
 }
 
 impl NodeService {
-    pub(super) async fn start(setup: Setup) -> Result<(Self, SocketAddr), NodeError> {
+    pub(super) async fn start(setup: Setup) -> Result<(Self, SocketAddr, Option<Discovery>), NodeError> {
         let Setup {
             key,
             listen,
@@ -132,6 +168,7 @@ impl NodeService {
             data_dir,
             bootnodes,
             sources,
+            discovery,
             tick,
             seed,
             commands,
@@ -158,6 +195,30 @@ impl NodeService {
         }
         let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CAPACITY);
         let mut source_tasks = JoinSet::new();
+        // Started last: nothing after it can fail, so a failed start never leaves it running.
+        let discovery = match discovery {
+            Some(mut config) => {
+                if let Some(v4) = &mut config.v4 {
+                    v4.tcp_port = v4.tcp_port.or(Some(local_addr.port()));
+                }
+                if let Some(v5) = &mut config.v5 {
+                    v5.fork_filter = v5.fork_filter.take().or_else(|| Some(eth.fork_filter.clone()));
+                }
+                let udp = config.v4.as_ref().map(|c| c.listen_addr).or(config.v5.as_ref().map(|c| c.listen));
+                let local = local_record(&key, udp, local_addr, eth.status.fork_id)?;
+                let (discovery, mut candidates) = Discovery::start(local, config).await?;
+                let tx = internal_tx.clone();
+                source_tasks.spawn(async move {
+                    while let Some(c) = candidates.recv().await {
+                        if tx.send(Internal::Candidate(c)).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                Some(discovery)
+            }
+            None => None,
+        };
         for mut source in sources {
             let tx = internal_tx.clone();
             source_tasks.spawn(async move {
@@ -186,7 +247,7 @@ impl NodeService {
             book_path,
             tick,
         };
-        Ok((service, local_addr))
+        Ok((service, local_addr, discovery))
     }
 
     pub(super) async fn run(mut self) {

@@ -12,6 +12,7 @@ mod interop_rlpx;
 #[cfg(feature = "lan")]
 mod lan;
 mod nat;
+mod node;
 mod pool;
 mod rlpx;
 mod shared_port;
