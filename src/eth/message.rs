@@ -609,20 +609,8 @@ pub fn decode_block_headers_hashed(
     payload: &[u8],
 ) -> Result<(RequestPair<Vec<Header>>, Vec<B256>), MessageError> {
     const NAME: &str = "BlockHeaders";
-    if payload.len() > MAX_MESSAGE_SIZE {
-        return Err(MessageError::TooLarge { size: payload.len(), max: MAX_MESSAGE_SIZE });
-    }
     let rlp = |source| MessageError::Rlp { message: NAME, source };
-    let mut buf = payload;
-    let mut pair = alloy_rlp::Header::decode_bytes(&mut buf, true).map_err(rlp)?;
-    if !buf.is_empty() {
-        return Err(MessageError::TrailingBytes { message: NAME, count: buf.len() });
-    }
-    let request_id = u64::decode(&mut pair).map_err(rlp)?;
-    let mut list = alloy_rlp::Header::decode_bytes(&mut pair, true).map_err(rlp)?;
-    if !pair.is_empty() {
-        return Err(rlp(alloy_rlp::Error::ListLengthMismatch { expected: 0, got: pair.len() }));
-    }
+    let (request_id, mut list) = split_request_list(payload, NAME)?;
     let (mut headers, mut hashes) = (Vec::new(), Vec::new());
     while !list.is_empty() {
         let start = list;
@@ -630,6 +618,26 @@ pub fn decode_block_headers_hashed(
         hashes.push(alloy_primitives::keccak256(&start[..start.len() - list.len()]));
     }
     Ok((RequestPair::new(request_id, headers), hashes))
+}
+
+/// Splits a `[request-id, [items...]]` payload into the id and the items' bytes, with the
+/// size cap and the trailing-bytes checks every response decoder needs.
+fn split_request_list<'a>(payload: &'a [u8], name: &'static str) -> Result<(u64, &'a [u8]), MessageError> {
+    if payload.len() > MAX_MESSAGE_SIZE {
+        return Err(MessageError::TooLarge { size: payload.len(), max: MAX_MESSAGE_SIZE });
+    }
+    let rlp = |source| MessageError::Rlp { message: name, source };
+    let mut buf = payload;
+    let mut pair = alloy_rlp::Header::decode_bytes(&mut buf, true).map_err(rlp)?;
+    if !buf.is_empty() {
+        return Err(MessageError::TrailingBytes { message: name, count: buf.len() });
+    }
+    let request_id = u64::decode(&mut pair).map_err(rlp)?;
+    let list = alloy_rlp::Header::decode_bytes(&mut pair, true).map_err(rlp)?;
+    if !pair.is_empty() {
+        return Err(rlp(alloy_rlp::Error::ListLengthMismatch { expected: 0, got: pair.len() }));
+    }
+    Ok((request_id, list))
 }
 
 /// The bodies of a `BlockBodies` message.
@@ -646,20 +654,8 @@ pub fn decode_block_bodies_encoded(
     payload: &[u8],
 ) -> Result<(RequestPair<Bodies>, TxEncodings<'_>), MessageError> {
     const NAME: &str = "BlockBodies";
-    if payload.len() > MAX_MESSAGE_SIZE {
-        return Err(MessageError::TooLarge { size: payload.len(), max: MAX_MESSAGE_SIZE });
-    }
     let rlp = |source| MessageError::Rlp { message: NAME, source };
-    let mut buf = payload;
-    let mut pair = alloy_rlp::Header::decode_bytes(&mut buf, true).map_err(rlp)?;
-    if !buf.is_empty() {
-        return Err(MessageError::TrailingBytes { message: NAME, count: buf.len() });
-    }
-    let request_id = u64::decode(&mut pair).map_err(rlp)?;
-    let mut list = alloy_rlp::Header::decode_bytes(&mut pair, true).map_err(rlp)?;
-    if !pair.is_empty() {
-        return Err(rlp(alloy_rlp::Error::ListLengthMismatch { expected: 0, got: pair.len() }));
-    }
+    let (request_id, mut list) = split_request_list(payload, NAME)?;
     let (mut bodies, mut encodings) = (Vec::new(), Vec::new());
     while !list.is_empty() {
         let mut body = alloy_rlp::Header::decode_bytes(&mut list, true).map_err(rlp)?;
