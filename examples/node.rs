@@ -22,6 +22,7 @@ use ethp2p::{
     discovery::{v4::Discv4Config, DiscoveryConfig},
     eth::{EthConfig, GetBlockHeaders, MemoryChain, StatusInfo},
     node::NodeBuilder,
+    pool::{Direction, RequestKind},
     record::{bootnodes, parse_bootnode_list, Bootnode},
     ChainSpec, Discv5Config, Enode, NodeKey,
 };
@@ -142,14 +143,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = tick.tick() => {
                     let peers = node.peers().await?;
-                    println!("{} peers", peers.len());
+                    let stats = node.stats().await?;
+                    println!(
+                        "{} peers ({} in, {} out), {} candidates, {} dials, failures {:?}",
+                        peers.len(),
+                        stats.inbound,
+                        stats.outbound,
+                        stats.candidates,
+                        stats.pool.dials,
+                        stats.dial_failures
+                    );
+                    println!(
+                        "  {:<22} {:<40} {:<4} {:<6} {:>8} {:>6} {:>7}",
+                        "address", "client", "dir", "eth", "headers", "score", "uptime"
+                    );
                     for p in peers {
+                        let rtt = p.latency.rtt(RequestKind::BlockHeaders);
+                        // Remote text: cut on characters, not bytes.
+                        let client: String = p.client_id.as_deref().unwrap_or("").chars().take(40).collect();
                         println!(
-                            "  {:<22} {:<8} {:?} {:?} {:>6}s",
+                            "  {:<22} {:<40} {:<4} {:<6} {:>8} {:>6} {:>6}s",
                             p.addr.to_string(),
-                            format!("{:?}", p.direction),
-                            p.reputation,
-                            p.latency,
+                            client,
+                            match p.direction {
+                                Direction::Inbound => "in",
+                                Direction::Outbound => "out",
+                            },
+                            p.eth_version.map_or("-".to_owned(), |v| format!("eth/{}", v.as_u8())),
+                            rtt.map_or("-".to_owned(), |d| format!("{}ms", d.as_millis())),
+                            p.score(),
                             p.connected_for.as_secs()
                         );
                     }

@@ -208,6 +208,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthSession<S> {
         self.session.remote_id()
     }
 
+    /// The client id from the peer's RLPx Hello (e.g. `Geth/v1.15.0-stable/linux-amd64/go1.23`).
+    pub fn client_id(&self) -> &str {
+        &self.session.remote_hello().client_id
+    }
+
     /// Splits the session into a handle, the task that must be spawned to drive it, and its
     /// event stream. Requests from the peer are answered from `chain`.
     pub fn into_peer(self, chain: Arc<dyn ChainReader>) -> (EthPeer, EthPeerService<S>, EthEvents) {

@@ -17,6 +17,7 @@
 
 mod error;
 mod service;
+mod stats;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -24,7 +25,7 @@ use alloy_consensus::{Header, Sealed};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use error::NodeError;
-pub use service::NodeStats;
+pub use stats::{DialFailure, NodeStats};
 
 use self::service::{Command, NodeService};
 use crate::{

@@ -1,7 +1,7 @@
 //! The node's service task: owns the [`PoolState`], the listener and every session task.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     net::{IpAddr, SocketAddr},
     path::PathBuf,
     sync::Arc,
@@ -14,13 +14,13 @@ use tokio::{
     task::JoinSet,
 };
 
-use super::NodeError;
+use super::{stats::DialFailure, NodeError, NodeStats};
 use crate::{
     discovery::{Candidate, CandidateSource, Discovery, DiscoveryConfig},
     eth::{ChainReader, EthConfig, EthError, EthEvent, EthPeer, EthSession},
     pool::{
         AddressBook, BackoffKind, Direction, ForkIdFilter, PeerSnapshot, PoolAction, PoolConfig, PoolEvent,
-        PoolState, PoolStats, ReputationChange, RequestKind, ResponseOutcome, SessionClose, BOOK_FILE,
+        PoolState, ReputationChange, RequestKind, ResponseOutcome, SessionClose, BOOK_FILE,
     },
     record::{Enode, ForkId, LocalEnr, NodeKey, PeerId},
     rlpx::{self, RlpxConfig, RlpxError, RlpxListener},
@@ -30,20 +30,6 @@ use crate::{
 const INTERNAL_CAPACITY: usize = 1024;
 /// How long shutdown waits for sessions to say goodbye before aborting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-
-/// Counters and gauges of a running node.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct NodeStats {
-    /// Peers that dialed us.
-    pub inbound: usize,
-    /// Peers we dialed.
-    pub outbound: usize,
-    /// Nodes waiting to be dialed.
-    pub candidates: usize,
-    /// The pool's counters (dials, failures by class, bans, rotations).
-    pub pool: PoolStats,
-}
 
 pub(super) enum Command {
     Candidate(Candidate),
@@ -57,7 +43,7 @@ pub(super) enum Command {
 enum Internal {
     Candidate(Candidate),
     Established { session: Box<EthSession<TcpStream>>, addr: SocketAddr, direction: Direction },
-    DialFailed { peer_id: PeerId, backoff: BackoffKind, ban: bool },
+    DialFailed { peer_id: PeerId, backoff: BackoffKind, ban: bool, failure: DialFailure },
     InboundFailed,
     Offence { peer_id: PeerId, ban: bool },
     Closed { peer_id: PeerId, error: Arc<EthError> },
@@ -98,6 +84,9 @@ pub(super) struct NodeService {
     events: broadcast::Sender<PoolEvent>,
     book_path: Option<PathBuf>,
     tick: Duration,
+    dial_failures: BTreeMap<DialFailure, u64>,
+    inbound_connections: u64,
+    inbound_handshakes: u64,
 }
 
 impl std::fmt::Debug for NodeService {
@@ -246,6 +235,9 @@ impl NodeService {
             events,
             book_path,
             tick,
+            dial_failures: BTreeMap::new(),
+            inbound_connections: 0,
+            inbound_handshakes: 0,
         };
         Ok((service, local_addr, discovery))
     }
@@ -294,6 +286,9 @@ impl NodeService {
                     outbound: self.pool.count(Direction::Outbound),
                     candidates: self.pool.candidates(),
                     pool: self.pool.stats().clone(),
+                    dial_failures: self.dial_failures.clone(),
+                    inbound_connections: self.inbound_connections,
+                    inbound_handshakes: self.inbound_handshakes,
                 });
             }
             Command::Acquire { kind, exclude, reply } => {
@@ -347,7 +342,8 @@ impl NodeService {
             Internal::Candidate(c) => {
                 self.pool.add_candidate(&c, now);
             }
-            Internal::DialFailed { peer_id, backoff, ban } => {
+            Internal::DialFailed { peer_id, backoff, ban, failure } => {
+                *self.dial_failures.entry(failure).or_default() += 1;
                 if ban {
                     self.pool.change_reputation(&peer_id, ReputationChange::ProtocolBreach, now);
                 }
@@ -357,6 +353,13 @@ impl NodeService {
             Internal::Established { session, addr, direction } => {
                 let peer_id = session.remote_id();
                 let admitted = self.pool.on_session_established(peer_id, addr, direction, now);
+                match &admitted {
+                    Ok(()) => self.pool.set_peer_info(&peer_id, session.client_id(), session.version()),
+                    Err(_) if direction == Direction::Outbound => {
+                        *self.dial_failures.entry(DialFailure::Refused).or_default() += 1;
+                    }
+                    Err(_) => {}
+                }
                 let (peer, service, mut events) = session.into_peer(self.chain.clone());
                 let tx = self.internal_tx.clone();
                 self.sessions.spawn(async move {
@@ -418,6 +421,7 @@ impl NodeService {
                                 peer_id: enode.peer_id,
                                 backoff: BackoffKind::from_rlpx(e.backoff()).unwrap_or(BackoffKind::Low),
                                 ban: e.should_ban(),
+                                failure: DialFailure::of_rlpx(&e),
                             },
                             Ok(session) => match EthSession::handshake(session, eth).await {
                                 Ok(s) => Internal::Established {
@@ -429,6 +433,7 @@ impl NodeService {
                                     peer_id: enode.peer_id,
                                     backoff: BackoffKind::from_rlpx(e.backoff()).unwrap_or(BackoffKind::Low),
                                     ban: e.should_ban(),
+                                    failure: DialFailure::of_eth(&e),
                                 },
                             },
                         };

@@ -28,7 +28,7 @@ use super::{
     reputation::{PeerKind, Reputation, ReputationChange, ReputationOutcome},
     PoolConfig,
 };
-use crate::{discovery::Candidate, record::PeerId};
+use crate::{discovery::Candidate, eth::EthVersion, record::PeerId};
 
 /// reth: a banned trusted or static peer is banned for only `backoff_low / 2`.
 const VOUCHED_BAN_DIVISOR: u32 = 2;
@@ -242,6 +242,17 @@ pub struct PeerSnapshot {
     pub in_flight: u32,
     /// How long it has been connected.
     pub connected_for: Duration,
+    /// The client id from its RLPx Hello, once reported with [`PoolState::set_peer_info`].
+    pub client_id: Option<String>,
+    /// The negotiated eth version, once reported with [`PoolState::set_peer_info`].
+    pub eth_version: Option<EthVersion>,
+}
+
+impl PeerSnapshot {
+    /// Its reputation points (0 is neutral; the ban threshold is far below).
+    pub fn score(&self) -> i32 {
+        self.reputation.get()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -259,6 +270,8 @@ struct Session {
     since: Instant,
     latency: PeerLatency,
     in_flight: u32,
+    client_id: Option<String>,
+    eth_version: Option<EthVersion>,
 }
 
 /// The pool's state machine. See the module docs.
@@ -532,7 +545,15 @@ impl PoolState {
                 known.last_seen = now;
                 self.sessions.insert(
                     peer_id,
-                    Session { addr, direction, since: now, latency: PeerLatency::new(), in_flight: 0 },
+                    Session {
+                        addr,
+                        direction,
+                        since: now,
+                        latency: PeerLatency::new(),
+                        in_flight: 0,
+                        client_id: None,
+                        eth_version: None,
+                    },
                 );
                 tracing::debug!(target: "ethp2p::pool", ?peer_id, %addr, ?direction, "peer connected");
                 self.actions.push_back(PoolAction::Event(PoolEvent::PeerConnected {
@@ -589,6 +610,16 @@ impl PoolState {
             return Err(DisconnectReason::TooManyPeers);
         }
         Ok(())
+    }
+
+    /// What the handshakes told about an admitted session: the client id from its RLPx
+    /// Hello and the negotiated eth version, shown in [`PeerSnapshot`]s. Ignored for a
+    /// peer that is not connected.
+    pub fn set_peer_info(&mut self, peer_id: &PeerId, client_id: impl Into<String>, eth_version: EthVersion) {
+        if let Some(s) = self.sessions.get_mut(peer_id) {
+            s.client_id = Some(client_id.into());
+            s.eth_version = Some(eth_version);
+        }
     }
 
     /// A session ended.
@@ -838,6 +869,8 @@ impl PoolState {
                 latency: s.latency.clone(),
                 in_flight: s.in_flight,
                 connected_for: now.saturating_duration_since(s.since),
+                client_id: s.client_id.clone(),
+                eth_version: s.eth_version,
             })
             .collect()
     }

@@ -458,3 +458,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn snapshot_shows_peer_info_until_the_session_ends() {
+    let now = Instant::now();
+    let mut p = pool(PoolConfig::default(), now);
+    let addr = SocketAddr::new(ip(1, 1), 30303);
+    // Info for a peer that is not connected is ignored.
+    p.set_peer_info(&id(1), "early", crate::eth::EthVersion::Eth66);
+    p.on_session_established(id(1), addr, Direction::Inbound, now).unwrap();
+    let snap = &p.peers(now)[0];
+    assert_eq!((snap.client_id.as_deref(), snap.eth_version), (None, None));
+    p.set_peer_info(&id(1), "Geth/v1.15.0", crate::eth::EthVersion::Eth69);
+    let snap = &p.peers(now + Duration::from_secs(3))[0];
+    assert_eq!(snap.client_id.as_deref(), Some("Geth/v1.15.0"));
+    assert_eq!(snap.eth_version, Some(crate::eth::EthVersion::Eth69));
+    assert_eq!(
+        (snap.direction, snap.score(), snap.connected_for),
+        (Direction::Inbound, 0, Duration::from_secs(3))
+    );
+    p.on_session_closed(&id(1), SessionClose::Local, now);
+    p.on_session_established(id(1), addr, Direction::Inbound, now).unwrap();
+    assert_eq!(p.peers(now)[0].client_id, None, "a new session starts without the old one's info");
+}

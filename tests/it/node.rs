@@ -6,9 +6,11 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use ethp2p::{
     discovery::{v4::Discv4Config, DiscoveryConfig},
-    eth::{EthConfig, MemoryChain},
-    node::{Node, NodeBuilder},
+    eth::{EthConfig, EthVersion, MemoryChain},
+    node::{DialFailure, Node, NodeBuilder},
+    pool::Direction,
     record::ChainSpec,
+    rlpx::{Protocol, RlpxConfig},
     test_utils::{key_from_seed, poll_until, test_discv5_config},
     Enode, Enr, NetRestrict,
 };
@@ -108,4 +110,68 @@ async fn nodes_with_discovery_find_and_connect_to_each_other() {
         node.shutdown().await;
     }
     assert!(nodes[0].discovery().unwrap().stats().await.is_err(), "shutdown stops discovery");
+}
+
+async fn loopback_node(chain: &Arc<MemoryChain>, seed: u64, rlpx: Option<RlpxConfig>) -> Node {
+    let mut builder = NodeBuilder::new(eth_config(chain), chain.clone())
+        .key(key_from_seed(seed))
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .seed(seed);
+    if let Some(rlpx) = rlpx {
+        builder = builder.rlpx(rlpx);
+    }
+    builder.start().await.unwrap()
+}
+
+fn enode_of(node: &Node) -> Enode {
+    Enode::new(node.peer_id(), node.local_addr())
+}
+
+/// The peer table shows what the handshakes said: the remote's client id from its Hello
+/// and the eth version both sides negotiated; the stats count dials and failed dials by
+/// cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_carries_client_id_and_eth_version() {
+    let chain = Arc::new(MemoryChain::builder().blocks(2).build());
+    // The remote speaks eth/68 only, so the negotiated version is not simply our newest.
+    let mut rlpx = RlpxConfig::builder();
+    rlpx.client_id("snapshot-test/v9.9.9/linux-amd64/rust").protocol(Protocol::eth(68));
+    let remote = loopback_node(&chain, 13_001, Some(rlpx.build().unwrap())).await;
+    let local = loopback_node(&chain, 13_002, None).await;
+
+    local.add_peer(enode_of(&remote)).await.unwrap();
+    // A node at a closed port: the dial must fail with a refused connection.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    local.add_peer(Enode::new(key_from_seed(13_003).peer_id(), closed)).await.unwrap();
+
+    let ready = poll_until(Duration::from_secs(30), Duration::from_millis(50), || {
+        let local = local.clone();
+        async move {
+            let stats = local.stats().await.unwrap();
+            let peers = local.peers().await.unwrap();
+            peers.len() == 1 && stats.dial_failures.get(&DialFailure::ConnectionRefused) == Some(&1)
+        }
+    })
+    .await;
+    let (peers, stats) = (local.peers().await.unwrap(), local.stats().await.unwrap());
+    assert!(ready, "one peer and one refused dial; peers {peers:?}, stats {stats:?}");
+    let peer = &peers[0];
+    assert_eq!(peer.peer_id, remote.peer_id());
+    assert_eq!(peer.client_id.as_deref(), Some("snapshot-test/v9.9.9/linux-amd64/rust"));
+    assert_eq!(peer.eth_version, Some(EthVersion::Eth68));
+    assert_eq!(peer.direction, Direction::Outbound);
+    assert_eq!(peer.score(), peer.reputation.get());
+    assert_eq!(stats.pool.dials, 2, "two dials: {stats:?}");
+    assert_eq!(stats.pool.dials_succeeded, 1);
+    assert_eq!(stats.dial_failures.values().sum::<u64>(), 1, "{stats:?}");
+
+    // The remote sees us as inbound, with our default client id and the same version.
+    let theirs = remote.peers().await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].direction, Direction::Inbound);
+    assert_eq!(theirs[0].eth_version, Some(EthVersion::Eth68));
+    assert_eq!(theirs[0].client_id.as_deref(), Some(RlpxConfig::default().client_id.as_str()));
+
+    local.shutdown().await;
+    remote.shutdown().await;
 }
