@@ -310,6 +310,9 @@ impl NodeService {
     }
 
     fn on_accept(&mut self, accepted: Result<rlpx::Session, rlpx::InboundError>) {
+        // The listener handshakes before we see the connection.
+        self.inbound_connections += 1;
+        self.inbound_handshakes += 1;
         let session = match accepted {
             Ok(session) => session,
             Err(e) => {
