@@ -7,7 +7,7 @@
 use std::{
     hint::black_box,
     net::{IpAddr, Ipv4Addr},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use alloy_primitives::{keccak256, B256};
@@ -18,6 +18,8 @@ use ethp2p::{
 };
 use rand::{Rng, SeedableRng};
 use secp256k1::{ecdsa::RecoverableSignature, Message as SecpMessage, SECP256K1};
+
+mod common;
 
 fn ping() -> Message {
     Message::Ping(Ping {
@@ -101,8 +103,8 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-/// Interleaved rounds so that the machine's drift hits every operation alike; the median
-/// rate per operation, and each codec figure as a ratio to its raw limit.
+/// Interleaved rounds (see `common`): the median rate per operation, and each codec figure
+/// as a ratio to its raw limit.
 fn ratio_report() {
     let ops = Ops::new();
     type Op = fn(&Ops);
@@ -116,27 +118,8 @@ fn ratio_report() {
         ("neighbours(12) decode+verify", Ops::neighbours_decode),
     ];
     let rounds = 15;
-    let mut rates = vec![Vec::new(); table.len()];
-    for _ in 0..rounds {
-        for (i, (_, op)) in table.iter().enumerate() {
-            let start = Instant::now();
-            let mut n = 0u64;
-            while start.elapsed() < Duration::from_millis(100) {
-                for _ in 0..32 {
-                    op(&ops);
-                }
-                n += 32;
-            }
-            rates[i].push(n as f64 / start.elapsed().as_secs_f64());
-        }
-    }
-    let median: Vec<f64> = rates
-        .iter_mut()
-        .map(|r| {
-            r.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            r[r.len() / 2]
-        })
-        .collect();
+    let median =
+        common::interleaved(rounds, Duration::from_millis(100), 32, table.len(), |i| table[i].1(&ops));
     let (sign, recover) = (median[0], median[1]);
     println!("\ndiscv4 ratio report ({rounds} interleaved rounds of 100 ms, median ops/s):");
     for (i, (name, _)) in table.iter().enumerate() {
@@ -150,10 +133,7 @@ fn ratio_report() {
 }
 
 fn main() {
-    let mut criterion = Criterion::default()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1))
-        .configure_from_args();
+    let mut criterion = common::criterion();
     bench(&mut criterion);
     criterion.final_summary();
     ratio_report();

@@ -6,10 +6,7 @@
 //! `cargo bench --bench eth`. The run ends with a ratio table measured by interleaved rounds
 //! (see BENCHMARKS.md).
 
-use std::{
-    hint::black_box,
-    time::{Duration, Instant},
-};
+use std::{hint::black_box, time::Duration};
 
 use alloy_consensus::{BlockBody, Header, TxEnvelope, EMPTY_ROOT_HASH};
 use alloy_primitives::{keccak256, B256};
@@ -19,6 +16,8 @@ use ethp2p::eth::{
     decode_block_bodies_encoded, decode_block_headers_hashed, id, validate_bodies_encoded,
     validate_headers_with_hashes, EthMessage, EthVersion, GetBlockHeaders, MemoryChain, RequestPair,
 };
+
+mod common;
 
 struct Ops {
     headers_req: GetBlockHeaders,
@@ -127,25 +126,12 @@ fn ratio_report(ops: &Ops) {
         ("bodies: raw keccak256", Ops::keccak_bodies, ops.bodies_bytes.len()),
     ];
     let rounds = 11;
-    let mut rates = vec![Vec::new(); table.len()];
-    for _ in 0..rounds {
-        for (i, (_, op, size)) in table.iter().enumerate() {
-            let start = Instant::now();
-            let mut n = 0u64;
-            while start.elapsed() < Duration::from_millis(200) {
-                op(ops);
-                n += 1;
-            }
-            rates[i].push((n * *size as u64) as f64 / start.elapsed().as_secs_f64() / 1e6);
-        }
-    }
-    let median: Vec<f64> = rates
-        .iter_mut()
-        .map(|r| {
-            r.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            r[r.len() / 2]
-        })
-        .collect();
+    let median: Vec<f64> =
+        common::interleaved(rounds, Duration::from_millis(200), 1, table.len(), |i| table[i].1(ops))
+            .into_iter()
+            .zip(&table)
+            .map(|(calls, (_, _, size))| calls * *size as f64 / 1e6)
+            .collect();
     println!(
         "\neth ratio report ({rounds} interleaved rounds of 200 ms, median MB/s; headers message {} bytes, \
          bodies message {} bytes):",
@@ -173,10 +159,7 @@ fn ratio_report(ops: &Ops) {
 
 fn main() {
     let ops = Ops::new();
-    let mut criterion = Criterion::default()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1))
-        .configure_from_args();
+    let mut criterion = common::criterion();
     bench(&mut criterion, &ops);
     criterion.final_summary();
     ratio_report(&ops);

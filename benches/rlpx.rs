@@ -24,6 +24,8 @@ use ethp2p::{
 };
 use secp256k1::{ecdh::shared_secret_point, Message, PublicKey, SECP256K1};
 
+mod common;
+
 /// EC operations in one full handshake (both sides), counted in `src/rlpx/ecies.rs`:
 /// ECDH: static-static on each side (2), ECIES encrypt of auth and ack (2), decrypt (2),
 /// ephemeral agreement on each side (2). Public keys derived: the initiator's own, the
@@ -180,22 +182,9 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 /// Rate of `op` over ~100 ms.
-fn rate(op: impl Fn()) -> f64 {
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < Duration::from_millis(100) {
-        for _ in 0..8 {
-            op();
-        }
-        n += 8;
-    }
-    n as f64 / start.elapsed().as_secs_f64()
+fn rate(op: impl FnMut()) -> f64 {
+    common::rate(Duration::from_millis(100), 8, op)
 }
 
 /// Interleaved rounds so that the machine's drift hits every operation alike; medians, and
@@ -211,7 +200,13 @@ fn ratio_report() {
         sign.push(rate(|| ec.sign()));
         rec.push(rate(|| ec.recover()));
     }
-    let (hs, ecdh, pubk, sign, rec) = (median(hs), median(ecdh), median(pubk), median(sign), median(rec));
+    let (hs, ecdh, pubk, sign, rec) = (
+        common::median(hs),
+        common::median(ecdh),
+        common::median(pubk),
+        common::median(sign),
+        common::median(rec),
+    );
     let limit = 1.0 / (ECDH / ecdh + PUBKEY / pubk + 1.0 / sign + 1.0 / rec);
     let reth_limit = 1.0 / (RETH_ECDH / ecdh + RETH_PUBKEY / pubk + 1.0 / sign + 1.0 / rec);
     println!("\nrlpx ratio report ({rounds} interleaved rounds, medians):");
@@ -234,7 +229,7 @@ fn ratio_report() {
             r.push(f.batch_mb() / rt);
             raw.push(f.batch_mb() / f.raw());
         }
-        let (w, r, raw) = (median(w), median(r), median(raw));
+        let (w, r, raw) = (common::median(w), common::median(r), common::median(raw));
         println!(
             "  frames {:>4} KiB: write {w:>6.1} MB/s ({:.3}x), read {r:>6.1} MB/s ({:.3}x), raw aes-ctr+keccak {raw:>6.1} MB/s",
             size / 1024,
@@ -245,10 +240,7 @@ fn ratio_report() {
 }
 
 fn main() {
-    let mut criterion = Criterion::default()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1))
-        .configure_from_args();
+    let mut criterion = common::criterion();
     bench(&mut criterion);
     criterion.final_summary();
     ratio_report();
