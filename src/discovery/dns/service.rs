@@ -205,6 +205,9 @@ impl<R: Resolver> DnsService<R> {
                 WalkEvent::TreeAdded { link, via } => {
                     tracing::debug!(target: "ethp2p::dns", domain = %link.domain, %via, "following link")
                 }
+                WalkEvent::TreeRemoved { link } => {
+                    tracing::debug!(target: "ethp2p::dns", domain = %link.domain, "link removed, tree dropped")
+                }
                 // The walker has logged it and recorded it in the tree's status.
                 WalkEvent::Error(_) => {}
             }

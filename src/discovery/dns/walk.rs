@@ -12,6 +12,12 @@
 //! random sample. A tree has at most one lookup in flight, so a slow or dead server only
 //! delays its own tree. All work is bounded: entries per tree, branch depth, number of
 //! trees and link depth are capped, and failing lookups back off.
+//!
+//! Links are reference-counted as in go-ethereum's `linkCache`: once a tree's link
+//! subtree has been walked to its end, the trees it no longer names lose it as a referrer,
+//! and a linked tree with no referrer left is dropped ([`WalkEvent::TreeRemoved`]), with
+//! whatever only it linked to. A link subtree with an entry that could not be fetched
+//! drops nothing: an unknown link set is not an empty one.
 
 use std::{
     collections::HashSet,
@@ -63,6 +69,12 @@ pub enum WalkEvent {
         link: LinkEntry,
         /// The domain of the tree that linked to it.
         via: String,
+    },
+    /// No configured tree links to this tree any more (directly or through other links):
+    /// it is no longer walked. Its nodes already emitted stay wherever they went.
+    TreeRemoved {
+        /// The tree no longer walked.
+        link: LinkEntry,
     },
     /// Something went wrong; the walk goes on (the tree backs off, or skips the entry).
     Error(DnsError),
@@ -135,8 +147,15 @@ enum Pending {
 #[derive(Debug)]
 struct Tree {
     link: LinkEntry,
-    /// Index of the tree that linked here, for loop detection.
-    parent: Option<usize>,
+    /// The trees whose current link subtree names this one. Empty for a configured tree,
+    /// which is never dropped; a linked tree is dropped when this becomes empty.
+    referrers: Vec<LinkEntry>,
+    configured: bool,
+    /// The links found so far in the current link subtree.
+    found_links: Vec<LinkEntry>,
+    /// An entry of the current link subtree was given up on, so `found_links` may be
+    /// short: nothing is dropped on its account.
+    links_incomplete: bool,
     link_depth: usize,
     root: Option<RootEntry>,
     root_due: Instant,
@@ -153,10 +172,13 @@ struct Tree {
 }
 
 impl Tree {
-    fn new(link: LinkEntry, parent: Option<usize>, link_depth: usize, now: Instant) -> Self {
+    fn new(link: LinkEntry, referrer: Option<LinkEntry>, link_depth: usize, now: Instant) -> Self {
         Self {
             link,
-            parent,
+            configured: referrer.is_none(),
+            referrers: referrer.into_iter().collect(),
+            found_links: Vec::new(),
+            links_incomplete: false,
             link_depth,
             root: None,
             root_due: now,
@@ -289,10 +311,17 @@ impl DnsWalker {
             return events;
         };
         let (_, pending) = self.trees[index].in_flight.take().expect("found by its in-flight query");
-        match pending {
-            Pending::Root => self.on_root(index, answer, now, &mut events),
-            Pending::Entry { kind, missing } => self.on_entry(index, kind, missing, answer, now, &mut events),
-        }
+        let links_walked = match pending {
+            Pending::Root => {
+                self.on_root(index, answer, now, &mut events);
+                false
+            }
+            Pending::Entry { kind, missing } => {
+                self.on_entry(index, kind, missing, answer, now, &mut events);
+                kind == SubtreeKind::Links
+                    && self.trees[index].links.as_ref().is_some_and(|s| s.missing.is_empty())
+            }
+        };
         for event in &events {
             if let WalkEvent::Error(error) = event {
                 tracing::debug!(target: "ethp2p::dns", tree = %self.trees[index].link.domain, %error, "DNS tree error");
@@ -301,7 +330,36 @@ impl DnsWalker {
                 tree.last_error = Some(error.clone());
             }
         }
+        // The tree's link subtree has just been walked to its end: trees it no longer links
+        // to lose it as a referrer (go-ethereum's linkCache.resetLinks). Last, because it
+        // may remove trees and so move indices.
+        if links_walked && !self.trees[index].links_incomplete {
+            self.drop_unlinked(index, &mut events);
+        }
         events
+    }
+
+    /// Takes tree `index` off the referrers of every tree its current link subtree no longer
+    /// names, then drops every linked tree left without a referrer (and, in turn, the trees
+    /// only they linked to).
+    fn drop_unlinked(&mut self, index: usize, events: &mut Vec<WalkEvent>) {
+        let parent = self.trees[index].link.clone();
+        let found = std::mem::take(&mut self.trees[index].found_links);
+        for tree in &mut self.trees {
+            if !found.contains(&tree.link) {
+                tree.referrers.retain(|r| *r != parent);
+            }
+        }
+        self.trees[index].found_links = found;
+        while let Some(orphan) = self.trees.iter().position(|t| !t.configured && t.referrers.is_empty()) {
+            let tree = self.trees.remove(orphan);
+            tracing::debug!(target: "ethp2p::dns", domain = %tree.link.domain, "DNS tree no longer linked, dropped");
+            for other in &mut self.trees {
+                other.referrers.retain(|r| *r != tree.link);
+            }
+            events.push(WalkEvent::TreeRemoved { link: tree.link });
+        }
+        self.cursor %= self.trees.len().max(1);
     }
 
     /// A snapshot of every tree.
@@ -314,7 +372,7 @@ impl DnsWalker {
                 let pending = pending(&t.links) + pending(&t.enrs) + in_flight;
                 TreeStatus {
                     link: t.link.clone(),
-                    via: t.parent.map(|p| self.trees[p].link.domain.clone()),
+                    via: t.referrers.first().map(|r| r.domain.clone()),
                     seq: t.root.as_ref().map(|r| r.seq),
                     nodes: t.nodes,
                     entries: t.entries,
@@ -373,6 +431,8 @@ impl DnsWalker {
         }
         if tree.links.as_ref().is_none_or(|s| s.root != root.link_root) {
             tree.links = Some(Subtree::new(&root.link_root));
+            tree.found_links.clear();
+            tree.links_incomplete = false;
         }
         if tree.enrs.as_ref().is_none_or(|s| s.root != root.enr_root) {
             tree.enrs = Some(Subtree::new(&root.enr_root));
@@ -432,6 +492,8 @@ impl DnsWalker {
                     if let Some(subtree) = subtree_mut(tree, kind) {
                         subtree.missing.push(Missing { attempts, ..missing });
                     }
+                } else if kind == SubtreeKind::Links {
+                    tree.links_incomplete = true;
                 }
                 events.push(WalkEvent::Error(DnsError::Resolve { name, source }));
                 return;
@@ -439,12 +501,14 @@ impl DnsWalker {
         };
         // A name may carry several TXT records; the entry is the one whose hash matches.
         let Some(text) = txts.iter().find(|t| hash_matches(&missing.hash, t)) else {
+            tree.links_incomplete |= kind == SubtreeKind::Links;
             events.push(WalkEvent::Error(DnsError::HashMismatch { name }));
             return;
         };
         let entry = match text.parse::<Entry>() {
             Ok(entry) => entry,
             Err(source) => {
+                tree.links_incomplete |= kind == SubtreeKind::Links;
                 events.push(WalkEvent::Error(DnsError::BadEntry { name, source }));
                 return;
             }
@@ -458,6 +522,7 @@ impl DnsWalker {
                 for child in branch.children {
                     if let Err(error) = push_child(subtree, child, missing.depth + 1, limits, &domain) {
                         events.push(WalkEvent::Error(error));
+                        tree.links_incomplete |= kind == SubtreeKind::Links;
                         break;
                     }
                 }
@@ -468,22 +533,28 @@ impl DnsWalker {
             }
             (SubtreeKind::Links, Entry::Link(link)) => self.on_link(index, link, now, events),
             (_, other) => {
+                tree.links_incomplete |= kind == SubtreeKind::Links;
                 events.push(WalkEvent::Error(DnsError::UnexpectedEntry { name, kind: other.kind() }))
             }
         }
     }
 
     fn on_link(&mut self, parent: usize, link: LinkEntry, now: Instant, events: &mut Vec<WalkEvent>) {
+        let parent_link = self.trees[parent].link.clone();
+        if !self.trees[parent].found_links.contains(&link) {
+            self.trees[parent].found_links.push(link.clone());
+        }
         if let Some(existing) = self.find(&link) {
             // A tree already walked. If it is this tree or one of its ancestors, the links
-            // form a cycle: say so. Otherwise two trees share a link, which is fine.
-            let mut cursor = Some(parent);
-            while let Some(i) = cursor {
-                if i == existing {
-                    events.push(WalkEvent::Error(DnsError::LinkLoop { domain: link.domain }));
-                    return;
-                }
-                cursor = self.trees[i].parent;
+            // form a cycle: say so. Otherwise two trees share a link, which is fine: it is
+            // walked once and kept while either links to it.
+            if existing == parent || self.is_ancestor(existing, parent) {
+                events.push(WalkEvent::Error(DnsError::LinkLoop { domain: link.domain }));
+                return;
+            }
+            let tree = &mut self.trees[existing];
+            if !tree.configured && !tree.referrers.contains(&parent_link) {
+                tree.referrers.push(parent_link);
             }
             return;
         }
@@ -503,9 +574,30 @@ impl DnsWalker {
             events.push(WalkEvent::Error(error));
             return;
         }
-        let via = self.trees[parent].link.domain.clone();
-        self.trees.push(Tree::new(link.clone(), Some(parent), depth, now));
+        let via = parent_link.domain.clone();
+        self.trees.push(Tree::new(link.clone(), Some(parent_link), depth, now));
         events.push(WalkEvent::TreeAdded { link, via });
+    }
+
+    /// Whether tree `ancestor` links, directly or through other trees, to tree `index`.
+    fn is_ancestor(&self, ancestor: usize, index: usize) -> bool {
+        let target = &self.trees[ancestor].link;
+        let mut seen = vec![index];
+        let mut queue = vec![index];
+        while let Some(i) = queue.pop() {
+            for referrer in &self.trees[i].referrers {
+                if referrer == target {
+                    return true;
+                }
+                if let Some(j) = self.find(referrer) {
+                    if !seen.contains(&j) {
+                        seen.push(j);
+                        queue.push(j);
+                    }
+                }
+            }
+        }
+        false
     }
 }
 
@@ -782,6 +874,102 @@ mod tests {
         assert!(loops.iter().all(|e| matches!(e, DnsError::LinkLoop { .. })));
         assert_eq!(walker.status().len(), 2);
         assert!(lookups <= 2 + a.entries.len() + b.entries.len());
+    }
+
+    /// A link that disappears from a later root drops the tree it led to, unless another
+    /// tree still links to it; trees reachable only through a dropped one go with it.
+    #[test]
+    fn removed_links_drop_their_trees() {
+        let link = |seed: u8, domain: &str| LinkEntry::new(key(seed).public(), domain).unwrap();
+        let (a_link, b_link, c_link, d_link) =
+            (link(1, "a.test"), link(2, "b.test"), link(3, "c.test"), link(4, "d.test"));
+        let domains = |walker: &DnsWalker| {
+            let mut d: Vec<String> = walker.status().into_iter().map(|t| t.link.domain).collect();
+            d.sort();
+            d
+        };
+        let removed = |events: &[WalkEvent]| {
+            let mut d: Vec<String> = events
+                .iter()
+                .filter_map(|e| match e {
+                    WalkEvent::TreeRemoved { link } => Some(link.domain.clone()),
+                    _ => None,
+                })
+                .collect();
+            d.sort();
+            d
+        };
+        // a → b, a → c; c → b, c → d.
+        let b = tree(2, "b.test", 1, 2, Vec::new());
+        let c = tree(3, "c.test", 1, 2, vec![b_link.clone(), d_link.clone()]);
+        let d = tree(4, "d.test", 1, 2, Vec::new());
+        let a1 = tree(1, "a.test", 1, 1, vec![b_link.clone(), c_link.clone()]);
+        let now = Instant::now();
+        let mut walker = DnsWalker::with_seed(DnsConfig::default(), 1);
+        walker.add_tree(a_link.clone(), now);
+        let (events, _) = drive(&mut walker, &zone_of(&[&a1, &b, &c, &d]), now);
+        assert_eq!(nodes(&events).len(), 7);
+        assert_eq!(domains(&walker), ["a.test", "b.test", "c.test", "d.test"]);
+        assert!(removed(&events).is_empty());
+
+        // a drops c: c goes, and d (only c linked to it) with it; b stays, a still links it.
+        let a2 = tree(1, "a.test", 2, 1, vec![b_link.clone()]);
+        let later = walker.next_wakeup().unwrap();
+        let (events, _) = drive(&mut walker, &zone_of(&[&a2, &b, &c, &d]), later);
+        assert_eq!(removed(&events), ["c.test", "d.test"]);
+        assert_eq!(domains(&walker), ["a.test", "b.test"]);
+
+        // a drops every link: b goes too; the configured tree a is never dropped.
+        let a3 = tree(1, "a.test", 3, 1, Vec::new());
+        let later = walker.next_wakeup().unwrap();
+        let (events, _) = drive(&mut walker, &zone_of(&[&a3, &b]), later);
+        assert_eq!(removed(&events), ["b.test"]);
+        assert_eq!(domains(&walker), ["a.test"]);
+        // Nothing of the dropped trees is looked up again.
+        let later = walker.next_wakeup().unwrap();
+        while let Some(query) = walker.poll(later) {
+            assert!(query.name.ends_with("a.test"), "{}", query.name);
+            walker.on_response(query.id, Err(ResolveError::NotFound), later);
+        }
+    }
+
+    /// A link entry that cannot be fetched leaves the link set unknown: nothing is dropped
+    /// on its account.
+    #[test]
+    fn unreadable_link_subtree_drops_nothing() {
+        let link = |seed: u8, domain: &str| LinkEntry::new(key(seed).public(), domain).unwrap();
+        let (b_link, c_link, d_link) = (link(2, "b.test"), link(3, "c.test"), link(4, "d.test"));
+        let b = tree(2, "b.test", 1, 1, Vec::new());
+        let c = tree(3, "c.test", 1, 1, Vec::new());
+        let d = tree(4, "d.test", 1, 1, Vec::new());
+        let a1 = tree(1, "a.test", 1, 1, vec![b_link.clone(), c_link.clone()]);
+        let now = Instant::now();
+        let mut walker = DnsWalker::with_seed(DnsConfig::default(), 1);
+        walker.add_tree(a1.link.clone(), now);
+        drive(&mut walker, &zone_of(&[&a1, &b, &c]), now);
+        assert_eq!(walker.status().len(), 3);
+        // The new root still links to b (and adds d), but b's link leaf cannot be fetched:
+        // b must not be dropped for it.
+        let a2 = tree(1, "a.test", 2, 1, vec![b_link, c_link, d_link]);
+        let mut zone = zone_of(&[&a2, &b, &c, &d]);
+        let leaf = a2.records().into_iter().find(|(_, text)| text.ends_with("@b.test")).unwrap().0;
+        zone.remove(&leaf);
+        let mut at = walker.next_wakeup().unwrap();
+        let mut given_up = false;
+        for _ in 0..50 {
+            let (events, _) = drive(&mut walker, &zone, at);
+            assert!(!events.iter().any(|e| matches!(e, WalkEvent::TreeRemoved { .. })), "{events:?}");
+            let status = walker.status();
+            if status.iter().find(|t| t.link.domain == "a.test").is_some_and(|t| t.complete) {
+                given_up = true;
+                break;
+            }
+            at = walker.next_wakeup().unwrap();
+        }
+        assert!(given_up, "the missing leaf was never given up on");
+        let mut domains: Vec<String> = walker.status().into_iter().map(|t| t.link.domain).collect();
+        domains.sort();
+        assert_eq!(domains, ["a.test", "b.test", "c.test", "d.test"]);
     }
 
     #[test]
