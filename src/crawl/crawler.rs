@@ -9,10 +9,12 @@
 //! - discv5: FINDNODE at distance 256, then 255, 254, ... (one distance per request, since an
 //!   answer holds at most 16 records), until two distances in a row come back empty. A
 //!   bucket of a node's table is at most 16 records, so this reads its whole table.
-//! - discv4: an ENRRequest (which bonds first): the answer scores the node and gives its
-//!   record. Neighbours come from a lookup towards the node's own id, whose FINDNODEs the
-//!   service sends after bonding; every node that answers is streamed back as a candidate.
-//!   (The discv4 handle has no single-node FINDNODE; a lookup is its closest equivalent.)
+//! - discv4: a PING (which bonds): the PONG scores the node. If the PONG carries an ENR
+//!   sequence number (EIP-868), an ENRRequest fetches its record; a node without EIP-868
+//!   (older clients, ethereumjs) still counts as answering. Neighbours come from a lookup
+//!   towards the node's own id, whose FINDNODEs the service sends after bonding; every node
+//!   that answers is streamed back as a candidate. (The discv4 handle has no single-node
+//!   FINDNODE; a lookup is its closest equivalent.)
 //!
 //! Scores follow go-ethereum's `devp2p crawl`: +1 per answer, halved per failure.
 
@@ -210,7 +212,7 @@ enum Job {
 #[derive(Debug)]
 enum Done {
     AskV5 { id: NodeId, enr: Enr, attempt: u32, answers: u32, failures: u32, found: Vec<Enr> },
-    AskV4 { id: NodeId, enode: Enode, attempt: u32, enr: Option<Enr>, found: Vec<Candidate> },
+    AskV4 { id: NodeId, enode: Enode, attempt: u32, answered: bool, enr: Option<Enr>, found: Vec<Candidate> },
     Probe(NodeId, ProbeResult),
 }
 
@@ -546,13 +548,13 @@ impl Run<'_> {
                 }
                 new
             }
-            Done::AskV4 { id, enode, attempt, enr, found } => {
-                match &enr {
-                    Some(enr) => {
-                        state.answered(&id, now, Some(enr));
+            Done::AskV4 { id, enode, attempt, answered, enr, found } => {
+                match answered {
+                    true => {
+                        state.answered(&id, now, enr.as_ref());
                         self.progress.answered.fetch_add(1, Ordering::Relaxed);
                     }
-                    None => {
+                    false => {
                         state.failed(&id, now);
                         self.progress.failed.fetch_add(1, Ordering::Relaxed);
                         if attempt < MAX_ATTEMPTS {
@@ -579,13 +581,18 @@ impl Run<'_> {
     }
 }
 
-/// Asks one discv4 node for its record (bonding first; the answer is what scores it), then
-/// runs a lookup towards its own id: the lookup's FINDNODEs reach it and its neighbours, and
-/// every node they name comes back.
+/// Pings one discv4 node (the PONG is what scores it) and fetches its record if it has one
+/// (EIP-868), then runs a lookup towards its own id: the lookup's FINDNODEs reach it and its
+/// neighbours, and every node they name comes back.
 async fn ask_v4(discv4: Discv4, id: NodeId, enode: Enode, attempt: u32) -> Done {
-    let enr = discv4.request_enr(enode).await.ok();
+    let pong = discv4.ping(enode).await;
+    let answered = pong.is_ok();
+    let enr = match pong {
+        Ok(Some(_seq)) => discv4.request_enr(enode).await.ok(),
+        _ => None,
+    };
     let mut found = Vec::new();
-    if enr.is_some() {
+    if answered {
         if let Ok(records) = discv4.lookup(enode.peer_id).await {
             for record in records {
                 let neighbour = Enode {
@@ -598,7 +605,7 @@ async fn ask_v4(discv4: Discv4, id: NodeId, enode: Enode, attempt: u32) -> Done 
             }
         }
     }
-    Done::AskV4 { id, enode, attempt, enr, found }
+    Done::AskV4 { id, enode, attempt, answered, enr, found }
 }
 
 /// Reads one node's discv5 table distance by distance (see the module docs).

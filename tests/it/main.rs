@@ -6,6 +6,7 @@ mod discovery;
 mod dns;
 mod ejs;
 mod eth;
+mod interop_crawl;
 mod interop_discv4;
 mod interop_eth;
 mod interop_rlpx;
