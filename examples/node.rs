@@ -7,6 +7,7 @@
 //! cargo run --release --example node -- --network mainnet --fetch-headers 1..2048
 //! cargo run --release --example node -- --no-discovery --static enode://...@127.0.0.1:30303 --listen 127.0.0.1:30304
 //! cargo run --release --example node -- --serve-memory-chain 5000 --listen 127.0.0.1:30303 --no-discovery
+//! cargo run --release --example node -- --network sepolia --metrics 127.0.0.1:9001
 //! ```
 
 use std::{
@@ -51,6 +52,9 @@ struct Args {
     /// Serve N synthetic blocks on top of mainnet's real genesis header.
     #[arg(long, value_name = "N")]
     serve_memory_chain: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9001).
+    #[arg(long, value_name = "IP:PORT")]
+    metrics: Option<SocketAddr>,
     /// Seconds between peer tables.
     #[arg(long, default_value_t = 5)]
     every: u64,
@@ -110,8 +114,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.discovery(DiscoveryConfig::new(Some(v4), Some(v5.build()?)));
     }
 
+    if let Some(addr) = args.metrics {
+        builder = builder.metrics(addr);
+    }
+
     let node = builder.start().await?;
     println!("{}", Enode::new(node.peer_id(), node.local_addr()));
+    if let Some(addr) = node.metrics_addr() {
+        eprintln!("metrics at http://{addr}/metrics");
+    }
 
     if let Some(range) = &args.fetch_headers {
         let (from, to) = range.split_once("..").ok_or("--fetch-headers wants FROM..TO")?;

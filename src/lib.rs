@@ -38,6 +38,8 @@
 //! - [`crawl`]: the crawler's engine on top of discovery and RLPx: geth-style liveness
 //!   scores, RLPx/eth probes, `nodes.json`, a summary and (feature `sqlite`) a SQLite store.
 //! - [`node`]: the [`Node`] handle that starts everything and routes requests.
+//! - [`metrics`]: the Prometheus metric names the node records and a `/metrics` endpoint
+//!   ([`NodeBuilder::metrics`]); no global recorder is ever installed by the library.
 //!
 //! Dependencies point one way: `record ← discovery`, `record ← rlpx ← eth ← pool ← node`,
 //! `discovery ← node`. Each layer's module doc says which task owns its state.
@@ -57,6 +59,8 @@ pub mod eth;
 pub mod pool;
 
 pub mod node;
+
+pub mod metrics;
 
 pub mod crawl;
 

@@ -9,6 +9,7 @@ use std::{
     net::{IpAddr, SocketAddr},
     path::PathBuf,
     process::ExitCode,
+    sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -17,10 +18,14 @@ use ethp2p::{
     discovery::{
         nat::local_ip_towards, v4::Discv4Config, Discovery, DiscoveryConfig, Discv5Config, NatConfig,
     },
+    metrics::MetricsServer,
     record::{default_key_path, parse_bootnode_list, Bootnode},
     ChainSpec, Enode, LocalEnr, NetRestrict, NodeKey,
 };
 use tracing::info;
+
+/// How often the metrics are refreshed from the discovery stats.
+const METRICS_REFRESH: Duration = Duration::from_secs(5);
 
 /// A discv4 + discv5 bootnode on one UDP port.
 ///
@@ -87,6 +92,11 @@ struct Args {
     /// Seconds between the info lines with table size, sessions and packet rates.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     stats_interval: u64,
+
+    /// Serve Prometheus metrics (table size, sessions, packets, candidates) at
+    /// http://ADDR/metrics. [default: off]
+    #[arg(long, value_name = "IP:PORT")]
+    metrics: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -195,8 +205,25 @@ async fn run(args: Args) -> Result<(), String> {
         "bootnode running"
     );
 
+    let metrics = match args.metrics {
+        Some(addr) => {
+            let server = MetricsServer::bind(addr).await.map_err(|e| format!("--metrics {addr}: {e}"))?;
+            info!(target: "ethp2p::bootnode", addr = %server.local_addr(), "serving metrics at /metrics");
+            Some(Arc::new(server))
+        }
+        None => None,
+    };
     // A bootnode dials nobody: the candidates are only counted.
-    let drain = tokio::spawn(async move { while candidates.recv().await.is_some() {} });
+    let counter = metrics.clone();
+    let drain = tokio::spawn(async move {
+        while let Some(c) = candidates.recv().await {
+            if let Some(m) = &counter {
+                m.record(|| ethp2p::metrics::record_candidate(&c));
+            }
+        }
+    });
+    // Metrics want fresher numbers than the log lines.
+    let mut refresh = tokio::time::interval(METRICS_REFRESH);
     let mut ticker = tokio::time::interval(Duration::from_secs(args.stats_interval));
     ticker.tick().await;
     let mut last = (Instant::now(), discovery.stats().await.unwrap_or_default());
@@ -205,6 +232,11 @@ async fn run(args: Args) -> Result<(), String> {
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
+            _ = refresh.tick(), if metrics.is_some() => {
+                if let (Some(m), Ok(stats)) = (&metrics, discovery.stats().await) {
+                    m.record(|| ethp2p::metrics::record_discovery(&stats));
+                }
+            }
             _ = ticker.tick() => {
                 let now = Instant::now();
                 let stats = discovery.stats().await.unwrap_or_default();

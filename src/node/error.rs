@@ -18,6 +18,10 @@ pub enum NodeError {
     /// start: its port is in use, no protocol was configured, ...
     #[error("discovery: {0}")]
     Discovery(#[from] DiscoveryError),
+    /// The metrics endpoint (see [`NodeBuilder::metrics`](super::NodeBuilder::metrics))
+    /// could not bind its address.
+    #[error("metrics endpoint: {0}")]
+    Metrics(#[source] std::io::Error),
     /// The pool (configuration or address book) failed.
     #[error(transparent)]
     Pool(#[from] PoolError),

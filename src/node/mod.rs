@@ -31,6 +31,7 @@ use self::service::{Command, NodeService};
 use crate::{
     discovery::{Candidate, Discovery, DiscoveryConfig},
     eth::{ChainReader, EthConfig, EthError, EthPeer, GetBlockHeaders},
+    metrics::{self, MetricsServer, Recorder},
     pool::{PeerSnapshot, PoolConfig, PoolEvent, RequestKind, ResponseOutcome},
     record::{Enode, NodeKey, PeerId},
     rlpx::{Protocol, RlpxConfig},
@@ -67,6 +68,7 @@ pub struct NodeBuilder {
     discovery: Option<DiscoveryConfig>,
     tick: Duration,
     seed: Option<u64>,
+    metrics: Option<SocketAddr>,
 }
 
 impl NodeBuilder {
@@ -86,6 +88,7 @@ impl NodeBuilder {
             discovery: None,
             tick: Duration::from_secs(1),
             seed: None,
+            metrics: None,
         }
     }
 
@@ -144,6 +147,17 @@ impl NodeBuilder {
         self
     }
 
+    /// Serves the node's Prometheus metrics (names in [`crate::metrics`]) at
+    /// `http://<addr>/metrics`; port 0 picks a free one, see [`Node::metrics_addr`]. The
+    /// node then records into a registry of its own, so several nodes in one process keep
+    /// separate endpoints. No global recorder is installed: without this call the node's
+    /// metrics go to the application's global `metrics` recorder, if it installed one.
+    /// Default: none.
+    pub fn metrics(mut self, addr: SocketAddr) -> Self {
+        self.metrics = Some(addr);
+        self
+    }
+
     /// How often the pool's timers run. Default: 1 s.
     pub fn tick_interval(mut self, tick: Duration) -> Self {
         self.tick = tick;
@@ -166,6 +180,11 @@ impl NodeBuilder {
             self.rlpx.protocols = vec![Protocol::eth(69), Protocol::eth(68)];
         }
         let key = self.key.take().unwrap_or_else(NodeKey::generate);
+        let metrics = match self.metrics {
+            Some(addr) => Some(MetricsServer::bind(addr).await.map_err(NodeError::Metrics)?),
+            None => None,
+        };
+        let recorder = metrics.as_ref().map(MetricsServer::recorder).unwrap_or_default();
         let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let peer_id = key.peer_id();
@@ -184,6 +203,7 @@ impl NodeBuilder {
             seed: self.seed.unwrap_or_else(rand::random),
             commands: rx,
             events: events.clone(),
+            recorder: recorder.clone(),
         })
         .await?;
         let task = tokio::spawn(service.run());
@@ -195,6 +215,9 @@ impl NodeBuilder {
                 local_addr,
                 discovery,
                 task: std::sync::Mutex::new(Some(task)),
+                metrics_addr: metrics.as_ref().map(MetricsServer::local_addr),
+                metrics: std::sync::Mutex::new(metrics),
+                recorder,
             }),
         })
     }
@@ -208,6 +231,9 @@ struct Inner {
     local_addr: SocketAddr,
     discovery: Option<Discovery>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    metrics_addr: Option<SocketAddr>,
+    metrics: std::sync::Mutex<Option<MetricsServer>>,
+    recorder: Recorder,
 }
 
 /// A running node. Cheap to clone; every clone talks to the same service.
@@ -231,6 +257,11 @@ impl Node {
     /// its UDP address, our record, its tables and counters.
     pub fn discovery(&self) -> Option<&Discovery> {
         self.inner.discovery.as_ref()
+    }
+
+    /// The address of the `/metrics` endpoint, when started with [`NodeBuilder::metrics`].
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.inner.metrics_addr
     }
 
     /// A stream of pool events from now on.
@@ -345,6 +376,18 @@ impl Node {
                 // The session ended or failed: its close is scored when it is reported.
                 Ok(Err(e)) => (None, Err(Arc::new(e))),
             };
+            self.inner.recorder.with(|| {
+                let label = match outcome {
+                    Some(ResponseOutcome::Valid { .. }) => "valid",
+                    Some(ResponseOutcome::Empty { .. }) => "empty",
+                    Some(ResponseOutcome::Invalid { .. }) => "invalid",
+                    Some(ResponseOutcome::Timeout { .. }) => "timeout",
+                    _ => "failed",
+                };
+                let kind = kind.as_str();
+                ::metrics::counter!(metrics::REQUESTS, "kind" => kind, "outcome" => label).increment(1);
+                ::metrics::histogram!(metrics::REQUEST_DURATION, "kind" => kind).record(rtt.as_secs_f64());
+            });
             let _ = self.inner.commands.send(Command::Release { peer_id, kind, outcome }).await;
             match value {
                 Ok(v) if count(&v) > 0 => return Ok((peer_id, v)),
@@ -375,5 +418,8 @@ impl Node {
         if let Some(task) = task {
             let _ = task.await;
         }
+        // Last, so a final scrape can see the shutdown's disconnects.
+        let metrics = self.inner.metrics.lock().ok().and_then(|mut m| m.take());
+        drop(metrics);
     }
 }

@@ -14,10 +14,14 @@ use tokio::{
     task::JoinSet,
 };
 
-use super::{stats::DialFailure, NodeError, NodeStats};
+use super::{
+    stats::{close_label, DialFailure},
+    NodeError, NodeStats,
+};
 use crate::{
     discovery::{Candidate, CandidateSource, Discovery, DiscoveryConfig},
     eth::{ChainReader, EthConfig, EthError, EthEvent, EthPeer, EthSession},
+    metrics::{self, Recorder},
     pool::{
         AddressBook, BackoffKind, Direction, ForkIdFilter, PeerSnapshot, PoolAction, PoolConfig, PoolEvent,
         PoolState, ReputationChange, RequestKind, ResponseOutcome, SessionClose, BOOK_FILE,
@@ -64,6 +68,7 @@ pub(super) struct Setup {
     pub(super) seed: u64,
     pub(super) commands: mpsc::Receiver<Command>,
     pub(super) events: broadcast::Sender<PoolEvent>,
+    pub(super) recorder: Recorder,
 }
 
 pub(super) struct NodeService {
@@ -87,6 +92,10 @@ pub(super) struct NodeService {
     dial_failures: BTreeMap<DialFailure, u64>,
     inbound_connections: u64,
     inbound_handshakes: u64,
+    recorder: Recorder,
+    /// Peers per direction (inbound, outbound) last added to the gauge: it moves by the
+    /// difference, so nodes sharing the application's global recorder add up.
+    published_peers: [usize; 2],
 }
 
 impl std::fmt::Debug for NodeService {
@@ -162,6 +171,7 @@ impl NodeService {
             seed,
             commands,
             events,
+            recorder,
         } = setup;
         let listener =
             RlpxListener::bind(listen, key.clone(), rlpx.clone()).await.map_err(NodeError::Listen)?;
@@ -238,6 +248,8 @@ impl NodeService {
             dial_failures: BTreeMap::new(),
             inbound_connections: 0,
             inbound_handshakes: 0,
+            recorder,
+            published_peers: [0; 2],
         };
         Ok((service, local_addr, discovery))
     }
@@ -268,15 +280,41 @@ impl NodeService {
                 _ = save.tick() => self.save_book_in_background(),
             }
             self.process_actions();
+            self.publish_peer_gauge();
         }
+    }
+
+    fn publish_peer_gauge(&mut self) {
+        let now = [self.pool.count(Direction::Inbound), self.pool.count(Direction::Outbound)];
+        if now == self.published_peers {
+            return;
+        }
+        let before = std::mem::replace(&mut self.published_peers, now);
+        self.recorder.with(|| {
+            for (i, direction) in ["inbound", "outbound"].into_iter().enumerate() {
+                let delta = now[i] as f64 - before[i] as f64;
+                if delta != 0.0 {
+                    ::metrics::gauge!(metrics::PEERS, "direction" => direction).increment(delta);
+                }
+            }
+        });
+    }
+
+    fn add_candidate(&mut self, candidate: &Candidate, now: Instant) {
+        self.recorder.with(|| metrics::record_candidate(candidate));
+        self.pool.add_candidate(candidate, now);
+    }
+
+    fn count_dial_failure(&mut self, failure: DialFailure) {
+        *self.dial_failures.entry(failure).or_default() += 1;
+        self.recorder
+            .with(|| ::metrics::counter!(metrics::DIAL_FAILURES, "reason" => failure.as_str()).increment(1));
     }
 
     fn on_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
-            Command::Candidate(c) => {
-                self.pool.add_candidate(&c, now);
-            }
+            Command::Candidate(c) => self.add_candidate(&c, now),
             Command::Peers(reply) => {
                 let _ = reply.send(self.pool.peers(now));
             }
@@ -342,11 +380,9 @@ impl NodeService {
     fn on_internal(&mut self, report: Internal) {
         let now = Instant::now();
         match report {
-            Internal::Candidate(c) => {
-                self.pool.add_candidate(&c, now);
-            }
+            Internal::Candidate(c) => self.add_candidate(&c, now),
             Internal::DialFailed { peer_id, backoff, ban, failure } => {
-                *self.dial_failures.entry(failure).or_default() += 1;
+                self.count_dial_failure(failure);
                 if ban {
                     self.pool.change_reputation(&peer_id, ReputationChange::ProtocolBreach, now);
                 }
@@ -359,7 +395,7 @@ impl NodeService {
                 match &admitted {
                     Ok(()) => self.pool.set_peer_info(&peer_id, session.client_id(), session.version()),
                     Err(_) if direction == Direction::Outbound => {
-                        *self.dial_failures.entry(DialFailure::Refused).or_default() += 1;
+                        self.count_dial_failure(DialFailure::Refused)
                     }
                     Err(_) => {}
                 }
@@ -410,6 +446,7 @@ impl NodeService {
         while let Some(action) = self.pool.poll_action() {
             match action {
                 PoolAction::Dial(target) => {
+                    self.recorder.with(|| ::metrics::counter!(metrics::DIALS).increment(1));
                     let enode = Enode {
                         peer_id: target.peer_id,
                         ip: target.addr.ip(),
@@ -452,6 +489,14 @@ impl NodeService {
                     }
                 }
                 PoolAction::Event(event) => {
+                    self.recorder.with(|| match &event {
+                        PoolEvent::PeerDisconnected { reason, .. } => {
+                            ::metrics::counter!(metrics::SESSIONS_CLOSED, "reason" => close_label(reason))
+                                .increment(1)
+                        }
+                        PoolEvent::PeerBanned { .. } => ::metrics::counter!(metrics::BANS).increment(1),
+                        _ => {}
+                    });
                     // Nobody listening is fine.
                     let _ = self.events.send(event);
                 }

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, fmt};
 
 use crate::{
     eth::EthError,
-    pool::PoolStats,
+    pool::{PoolStats, SessionClose},
     rlpx::{DisconnectReason, RlpxError},
 };
 
@@ -121,6 +121,37 @@ impl fmt::Display for DialFailure {
     }
 }
 
+/// The label of a session's end: `local`, `error`, `closed` (the socket closed without a
+/// Disconnect), or the remote's Disconnect reason (`too_many_peers`, `useless_peer`, ...).
+pub(crate) fn close_label(close: &SessionClose) -> &'static str {
+    match close {
+        SessionClose::Local => "local",
+        SessionClose::Error { .. } => "error",
+        SessionClose::Remote(None) => "closed",
+        SessionClose::Remote(Some(code)) => disconnect_label(DisconnectReason::from_code(*code)),
+    }
+}
+
+/// A metric label per rlpx.md Disconnect reason.
+pub(crate) fn disconnect_label(reason: DisconnectReason) -> &'static str {
+    match reason {
+        DisconnectReason::DisconnectRequested => "disconnect_requested",
+        DisconnectReason::TcpSubsystemError => "tcp_error",
+        DisconnectReason::ProtocolBreach => "protocol_breach",
+        DisconnectReason::UselessPeer => "useless_peer",
+        DisconnectReason::TooManyPeers => "too_many_peers",
+        DisconnectReason::AlreadyConnected => "already_connected",
+        DisconnectReason::IncompatibleP2PProtocolVersion => "incompatible_version",
+        DisconnectReason::NullNodeIdentity => "null_identity",
+        DisconnectReason::ClientQuitting => "client_quitting",
+        DisconnectReason::UnexpectedHandshakeIdentity => "unexpected_identity",
+        DisconnectReason::ConnectedToSelf => "connected_to_self",
+        DisconnectReason::PingTimeout => "ping_timeout",
+        DisconnectReason::SubprotocolSpecific => "subprotocol_specific",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +172,13 @@ mod tests {
             DialFailure::of_eth(&EthError::Rlpx(RlpxError::ConnectTimeout)).as_str(),
             "connect_timeout"
         );
+    }
+
+    #[test]
+    fn close_labels() {
+        assert_eq!(close_label(&SessionClose::Local), "local");
+        assert_eq!(close_label(&SessionClose::Remote(None)), "closed");
+        assert_eq!(close_label(&SessionClose::Remote(Some(0x04))), "too_many_peers");
+        assert_eq!(close_label(&SessionClose::Remote(Some(0x77))), "other");
     }
 }

@@ -50,6 +50,17 @@ pub enum RequestKind {
 impl RequestKind {
     const COUNT: usize = 4;
 
+    /// A short name (`block_headers`, `block_bodies`, `receipts`, `pooled_transactions`),
+    /// used as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BlockHeaders => "block_headers",
+            Self::BlockBodies => "block_bodies",
+            Self::Receipts => "receipts",
+            Self::PooledTransactions => "pooled_transactions",
+        }
+    }
+
     fn index(self) -> usize {
         match self {
             Self::BlockHeaders => 0,

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use ethp2p::{
     discovery::{v4::Discv4Config, DiscoveryConfig},
-    eth::{EthConfig, EthVersion, MemoryChain},
+    eth::{EthConfig, EthVersion, GetBlockHeaders, MemoryChain},
     node::{DialFailure, Node, NodeBuilder},
     pool::Direction,
     record::ChainSpec,
@@ -174,4 +174,87 @@ async fn snapshot_carries_client_id_and_eth_version() {
 
     local.shutdown().await;
     remote.shutdown().await;
+}
+
+/// A plain HTTP/1.1 GET of `/metrics`, as Prometheus scrapes.
+async fn scrape(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nAccept: text/plain\r\n\r\n")
+        .await
+        .unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).await.unwrap();
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    page
+}
+
+/// The value of one sample line (`name{labels} value`) on a scraped page.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `NodeBuilder::metrics` serves the node's own registry: the peer gauge follows the
+/// pool, dials, candidates and routed requests are counted. The other node records
+/// nothing there (no global recorder is installed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_endpoint_counts_peers_dials_and_requests() {
+    let chain = Arc::new(MemoryChain::builder().blocks(4).build());
+    let remote = loopback_node(&chain, 13_101, None).await;
+    let local = NodeBuilder::new(eth_config(&chain), chain.clone())
+        .key(key_from_seed(13_102))
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .metrics(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(remote.metrics_addr(), None);
+    let addr = local.metrics_addr().expect("started with metrics");
+    assert_ne!(addr.port(), 0, "the bound port is reported");
+    assert_eq!(sample(&scrape(addr).await, "ethp2p_peers{direction=\"outbound\"}"), None);
+
+    local.add_peer(enode_of(&remote)).await.unwrap();
+    let outbound = "ethp2p_peers{direction=\"outbound\"}";
+    let connected = poll_until(Duration::from_secs(30), Duration::from_millis(50), || async move {
+        sample(&scrape(addr).await, outbound) == Some(1.0)
+    })
+    .await;
+    let page = scrape(addr).await;
+    assert!(connected, "the outbound gauge reaches 1: {page}");
+    assert_eq!(local.peers().await.unwrap().len(), 1);
+    assert_eq!(sample(&page, "ethp2p_dials_total"), Some(1.0), "{page}");
+    assert_eq!(sample(&page, "ethp2p_discovery_candidates_total{source=\"static\"}"), Some(1.0), "{page}");
+
+    let request = GetBlockHeaders { origin: 1u64.into(), count: 2, skip: 0, reverse: false };
+    let (_, headers) = local.get_block_headers(request).await.unwrap();
+    assert_eq!(headers.len(), 2);
+    let page = scrape(addr).await;
+    assert_eq!(
+        sample(&page, "ethp2p_requests_total{kind=\"block_headers\",outcome=\"valid\"}"),
+        Some(1.0),
+        "{page}"
+    );
+    assert_eq!(sample(&page, "ethp2p_request_duration_seconds_count{kind=\"block_headers\"}"), Some(1.0));
+
+    // The remote closes: the gauge drops and the close is counted by its reason.
+    remote.shutdown().await;
+    let dropped = poll_until(Duration::from_secs(30), Duration::from_millis(50), || async move {
+        sample(&scrape(addr).await, outbound) == Some(0.0)
+    })
+    .await;
+    let page = scrape(addr).await;
+    assert!(dropped, "the gauge follows the disconnect: {page}");
+    assert_eq!(
+        sample(&page, "ethp2p_sessions_closed_total{reason=\"client_quitting\"}"),
+        Some(1.0),
+        "{page}"
+    );
+
+    local.shutdown().await;
+    let closed = poll_until(Duration::from_secs(10), Duration::from_millis(20), || async move {
+        tokio::net::TcpStream::connect(addr).await.is_err()
+    })
+    .await;
+    assert!(closed, "shutdown closes the endpoint");
 }
