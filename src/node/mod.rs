@@ -4,7 +4,7 @@
 //! ```text
 //!  Node (Clone handle) ── Command ──▶ NodeService (one task: owns PoolState)
 //!                                       │ PoolAction::Dial ──▶ dial task (rlpx::dial + eth Status)
-//!   candidate sources ─ Candidate ─────▶│ listener task ──▶ inbound handshakes
+//!   candidate sources ─ Candidate ─────▶│ accept task ─ TCP ─▶ pool admission ─▶ handshake task
 //!                                       │ per-peer EthPeerService tasks (JoinSet)
 //!                                       └─ events ─▶ broadcast::Sender<PoolEvent>
 //! ```
@@ -111,7 +111,10 @@ impl NodeBuilder {
     }
 
     /// RLPx timeouts and client id. Default: [`RlpxConfig::default`]; eth/68 and eth/69
-    /// are added when no protocol is configured.
+    /// are added when no protocol is configured. Inbound handshakes are capped by the
+    /// pool's `max_pending_inbound` (checked with the per-IP throttle before the
+    /// handshake), not by `max_pending_handshakes`, which only [`crate::rlpx::RlpxListener`]
+    /// uses.
     pub fn rlpx(mut self, config: RlpxConfig) -> Self {
         self.rlpx = config;
         self

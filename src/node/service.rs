@@ -9,7 +9,7 @@ use std::{
 };
 
 use tokio::{
-    net::TcpStream,
+    net::{TcpListener, TcpStream},
     sync::{broadcast, mpsc, oneshot},
     task::JoinSet,
 };
@@ -27,11 +27,16 @@ use crate::{
         PoolState, ReputationChange, RequestKind, ResponseOutcome, SessionClose, BOOK_FILE,
     },
     record::{Enode, ForkId, LocalEnr, NodeKey, PeerId},
-    rlpx::{self, RlpxConfig, RlpxError, RlpxListener},
+    rlpx::{self, RlpxConfig, RlpxError},
 };
 
 /// Reports from the tasks the service spawned.
 const INTERNAL_CAPACITY: usize = 1024;
+/// Accepted TCP connections waiting for the service's admission check; beyond it the
+/// kernel's backlog holds them.
+const INBOUND_CAPACITY: usize = 64;
+/// A failing `accept` (out of file descriptors) is retried after this pause, not in a loop.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// How long shutdown waits for sessions to say goodbye before aborting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -77,7 +82,8 @@ pub(super) struct NodeService {
     chain: Arc<dyn ChainReader>,
     rlpx: RlpxConfig,
     pool: PoolState,
-    listener: RlpxListener,
+    /// Raw TCP connections from the accept task, not yet handshaken.
+    inbound: mpsc::Receiver<(TcpStream, SocketAddr)>,
     peers: HashMap<PeerId, EthPeer>,
     /// Peers we asked to leave: their close is ours, not a remote drop.
     closing: HashSet<PeerId>,
@@ -154,6 +160,25 @@ fn classify(error: &EthError, we_closed: bool) -> SessionClose {
     }
 }
 
+/// Accepts TCP connections and hands them to the service, which decides before any
+/// handshake work. Stops when the service is gone.
+async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<(TcpStream, SocketAddr)>) {
+    loop {
+        match listener.accept().await {
+            Ok(connection) => {
+                if tx.send(connection).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // A local fault (out of file descriptors and the like).
+                tracing::warn!(target: "ethp2p::pool", error = %e, "accept failed");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
 impl NodeService {
     pub(super) async fn start(setup: Setup) -> Result<(Self, SocketAddr, Option<Discovery>), NodeError> {
         let Setup {
@@ -173,9 +198,8 @@ impl NodeService {
             events,
             recorder,
         } = setup;
-        let listener =
-            RlpxListener::bind(listen, key.clone(), rlpx.clone()).await.map_err(NodeError::Listen)?;
-        let local_addr = listener.local_addr();
+        let listener = TcpListener::bind(listen).await.map_err(|e| NodeError::Listen(RlpxError::Io(e)))?;
+        let local_addr = listener.local_addr().map_err(|e| NodeError::Listen(RlpxError::Io(e)))?;
         rlpx.listen_port = local_addr.port();
         let now = Instant::now();
         // Candidates on another chain are dropped before they take a dial slot.
@@ -194,6 +218,8 @@ impl NodeService {
         }
         let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CAPACITY);
         let mut source_tasks = JoinSet::new();
+        let (inbound_tx, inbound) = mpsc::channel(INBOUND_CAPACITY);
+        source_tasks.spawn(accept_loop(listener, inbound_tx));
         // Started last: nothing after it can fail, so a failed start never leaves it running.
         let discovery = match discovery {
             Some(mut config) => {
@@ -234,7 +260,7 @@ impl NodeService {
             chain,
             rlpx,
             pool: state,
-            listener,
+            inbound,
             peers: HashMap::new(),
             closing: HashSet::new(),
             commands,
@@ -274,7 +300,7 @@ impl NodeService {
                     }
                 },
                 Some(report) = self.internal_rx.recv() => self.on_internal(report),
-                Some(accepted) = self.listener.accept() => self.on_accept(accepted),
+                Some((tcp, addr)) = self.inbound.recv() => self.on_inbound(tcp, addr),
                 Some(_) = self.sessions.join_next(), if !self.sessions.is_empty() => {}
                 _ = tick.tick() => self.pool.tick(Instant::now()),
                 _ = save.tick() => self.save_book_in_background(),
@@ -347,31 +373,39 @@ impl NodeService {
         }
     }
 
-    fn on_accept(&mut self, accepted: Result<rlpx::Session, rlpx::InboundError>) {
-        // The listener handshakes before we see the connection.
+    /// A TCP connection arrived. The pool's per-IP throttle and pending-handshake cap are
+    /// checked here, before any cryptography: a refused connection is closed at once and
+    /// costs no ECIES work (geth `checkInboundConn`, reth `on_incoming_pending_session`).
+    fn on_inbound(&mut self, tcp: TcpStream, addr: SocketAddr) {
         self.inbound_connections += 1;
-        self.inbound_handshakes += 1;
-        let session = match accepted {
-            Ok(session) => session,
-            Err(e) => {
-                tracing::trace!(target: "ethp2p::pool", addr = %e.addr, error = %e.error, "inbound handshake failed");
-                return;
-            }
-        };
-        let Some(addr) = session.remote_addr() else { return };
         if let Err(reason) = self.pool.on_inbound_connection(addr.ip(), Instant::now()) {
-            tracing::trace!(target: "ethp2p::pool", %addr, ?reason, "inbound refused");
-            self.sessions.spawn(async move {
-                let mut session = session;
-                let _ = session.disconnect(reason.into()).await;
+            tracing::trace!(target: "ethp2p::pool", %addr, ?reason, "inbound connection refused before the handshake");
+            self.recorder.with(|| {
+                ::metrics::counter!(metrics::INBOUND_CONNECTIONS, "outcome" => "refused").increment(1)
             });
+            // No session exists yet to carry a Disconnect: closing the socket is the answer.
+            drop(tcp);
             return;
         }
-        let (eth, tx) = (self.eth.clone(), self.internal_tx.clone());
+        self.inbound_handshakes += 1;
+        self.recorder.with(|| {
+            ::metrics::counter!(metrics::INBOUND_CONNECTIONS, "outcome" => "handshake").increment(1)
+        });
+        let (key, rlpx, eth, tx) =
+            (self.key.clone(), self.rlpx.clone(), self.eth.clone(), self.internal_tx.clone());
         self.sessions.spawn(async move {
-            let report = match EthSession::handshake(session, eth).await {
-                Ok(s) => Internal::Established { session: Box::new(s), addr, direction: Direction::Inbound },
-                Err(_) => Internal::InboundFailed,
+            let _ = tcp.set_nodelay(true);
+            let report = match rlpx::Session::incoming(tcp, &key, &rlpx).await {
+                Ok(session) => match EthSession::handshake(session, eth).await {
+                    Ok(s) => {
+                        Internal::Established { session: Box::new(s), addr, direction: Direction::Inbound }
+                    }
+                    Err(_) => Internal::InboundFailed,
+                },
+                Err(error) => {
+                    tracing::trace!(target: "ethp2p::pool", %addr, %error, "inbound handshake failed");
+                    Internal::InboundFailed
+                }
             };
             let _ = tx.send(report).await;
         });

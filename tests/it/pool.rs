@@ -328,3 +328,47 @@ async fn eclipse_one_subnet_gets_at_most_its_share() {
         s.shutdown().await;
     }
 }
+
+/// geth's `checkInboundConn`: the per-IP throttle is applied when the TCP connection is
+/// accepted, before the ECIES handshake. One IP opening many connections gets one
+/// handshake; the others are closed without a byte of cryptography.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_throttle_refuses_before_the_handshake() {
+    use tokio::io::AsyncReadExt;
+    const CONNECTIONS: u64 = 8;
+    let chain = Arc::new(MemoryChain::builder().blocks(2).build());
+    // Loopback is exempt by default (a devnet on one host); this node throttles it too.
+    let mut pool = PoolConfig::builder();
+    pool.limit_lan(true);
+    let node = NodeBuilder::new(eth_config(&chain), chain.clone())
+        .key(key(7_001))
+        .listen("127.0.0.1:0".parse().unwrap())
+        .pool(pool.build().unwrap())
+        .start()
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    let mut closed_early = 0;
+    for i in 0..CONNECTIONS {
+        let mut tcp = tokio::net::TcpStream::connect(node.local_addr()).await.unwrap();
+        if i == 0 {
+            // The first one is let through: its handshake waits for our auth message.
+            held.push(tcp);
+            continue;
+        }
+        // The rest are closed by the node without it sending anything.
+        let mut buf = [0u8; 1];
+        match tokio::time::timeout(DEADLINE, tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => closed_early += 1,
+            Ok(Ok(_)) => panic!("the node sent bytes on a throttled connection"),
+            Err(_) => panic!("connection {i} from a throttled IP was left open"),
+        }
+    }
+    assert_eq!(closed_early, CONNECTIONS - 1);
+    let stats = node.stats().await.unwrap();
+    assert_eq!(stats.inbound_connections, CONNECTIONS, "{stats:?}");
+    assert_eq!(stats.inbound_handshakes, 1, "one handshake for one IP: {stats:?}");
+    assert_eq!(stats.pool.sessions_refused, CONNECTIONS - 1, "{stats:?}");
+    drop(held);
+    node.shutdown().await;
+}
