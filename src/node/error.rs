@@ -2,7 +2,12 @@
 
 use std::sync::Arc;
 
-use crate::{discovery::DiscoveryError, eth::EthError, pool::PoolError, rlpx::RlpxError};
+use crate::{
+    discovery::{dns::DnsError, nat::NatError, DiscoveryError},
+    eth::EthError,
+    pool::PoolError,
+    rlpx::RlpxError,
+};
 
 /// What can go wrong starting a node or serving a request through it.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +27,13 @@ pub enum NodeError {
     /// could not bind its address.
     #[error("metrics endpoint: {0}")]
     Metrics(#[source] std::io::Error),
+    /// DNS discovery (see [`NodeBuilder::dns`](super::NodeBuilder::dns)): a tree URL does
+    /// not parse, or no resolver could be configured.
+    #[error("DNS discovery: {0}")]
+    Dns(#[from] DnsError),
+    /// NAT (see [`NodeBuilder::nat`](super::NodeBuilder::nat)): no gateway answered.
+    #[error("NAT: {0}")]
+    Nat(#[source] NatError),
     /// The pool (configuration or address book) failed.
     #[error(transparent)]
     Pool(#[from] PoolError),

@@ -22,14 +22,18 @@ mod stats;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use alloy_consensus::{Header, Sealed};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use error::NodeError;
 pub use stats::{DialFailure, NodeStats};
 
 use self::service::{Command, NodeService};
 use crate::{
-    discovery::{Candidate, Discovery, DiscoveryConfig},
+    discovery::{
+        dns::{DnsConfig, DnsDiscovery, DnsError, HickoryResolver, LinkEntry},
+        nat::{ExternalAddr, PortMapper, PortMapping},
+        Candidate, Discovery, DiscoveryConfig, NatConfig,
+    },
     eth::{ChainReader, EthConfig, EthError, EthPeer, GetBlockHeaders},
     metrics::{self, MetricsServer, Recorder},
     pool::{PeerSnapshot, PoolConfig, PoolEvent, RequestKind, ResponseOutcome},
@@ -69,6 +73,10 @@ pub struct NodeBuilder {
     tick: Duration,
     seed: Option<u64>,
     metrics: Option<SocketAddr>,
+    nat: NatConfig,
+    port_mapper: Option<service::MapperFactory>,
+    dns: Option<(DnsConfig, Vec<String>)>,
+    dns_resolver: Option<HickoryResolver>,
 }
 
 impl NodeBuilder {
@@ -89,6 +97,10 @@ impl NodeBuilder {
             tick: Duration::from_secs(1),
             seed: None,
             metrics: None,
+            nat: NatConfig::None,
+            port_mapper: None,
+            dns: None,
+            dns_resolver: None,
         }
     }
 
@@ -150,6 +162,44 @@ impl NodeBuilder {
         self
     }
 
+    /// Fills the pool from EIP-1459 DNS trees (`enrtree://KEY@domain` URLs, such as the
+    /// network's list in go-ethereum's `params/bootnodes.go`): every node record the walk
+    /// finds becomes a candidate, fork-id filtered like any other. Trees are rechecked per
+    /// `config`. Names are resolved with the system's configuration unless
+    /// [`Self::dns_resolver`] says otherwise. Default: none.
+    pub fn dns(mut self, trees: impl IntoIterator<Item = impl Into<String>>, config: DnsConfig) -> Self {
+        self.dns = Some((config, trees.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// The resolver for [`Self::dns`], e.g. [`HickoryResolver::with_name_servers`].
+    /// Default: the system's (`/etc/resolv.conf` on Unix).
+    pub fn dns_resolver(mut self, resolver: HickoryResolver) -> Self {
+        self.dns_resolver = Some(resolver);
+        self
+    }
+
+    /// How the node learns and advertises its public address, as geth's `--nat`:
+    /// `extip:IP` puts that IP in our record (and [`Node::enode`]); `upnp`, `pmp` and `any`
+    /// map the RLPx port (and the discovery port) on the gateway, keep the mappings
+    /// renewed, put the external address in our record as the gateway grants it, and
+    /// remove the mappings at shutdown. [`Self::start`] fails if no gateway answers.
+    /// Default: [`NatConfig::None`] (advertise the listen address; discovery may still
+    /// learn the public IP from its peers).
+    pub fn nat(mut self, config: NatConfig) -> Self {
+        self.nat = config;
+        self
+    }
+
+    /// Maps the ports on this gateway instead of the one [`Self::nat`] would find (a
+    /// gateway at a known address: `PmpGateway::new(addr)`; or a fake one in tests).
+    /// Default: none.
+    pub fn port_mapper<M: PortMapper>(mut self, mapper: M) -> Self {
+        self.port_mapper =
+            Some(service::MapperFactory(Box::new(move |config| PortMapping::spawn(mapper, config))));
+        self
+    }
+
     /// Serves the node's Prometheus metrics (names in [`crate::metrics`]) at
     /// `http://<addr>/metrics`; port 0 picks a free one, see [`Node::metrics_addr`]. The
     /// node then records into a registry of its own, so several nodes in one process keep
@@ -188,10 +238,38 @@ impl NodeBuilder {
             None => None,
         };
         let recorder = metrics.as_ref().map(MetricsServer::recorder).unwrap_or_default();
+        let dns = match self.dns.take() {
+            Some((config, urls)) => {
+                let links = urls
+                    .iter()
+                    .map(|u| {
+                        u.trim().parse::<LinkEntry>().map_err(|e| NodeError::Dns(DnsError::InvalidUrl(e)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let resolver = match self.dns_resolver.take() {
+                    Some(r) => r,
+                    None => HickoryResolver::from_system_conf().map_err(|source| {
+                        NodeError::Dns(DnsError::Resolve {
+                            name: "the system resolver configuration".into(),
+                            source,
+                        })
+                    })?,
+                };
+                let (tx, rx) = mpsc::channel(config.candidate_buffer.max(1));
+                let dns = DnsDiscovery::spawn(config, resolver, tx);
+                for link in links {
+                    dns.add_link(link).await?;
+                }
+                // The walk stops by itself if the node fails to start: its channel closes.
+                self.sources.push(rx);
+                Some(dns)
+            }
+            None => None,
+        };
         let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let peer_id = key.peer_id();
-        let (service, local_addr, discovery) = NodeService::start(service::Setup {
+        let (service, local_addr, discovery, external) = NodeService::start(service::Setup {
             key,
             listen: self.listen,
             eth: self.eth,
@@ -207,6 +285,8 @@ impl NodeBuilder {
             commands: rx,
             events: events.clone(),
             recorder: recorder.clone(),
+            nat: self.nat,
+            port_mapper: self.port_mapper,
         })
         .await?;
         let task = tokio::spawn(service.run());
@@ -221,6 +301,8 @@ impl NodeBuilder {
                 metrics_addr: metrics.as_ref().map(MetricsServer::local_addr),
                 metrics: std::sync::Mutex::new(metrics),
                 recorder,
+                external,
+                dns,
             }),
         })
     }
@@ -237,6 +319,8 @@ struct Inner {
     metrics_addr: Option<SocketAddr>,
     metrics: std::sync::Mutex<Option<MetricsServer>>,
     recorder: Recorder,
+    external: watch::Receiver<Option<ExternalAddr>>,
+    dns: Option<DnsDiscovery>,
 }
 
 /// A running node. Cheap to clone; every clone talks to the same service.
@@ -260,6 +344,34 @@ impl Node {
     /// its UDP address, our record, its tables and counters.
     pub fn discovery(&self) -> Option<&Discovery> {
         self.inner.discovery.as_ref()
+    }
+
+    /// Our public address as far as we know it: the `extip` of [`NodeBuilder::nat`], or
+    /// what the gateway granted; `None` without NAT configuration or before the gateway
+    /// answered.
+    pub fn external_addr(&self) -> Option<ExternalAddr> {
+        *self.inner.external.borrow()
+    }
+
+    /// Our `enode://` URL as others should dial it: the external address (see
+    /// [`Self::external_addr`]) where known, else the listener's address.
+    pub fn enode(&self) -> Enode {
+        let mut enode = Enode::new(self.inner.peer_id, self.inner.local_addr);
+        if let Some(d) = &self.inner.discovery {
+            enode.udp_port = d.local_addr().port();
+        }
+        if let Some(ext) = self.external_addr() {
+            enode.ip = ext.ip;
+            enode.tcp_port = ext.tcp_port.unwrap_or(enode.tcp_port);
+            enode.udp_port = ext.udp_port.unwrap_or(enode.udp_port);
+        }
+        enode
+    }
+
+    /// The DNS discovery the node runs, when started with [`NodeBuilder::dns`]: add
+    /// trees, read each tree's status.
+    pub fn dns(&self) -> Option<&DnsDiscovery> {
+        self.inner.dns.as_ref()
     }
 
     /// The address of the `/metrics` endpoint, when started with [`NodeBuilder::metrics`].
@@ -412,6 +524,9 @@ impl Node {
         // Discovery first, so no candidate arrives while the pool winds down.
         if let Some(discovery) = &self.inner.discovery {
             discovery.shutdown().await;
+        }
+        if let Some(dns) = &self.inner.dns {
+            dns.shutdown().await;
         }
         let (tx, rx) = oneshot::channel();
         if self.inner.commands.send(Command::Shutdown(tx)).await.is_ok() {

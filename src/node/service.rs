@@ -10,7 +10,7 @@ use std::{
 
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{broadcast, mpsc, oneshot},
+    sync::{broadcast, mpsc, oneshot, watch},
     task::JoinSet,
 };
 
@@ -19,7 +19,10 @@ use super::{
     NodeError, NodeStats,
 };
 use crate::{
-    discovery::{Candidate, CandidateSource, Discovery, DiscoveryConfig},
+    discovery::{
+        nat::{start_port_mapping, ExternalAddr, PortMapConfig, PortMapping},
+        Candidate, CandidateSource, Discovery, DiscoveryConfig, NatConfig,
+    },
     eth::{ChainReader, EthConfig, EthError, EthEvent, EthPeer, EthSession},
     metrics::{self, Recorder},
     pool::{
@@ -74,6 +77,53 @@ pub(super) struct Setup {
     pub(super) commands: mpsc::Receiver<Command>,
     pub(super) events: broadcast::Sender<PoolEvent>,
     pub(super) recorder: Recorder,
+    pub(super) nat: NatConfig,
+    pub(super) port_mapper: Option<MapperFactory>,
+}
+
+/// What [`NodeService::start`] hands the [`Node`](super::Node): the service, the bound
+/// listener address, the running discovery and the external address as it becomes known.
+pub(super) type Started = (NodeService, SocketAddr, Option<Discovery>, watch::Receiver<Option<ExternalAddr>>);
+
+/// Starts a [`PortMapping`] on a gateway of the caller's choice (tests use fake ones).
+pub(super) struct MapperFactory(pub(super) Box<dyn FnOnce(PortMapConfig) -> PortMapping + Send>);
+
+impl std::fmt::Debug for MapperFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MapperFactory")
+    }
+}
+
+/// What the NAT setting asks for: a fixed external IP (`extip`), or port mappings on a
+/// gateway (`upnp`, `pmp`, `any`, or the builder's own mapper), for the RLPx port and the
+/// discovery port. Returns the mapping's handle and the external address as it changes.
+async fn start_nat(
+    nat: &NatConfig,
+    port_mapper: Option<MapperFactory>,
+    tcp: SocketAddr,
+    discovery: Option<&Discovery>,
+) -> Result<(Option<PortMapping>, watch::Receiver<Option<ExternalAddr>>), NodeError> {
+    let udp = discovery.map(|d| d.local_addr().port());
+    if let Some(ip) = nat.static_ip() {
+        let (_, rx) = watch::channel(Some(ExternalAddr { ip, tcp_port: Some(tcp.port()), udp_port: udp }));
+        return Ok((None, rx));
+    }
+    let mapping = match port_mapper {
+        Some(factory) => {
+            let internal = if tcp.ip().is_unspecified() {
+                crate::discovery::nat::local_ip_towards(IpAddr::from([192, 0, 2, 1])).unwrap_or(tcp.ip())
+            } else {
+                tcp.ip()
+            };
+            Some((factory.0)(PortMapConfig::new(internal, Some(tcp.port()), udp)))
+        }
+        None => start_port_mapping(nat, Some(tcp.port()), udp).await.map_err(NodeError::Nat)?,
+    };
+    let rx = match &mapping {
+        Some(m) => m.subscribe(),
+        None => watch::channel(None).1,
+    };
+    Ok((mapping, rx))
 }
 
 pub(super) struct NodeService {
@@ -102,6 +152,8 @@ pub(super) struct NodeService {
     /// Peers per direction (inbound, outbound) last added to the gauge: it moves by the
     /// difference, so nodes sharing the application's global recorder add up.
     published_peers: [usize; 2],
+    /// The gateway's port mappings, removed at shutdown.
+    mapping: Option<PortMapping>,
 }
 
 impl std::fmt::Debug for NodeService {
@@ -111,17 +163,19 @@ impl std::fmt::Debug for NodeService {
 }
 
 /// Our record for discovery: the node key, the RLPx port and our chain's fork id (the
-/// `eth` entry peers filter on). The IP is the discovery socket's, else the RLPx
+/// `eth` entry peers filter on). The IP is the configured external one (`extip`), else
+/// the discovery socket's, else the RLPx
 /// listener's; when both are unspecified (`0.0.0.0`) it stays absent until the discovery
 /// protocols learn it from their peers' votes. The UDP port is written by
 /// [`Discovery::start`] once bound.
 fn local_record(
     key: &NodeKey,
+    external: Option<IpAddr>,
     udp: Option<SocketAddr>,
     tcp: SocketAddr,
     fork_id: ForkId,
 ) -> Result<LocalEnr, NodeError> {
-    let ip = udp.map(|a| a.ip()).filter(|ip| !ip.is_unspecified()).or_else(|| {
+    let ip = external.or_else(|| udp.map(|a| a.ip()).filter(|ip| !ip.is_unspecified())).or_else(|| {
         let ip = tcp.ip();
         (!ip.is_unspecified()).then_some(ip)
     });
@@ -180,7 +234,7 @@ async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<(TcpStream, SocketA
 }
 
 impl NodeService {
-    pub(super) async fn start(setup: Setup) -> Result<(Self, SocketAddr, Option<Discovery>), NodeError> {
+    pub(super) async fn start(setup: Setup) -> Result<Started, NodeError> {
         let Setup {
             key,
             listen,
@@ -197,6 +251,8 @@ impl NodeService {
             commands,
             events,
             recorder,
+            nat,
+            port_mapper,
         } = setup;
         let listener = TcpListener::bind(listen).await.map_err(|e| NodeError::Listen(RlpxError::Io(e)))?;
         let local_addr = listener.local_addr().map_err(|e| NodeError::Listen(RlpxError::Io(e)))?;
@@ -230,7 +286,7 @@ impl NodeService {
                     v5.fork_filter = v5.fork_filter.take().or_else(|| Some(eth.fork_filter.clone()));
                 }
                 let udp = config.v4.as_ref().map(|c| c.listen_addr).or(config.v5.as_ref().map(|c| c.listen));
-                let local = local_record(&key, udp, local_addr, eth.status.fork_id)?;
+                let local = local_record(&key, nat.static_ip(), udp, local_addr, eth.status.fork_id)?;
                 let (discovery, mut candidates) = Discovery::start(local, config).await?;
                 let tx = internal_tx.clone();
                 source_tasks.spawn(async move {
@@ -244,6 +300,30 @@ impl NodeService {
             }
             None => None,
         };
+        let (mapping, external) = match start_nat(&nat, port_mapper, local_addr, discovery.as_ref()).await {
+            Ok(started) => started,
+            Err(e) => {
+                if let Some(d) = &discovery {
+                    d.shutdown().await;
+                }
+                return Err(e);
+            }
+        };
+        if let (Some(mapping), Some(d)) = (&mapping, &discovery) {
+            // Each address the gateway grants goes into our record (one seq bump each).
+            let (mut rx, local, bound_udp) =
+                (mapping.subscribe(), d.local_enr().clone(), d.local_addr().port());
+            source_tasks.spawn(async move {
+                while rx.changed().await.is_ok() {
+                    let Some(ext) = *rx.borrow_and_update() else { continue };
+                    match local.set_endpoint(ext.ip, ext.udp_port.unwrap_or(bound_udp), ext.tcp_port) {
+                        Ok(true) => tracing::debug!(target: "ethp2p::pool", ip = %ext.ip, "record updated with the external address"),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(target: "ethp2p::pool", error = %e, "cannot put the external address in our record"),
+                    }
+                }
+            });
+        }
         for mut source in sources {
             let tx = internal_tx.clone();
             source_tasks.spawn(async move {
@@ -276,8 +356,9 @@ impl NodeService {
             inbound_handshakes: 0,
             recorder,
             published_peers: [0; 2],
+            mapping,
         };
-        Ok((service, local_addr, discovery))
+        Ok((service, local_addr, discovery, external))
     }
 
     pub(super) async fn run(mut self) {
@@ -551,6 +632,9 @@ impl NodeService {
 
     async fn shutdown(&mut self) {
         self.sources.shutdown().await;
+        if let Some(mapping) = self.mapping.take() {
+            mapping.shutdown().await;
+        }
         for (peer_id, peer) in self.peers.drain() {
             self.closing.insert(peer_id);
             self.sessions.spawn(async move {

@@ -2,17 +2,27 @@
 //! discv4 and discv5 on one UDP port and fill their pools from it, with no candidate fed
 //! by hand.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Duration};
 
 use ethp2p::{
-    discovery::{v4::Discv4Config, DiscoveryConfig},
+    discovery::{
+        dns::{sign_tree, DnsConfig, HickoryResolver},
+        nat::PmpGateway,
+        v4::Discv4Config,
+        DiscoveryConfig, NatConfig,
+    },
     eth::{EthConfig, EthVersion, GetBlockHeaders, MemoryChain},
-    node::{DialFailure, Node, NodeBuilder},
+    node::{DialFailure, Node, NodeBuilder, NodeError},
     pool::Direction,
     record::ChainSpec,
     rlpx::{Protocol, RlpxConfig},
-    test_utils::{key_from_seed, poll_until, test_discv5_config},
-    Enode, Enr, NetRestrict,
+    test_utils::{
+        dns::DnsTestServer,
+        key_from_seed,
+        nat::{FakePmpGateway, PmpRequest},
+        poll_until, test_discv5_config,
+    },
+    Enode, Enr, LocalEnr, NetRestrict, PeerId,
 };
 
 /// Generous: six nodes with two discovery protocols each, on two busy cores.
@@ -257,4 +267,131 @@ async fn metrics_endpoint_counts_peers_dials_and_requests() {
     })
     .await;
     assert!(closed, "shutdown closes the endpoint");
+}
+
+/// `NodeBuilder::dns`: a node with no bootnode and no discovery fills its pool from an
+/// EIP-1459 tree served by a loopback DNS server, whose leaves are the records of three
+/// running nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_fills_its_pool_from_a_dns_tree() {
+    const SERVERS: u64 = 3;
+    let chain = Arc::new(MemoryChain::builder().blocks(2).build());
+    let eth = eth_config(&chain);
+    let mut servers = Vec::new();
+    let mut records = Vec::new();
+    for i in 0..SERVERS {
+        let seed = 13_200 + i;
+        let node = loopback_node(&chain, seed, None).await;
+        let mut record = LocalEnr::builder(&key_from_seed(seed));
+        record.ip4([127, 0, 0, 1].into()).tcp4(node.local_addr().port()).fork_id(eth.status.fork_id);
+        records.push(record.build().unwrap().record());
+        servers.push(node);
+    }
+    let tree = sign_tree(&key_from_seed(13_299), "nodes.example.org", 1, records, Vec::new()).unwrap();
+    let dns_server = DnsTestServer::start().await.unwrap();
+    dns_server.serve_tree(&tree);
+
+    let config =
+        DnsConfig::builder().rate_limit(100.0, 20).lookup_timeout(Duration::from_secs(2)).build().unwrap();
+    let node = NodeBuilder::new(eth.clone(), chain.clone())
+        .key(key_from_seed(13_250))
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .dns([tree.link.to_string()], config)
+        .dns_resolver(HickoryResolver::with_name_servers(&[dns_server.addr()]))
+        .start()
+        .await
+        .unwrap();
+    let filled = poll_until(Duration::from_secs(30), Duration::from_millis(50), || {
+        let node = node.clone();
+        async move { node.peers().await.unwrap().len() == SERVERS as usize }
+    })
+    .await;
+    let peers: HashSet<PeerId> = node.peers().await.unwrap().iter().map(|p| p.peer_id).collect();
+    assert!(filled, "the pool reaches every node of the tree: {peers:?}");
+    let want: HashSet<PeerId> = servers.iter().map(Node::peer_id).collect();
+    assert_eq!(peers, want);
+    let status = node.dns().expect("started with DNS").status().await.unwrap();
+    assert_eq!(status.len(), 1);
+    assert_eq!((status[0].seq, status[0].nodes), (Some(1), SERVERS as usize), "{status:?}");
+    assert!(dns_server.queries() > 0);
+
+    node.shutdown().await;
+    assert!(node.dns().unwrap().status().await.is_err(), "shutdown stops the DNS walk");
+    for s in servers {
+        s.shutdown().await;
+    }
+    // A URL that does not parse is a configuration error, not a silent no-op.
+    let bad = NodeBuilder::new(eth, chain)
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .dns(["enrtree://not-a-key@example.org"], DnsConfig::default())
+        .dns_resolver(HickoryResolver::with_name_servers(&[dns_server.addr()]))
+        .start()
+        .await;
+    assert!(matches!(bad, Err(NodeError::Dns(_))), "{bad:?}");
+}
+
+/// `NodeBuilder::nat`: `extip` puts the configured address in our record and enode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_extip_is_advertised() {
+    let chain = Arc::new(MemoryChain::builder().blocks(2).build());
+    let external = std::net::IpAddr::from([127, 0, 0, 77]);
+    let node = NodeBuilder::new(eth_config(&chain), chain.clone())
+        .key(key_from_seed(13_300))
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .nat(NatConfig::ExtIp(external))
+        .discovery(discovery([127, 0, 0, 1], None))
+        .start()
+        .await
+        .unwrap();
+    let record = node.discovery().unwrap().local_enr().record();
+    assert_eq!(
+        record.ip4().map(std::net::IpAddr::from),
+        Some(external),
+        "the record carries the external IP"
+    );
+    assert_eq!(record.tcp4(), Some(node.local_addr().port()));
+    let enode = node.enode();
+    assert_eq!((enode.ip, enode.tcp_port), (external, node.local_addr().port()));
+    assert_eq!(enode.udp_port, node.discovery().unwrap().local_addr().port());
+    node.shutdown().await;
+}
+
+/// `NodeBuilder::port_mapper` (what `nat(pmp)` does with the gateway it finds): the ports
+/// are mapped on a fake NAT-PMP gateway on loopback, the granted address lands in our
+/// record, and shutdown removes the mappings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_port_mapping_updates_the_record_and_is_removed_at_shutdown() {
+    // A documentation address (RFC 5737): only ever text in the fake gateway's answer.
+    let wan = std::net::Ipv4Addr::new(203, 0, 113, 7);
+    let gateway = FakePmpGateway::start(wan).await.unwrap();
+    let chain = Arc::new(MemoryChain::builder().blocks(2).build());
+    let node = NodeBuilder::new(eth_config(&chain), chain.clone())
+        .key(key_from_seed(13_310))
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .port_mapper(PmpGateway::new(gateway.addr()))
+        .discovery(discovery([127, 0, 0, 1], None))
+        .start()
+        .await
+        .unwrap();
+    let tcp = node.local_addr().port();
+    let udp = node.discovery().unwrap().local_addr().port();
+    let mapped = poll_until(Duration::from_secs(30), Duration::from_millis(20), || {
+        let node = node.clone();
+        async move { node.discovery().unwrap().local_enr().record().ip4() == Some(wan) }
+    })
+    .await;
+    assert!(
+        mapped,
+        "the granted address reaches the record: {:?}",
+        node.discovery().unwrap().local_enr().record()
+    );
+    let ext = node.external_addr().unwrap();
+    assert_eq!(ext.ip, std::net::IpAddr::from(wan));
+    assert_eq!((ext.tcp_port, ext.udp_port), (Some(tcp), Some(udp)));
+    assert_eq!(node.enode().ip, std::net::IpAddr::from(wan));
+
+    node.shutdown().await;
+    let removed: Vec<_> =
+        gateway.requests().into_iter().filter(|r| matches!(r, PmpRequest::Map { lifetime: 0, .. })).collect();
+    assert_eq!(removed.len(), 2, "both mappings (TCP and UDP) removed: {:?}", gateway.requests());
 }
