@@ -34,6 +34,10 @@ pub enum NodeError {
     /// NAT (see [`NodeBuilder::nat`](super::NodeBuilder::nat)): no gateway answered.
     #[error("NAT: {0}")]
     Nat(#[source] NatError),
+    /// LAN discovery (see `NodeBuilder::lan`, feature `lan`) could not start mDNS.
+    #[cfg(feature = "lan")]
+    #[error("LAN discovery: {0}")]
+    Lan(#[source] crate::discovery::lan::LanError),
     /// The pool (configuration or address book) failed.
     #[error(transparent)]
     Pool(#[from] PoolError),

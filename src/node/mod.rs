@@ -77,6 +77,8 @@ pub struct NodeBuilder {
     port_mapper: Option<service::MapperFactory>,
     dns: Option<(DnsConfig, Vec<String>)>,
     dns_resolver: Option<HickoryResolver>,
+    #[cfg(feature = "lan")]
+    lan: Option<crate::discovery::lan::LanConfig>,
 }
 
 impl NodeBuilder {
@@ -101,6 +103,8 @@ impl NodeBuilder {
             port_mapper: None,
             dns: None,
             dns_resolver: None,
+            #[cfg(feature = "lan")]
+            lan: None,
         }
     }
 
@@ -176,6 +180,17 @@ impl NodeBuilder {
     /// Default: the system's (`/etc/resolv.conf` on Unix).
     pub fn dns_resolver(mut self, resolver: HickoryResolver) -> Self {
         self.dns_resolver = Some(resolver);
+        self
+    }
+
+    /// Announces the node on the local network over mDNS and dials the nodes announced
+    /// there (feature `lan`; see [`crate::discovery::lan`]). The announced record carries
+    /// the listen address (not the NAT's external one: LAN peers dial us directly), so
+    /// listen on the LAN address rather than `0.0.0.0`; its UDP port is the discovery
+    /// port, or the RLPx port without discovery. Default: none.
+    #[cfg(feature = "lan")]
+    pub fn lan(mut self, config: crate::discovery::lan::LanConfig) -> Self {
+        self.lan = Some(config);
         self
     }
 
@@ -287,6 +302,8 @@ impl NodeBuilder {
             recorder: recorder.clone(),
             nat: self.nat,
             port_mapper: self.port_mapper,
+            #[cfg(feature = "lan")]
+            lan: self.lan,
         })
         .await?;
         let task = tokio::spawn(service.run());

@@ -40,6 +40,9 @@ const INTERNAL_CAPACITY: usize = 1024;
 const INBOUND_CAPACITY: usize = 64;
 /// A failing `accept` (out of file descriptors) is retried after this pause, not in a loop.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// LAN candidates buffered between the mDNS task and the service.
+#[cfg(feature = "lan")]
+const LAN_CAPACITY: usize = 64;
 /// How long shutdown waits for sessions to say goodbye before aborting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -58,7 +61,7 @@ enum Internal {
     DialFailed { peer_id: PeerId, backoff: BackoffKind, ban: bool, failure: DialFailure },
     InboundFailed,
     Offence { peer_id: PeerId, ban: bool },
-    Closed { peer_id: PeerId, error: Arc<EthError> },
+    Closed { peer_id: PeerId, session: u64, error: Arc<EthError> },
 }
 
 pub(super) struct Setup {
@@ -79,6 +82,8 @@ pub(super) struct Setup {
     pub(super) recorder: Recorder,
     pub(super) nat: NatConfig,
     pub(super) port_mapper: Option<MapperFactory>,
+    #[cfg(feature = "lan")]
+    pub(super) lan: Option<crate::discovery::lan::LanConfig>,
 }
 
 /// What [`NodeService::start`] hands the [`Node`](super::Node): the service, the bound
@@ -134,7 +139,11 @@ pub(super) struct NodeService {
     pool: PoolState,
     /// Raw TCP connections from the accept task, not yet handshaken.
     inbound: mpsc::Receiver<(TcpStream, SocketAddr)>,
-    peers: HashMap<PeerId, EthPeer>,
+    /// The admitted session of each peer, with its session number: a report from another
+    /// session of the same peer (a refused or replaced duplicate) must not touch it.
+    peers: HashMap<PeerId, (u64, EthPeer)>,
+    /// Numbers the sessions.
+    next_session: u64,
     /// Peers we asked to leave: their close is ours, not a remote drop.
     closing: HashSet<PeerId>,
     commands: mpsc::Receiver<Command>,
@@ -154,6 +163,9 @@ pub(super) struct NodeService {
     published_peers: [usize; 2],
     /// The gateway's port mappings, removed at shutdown.
     mapping: Option<PortMapping>,
+    /// The mDNS announcement, withdrawn at shutdown.
+    #[cfg(feature = "lan")]
+    lan: Option<crate::discovery::lan::LanDiscovery>,
 }
 
 impl std::fmt::Debug for NodeService {
@@ -253,6 +265,8 @@ impl NodeService {
             recorder,
             nat,
             port_mapper,
+            #[cfg(feature = "lan")]
+            lan,
         } = setup;
         let listener = TcpListener::bind(listen).await.map_err(|e| NodeError::Listen(RlpxError::Io(e)))?;
         let local_addr = listener.local_addr().map_err(|e| NodeError::Listen(RlpxError::Io(e)))?;
@@ -309,6 +323,51 @@ impl NodeService {
                 return Err(e);
             }
         };
+        #[cfg(feature = "lan")]
+        let lan = match lan {
+            Some(config) => {
+                // The LAN record: the listen address, never the external one.
+                let udp = discovery.as_ref().map(|d| d.local_addr());
+                let local = local_record(&key, None, udp, local_addr, eth.status.fork_id)?;
+                let bound_udp = udp.map_or(local_addr.port(), |a| a.port());
+                let mut content = local.content();
+                if content.ip4.is_some() || content.ip6.is_none() {
+                    content.udp4 = Some(bound_udp);
+                } else {
+                    content.udp6 = Some(bound_udp);
+                }
+                let announced = local.update(|c| *c = content).map(|_| local.record());
+                let (tx, mut rx) = mpsc::channel(LAN_CAPACITY);
+                let started = announced
+                    .map_err(|e| NodeError::InvalidConfig(format!("LAN record: {e}")))
+                    .and_then(|record| {
+                        crate::discovery::lan::LanDiscovery::start(config, &record, tx)
+                            .map_err(NodeError::Lan)
+                    });
+                let lan = match started {
+                    Ok(lan) => lan,
+                    Err(e) => {
+                        if let Some(d) = &discovery {
+                            d.shutdown().await;
+                        }
+                        if let Some(m) = mapping {
+                            m.shutdown().await;
+                        }
+                        return Err(e);
+                    }
+                };
+                let tx = internal_tx.clone();
+                source_tasks.spawn(async move {
+                    while let Some(c) = rx.recv().await {
+                        if tx.send(Internal::Candidate(c)).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                Some(lan)
+            }
+            None => None,
+        };
         if let (Some(mapping), Some(d)) = (&mapping, &discovery) {
             // Each address the gateway grants goes into our record (one seq bump each).
             let (mut rx, local, bound_udp) =
@@ -342,6 +401,7 @@ impl NodeService {
             pool: state,
             inbound,
             peers: HashMap::new(),
+            next_session: 0,
             closing: HashSet::new(),
             commands,
             internal_tx,
@@ -357,6 +417,8 @@ impl NodeService {
             recorder,
             published_peers: [0; 2],
             mapping,
+            #[cfg(feature = "lan")]
+            lan,
         };
         Ok((service, local_addr, discovery, external))
     }
@@ -438,7 +500,7 @@ impl NodeService {
             }
             Command::Acquire { kind, exclude, reply } => {
                 let choice = self.pool.best_peer(kind, &exclude).and_then(|id| {
-                    let peer = self.peers.get(&id)?.clone();
+                    let peer = self.peers.get(&id)?.1.clone();
                     self.pool.on_request_sent(&id);
                     Some((peer, self.pool.request_timeout(&id, kind)))
                 });
@@ -515,10 +577,12 @@ impl NodeService {
                     Err(_) => {}
                 }
                 let (peer, service, mut events) = session.into_peer(self.chain.clone());
+                let session = self.next_session;
+                self.next_session += 1;
                 let tx = self.internal_tx.clone();
                 self.sessions.spawn(async move {
                     let error = service.run().await;
-                    let _ = tx.send(Internal::Closed { peer_id, error }).await;
+                    let _ = tx.send(Internal::Closed { peer_id, session, error }).await;
                 });
                 let tx = self.internal_tx.clone();
                 self.sessions.spawn(async move {
@@ -533,7 +597,13 @@ impl NodeService {
                 });
                 match admitted {
                     Ok(()) => {
-                        self.peers.insert(peer_id, peer);
+                        // Both sides dialed at once and the pool kept this connection: the
+                        // other one goes.
+                        if let Some((_, old)) = self.peers.insert(peer_id, (session, peer)) {
+                            self.sessions.spawn(async move {
+                                let _ = old.disconnect(crate::rlpx::DisconnectReason::AlreadyConnected).await;
+                            });
+                        }
                     }
                     Err(reason) => {
                         self.sessions.spawn(async move {
@@ -547,9 +617,10 @@ impl NodeService {
                     if ban { ReputationChange::ProtocolBreach } else { ReputationChange::BadMessage };
                 self.pool.change_reputation(&peer_id, change, now);
             }
-            Internal::Closed { peer_id, error } => {
-                // A refused duplicate session closing must not end the admitted one.
-                if self.peers.remove(&peer_id).is_some() {
+            Internal::Closed { peer_id, session, error } => {
+                // A refused or replaced duplicate closing must not end the admitted session.
+                if self.peers.get(&peer_id).is_some_and(|(s, _)| *s == session) {
+                    self.peers.remove(&peer_id);
                     let close = classify(&error, self.closing.remove(&peer_id));
                     self.pool.on_session_closed(&peer_id, close, now);
                 }
@@ -596,7 +667,7 @@ impl NodeService {
                     });
                 }
                 PoolAction::Disconnect { peer_id, reason } => {
-                    if let Some(peer) = self.peers.get(&peer_id).cloned() {
+                    if let Some((_, peer)) = self.peers.get(&peer_id).cloned() {
                         self.closing.insert(peer_id);
                         self.sessions.spawn(async move {
                             let _ = peer.disconnect(reason.into()).await;
@@ -635,7 +706,11 @@ impl NodeService {
         if let Some(mapping) = self.mapping.take() {
             mapping.shutdown().await;
         }
-        for (peer_id, peer) in self.peers.drain() {
+        #[cfg(feature = "lan")]
+        if let Some(lan) = self.lan.take() {
+            lan.shutdown().await;
+        }
+        for (peer_id, (_, peer)) in self.peers.drain() {
             self.closing.insert(peer_id);
             self.sessions.spawn(async move {
                 let _ = peer.disconnect(crate::rlpx::DisconnectReason::ClientQuitting).await;

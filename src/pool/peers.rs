@@ -526,6 +526,30 @@ impl PoolState {
         if direction == Direction::Inbound {
             self.on_inbound_failed(); // no longer pending either way
         }
+        if self.replaces_session(&peer_id, direction) {
+            // Both sides dialed at once. Each side keeps the connection the lower id dialed,
+            // so both keep the same one; refusing the newer one on each side (which one is
+            // newer differs by side) could close both.
+            if direction == Direction::Outbound {
+                // The existing session already holds the subnet slot.
+                self.release_dial_reservation(&peer_id);
+                self.stats.dials_succeeded += 1;
+                self.dials.on_dial_success(&peer_id);
+            }
+            if let Some(s) = self.sessions.get_mut(&peer_id) {
+                *s = Session {
+                    addr,
+                    direction,
+                    since: s.since,
+                    latency: std::mem::take(&mut s.latency),
+                    in_flight: 0,
+                    client_id: None,
+                    eth_version: None,
+                };
+            }
+            tracing::debug!(target: "ethp2p::pool", ?peer_id, ?direction, "simultaneous dial: keeping the connection the lower id dialed");
+            return Ok(());
+        }
         let reserved = direction == Direction::Outbound && self.dial_ips.contains_key(&peer_id);
         let result = self.admit(peer_id, addr, direction, reserved, now);
         if direction == Direction::Outbound {
@@ -573,6 +597,17 @@ impl PoolState {
             }
         }
         result
+    }
+
+    /// Whether a new `direction` session with `peer_id` should replace the one we hold in
+    /// the other direction: the connection dialed by the lower of the two ids survives.
+    fn replaces_session(&self, peer_id: &PeerId, direction: Direction) -> bool {
+        let Some(existing) = self.sessions.get(peer_id) else { return false };
+        if existing.direction == direction {
+            return false;
+        }
+        let we_dialed_new = direction == Direction::Outbound;
+        (self.local_id < *peer_id) == we_dialed_new
     }
 
     fn admit(

@@ -481,3 +481,38 @@ fn snapshot_shows_peer_info_until_the_session_ends() {
     p.on_session_established(id(1), addr, Direction::Inbound, now).unwrap();
     assert_eq!(p.peers(now)[0].client_id, None, "a new session starts without the old one's info");
 }
+
+/// Both sides dialed at once: each side ends with the connection the lower id dialed, so
+/// they agree on one and close the other, whatever order the sessions completed in.
+#[test]
+fn simultaneous_dial_keeps_the_connection_the_lower_id_dialed() {
+    let now = Instant::now();
+    let (low, high) = (id(1), id(2));
+    let addr = SocketAddr::new(ip(1, 1), 30303);
+    let at = |local: PeerId| PoolState::new(PoolConfig::default(), local, |_: &Candidate| true, now, 7);
+    for outbound_first in [true, false] {
+        // `low`'s side: its own dial (outbound) must win.
+        let mut p = at(low);
+        let (first, second) = if outbound_first {
+            (Direction::Outbound, Direction::Inbound)
+        } else {
+            (Direction::Inbound, Direction::Outbound)
+        };
+        p.on_session_established(high, addr, first, now).unwrap();
+        let kept = p.on_session_established(high, addr, second, now);
+        assert_eq!(p.peers(now)[0].direction, Direction::Outbound, "low keeps its dial");
+        assert_eq!(kept.is_ok(), second == Direction::Outbound);
+        assert_eq!(p.len(), 1);
+        // `high`'s side: the connection `low` dialed is its inbound one.
+        let mut p = at(high);
+        p.on_session_established(low, addr, first, now).unwrap();
+        let kept = p.on_session_established(low, addr, second, now);
+        assert_eq!(p.peers(now)[0].direction, Direction::Inbound, "high keeps low's dial");
+        assert_eq!(kept.is_ok(), second == Direction::Inbound);
+        // A second session in the same direction is a plain duplicate.
+        assert_eq!(
+            p.on_session_established(low, addr, Direction::Inbound, now),
+            Err(DisconnectReason::AlreadyConnected)
+        );
+    }
+}
