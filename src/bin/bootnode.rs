@@ -94,7 +94,8 @@ struct Args {
     stats_interval: u64,
 
     /// Serve Prometheus metrics (table size, sessions, packets, candidates) at
-    /// http://ADDR/metrics. [default: off]
+    /// http://IP:PORT/metrics; the URL (with the bound port) is the third line on stdout.
+    /// [default: off]
     #[arg(long, value_name = "IP:PORT")]
     metrics: Option<SocketAddr>,
 }
@@ -187,15 +188,29 @@ async fn run(args: Args) -> Result<(), String> {
     );
     let (discovery, mut candidates) =
         Discovery::start(local.clone(), config).await.map_err(|e| format!("cannot start discovery: {e}"))?;
+    let metrics = match args.metrics {
+        Some(addr) => match MetricsServer::bind(addr).await {
+            Ok(server) => Some(Arc::new(server)),
+            Err(e) => {
+                discovery.shutdown().await;
+                return Err(format!("--metrics {addr}: {e}"));
+            }
+        },
+        None => None,
+    };
     let bound = discovery.local_addr();
     // The record now carries the bound UDP port (port 0 resolved).
     let enode =
         Enode { peer_id: setup.key.peer_id(), ip: setup.advertised_ip, tcp_port: 0, udp_port: bound.port() };
     {
-        // stdout first, before any log line, so scripts can read the two lines.
+        // stdout first, before any log line, so scripts can read the two lines (three with
+        // --metrics: the metrics URL with the bound port).
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{enode}");
         let _ = writeln!(out, "{}", local.record().to_base64());
+        if let Some(m) = &metrics {
+            let _ = writeln!(out, "http://{}/metrics", m.local_addr());
+        }
         let _ = out.flush();
     }
     init_tracing();
@@ -205,14 +220,6 @@ async fn run(args: Args) -> Result<(), String> {
         "bootnode running"
     );
 
-    let metrics = match args.metrics {
-        Some(addr) => {
-            let server = MetricsServer::bind(addr).await.map_err(|e| format!("--metrics {addr}: {e}"))?;
-            info!(target: "ethp2p::bootnode", addr = %server.local_addr(), "serving metrics at /metrics");
-            Some(Arc::new(server))
-        }
-        None => None,
-    };
     // A bootnode dials nobody: the candidates are only counted.
     let counter = metrics.clone();
     let drain = tokio::spawn(async move {

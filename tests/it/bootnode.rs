@@ -93,7 +93,7 @@ async fn serves_discv4_and_discv5_on_one_port() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
         .args(["--datadir", dir.path().to_str().unwrap(), "--addr", "127.0.0.1:0"])
-        .args(["--netrestrict", "127.0.0.0/8", "--stats-interval", "1"])
+        .args(["--netrestrict", "127.0.0.0/8", "--stats-interval", "1", "--metrics", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -102,6 +102,12 @@ async fn serves_discv4_and_discv5_on_one_port() {
     let enode: Enode = lines.next().unwrap().unwrap().parse().expect("line 1 is the enode URL");
     let enr = parse_enr(&lines.next().unwrap().unwrap()).expect("line 2 is the ENR");
     assert_eq!(enr.udp4(), Some(enode.udp_port));
+    let metrics_url = lines.next().unwrap().unwrap();
+    let metrics: std::net::SocketAddr = metrics_url
+        .strip_prefix("http://")
+        .and_then(|u| u.strip_suffix("/metrics"))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("line 3 is the metrics URL: {metrics_url:?}"));
     assert!(dir.path().join("nodekey").exists(), "the key was created in the data dir");
 
     // discv4: a PING gets a PONG.
@@ -127,6 +133,19 @@ async fn serves_discv4_and_discv5_on_one_port() {
         .await;
     assert!(answered, "discv5 session with the bootnode on the same port");
 
+    // The metrics count the datagrams it received (refreshed every few seconds).
+    let counted =
+        ethp2p::test_utils::poll_until(Duration::from_secs(30), Duration::from_millis(200), || async move {
+            let page = scrape(metrics).await;
+            page.lines()
+                .find_map(|l| l.strip_prefix("ethp2p_discovery_packets_received_total "))
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(|n| n > 0.0)
+        })
+        .await;
+    assert!(counted, "packets counted at /metrics: {}", scrape(metrics).await);
+    assert!(scrape(metrics).await.contains("ethp2p_discovery_table_size "));
+
     // SIGTERM: a clean exit.
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -134,4 +153,14 @@ async fn serves_discv4_and_discv5_on_one_port() {
     assert!(status.success(), "clean shutdown on SIGTERM: {status:?}");
     discv4.shutdown().await;
     discv5.shutdown().await;
+}
+
+/// A plain HTTP GET of `/metrics`.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).await.unwrap();
+    page
 }
