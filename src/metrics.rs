@@ -47,6 +47,9 @@ pub const REQUEST_DURATION: &str = "ethp2p_request_duration_seconds";
 /// Counter: discovery candidates handed to the pool, label `source` = `discv4` | `discv5`
 /// | `dns` | `bootnode` | `static` | `lan`.
 pub const CANDIDATES: &str = "ethp2p_discovery_candidates_total";
+// The discovery series below are published by the bootnode and by nodes with their own
+// endpoint (`NodeBuilder::metrics`), from the discovery stats every few seconds.
+
 /// Gauge: nodes in the discovery tables (discv4 plus discv5).
 pub const DISCOVERY_TABLE_SIZE: &str = "ethp2p_discovery_table_size";
 /// Gauge: discv5 nodes with a live session.
@@ -80,6 +83,11 @@ impl std::fmt::Debug for Recorder {
 }
 
 impl Recorder {
+    /// Whether this is a registry of the node's own (not the global recorder).
+    pub(crate) fn is_own(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Runs `f`, whose `metrics` macro calls record into this recorder.
     pub(crate) fn with<T>(&self, f: impl FnOnce() -> T) -> T {
         match &self.0 {

@@ -43,6 +43,8 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// LAN candidates buffered between the mDNS task and the service.
 #[cfg(feature = "lan")]
 const LAN_CAPACITY: usize = 64;
+/// How often the discovery stats are copied into the node's own metrics registry.
+const DISCOVERY_METRICS_INTERVAL: Duration = Duration::from_secs(5);
 /// How long shutdown waits for sessions to say goodbye before aborting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -310,6 +312,18 @@ impl NodeService {
                         }
                     }
                 });
+                if recorder.is_own() {
+                    // The discovery gauges (table, sessions, packets) for the node's endpoint.
+                    let (d, recorder) = (discovery.clone(), recorder.clone());
+                    source_tasks.spawn(async move {
+                        let mut every = tokio::time::interval(DISCOVERY_METRICS_INTERVAL);
+                        loop {
+                            every.tick().await;
+                            let Ok(stats) = d.stats().await else { return };
+                            recorder.with(|| metrics::record_discovery(&stats));
+                        }
+                    });
+                }
                 Some(discovery)
             }
             None => None,

@@ -330,7 +330,8 @@ async fn node_fills_its_pool_from_a_dns_tree() {
     assert!(matches!(bad, Err(NodeError::Dns(_))), "{bad:?}");
 }
 
-/// `NodeBuilder::nat`: `extip` puts the configured address in our record and enode.
+/// `NodeBuilder::nat`: `extip` puts the configured address in our record and enode. (The
+/// node also serves metrics here, to check its discovery gauges.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nat_extip_is_advertised() {
     let chain = Arc::new(MemoryChain::builder().blocks(2).build());
@@ -340,6 +341,7 @@ async fn nat_extip_is_advertised() {
         .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
         .nat(NatConfig::ExtIp(external))
         .discovery(discovery([127, 0, 0, 1], None))
+        .metrics(SocketAddr::from(([127, 0, 0, 1], 0)))
         .start()
         .await
         .unwrap();
@@ -353,6 +355,13 @@ async fn nat_extip_is_advertised() {
     let enode = node.enode();
     assert_eq!((enode.ip, enode.tcp_port), (external, node.local_addr().port()));
     assert_eq!(enode.udp_port, node.discovery().unwrap().local_addr().port());
+    // A node with its own metrics endpoint publishes its discovery gauges there too.
+    let addr = node.metrics_addr().unwrap();
+    let published = poll_until(Duration::from_secs(30), Duration::from_millis(50), || async move {
+        sample(&scrape(addr).await, "ethp2p_discovery_table_size").is_some()
+    })
+    .await;
+    assert!(published, "discovery gauges at /metrics: {}", scrape(addr).await);
     node.shutdown().await;
 }
 
