@@ -213,6 +213,39 @@ fn local_record(
     builder.build().map_err(|e| NodeError::InvalidConfig(format!("local ENR: {e}")))
 }
 
+/// The record LAN peers see: our listen address (never the NAT's external one: they dial
+/// us directly), or, when listening on every interface, the address of the interface
+/// that carries mDNS multicast; the UDP port is the discovery port, else the RLPx port.
+#[cfg(feature = "lan")]
+fn lan_record(
+    key: &NodeKey,
+    udp: Option<SocketAddr>,
+    tcp: SocketAddr,
+    fork_id: ForkId,
+) -> Result<crate::record::Enr, NodeError> {
+    /// RFC 6762: the mDNS IPv4 multicast group.
+    const MDNS_GROUP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(224, 0, 0, 251));
+    let lan_ip = crate::discovery::nat::local_ip_towards(MDNS_GROUP).ok();
+    let local = local_record(key, None, udp, tcp, fork_id)?;
+    let udp_port = udp.map_or(tcp.port(), |a| a.port());
+    local
+        .update(|c| {
+            if c.ip4.is_none() && c.ip6.is_none() {
+                if let Some(IpAddr::V4(ip)) = lan_ip {
+                    c.ip4 = Some(ip);
+                    c.tcp4 = Some(tcp.port());
+                }
+            }
+            if c.ip4.is_some() || c.ip6.is_none() {
+                c.udp4 = Some(udp_port);
+            } else {
+                c.udp6 = Some(udp_port);
+            }
+        })
+        .map(|_| local.record())
+        .map_err(|e| NodeError::InvalidConfig(format!("LAN record: {e}")))
+}
+
 /// How an eth session's end reads to the pool.
 fn classify(error: &EthError, we_closed: bool) -> SessionClose {
     if we_closed {
@@ -292,7 +325,8 @@ impl NodeService {
         let mut source_tasks = JoinSet::new();
         let (inbound_tx, inbound) = mpsc::channel(INBOUND_CAPACITY);
         source_tasks.spawn(accept_loop(listener, inbound_tx));
-        // Started last: nothing after it can fail, so a failed start never leaves it running.
+        // Discovery, NAT and LAN start last, in this order; a failure stops the ones already
+        // running, so a failed start leaves nothing behind.
         let discovery = match discovery {
             Some(mut config) => {
                 if let Some(v4) = &mut config.v4 {
@@ -340,24 +374,11 @@ impl NodeService {
         #[cfg(feature = "lan")]
         let lan = match lan {
             Some(config) => {
-                // The LAN record: the listen address, never the external one.
-                let udp = discovery.as_ref().map(|d| d.local_addr());
-                let local = local_record(&key, None, udp, local_addr, eth.status.fork_id)?;
-                let bound_udp = udp.map_or(local_addr.port(), |a| a.port());
-                let mut content = local.content();
-                if content.ip4.is_some() || content.ip6.is_none() {
-                    content.udp4 = Some(bound_udp);
-                } else {
-                    content.udp6 = Some(bound_udp);
-                }
-                let announced = local.update(|c| *c = content).map(|_| local.record());
                 let (tx, mut rx) = mpsc::channel(LAN_CAPACITY);
-                let started = announced
-                    .map_err(|e| NodeError::InvalidConfig(format!("LAN record: {e}")))
-                    .and_then(|record| {
-                        crate::discovery::lan::LanDiscovery::start(config, &record, tx)
-                            .map_err(NodeError::Lan)
-                    });
+                let udp = discovery.as_ref().map(|d| d.local_addr());
+                let started = lan_record(&key, udp, local_addr, eth.status.fork_id).and_then(|record| {
+                    crate::discovery::lan::LanDiscovery::start(config, &record, tx).map_err(NodeError::Lan)
+                });
                 let lan = match started {
                     Ok(lan) => lan,
                     Err(e) => {
