@@ -9,6 +9,7 @@ mod eth;
 mod interop_crawl;
 mod interop_discv4;
 mod interop_eth;
+mod interop_pool;
 mod interop_rlpx;
 #[cfg(feature = "lan")]
 mod lan;
