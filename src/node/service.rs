@@ -506,7 +506,10 @@ impl NodeService {
 
     fn add_candidate(&mut self, candidate: &Candidate, now: Instant) {
         self.recorder.with(|| metrics::record_candidate(candidate));
-        self.pool.add_candidate(candidate, now);
+        // Dialed now, not at the next tick: a cold start waits for no timer.
+        if self.pool.add_candidate(candidate, now) {
+            self.pool.dial_if_below_target(now);
+        }
     }
 
     fn count_dial_failure(&mut self, failure: DialFailure) {

@@ -403,6 +403,16 @@ impl PoolState {
         true
     }
 
+    /// Dials queued candidates now if sessions plus dials in flight are below the outbound
+    /// target; otherwise does nothing (no queue scan). The service calls it after new
+    /// candidates arrive, so a cold start does not wait up to a tick (1 s) for each batch
+    /// discovery delivers.
+    pub fn dial_if_below_target(&mut self, now: Instant) {
+        if self.count(Direction::Outbound) + self.dials.dialing() < self.outbound_target() {
+            self.fill_dials(now);
+        }
+    }
+
     /// Outbound peers we aim for: the reserved share, or more while below `min_peers`.
     fn outbound_target(&self) -> usize {
         let inbound = self.count(Direction::Inbound);

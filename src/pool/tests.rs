@@ -84,6 +84,26 @@ fn fills_to_min_peers_without_inbound_and_respects_concurrency() {
     assert_eq!(p.count(Direction::Outbound), 30);
 }
 
+/// A cold start dials what discovery delivers as it arrives, not at the next tick; once the
+/// outbound target is covered by sessions and dials in flight, new candidates only queue.
+#[test]
+fn candidates_are_dialed_on_arrival_below_target() {
+    let now = Instant::now();
+    let mut p = pool(PoolConfig::default(), now);
+    assert!(p.add_candidate(&candidate(1, ip(1, 1)), now));
+    p.dial_if_below_target(now);
+    assert_eq!(dials(&drain(&mut p)).len(), 1, "dialed without a tick");
+    for n in 2..=40 {
+        p.add_candidate(&candidate(n, ip(n, 1)), now);
+    }
+    p.dial_if_below_target(now);
+    // The target (min_peers, no inbound) is 30 and the first dial is still in flight.
+    assert_eq!(dials(&drain(&mut p)).len(), 29);
+    p.add_candidate(&candidate(41, ip(41, 1)), now);
+    p.dial_if_below_target(now);
+    assert!(dials(&drain(&mut p)).is_empty(), "target covered: queued for later");
+}
+
 #[test]
 fn inbound_flood_stays_within_limits() {
     let now = Instant::now();
