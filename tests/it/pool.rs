@@ -372,3 +372,63 @@ async fn inbound_throttle_refuses_before_the_handshake() {
     drop(held);
     node.shutdown().await;
 }
+
+/// An inbound flood of connections that connect and stall: at most `max_pending_inbound`
+/// of them get a handshake, the rest are closed at once; once the stalled handshakes time
+/// out, an honest peer still gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_inbound_flood_is_capped_before_the_handshake() {
+    use tokio::io::AsyncReadExt;
+    const PENDING: usize = 4;
+    const FLOOD: usize = 12;
+    let chain = Arc::new(MemoryChain::builder().blocks(2).build());
+    let mut pool = PoolConfig::builder();
+    pool.max_pending_inbound(PENDING);
+    let mut rlpx = ethp2p::rlpx::RlpxConfig::builder();
+    rlpx.handshake_timeout(Duration::from_millis(500));
+    let node = NodeBuilder::new(eth_config(&chain), chain.clone())
+        .key(key(7_101))
+        .listen("127.0.0.1:0".parse().unwrap())
+        .pool(pool.build().unwrap())
+        .rlpx(rlpx.build().unwrap())
+        .start()
+        .await
+        .unwrap();
+    // Loopback is exempt from the per-IP throttle by default: only the cap stands.
+    let mut stalled = Vec::new();
+    for _ in 0..FLOOD {
+        stalled.push(tokio::net::TcpStream::connect(node.local_addr()).await.unwrap());
+    }
+    let counted = poll_until_stats(&node, |s| s.inbound_connections == FLOOD as u64).await;
+    assert!(counted, "every connection was seen");
+    let stats = node.stats().await.unwrap();
+    assert_eq!(stats.inbound_handshakes, PENDING as u64, "handshakes capped: {stats:?}");
+    // Those over the cap were closed without a byte; those handshaking time out.
+    let mut closed = 0;
+    for mut tcp in stalled {
+        let mut buf = [0u8; 1];
+        match tokio::time::timeout(DEADLINE, tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => closed += 1,
+            other => panic!("a stalled connection was not closed: {other:?}"),
+        }
+    }
+    assert_eq!(closed, FLOOD);
+
+    // The flood is gone: an honest peer connects.
+    let (peer, _) = server(&chain, 7_102, Duration::ZERO, false).await;
+    peer.add_peer(enode(&node)).await.unwrap();
+    assert_eq!(wait_for_peers(&node, 1).await, 1, "an honest peer gets in after the flood");
+    peer.shutdown().await;
+    node.shutdown().await;
+}
+
+async fn poll_until_stats(node: &Node, done: impl Fn(&ethp2p::NodeStats) -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < DEADLINE {
+        if done(&node.stats().await.unwrap()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
