@@ -64,6 +64,10 @@ const EMPTY_DISTANCES_TO_STOP: u32 = 2;
 const MAX_ATTEMPTS: u32 = 3;
 /// Pause before asking a silent node again.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// discv4: longest wait for one request or lookup towards a node. A lookup ends after a few
+/// hops of 500 ms timeouts at worst; one that has not ended by then is abandoned (what it
+/// found so far still arrives on the candidate stream) rather than holding a worker slot.
+const V4_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// discv5: never ask below this distance (a table of 2^(256-232) nodes is not a network).
 const LOWEST_DISTANCE: u64 = 232;
 
@@ -211,8 +215,24 @@ enum Job {
 /// What a job brings back.
 #[derive(Debug)]
 enum Done {
-    AskV5 { id: NodeId, enr: Enr, attempt: u32, answers: u32, failures: u32, found: Vec<Enr> },
-    AskV4 { id: NodeId, enode: Enode, attempt: u32, answered: bool, enr: Option<Enr>, found: Vec<Candidate> },
+    AskV5 {
+        id: NodeId,
+        enr: Enr,
+        attempt: u32,
+        answers: u32,
+        failures: u32,
+        found: Vec<Enr>,
+    },
+    AskV4 {
+        id: NodeId,
+        enode: Enode,
+        attempt: u32,
+        answered: bool,
+        enr: Option<Enr>,
+        /// Its PONG announced a record (EIP-868) that could not be fetched.
+        enr_missing: bool,
+        found: Vec<Candidate>,
+    },
     Probe(NodeId, ProbeResult),
 }
 
@@ -463,7 +483,9 @@ impl Run<'_> {
 
     /// Queues the requests a node still needs in this run.
     fn schedule(&mut self, node: &CrawledNode) {
-        if self.discv5.is_some() && node.udp_port.is_some() {
+        // discv5 for nodes found through it or from elsewhere (a seed, DNS, an earlier run);
+        // a record fetched over discv4 does not say the node speaks discv5.
+        if self.discv5.is_some() && node.udp_port.is_some() && (node.discv5 || !node.discv4) {
             if let Some(enr) = &node.enr {
                 if self.asked_v5.insert(node.node_id) {
                     self.queue.push_back(Job::AskV5(node.node_id, enr.clone(), 1));
@@ -548,11 +570,16 @@ impl Run<'_> {
                 }
                 new
             }
-            Done::AskV4 { id, enode, attempt, answered, enr, found } => {
+            Done::AskV4 { id, enode, attempt, answered, enr, enr_missing, found } => {
                 match answered {
                     true => {
                         state.answered(&id, now, enr.as_ref());
                         self.progress.answered.fetch_add(1, Ordering::Relaxed);
+                        // Its PONG announced a record we could not fetch: ask again later.
+                        if enr_missing && attempt < MAX_ATTEMPTS {
+                            let job = Job::AskV4(id, enode, attempt + 1);
+                            self.retries.push_back((Instant::now() + RETRY_DELAY, job));
+                        }
                     }
                     false => {
                         state.failed(&id, now);
@@ -582,18 +609,39 @@ impl Run<'_> {
 }
 
 /// Pings one discv4 node (the PONG is what scores it) and fetches its record if it has one
-/// (EIP-868), then runs a lookup towards its own id: the lookup's FINDNODEs reach it and its
-/// neighbours, and every node they name comes back.
+/// (EIP-868), then runs two lookups: one towards the node's own id, whose FINDNODEs reach it
+/// and its closest neighbours (the nodes that may be known to nobody else), and one towards a
+/// random target, which starts from our own table (it grows with every node asked) and so
+/// spreads the crawl over the whole id space: a lookup only ever returns the neighbourhood of
+/// its target. Every node the lookups name comes back.
 async fn ask_v4(discv4: Discv4, id: NodeId, enode: Enode, attempt: u32) -> Done {
-    let pong = discv4.ping(enode).await;
-    let answered = pong.is_ok();
+    let pong = tokio::time::timeout(V4_LOOKUP_TIMEOUT, discv4.ping(enode)).await;
+    let answered = matches!(pong, Ok(Ok(_)));
+    let announces_record = matches!(pong, Ok(Ok(Some(_))));
     let enr = match pong {
-        Ok(Some(_seq)) => discv4.request_enr(enode).await.ok(),
+        Ok(Ok(Some(_seq))) => match request_enr(&discv4, enode).await {
+            Some(enr) => Some(enr),
+            // The first request may race the node's own bonding: it answers a PING from an
+            // unknown node, then pings back and ignores our ENRRequest until we have answered.
+            // By the time our request timed out we have; ask once more before giving up.
+            None => request_enr(&discv4, enode).await,
+        },
         _ => None,
     };
     let mut found = Vec::new();
     if answered {
-        if let Ok(records) = discv4.lookup(enode.peer_id).await {
+        let mut random = [0u8; 64];
+        rand::Rng::fill(&mut rand::thread_rng(), &mut random[..]);
+        let random = crate::record::PeerId::from(random);
+        let (near, far) = tokio::join!(
+            tokio::time::timeout(V4_LOOKUP_TIMEOUT, discv4.lookup(enode.peer_id)),
+            tokio::time::timeout(V4_LOOKUP_TIMEOUT, discv4.lookup(random)),
+        );
+        for lookup in [near, far] {
+            let Ok(Ok(records)) = lookup else {
+                debug!(target: TARGET, %id, "discv4 lookup failed or did not end in time");
+                continue;
+            };
             for record in records {
                 let neighbour = Enode {
                     peer_id: record.id,
@@ -605,7 +653,18 @@ async fn ask_v4(discv4: Discv4, id: NodeId, enode: Enode, attempt: u32) -> Done 
             }
         }
     }
-    Done::AskV4 { id, enode, attempt, answered, enr, found }
+    let enr_missing = announces_record && enr.is_none();
+    Done::AskV4 { id, enode, attempt, answered, enr, enr_missing, found }
+}
+
+async fn request_enr(discv4: &Discv4, enode: Enode) -> Option<Enr> {
+    match tokio::time::timeout(V4_LOOKUP_TIMEOUT, discv4.request_enr(enode)).await {
+        Ok(enr) => enr.ok(),
+        Err(_) => {
+            debug!(target: TARGET, peer = %enode.peer_id, "discv4 ENR request did not end in time");
+            None
+        }
+    }
 }
 
 /// Reads one node's discv5 table distance by distance (see the module docs).

@@ -104,6 +104,12 @@ pub struct Discv5Config {
     /// Let discv5 update our record's IP and port from what peers observe (PONG votes).
     /// Default: true.
     pub enr_update: bool,
+    /// Run random lookups (the bootstrap phase, then one every `lookup_interval`). Without
+    /// them the node only answers, and looks up when asked ([`Discv5::lookup`]): what a
+    /// crawler's own node or a test network whose tables are filled directly wants, since
+    /// every lookup costs its node up to 48 record signature checks per peer asked.
+    /// Default: true.
+    pub random_lookups: bool,
 }
 
 impl Default for Discv5Config {
@@ -120,6 +126,7 @@ impl Default for Discv5Config {
             netrestrict: NetRestrict::none(),
             fork_filter: None,
             enr_update: true,
+            random_lookups: true,
         }
     }
 }
@@ -212,6 +219,12 @@ impl Discv5ConfigBuilder {
     /// Keeps our record's address as given. See [`Discv5Config::enr_update`].
     pub fn disable_enr_update(&mut self) -> &mut Self {
         self.config.enr_update = false;
+        self
+    }
+
+    /// Turns random lookups off. See [`Discv5Config::random_lookups`].
+    pub fn disable_random_lookups(&mut self) -> &mut Self {
+        self.config.random_lookups = false;
         self
     }
 
@@ -451,6 +464,7 @@ impl Discv5 {
         let counters = Arc::new(Counters::default());
         let seen = lru::LruCache::new(NonZeroUsize::new(config.seen_capacity).unwrap_or(NonZeroUsize::MIN));
         let mut service = Discv5Service {
+            local_id: local_enr.node_id(),
             discv5,
             config,
             local_enr: local_enr.clone(),
@@ -715,6 +729,9 @@ fn is_private_net(net: &IpNet) -> bool {
 
 /// The task that owns the `discv5::Discv5` instance.
 struct Discv5Service {
+    /// Our node id, computed once: deriving it from the key is a scalar multiplication,
+    /// too slow to repeat for every record considered.
+    local_id: NodeId,
     discv5: discv5::Discv5,
     config: Discv5Config,
     local_enr: LocalEnr,
@@ -746,7 +763,8 @@ impl Discv5Service {
                 },
                 Some(event) = events.recv() => self.on_event(event),
                 // One random lookup at a time; the next one is scheduled when it starts.
-                () = tokio::time::sleep_until(next_lookup), if self.lookups.is_empty() => {
+                () = tokio::time::sleep_until(next_lookup),
+                    if self.config.random_lookups && self.lookups.is_empty() => {
                     let target = Discv5NodeId::random();
                     trace!(target: "ethp2p::discv5", %target, "random lookup");
                     self.lookups.spawn(self.discv5.find_node(target));
@@ -888,7 +906,7 @@ impl Discv5Service {
     /// Classifies a record, counts it and emits it as a candidate, once per (node, seq).
     fn consider(&mut self, enr: &Enr) {
         let node_id = NodeId::from(enr.node_id().raw());
-        if node_id == self.local_enr.node_id() {
+        if node_id == self.local_id {
             return;
         }
         if self.seen.get(&node_id).is_some_and(|&seq| seq >= enr.seq()) {

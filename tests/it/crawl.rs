@@ -5,43 +5,60 @@ use std::{collections::HashSet, time::Duration};
 
 use ethp2p::{
     crawl::{parse_nodes_json, to_nodes_json, CrawlConfig, Crawler, ProbeConfig, SqliteStore, Summary},
-    discovery::{Discv5, NetRestrict},
+    discovery::{v4::Discv4, Discv5},
     record::NodeId,
-    test_utils::{crawl::CrawlNet, key_from_seed, test_discv5_config},
-    Candidate, CandidateSource,
+    test_utils::{
+        crawl::{crawl_net_discv4_config, crawl_net_discv5_config, CrawlNet, NodeProtocols},
+        key_from_seed,
+    },
+    Candidate, CandidateSource, NodeKey,
 };
 
-/// Nodes in the CI crawl. The issue asks for 300, but with every node a discv5 instance in this
-/// one process on two cores, discv5 requests start timing out beyond a few dozen nodes (see
-/// the crawler section of BENCHMARKS.md); 40 crawls in under a minute in a debug build.
-const NODES: usize = 40;
+/// Nodes in the CI crawl, as the issue asks: a third discv4-only, a third discv5-only, a third
+/// both on one port (node 0, the bootnode, among them).
+const NODES: usize = 300;
 /// Every 4th node advertises a closed TCP port.
 const CLOSED_EVERY: usize = 4;
 
+/// The crawler's own discovery: discv5 and discv4 on `127.0.0.1:0`, neither running random
+/// lookups of its own (the crawl asks every node directly).
+async fn crawler_for(net: &CrawlNet, key: NodeKey, config: CrawlConfig) -> (Crawler, Discv5, Discv4) {
+    let local = ethp2p::LocalEnr::builder(&key).build().unwrap();
+    let (discv5, candidates) = Discv5::start(local, crawl_net_discv5_config()).await.expect("discv5 starts");
+    let local = ethp2p::LocalEnr::builder(&key).build().unwrap();
+    let (discv4, candidates_v4) =
+        Discv4::spawn(crawl_net_discv4_config(), local).await.expect("discv4 starts");
+    let boot = Candidate::from_enr(&net.bootnode(), CandidateSource::Bootnode).unwrap();
+    let seeds = [
+        Candidate { source: CandidateSource::Discv5, ..boot.clone() },
+        Candidate { source: CandidateSource::Discv4, ..boot },
+    ];
+    let crawler = Crawler::new(config, key)
+        .discv5(discv5.clone(), candidates)
+        .discv4(discv4.clone(), candidates_v4)
+        .seeds(seeds);
+    (crawler, discv5, discv4)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crawl_finds_the_whole_loopback_network() {
-    let net = CrawlNet::start(NODES, 10_000, CLOSED_EVERY).await.expect("network starts");
+    let net = CrawlNet::builder(NODES).closed_every(CLOSED_EVERY).start().await.expect("network starts");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crawl.db");
 
-    let mut discv5 = test_discv5_config();
-    discv5.netrestrict = NetRestrict::loopback();
-    let key = key_from_seed(9_999);
-    let local = ethp2p::LocalEnr::builder(&key).build().unwrap();
-    let (service, candidates) = Discv5::start(local, discv5).await.expect("crawler's discv5 starts");
     let config = CrawlConfig::builder()
-        .workers(64)
-        .idle(Duration::from_secs(3))
-        .duration(Duration::from_secs(120))
+        .workers(128)
+        .idle(Duration::from_secs(2))
+        .duration(Duration::from_secs(300))
         .probe(Some(ProbeConfig::with_timeout(Duration::from_secs(5))))
         .build()
         .unwrap();
-    let store = SqliteStore::open(&db).unwrap();
-    let seed = Candidate::from_enr(&net.bootnode(), CandidateSource::Bootnode).unwrap();
-    let crawler = Crawler::new(config, key).discv5(service.clone(), candidates).sink(store).seeds([seed]);
+    let (crawler, discv5, discv4) = crawler_for(&net, key_from_seed(9_999), config).await;
+    let crawler = crawler.sink(SqliteStore::open(&db).unwrap());
     let progress = crawler.progress();
     let state = crawler.run(std::future::pending()).await.expect("crawl runs");
-    service.shutdown().await;
+    discv5.shutdown().await;
+    discv4.shutdown().await;
     eprintln!(
         "crawl: found {} answered {} failed {} probed {}",
         progress.found(),
@@ -56,10 +73,17 @@ async fn crawl_finds_the_whole_loopback_network() {
     // Nothing that is not ours (the crawler itself never appears as a finding of its own).
     assert_eq!(state.len(), found.len());
 
-    // Nearly every node answered (some discv5 requests time out when many of our nodes share
-    // one process and two cores: see the crawler section of BENCHMARKS.md).
+    // Every protocol mix was reached: discv4-only nodes only through discv4, discv5-only ones
+    // only through discv5.
+    for kind in [NodeProtocols::Discv4, NodeProtocols::Discv5, NodeProtocols::Both] {
+        let of_kind: Vec<_> = net.nodes().iter().filter(|n| n.protocols == kind).collect();
+        let reached = of_kind.iter().filter(|n| found.contains(&n.node_id())).count();
+        assert!(reached * 100 >= of_kind.len() * 99, "{kind:?}: {reached} of {}", of_kind.len());
+    }
+    // Nearly every node answered a discovery request (UDP on a loaded loopback may still lose
+    // the odd one after all retries).
     let answered = state.nodes().filter(|n| n.first_response.is_some()).count();
-    assert!(answered * 10 >= found.len() * 9, "{answered} of {} answered", found.len());
+    assert!(answered * 100 >= found.len() * 98, "{answered} of {} answered", found.len());
 
     // Probes: open ports gave their client id and Status, closed ones an error.
     let summary = Summary::of(state.nodes());
@@ -108,11 +132,17 @@ async fn crawl_finds_the_whole_loopback_network() {
         assert!(entry.record.starts_with("enr:"), "{entry:?}");
     }
 
-    // A rerun from the database continues: it knows every node before asking anyone.
+    // A rerun from the database continues: it knows every node before asking anyone, and
+    // asks them again (a few seconds of it are enough to see answers).
     let key = key_from_seed(9_998);
     let local = ethp2p::LocalEnr::builder(&key).build().unwrap();
-    let (service, candidates) = Discv5::start(local, test_discv5_config()).await.unwrap();
-    let config = CrawlConfig::builder().idle(Duration::from_secs(1)).probe(None).build().unwrap();
+    let (service, candidates) = Discv5::start(local, crawl_net_discv5_config()).await.unwrap();
+    let config = CrawlConfig::builder()
+        .idle(Duration::from_secs(1))
+        .duration(Duration::from_secs(3))
+        .probe(None)
+        .build()
+        .unwrap();
     let rerun = Crawler::new(config, key).discv5(service.clone(), candidates).restore(stored);
     let progress = rerun.progress();
     let state = rerun.run(std::future::pending()).await.unwrap();

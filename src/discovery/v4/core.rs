@@ -186,9 +186,11 @@ struct PendingFindNode {
 
 #[derive(Debug)]
 struct PendingEnr {
-    peer: PeerId,
+    /// The request's packet hash, which the answer quotes.
+    hash: B256,
     addr: SocketAddr,
-    request: Option<RequestId>,
+    /// Callers waiting for this answer (several may ask while one request is out).
+    requests: Vec<RequestId>,
     /// The node's first record fetch: on failure it is still reported, without a record.
     first: bool,
 }
@@ -197,7 +199,7 @@ struct PendingEnr {
 enum Timer {
     Ping(B256),
     FindNode(PeerId),
-    Enr(B256),
+    Enr(PeerId, B256),
     PingBack(PeerId),
     Revalidate,
     Lookup,
@@ -228,8 +230,10 @@ pub struct Discv4Core {
     findnodes: HashMap<PeerId, PendingFindNode>,
     ping_backs: HashMap<PeerId, Vec<u64>>,
     queued_findnodes: HashMap<PeerId, Vec<(u64, SocketAddr)>>,
-    enrs: HashMap<B256, PendingEnr>,
-    enr_by_peer: HashMap<PeerId, B256>,
+    /// ENRRequests in flight, one per node, keyed by node and not by packet hash: an
+    /// ENRRequest names no recipient, so two sent in the same expiration second to different
+    /// nodes are the same packet with the same hash (signatures are deterministic).
+    enrs: HashMap<PeerId, PendingEnr>,
     lookups: HashMap<u64, LookupState>,
     next_lookup_id: u64,
     background_lookup: Option<u64>,
@@ -268,7 +272,6 @@ impl Discv4Core {
             ping_backs: HashMap::new(),
             queued_findnodes: HashMap::new(),
             enrs: HashMap::new(),
-            enr_by_peer: HashMap::new(),
             lookups: HashMap::new(),
             next_lookup_id: 0,
             background_lookup: None,
@@ -695,16 +698,15 @@ impl Discv4Core {
         peer: PeerId,
         response: EnrResponse,
     ) -> Result<(), Drop> {
-        match self.enrs.get(&response.request_hash) {
-            Some(p) if p.peer == peer && p.addr.ip() == from.ip() => {}
+        match self.enrs.get(&peer) {
+            Some(p) if p.hash == response.request_hash && p.addr.ip() == from.ip() => {}
             _ => return Err(Drop::Unsolicited),
         }
         // A record signed by another key is no answer.
         if response.enr.node_id().raw() != node_id(&peer).0 {
             return Err(Drop::Unsolicited);
         }
-        let pending = self.enrs.remove(&response.request_hash).expect("checked above");
-        self.enr_by_peer.remove(&peer);
+        let pending = self.enrs.remove(&peer).expect("checked above");
         let enr = response.enr;
         if let Some(entry) = self.table.get_mut(&peer) {
             entry.enr_seq = Some(entry.enr_seq.unwrap_or(0).max(enr.seq()));
@@ -712,8 +714,8 @@ impl Discv4Core {
             let endpoint = entry.endpoint;
             self.report(now, peer, endpoint, Some(enr.clone()));
         }
-        if let Some(request) = pending.request {
-            self.events.push_back(CoreEvent::EnrResult { request, enr: Some(enr) });
+        for request in pending.requests {
+            self.events.push_back(CoreEvent::EnrResult { request, enr: Some(enr.clone()) });
         }
         Ok(())
     }
@@ -865,7 +867,9 @@ impl Discv4Core {
         request: Option<RequestId>,
         first: bool,
     ) {
-        if self.enr_by_peer.contains_key(&peer) && request.is_none() {
+        // One request in flight per node: a later asker waits for the same answer.
+        if let Some(pending) = self.enrs.get_mut(&peer) {
+            pending.requests.extend(request);
             return;
         }
         if self.enrs.len() >= MAX_PENDING_REQUESTS {
@@ -877,9 +881,8 @@ impl Discv4Core {
         let message = Message::EnrRequest(EnrRequest { expiration: self.expiration(now) });
         let hash = self.send(addr, &message);
         let deadline = now + self.config.request_timeout;
-        self.enrs.insert(hash, PendingEnr { peer, addr, request, first });
-        self.enr_by_peer.insert(peer, hash);
-        self.schedule(deadline, Timer::Enr(hash));
+        self.enrs.insert(peer, PendingEnr { hash, addr, requests: request.into_iter().collect(), first });
+        self.schedule(deadline, Timer::Enr(peer, hash));
     }
 
     fn advance_lookup(&mut self, now: Instant, id: u64) {
@@ -990,16 +993,17 @@ impl Discv4Core {
                     }
                 }
             }
-            Timer::Enr(hash) => {
-                if let Some(p) = self.enrs.remove(&hash) {
-                    self.enr_by_peer.remove(&p.peer);
-                    if let Some(request) = p.request {
+            Timer::Enr(peer, hash) => {
+                // Only the request this timer was set for (a later one has its own timer).
+                if self.enrs.get(&peer).is_some_and(|p| p.hash == hash) {
+                    let p = self.enrs.remove(&peer).expect("checked above");
+                    for request in p.requests {
                         self.events.push_back(CoreEvent::EnrResult { request, enr: None });
                     }
                     if p.first {
-                        if let Some(entry) = self.table.get(&p.peer) {
+                        if let Some(entry) = self.table.get(&peer) {
                             let endpoint = entry.endpoint;
-                            self.report(now, p.peer, endpoint, None);
+                            self.report(now, peer, endpoint, None);
                         }
                     }
                 }
