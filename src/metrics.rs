@@ -161,7 +161,7 @@ impl MetricsServer {
 
 /// Counts one discovery candidate under [`CANDIDATES`], by its source.
 pub fn record_candidate(candidate: &Candidate) {
-    metrics::counter!(CANDIDATES, "source" => candidate.source.to_string()).increment(1);
+    metrics::counter!(CANDIDATES, "source" => candidate.source.as_str()).increment(1);
 }
 
 /// Publishes a discovery stats snapshot: the table and session gauges and the packet

@@ -48,16 +48,24 @@ pub enum CandidateSource {
     Lan,
 }
 
-impl fmt::Display for CandidateSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl CandidateSource {
+    /// Its short name (`discv4`, `discv5`, `dns`, `bootnode`, `static`, `lan`), also the
+    /// `source` label of the candidates metric.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Self::Discv4 => "discv4",
             Self::Discv5 => "discv5",
             Self::Dns => "dns",
             Self::Bootnode => "bootnode",
             Self::Static => "static",
             Self::Lan => "lan",
-        })
+        }
+    }
+}
+
+impl fmt::Display for CandidateSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
