@@ -24,8 +24,8 @@ mod store;
 mod summary;
 
 pub use crawler::{
-    CrawlConfig, CrawlConfigBuilder, CrawlProgress, Crawler, DEFAULT_DURATION, DEFAULT_FLUSH_INTERVAL,
-    DEFAULT_IDLE, DEFAULT_REPROBE_AFTER, DEFAULT_WORKERS,
+    CrawlConfig, CrawlConfigBuilder, CrawlProgress, Crawler, DEFAULT_DISCV5_IN_FLIGHT, DEFAULT_DURATION,
+    DEFAULT_FLUSH_INTERVAL, DEFAULT_IDLE, DEFAULT_REPROBE_AFTER, DEFAULT_WORKERS,
 };
 pub use node::{unix_now, CrawlCounts, CrawlState, CrawledNode, Sighting};
 pub use nodeset::{nodeset, parse_nodes_json, rfc3339, to_nodes_json, Nodeset, NodesetEntry};
