@@ -13,7 +13,7 @@ use ethp2p::{
     pool::{Direction, PeerSnapshot},
     record::MAINNET_GENESIS_HASH,
     test_utils::poll_until,
-    Enode, PeerId,
+    Enode, EthVersion, PeerId,
 };
 
 use crate::{ejs::EjsPeer, eth::eth_config};
@@ -50,6 +50,11 @@ async fn sessions(node: &Node, dialed: PeerId, dialer: PeerId) -> Vec<PeerSnapsh
         [(dialed, Direction::Outbound), (dialer, Direction::Inbound)],
         "one session each way with the ethereumjs peers"
     );
+    for p in &peers {
+        let client = p.client_id.as_deref().unwrap_or_default();
+        assert!(client.starts_with("ethereumjs-devp2p"), "Hello client id {client:?}");
+        assert_eq!(p.eth_version, Some(EthVersion::Eth68), "the highest version both speak");
+    }
     peers
 }
 
