@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release --features test-utils --example crawl_bench -- [NODES] [--no-probe] [--v5-in-flight N]
 //! ```
-//! Default: 1,000 nodes, with RLPx probes, 32 discv5 requests in flight. The network is built first (outside the timed
+//! Default: 1,000 nodes, with RLPx probes, 256 discv5 requests in flight. The network is built first (outside the timed
 //! part); then one crawl runs, like `examples/crawler.rs` does against a real network.
 //!
 //! The floor: every discv5 node read costs one handshake (two ECDH, one signature, one
