@@ -194,6 +194,32 @@ impl Discovery {
         Ok(stats)
     }
 
+    /// Runs one random lookup on each protocol, at once, and waits for both. What they find
+    /// goes to the candidate stream as usual; the return value is how many nodes the lookups
+    /// ended with (errors count as none). A pool that wants peers calls this back to back,
+    /// as go-ethereum's dialer pulls from its lookup iterator, instead of waiting for the
+    /// periodic refresh.
+    pub async fn random_lookup(&self) -> usize {
+        use rand::Rng;
+        let (mut peer, mut node) = ([0u8; 64], [0u8; 32]);
+        rand::thread_rng().fill(&mut peer[..]);
+        rand::thread_rng().fill(&mut node[..]);
+        let v4 = async {
+            match &self.v4 {
+                Some(v4) => v4.lookup(crate::record::PeerId::from(peer)).await.map_or(0, |r| r.len()),
+                None => 0,
+            }
+        };
+        let v5 = async {
+            match &self.v5 {
+                Some(v5) => v5.lookup(crate::record::NodeId::from(node)).await.map_or(0, |r| r.len()),
+                None => 0,
+            }
+        };
+        let (a, b) = futures::join!(v4, v5);
+        a + b
+    }
+
     /// Stops both protocols and waits for their tasks.
     pub async fn shutdown(&self) {
         if let Some(v5) = &self.v5 {

@@ -59,11 +59,46 @@ pub(super) enum Command {
 
 enum Internal {
     Candidate(Candidate),
-    Established { session: Box<EthSession<TcpStream>>, addr: SocketAddr, direction: Direction },
-    DialFailed { peer_id: PeerId, backoff: BackoffKind, ban: bool, failure: DialFailure },
+    Established {
+        session: Box<EthSession<TcpStream>>,
+        addr: SocketAddr,
+        direction: Direction,
+    },
+    DialFailed {
+        peer_id: PeerId,
+        backoff: BackoffKind,
+        ban: bool,
+        failure: DialFailure,
+    },
     InboundFailed,
-    Offence { peer_id: PeerId, ban: bool },
-    Closed { peer_id: PeerId, session: u64, error: Arc<EthError> },
+    Offence {
+        peer_id: PeerId,
+        ban: bool,
+    },
+    Closed {
+        peer_id: PeerId,
+        session: u64,
+        error: Arc<EthError>,
+    },
+    /// A demand lookup (see [`DemandLookups`]) finished.
+    LookupDone,
+}
+
+/// The longest pause between two demand lookups that found nothing new.
+const MAX_LOOKUP_PAUSE: Duration = Duration::from_secs(30);
+
+/// Random lookups run back to back while the pool is below `min_peers`, as go-ethereum's
+/// dialer pulls nodes from its lookup iterator: discovery's periodic refresh (every 20–30
+/// s) is for keeping the table fresh, not for filling a pool at start. A lookup that brings
+/// no new candidate doubles the pause before the next one (1 s, 2 s, … 30 s), so a network
+/// smaller than `min_peers` is not flooded with lookups.
+#[derive(Debug)]
+struct DemandLookups {
+    running: bool,
+    not_before: Instant,
+    fruitless: u32,
+    /// Candidates new to the pool since the running lookup started.
+    new_candidates: usize,
 }
 
 pub(super) struct Setup {
@@ -168,6 +203,9 @@ pub(super) struct NodeService {
     /// The mDNS announcement, withdrawn at shutdown.
     #[cfg(feature = "lan")]
     lan: Option<crate::discovery::lan::LanDiscovery>,
+    /// The discovery the demand lookups run on.
+    discovery: Option<Discovery>,
+    lookups: DemandLookups,
 }
 
 impl std::fmt::Debug for NodeService {
@@ -454,6 +492,13 @@ impl NodeService {
             mapping,
             #[cfg(feature = "lan")]
             lan,
+            discovery: discovery.clone(),
+            lookups: DemandLookups {
+                running: false,
+                not_before: Instant::now(),
+                fruitless: 0,
+                new_candidates: 0,
+            },
         };
         Ok((service, local_addr, discovery, external))
     }
@@ -485,6 +530,37 @@ impl NodeService {
             }
             self.process_actions();
             self.publish_peer_gauge();
+            self.maybe_lookup(Instant::now());
+        }
+    }
+
+    /// Starts a demand lookup if the pool wants peers and none is running or pausing.
+    fn maybe_lookup(&mut self, now: Instant) {
+        let Some(discovery) = &self.discovery else { return };
+        let lookups = &mut self.lookups;
+        if lookups.running || now < lookups.not_before || self.pool.len() >= self.pool.config().min_peers {
+            return;
+        }
+        lookups.running = true;
+        lookups.new_candidates = 0;
+        let (discovery, tx) = (discovery.clone(), self.internal_tx.clone());
+        self.sources.spawn(async move {
+            let found = discovery.random_lookup().await;
+            tracing::trace!(target: "ethp2p::pool", found, "demand lookup done");
+            let _ = tx.send(Internal::LookupDone).await;
+        });
+    }
+
+    fn on_lookup_done(&mut self, now: Instant) {
+        let lookups = &mut self.lookups;
+        lookups.running = false;
+        if lookups.new_candidates > 0 {
+            lookups.fruitless = 0;
+            lookups.not_before = now;
+        } else {
+            lookups.fruitless += 1;
+            let pause = Duration::from_secs(1 << (lookups.fruitless - 1).min(5)).min(MAX_LOOKUP_PAUSE);
+            lookups.not_before = now + pause;
         }
     }
 
@@ -507,7 +583,9 @@ impl NodeService {
     fn add_candidate(&mut self, candidate: &Candidate, now: Instant) {
         self.recorder.with(|| metrics::record_candidate(candidate));
         // Dialed now, not at the next tick: a cold start waits for no timer.
+        let known = self.pool.candidates();
         if self.pool.add_candidate(candidate, now) {
+            self.lookups.new_candidates += usize::from(self.pool.candidates() > known);
             self.pool.dial_if_below_target(now);
         }
     }
@@ -604,6 +682,7 @@ impl NodeService {
                 self.pool.on_dial_failed(&peer_id, backoff, now);
             }
             Internal::InboundFailed => self.pool.on_inbound_failed(),
+            Internal::LookupDone => self.on_lookup_done(now),
             Internal::Established { session, addr, direction } => {
                 let peer_id = session.remote_id();
                 let admitted = self.pool.on_session_established(peer_id, addr, direction, now);

@@ -13,7 +13,7 @@ use ethp2p::{
     },
     eth::{EthConfig, EthVersion, GetBlockHeaders, MemoryChain},
     node::{DialFailure, Node, NodeBuilder, NodeError},
-    pool::Direction,
+    pool::{Direction, PoolConfig, ReputationWeights},
     record::ChainSpec,
     rlpx::{Protocol, RlpxConfig},
     test_utils::{
@@ -403,4 +403,75 @@ async fn nat_port_mapping_updates_the_record_and_is_removed_at_shutdown() {
     let removed: Vec<_> =
         gateway.requests().into_iter().filter(|r| matches!(r, PmpRequest::Map { lifetime: 0, .. })).collect();
     assert_eq!(removed.len(), 2, "both mappings (TCP and UDP) removed: {:?}", gateway.requests());
+}
+
+/// A pool below `min_peers` keeps discovery looking (go-ethereum's dialer pulls from its
+/// lookup iterator) instead of waiting for the periodic refresh. The network here is
+/// discv4-only with an hour between periodic lookups, so after each node's start-up lookup
+/// nothing moves unless someone asks; the newcomer's dials all fail (nobody listens on
+/// TCP), so its pool stays hungry and its demand lookups must find every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hungry_pool_keeps_discovery_looking() {
+    const OTHERS: u64 = 48;
+    const MIN_PEERS: usize = 30;
+    let hour = Duration::from_secs(3600);
+    let chain = Arc::new(MemoryChain::builder().blocks(1).build());
+    // Records carry the newcomer's fork id, or its pool would rightly refuse them.
+    let fork_id = eth_config(&chain).status.fork_id;
+    let start = |seed: u64, boot: Vec<Enode>| async move {
+        let key = key_from_seed(seed);
+        // A TCP port nobody listens on: the newcomer's dials fail at once.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = Discv4Config::builder()
+            .listen_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .netrestrict(NetRestrict::loopback())
+            .lookup_interval(hour)
+            .tcp_port(Some(closed))
+            .bootnodes(boot)
+            .build()
+            .unwrap();
+        let local = LocalEnr::builder(&key).fork_id(fork_id).build().unwrap();
+        ethp2p::discovery::v4::Discv4::spawn(config, local).await.unwrap()
+    };
+    let (boot, _boot_candidates) = start(50_000, Vec::new()).await;
+    let mut others = Vec::new();
+    for seed in 50_001..50_001 + OTHERS {
+        others.push(start(seed, vec![boot.local_enode()]).await);
+    }
+    // The bootnode has met every node (their start-up lookups went through it).
+    let all_met = poll_until(DEADLINE, Duration::from_millis(50), || async {
+        boot.table().await.unwrap().len() as u64 >= OTHERS / 2
+    })
+    .await;
+    assert!(all_met, "the bootnode's table: {}", boot.table().await.unwrap().len());
+
+    let mut v4 = Discv4Config::builder();
+    v4.listen_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .netrestrict(NetRestrict::loopback())
+        .lookup_interval(hour)
+        .bootnodes(vec![boot.local_enode()]);
+    // Refused dials cost no reputation here, so the pool keeps every node it heard of and
+    // its candidate count is what discovery found. MIN_PEERS is what the pool wants: 0 turns
+    // the demand lookups off (the control run).
+    let weights = ReputationWeights { failed_to_connect: 0, ..ReputationWeights::default() };
+    let pool = PoolConfig::builder().min_peers(MIN_PEERS).weights(weights).build().unwrap();
+    let node = NodeBuilder::new(eth_config(&chain), chain.clone())
+        .key(key_from_seed(49_999))
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .discovery(DiscoveryConfig::new(Some(v4.build().unwrap()), None))
+        .pool(pool)
+        .start()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let known = || async { node.stats().await.unwrap().candidates as u64 };
+    let found = poll_until(DEADLINE, Duration::from_millis(50), || async { known().await > OTHERS }).await;
+    let v4stats = node.discovery().unwrap().v4().unwrap().stats().await.unwrap();
+    eprintln!("demand: {} candidates after {:?}, discv4 {:?}", known().await, started.elapsed(), v4stats);
+    assert!(found, "the hungry node knows {} of the {} other nodes", known().await, OTHERS + 1);
+    node.shutdown().await;
+    boot.shutdown().await;
+    for (d, _) in others {
+        d.shutdown().await;
+    }
 }

@@ -586,7 +586,12 @@ impl Discv4Core {
                 self.table.mark_live(&peer, now, pong.enr_seq);
                 self.check_enr_seq(now, peer, from, pong.enr_seq);
             }
-            _ => {}
+            // Its bucket is full, but the node has just proved its endpoint: the pool may
+            // still want it. A table holds a few dozen of the busiest buckets' nodes; a
+            // pool that dialed only table entries would never see the rest of a network
+            // (go-ethereum's dialer takes every node its lookups meet, not only its table).
+            InsertResult::Replacement => self.report(now, peer, endpoint, None),
+            InsertResult::SubnetLimited | InsertResult::IsSelf => {}
         }
         for waiter in pending.waiters {
             match waiter {
