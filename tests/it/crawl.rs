@@ -161,3 +161,68 @@ async fn crawl_finds_the_whole_loopback_network() {
     assert!(progress.answered() > 0);
     net.shutdown().await;
 }
+
+/// A node that lies in its answers: its table holds validly signed records of nodes that do
+/// not exist (dead UDP ports) and of impostors (other real nodes' addresses under keys that
+/// are not theirs). The crawl still finds every real node, records the fakes as found but
+/// never answering, and ends on its own (bounded retries), not at its time cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crawl_survives_a_lying_node() {
+    const REAL: usize = 20;
+    const FAKES: u64 = 48;
+    let net = CrawlNet::builder(REAL)
+        .first_seed(20_000)
+        .mix([NodeProtocols::Discv5])
+        .start()
+        .await
+        .expect("network starts");
+    let liar = net.nodes()[0].discv5().expect("the bootnode speaks discv5");
+    let mut fakes = HashSet::new();
+    for i in 0..FAKES {
+        let key = key_from_seed(30_000 + i);
+        let (ip, port) = if i % 2 == 0 {
+            // Nobody there: a port that was free a moment ago.
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            (std::net::Ipv4Addr::LOCALHOST, socket.local_addr().unwrap().port())
+        } else {
+            // A real node's address, but not its key.
+            let real = net.nodes()[1 + (i as usize % (REAL - 1))].enode();
+            let std::net::IpAddr::V4(ip) = real.ip else { unreachable!("loopback IPv4") };
+            (ip, real.udp_port)
+        };
+        let enr = ethp2p::Enr::builder().ip4(ip).udp4(port).tcp4(port).build(&key.to_combined_key()).unwrap();
+        fakes.insert(NodeId::from(enr.node_id().raw()));
+        // The table takes what fits its buckets; the rest are refused, which is fine.
+        let _ = liar.add_enr(enr).await;
+    }
+    let config = CrawlConfig::builder()
+        .workers(64)
+        .idle(Duration::from_secs(2))
+        .duration(Duration::from_secs(600))
+        .probe(None)
+        .build()
+        .unwrap();
+    let (crawler, discv5, discv4) = crawler_for(&net, key_from_seed(29_999), config).await;
+    let started = std::time::Instant::now();
+    let state = crawler.run(std::future::pending()).await.expect("crawl runs");
+    let took = started.elapsed();
+    discv5.shutdown().await;
+    discv4.shutdown().await;
+
+    let ours: HashSet<NodeId> = net.nodes().iter().map(|n| n.node_id()).collect();
+    let found_real = state.nodes().filter(|n| ours.contains(&n.node_id)).count();
+    let found_fake: Vec<_> = state.nodes().filter(|n| fakes.contains(&n.node_id)).collect();
+    eprintln!(
+        "lying node: {found_real} of {REAL} real nodes, {} fakes met, crawl took {took:?}",
+        found_fake.len()
+    );
+    assert_eq!(found_real, REAL, "every real node is found despite the liar");
+    assert!(!found_fake.is_empty(), "the liar's records were handed out (else this test shows nothing)");
+    for fake in &found_fake {
+        assert!(fake.first_response.is_none() && fake.score <= 0, "a fake never answers: {fake:?}");
+    }
+    // Nothing but real nodes and the liar's fakes.
+    assert_eq!(state.len(), found_real + found_fake.len());
+    assert!(took < Duration::from_secs(600), "the crawl ended on its own");
+    net.shutdown().await;
+}
