@@ -59,11 +59,7 @@ const KNOWN: usize = 45;
 const CHILD_ENV: &str = "ETHP2P_POOL_BENCH_CHILD";
 
 fn eth_config(chain: &MemoryChain) -> EthConfig {
-    let spec = ChainSpec::mainnet();
-    let head = chain.header(chain.head_number()).unwrap();
-    EthConfig::builder(chain.status_info_for(&spec), spec.fork_filter(head.number, head.timestamp))
-        .build()
-        .unwrap()
+    chain.eth_config_for(&ChainSpec::mainnet()).build().unwrap()
 }
 
 /// discv4 + discv5 with their default timers on one loopback port, restricted to loopback.

@@ -425,6 +425,16 @@ impl MemoryChain {
         self.status_info(spec.network_id, spec.fork_id(head.number, head.timestamp))
     }
 
+    /// An eth configuration for serving this chain as `spec`: our `Status` and the fork
+    /// filter at our head. Adjust it (versions, limits) before `build()`.
+    pub fn eth_config_for(&self, spec: &ChainSpec) -> crate::eth::EthConfigBuilder {
+        let head = &self.headers[self.headers.len() - 1];
+        crate::eth::EthConfig::builder(
+            self.status_info_for(spec),
+            spec.fork_filter(head.number, head.timestamp),
+        )
+    }
+
     /// What we announce in `Status` for this chain, on `network_id` with `fork_id`.
     pub fn status_info(&self, network_id: u64, fork_id: ForkId) -> StatusInfo {
         StatusInfo {

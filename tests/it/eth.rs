@@ -30,11 +30,7 @@ fn rlpx_config(versions: &[u32]) -> RlpxConfig {
 }
 
 pub(crate) fn eth_config(chain: &MemoryChain) -> EthConfig {
-    let spec = ChainSpec::mainnet();
-    let head = chain.header(chain.head_number()).unwrap();
-    EthConfig::builder(chain.status_info_for(&spec), spec.fork_filter(head.number, head.timestamp))
-        .build()
-        .unwrap()
+    chain.eth_config_for(&ChainSpec::mainnet()).build().unwrap()
 }
 
 /// Two RLPx sessions connected over loopback TCP: (dialer, listener side).

@@ -15,7 +15,7 @@ use std::{
 
 use ethp2p::{
     discovery::lan::{LanConfig, LanDiscovery, LanInterfaces},
-    eth::{EthConfig, MemoryChain},
+    eth::MemoryChain,
     node::NodeBuilder,
     record::{ChainSpec, Enr},
     test_utils::{key_from_seed, poll_until},
@@ -79,11 +79,7 @@ fn two_nodes_connect_over_mdns() {
 
 async fn nodes_in_namespace() {
     let chain = Arc::new(MemoryChain::builder().blocks(2).build());
-    let spec = ChainSpec::mainnet();
-    let head = chain.header(chain.head_number()).unwrap();
-    let eth = EthConfig::builder(chain.status_info_for(&spec), spec.fork_filter(head.number, head.timestamp))
-        .build()
-        .unwrap();
+    let eth = chain.eth_config_for(&ChainSpec::mainnet()).build().unwrap();
     let mut nodes = Vec::new();
     for seed in [13_400, 13_401] {
         let node = NodeBuilder::new(eth.clone(), chain.clone())

@@ -32,11 +32,7 @@ const NODES: u8 = 6;
 const WANT_PEERS: usize = 3;
 
 fn eth_config(chain: &MemoryChain) -> EthConfig {
-    let spec = ChainSpec::mainnet();
-    let head = chain.header(chain.head_number()).unwrap();
-    EthConfig::builder(chain.status_info_for(&spec), spec.fork_filter(head.number, head.timestamp))
-        .build()
-        .unwrap()
+    chain.eth_config_for(&ChainSpec::mainnet()).build().unwrap()
 }
 
 /// discv4 and discv5 on one loopback port, restricted to loopback, bootstrapping from

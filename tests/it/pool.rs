@@ -61,11 +61,7 @@ impl ChainReader for TestChain {
 }
 
 fn eth_config(chain: &MemoryChain) -> EthConfig {
-    let spec = ChainSpec::mainnet();
-    let head = chain.header(chain.head_number()).unwrap();
-    EthConfig::builder(chain.status_info_for(&spec), spec.fork_filter(head.number, head.timestamp))
-        .build()
-        .unwrap()
+    chain.eth_config_for(&ChainSpec::mainnet()).build().unwrap()
 }
 
 fn key(seed: u32) -> NodeKey {
