@@ -19,6 +19,8 @@ use ethp2p::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod common;
+
 #[derive(Debug, Parser)]
 #[command(about = "Crawl an Ethereum devp2p network (discv4 + discv5) and probe its nodes")]
 struct Args {
@@ -80,11 +82,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    let args = Args::parse();
+    let args: Args = common::init();
     let key = NodeKey::generate();
     let probe_config = ProbeConfig::with_timeout(args.probe_timeout);
 

@@ -15,6 +15,8 @@ use ethp2p::{
     ChainSpec, Enode,
 };
 
+mod common;
+
 #[derive(Debug, Parser)]
 #[command(about = "Start N ethp2p nodes on loopback and sync headers from them")]
 struct Args {
@@ -31,11 +33,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    let args = Args::parse();
+    let args: Args = common::init();
     let spec = ChainSpec::mainnet();
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
 

@@ -14,6 +14,8 @@ use std::{net::SocketAddr, time::Duration};
 use clap::Parser;
 use ethp2p::{record::parse_enr, Discv5, Discv5Config, LocalEnr, NetRestrict, NodeKey};
 
+mod common;
+
 /// Find nodes over discv5 starting from one bootnode ENR.
 #[derive(Debug, Parser)]
 struct Args {
@@ -33,11 +35,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    let args = Args::parse();
+    let args: Args = common::init();
     let bootnode = parse_enr(&args.bootnode)?;
     // A throwaway identity: this tool only looks around.
     let local = LocalEnr::builder(&NodeKey::generate()).build()?;

@@ -28,6 +28,8 @@ use ethp2p::{
     ChainSpec, Discv5Config, Enode, NodeKey,
 };
 
+mod common;
+
 #[derive(Debug, Parser)]
 #[command(about = "Join an Ethereum devp2p network with ethp2p's scored pool")]
 struct Args {
@@ -62,11 +64,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    let args = Args::parse();
+    let args: Args = common::init();
     let spec = ChainSpec::from_name_or_path(&args.network)?;
     let key = NodeKey::generate();
 

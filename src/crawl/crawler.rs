@@ -405,7 +405,7 @@ impl Crawler {
                         last_news = Instant::now();
                     }
                 }
-                Some(candidate) = next_candidate_v4(&mut candidates_v4) => {
+                Some(candidate) = next_candidate(&mut candidates_v4) => {
                     if run.found(&mut state, &candidate) {
                         last_news = Instant::now();
                     }
@@ -441,25 +441,31 @@ fn save(sink: &mut Option<SinkBox>, state: &mut CrawlState) -> Result<(), CrawlE
     Ok(())
 }
 
-async fn next_candidate(candidates: &mut Option<Candidates>) -> Option<Candidate> {
+/// discv5's and discv4's candidate streams, read alike.
+trait CandidateRecv {
+    async fn recv(&mut self) -> Option<Candidate>;
+}
+
+impl CandidateRecv for Candidates {
+    async fn recv(&mut self) -> Option<Candidate> {
+        Candidates::recv(self).await
+    }
+}
+
+impl CandidateRecv for CandidateStream {
+    async fn recv(&mut self) -> Option<Candidate> {
+        CandidateStream::recv(self).await
+    }
+}
+
+/// The next candidate of a running discovery service; never resolves once it has stopped
+/// (or was never given), so a `select!` arm on it goes quiet.
+async fn next_candidate(candidates: &mut Option<impl CandidateRecv>) -> Option<Candidate> {
     match candidates {
         Some(c) => match c.recv().await {
             Some(candidate) => Some(candidate),
             None => {
                 // The service stopped: stop polling it.
-                *candidates = None;
-                None
-            }
-        },
-        None => std::future::pending().await,
-    }
-}
-
-async fn next_candidate_v4(candidates: &mut Option<CandidateStream>) -> Option<Candidate> {
-    match candidates {
-        Some(c) => match c.recv().await {
-            Some(candidate) => Some(candidate),
-            None => {
                 *candidates = None;
                 None
             }

@@ -86,13 +86,7 @@ impl CrawledNode {
 
     /// Its `enode://` URL, if it has a TCP port to dial.
     pub fn enode(&self) -> Option<Enode> {
-        let tcp_port = self.tcp_port?;
-        Some(Enode {
-            peer_id: self.peer_id,
-            ip: self.ip,
-            tcp_port,
-            udp_port: self.udp_port.unwrap_or(tcp_port),
-        })
+        Enode::dialable(self.peer_id, self.ip, self.tcp_port, self.udp_port)
     }
 
     /// The record's sequence number (0 without a record).

@@ -130,13 +130,7 @@ impl Candidate {
 
     /// Its `enode://` form, if it has a TCP port to dial.
     pub fn enode(&self) -> Option<Enode> {
-        let tcp_port = self.tcp_port?;
-        Some(Enode {
-            peer_id: self.peer_id,
-            ip: self.ip,
-            tcp_port,
-            udp_port: self.udp_port.unwrap_or(tcp_port),
-        })
+        Enode::dialable(self.peer_id, self.ip, self.tcp_port, self.udp_port)
     }
 
     /// The candidate as one JSON object: `node_id`, `peer_id`, `ip`, `udp`, `tcp`, `fork_id`

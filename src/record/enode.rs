@@ -36,6 +36,18 @@ impl Enode {
         Self { peer_id, ip: addr.ip(), tcp_port: addr.port(), udp_port: addr.port() }
     }
 
+    /// The enode of a node known by its ports, if it has a TCP port to dial; without a UDP
+    /// port, discovery is assumed on the TCP port (the enode URL's default).
+    pub fn dialable(
+        peer_id: PeerId,
+        ip: IpAddr,
+        tcp_port: Option<u16>,
+        udp_port: Option<u16>,
+    ) -> Option<Self> {
+        let tcp_port = tcp_port?;
+        Some(Self { peer_id, ip, tcp_port, udp_port: udp_port.unwrap_or(tcp_port) })
+    }
+
     /// The node id (keccak256 of the public key).
     pub fn node_id(&self) -> NodeId {
         node_id(&self.peer_id)
