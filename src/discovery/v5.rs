@@ -2,10 +2,11 @@
 //!
 //! [`Discv5::start`] spawns one task, the `Discv5Service`, which owns the `discv5::Discv5`
 //! instance. The service bootstraps from the configured ENRs, runs random lookups (fast at
-//! first, then at a steady pace), and turns every record it learns — lookup results,
-//! `Discovered` events, inbound sessions — into a [`Candidate`] on a bounded channel,
-//! [`Candidates`]. The cheap `Clone` handle [`Discv5`] talks to the service over a bounded
-//! command channel with oneshot replies; shutdown is explicit ([`Discv5::shutdown`]).
+//! first while they keep finding nodes, then at a steady pace: see `LookupPace`), and turns
+//! every record it learns — lookup results, `Discovered` events, inbound sessions — into a
+//! [`Candidate`] on a bounded channel, [`Candidates`]. The cheap `Clone` handle [`Discv5`]
+//! talks to the service over a bounded command channel with oneshot replies; shutdown is
+//! explicit ([`Discv5::shutdown`]).
 //!
 //! The local record is the [`LocalEnr`] the caller passes in: when the service starts it
 //! moves the record into discv5's own lock (`LocalEnr::share_with`), so discv5's IP votes
@@ -55,7 +56,8 @@ use crate::record::{public_key_of, Enode, Enr, ForkFilter, LocalEnr, NodeId};
 pub const DEFAULT_LOOKUP_INTERVAL: Duration = Duration::from_secs(30);
 /// Lookups while bootstrapping: quick, so a fresh node fills its table in seconds.
 pub const DEFAULT_BOOTSTRAP_LOOKUP_INTERVAL: Duration = Duration::from_secs(2);
-/// How many bootstrap-pace lookups to run before slowing down (~1 min at the default pace).
+/// How many lookups the bootstrap phase lasts before slowing down (~1 min at the default
+/// pace, when every one of them finds new nodes).
 pub const DEFAULT_BOOTSTRAP_LOOKUPS: u32 = 30;
 /// Candidates buffered for a slow consumer before new ones are dropped (and counted).
 pub const DEFAULT_CANDIDATE_CAPACITY: usize = 1024;
@@ -86,7 +88,10 @@ pub struct Discv5Config {
     /// Pause between random lookups after the bootstrap phase. Default: 30 s
     /// ([`DEFAULT_LOOKUP_INTERVAL`]).
     pub lookup_interval: Duration,
-    /// Pause between random lookups during the bootstrap phase. Default: 2 s.
+    /// Pause between random lookups during the bootstrap phase, after a lookup that learned
+    /// a new record. A bootstrap lookup that learned nothing new doubles the pause before the
+    /// next one, up to `lookup_interval` (2 s, 4 s, 8 s, 16 s, 30 s by default); one that
+    /// learns something restores this pace. Default: 2 s.
     pub bootstrap_lookup_interval: Duration,
     /// Number of lookups in the bootstrap phase. Default: 30.
     pub bootstrap_lookups: u32,
@@ -185,7 +190,8 @@ impl Discv5ConfigBuilder {
         self
     }
 
-    /// Sets the bootstrap phase: `lookups` lookups, `interval` apart.
+    /// Sets the bootstrap phase: `lookups` lookups, `interval` apart while they find new
+    /// records (see [`Discv5Config::bootstrap_lookup_interval`]).
     pub fn bootstrap(&mut self, lookups: u32, interval: Duration) -> &mut Self {
         self.config.bootstrap_lookups = lookups;
         self.config.bootstrap_lookup_interval = interval;
@@ -472,7 +478,7 @@ impl Discv5 {
             candidates: candidate_tx,
             seen,
             lookups: JoinSet::new(),
-            lookups_started: 0,
+            pace: LookupPace::default(),
             openers: JoinSet::new(),
         };
         for enode in service.config.bootnode_enodes.clone() {
@@ -727,6 +733,40 @@ fn is_private_net(net: &IpNet) -> bool {
     net.prefix_len() >= min_prefix && is_private_ip(first) && is_private_ip(last)
 }
 
+/// The pace of the service's random lookups (a pure core: it sees each lookup's outcome and
+/// returns the pause before the next one, counted from the start of the one that ended).
+///
+/// The first [`Discv5Config::bootstrap_lookups`] lookups are the bootstrap phase, meant to
+/// fill the table quickly; after it, one lookup every [`Discv5Config::lookup_interval`]
+/// keeps the table fresh. A bootstrap lookup that learned no new record doubles the pause
+/// (2 s, 4 s, … up to `lookup_interval`) and one that learned something restores the
+/// bootstrap pace, as the node's demand lookups do. Once the table holds what the network
+/// can tell us, the remaining fast lookups learn nothing, yet each one costs the peers it
+/// asks a NODES answer and us a signature check of every record in it. In `benches/pool.rs`
+/// (100 nodes in one process on two cores) those checks were 80% of the CPU time and, at the
+/// fixed 2 s pace, kept both cores busy for the first ~95 s, 35 s after the peer counts had
+/// settled; with the backoff, for ~23 s.
+#[derive(Debug, Default)]
+struct LookupPace {
+    /// Lookups ended so far.
+    done: u32,
+    /// Bootstrap lookups in a row that learned nothing new.
+    fruitless: u32,
+}
+
+impl LookupPace {
+    fn after_lookup(&mut self, learned: bool, config: &Discv5Config) -> Duration {
+        self.done = self.done.saturating_add(1);
+        if self.done > config.bootstrap_lookups {
+            return config.lookup_interval;
+        }
+        self.fruitless = if learned { 0 } else { self.fruitless.saturating_add(1) };
+        let ceiling = config.lookup_interval.max(config.bootstrap_lookup_interval);
+        // 2^16 × any bootstrap interval worth having is past any sane `lookup_interval`.
+        config.bootstrap_lookup_interval.saturating_mul(1 << self.fruitless.min(16)).min(ceiling)
+    }
+}
+
 /// The task that owns the `discv5::Discv5` instance.
 struct Discv5Service {
     /// Our node id, computed once: deriving it from the key is a scalar multiplication,
@@ -739,9 +779,10 @@ struct Discv5Service {
     candidates: mpsc::Sender<Candidate>,
     /// Last sequence number emitted per node, to emit each record once.
     seen: lru::LruCache<NodeId, u64>,
-    /// Running lookups; dropping the service aborts them.
+    /// The running random lookup (one at a time); dropping the service aborts it.
     lookups: JoinSet<Result<Vec<Enr>, discv5::QueryError>>,
-    lookups_started: u32,
+    /// The pause after each random lookup.
+    pace: LookupPace,
     /// Session openers for enode bootnodes (TALKREQs whose answer is ignored).
     openers: JoinSet<()>,
 }
@@ -749,6 +790,8 @@ struct Discv5Service {
 impl Discv5Service {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut events: mpsc::Receiver<discv5::Event>) {
         let mut next_lookup = Instant::now();
+        // When the running random lookup started, and the records learned by then.
+        let mut running = (next_lookup, 0);
         let mut shutdown_reply = None;
         loop {
             tokio::select! {
@@ -762,19 +805,14 @@ impl Discv5Service {
                     None => break,
                 },
                 Some(event) = events.recv() => self.on_event(event),
-                // One random lookup at a time; the next one is scheduled when it starts.
+                // One random lookup at a time; the next one is scheduled when it ends, from
+                // what it learned.
                 () = tokio::time::sleep_until(next_lookup),
                     if self.config.random_lookups && self.lookups.is_empty() => {
                     let target = Discv5NodeId::random();
                     trace!(target: "ethp2p::discv5", %target, "random lookup");
                     self.lookups.spawn(self.discv5.find_node(target));
-                    self.lookups_started = self.lookups_started.saturating_add(1);
-                    let pause = if self.lookups_started <= self.config.bootstrap_lookups {
-                        self.config.bootstrap_lookup_interval
-                    } else {
-                        self.config.lookup_interval
-                    };
-                    next_lookup = Instant::now() + pause;
+                    running = (Instant::now(), self.counters.discovered.load(Ordering::Relaxed));
                 }
                 Some(_) = self.openers.join_next() => {}
                 Some(done) = self.lookups.join_next() => {
@@ -788,6 +826,12 @@ impl Discv5Service {
                         Ok(Err(e)) => debug!(target: "ethp2p::discv5", error = ?e, "lookup failed"),
                         Err(e) => debug!(target: "ethp2p::discv5", error = %e, "lookup task ended"),
                     }
+                    // Its `Discovered` events and its result went through `consider`, which
+                    // counts each new (node, seq) once.
+                    let learned = self.counters.discovered.load(Ordering::Relaxed) > running.1;
+                    let pause = self.pace.after_lookup(learned, &self.config);
+                    trace!(target: "ethp2p::discv5", learned, ?pause, "random lookup done");
+                    next_lookup = running.0 + pause;
                 }
             }
         }
@@ -999,6 +1043,32 @@ mod tests {
         assert!(is_loopback_net(&net("127.0.0.0/8")));
         assert!(!is_loopback_net(&net("127.0.0.0/7")));
         assert!(is_loopback_net(&net("::1/128")));
+    }
+
+    #[test]
+    fn bootstrap_pace_backs_off_while_lookups_learn_nothing() {
+        let config = Discv5Config::default();
+        let secs = Duration::from_secs;
+        let mut pace = LookupPace::default();
+        // Learning: the bootstrap pace.
+        assert_eq!(pace.after_lookup(true, &config), secs(2));
+        // Nothing new: 4, 8, 16 s, then the steady interval, never more.
+        let fruitless: Vec<_> = (0..5).map(|_| pace.after_lookup(false, &config)).collect();
+        assert_eq!(fruitless, [secs(4), secs(8), secs(16), secs(30), secs(30)]);
+        // Something new again: back to the bootstrap pace.
+        assert_eq!(pace.after_lookup(true, &config), secs(2));
+        // The phase ends after `bootstrap_lookups` lookups whatever they learn.
+        for _ in pace.done..config.bootstrap_lookups {
+            assert_eq!(pace.after_lookup(true, &config), secs(2));
+        }
+        assert_eq!(pace.after_lookup(true, &config), config.lookup_interval);
+
+        // No bootstrap phase: the steady interval from the first lookup.
+        let none = Discv5Config { bootstrap_lookups: 0, ..Discv5Config::default() };
+        assert_eq!(LookupPace::default().after_lookup(true, &none), none.lookup_interval);
+        // A bootstrap pace slower than the steady one is kept as configured.
+        let slow = Discv5Config { bootstrap_lookup_interval: secs(60), ..Discv5Config::default() };
+        assert_eq!(LookupPace::default().after_lookup(false, &slow), secs(60));
     }
 
     #[test]
