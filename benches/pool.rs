@@ -29,7 +29,10 @@ use ethp2p::{
     node::{Node, NodeBuilder},
     pool::PoolConfig,
     record::ChainSpec,
-    test_utils::key_from_seed,
+    test_utils::{
+        key_from_seed,
+        procfs::{cpu_seconds, memory_kib},
+    },
     Enode, Enr, NetRestrict, NodeKey,
 };
 use secp256k1::{ecdh::shared_secret_point, Message, PublicKey, SECP256K1};
@@ -55,6 +58,9 @@ const TRACE_ENV: &str = "ETHP2P_POOL_BENCH_TRACE";
 /// Enodes a fresh node starts with in the no-discovery variant: more than [`TARGET`], as an
 /// address book would hold, since some nodes may be full.
 const KNOWN: usize = 45;
+/// The network counts as settled once its process uses less than this share of one core
+/// (its steady discovery traffic is a few percent; start-up lookups take both cores).
+const QUIET_CORES: f64 = 0.5;
 /// Marks the child process of the memory measurement.
 const CHILD_ENV: &str = "ETHP2P_POOL_BENCH_CHILD";
 
@@ -127,12 +133,13 @@ impl Network {
         }
         let net = Self { nodes, boot: boot.unwrap(), chain, eth };
         let started = Instant::now();
-        net.settle(Duration::from_secs(60)).await;
+        let cpu = net.settle(Duration::from_secs(120)).await;
         let (peers, tables) = net.counts().await;
         eprintln!(
-            "pool bench: {NETWORK}-node network settled in {:.1} s: peers per node min {} median {} max {}, \
-             discv4+discv5 table min {}",
+            "pool bench: {NETWORK}-node network settled in {:.1} s (CPU {:.0}% of a core): peers per node \
+             min {} median {} max {}, discv4+discv5 table min {}",
             started.elapsed().as_secs_f64(),
+            cpu * 100.0,
             peers.iter().min().unwrap(),
             peers[peers.len() / 2],
             peers.iter().max().unwrap(),
@@ -154,20 +161,27 @@ impl Network {
     }
 
     /// Waits until the total peer count moves by at most 2% over three reads 500 ms apart
-    /// (a few nodes keep retrying full peers, so it never freezes), or `deadline` passes.
-    async fn settle(&self, deadline: Duration) {
+    /// (a few nodes keep retrying full peers, so it never freezes) and the network has gone
+    /// quiet: this process (the 100 nodes) used under [`QUIET_CORES`] of a core over the
+    /// last 500 ms, so that discovery's start-up work is not timed with the first cold
+    /// starts. Gives up at `deadline`. Returns the CPU share of the last read.
+    async fn settle(&self, deadline: Duration) -> f64 {
         let end = Instant::now() + deadline;
         let mut totals: Vec<usize> = Vec::new();
+        let mut cpu = 0.0;
         while Instant::now() < end {
+            let (wall, cpu_start) = (Instant::now(), cpu_seconds());
             tokio::time::sleep(Duration::from_millis(500)).await;
+            cpu = (cpu_seconds() - cpu_start) / wall.elapsed().as_secs_f64();
             totals.push(self.counts().await.0.iter().sum());
             if let [.., a, b, c] = totals[..] {
                 let (lo, hi) = (a.min(b).min(c), a.max(b).max(c));
-                if (hi - lo) * 50 <= hi {
-                    return;
+                if (hi - lo) * 50 <= hi && cpu < QUIET_CORES {
+                    return cpu;
                 }
             }
         }
+        cpu
     }
 }
 
@@ -388,19 +402,6 @@ fn cold_start_report(report: &[(Start, Vec<ColdStart>)], ec: &Ec) {
     }
 }
 
-/// `VmRSS` and `VmHWM` of this process, in KiB.
-fn memory_status() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status (Linux)");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in /proc/self/status"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 /// The measured node, in a process of its own. Prints its enode, then reads commands on
 /// stdin: an enode (dial it), `report N` (wait for N peers, then print `N rss hwm`), `exit`.
 fn child() {
@@ -433,7 +434,7 @@ fn child() {
                 }
                 // Let the sessions' first exchanges (Status, first p2p Ping) finish.
                 tokio::time::sleep(Duration::from_secs(2)).await;
-                let (rss, hwm) = memory_status();
+                let (rss, hwm) = (memory_kib("VmRSS"), memory_kib("VmHWM"));
                 println!("{} {rss} {hwm}", node.peers().await.unwrap().len());
             } else if line == "exit" {
                 break;

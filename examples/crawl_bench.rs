@@ -34,6 +34,7 @@ use ethp2p::{
     test_utils::{
         crawl::{crawl_net_discv4_config, crawl_net_discv5_config, CrawlNet},
         key_from_seed,
+        procfs::{cpu_seconds, memory_kib},
     },
     Candidate, CandidateSource, LocalEnr,
 };
@@ -56,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let net = CrawlNet::builder(nodes).start().await?;
     let built = started.elapsed();
-    let hwm_net = vm_hwm_kib();
+    let hwm_net = memory_kib("VmHWM");
     let mut records = 0usize;
     let mut v5_nodes = 0usize;
     for node in net.nodes() {
@@ -111,7 +112,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let to_99 = if watch.is_finished() { Some(watch.await?) } else { None };
     discv5.shutdown().await;
     discv4.shutdown().await;
-    let hwm = vm_hwm_kib();
+    let hwm = memory_kib("VmHWM");
 
     let ours: HashSet<NodeId> = net.nodes().iter().map(|n| n.node_id()).collect();
     let found = state.nodes().filter(|n| ours.contains(&n.node_id)).count();
@@ -208,22 +209,4 @@ fn enr_verify_cost(net: &CrawlNet) -> f64 {
         }
     }
     t.elapsed().as_secs_f64() / f64::from(checked)
-}
-
-/// Peak resident set size of this process, KiB.
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
-
-/// User + system CPU time of this process, seconds.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum());
-    // Linux reports in clock ticks of 1/100 s on every platform Rust supports.
-    ticks / 100.0
 }

@@ -29,6 +29,7 @@ use ethp2p::{
         Discv4, Discv4Config,
     },
     record::LocalEnr,
+    test_utils::procfs::{cpu_seconds, memory_kib, thread_cpu_seconds},
     NetRestrict, NodeKey,
 };
 use secp256k1::{Message as SecpMessage, SECP256K1};
@@ -50,19 +51,6 @@ fn main() {
     serve(seconds, keys, rate);
 }
 
-/// CPU time (user + system) used so far by this thread (`thread`) or the whole process,
-/// from /proc: the clock that is fair under contention, where wall time also counts the
-/// time another process held the core.
-fn cpu_seconds(thread: bool) -> f64 {
-    let path = if thread { "/proc/thread-self/stat" } else { "/proc/self/stat" };
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
-    ticks as f64 / 100.0 // USER_HZ is 100 on Linux
-}
-
 /// One core's rate of (recover + sign), the cryptographic floor of a PING→PONG: per second
 /// of wall time and per second of CPU time (the median of 5 runs each).
 fn crypto_rate() -> (f64, f64) {
@@ -71,7 +59,7 @@ fn crypto_rate() -> (f64, f64) {
     let signature = SECP256K1.sign_ecdsa_recoverable(&digest, key.secret());
     let (mut wall, mut cpu) = (Vec::new(), Vec::new());
     for _ in 0..5 {
-        let (start, cpu_start) = (Instant::now(), cpu_seconds(true));
+        let (start, cpu_start) = (Instant::now(), thread_cpu_seconds());
         let mut n = 0u64;
         while start.elapsed() < Duration::from_millis(400) {
             std::hint::black_box(SECP256K1.recover_ecdsa(&digest, &signature).unwrap());
@@ -79,21 +67,11 @@ fn crypto_rate() -> (f64, f64) {
             n += 1;
         }
         wall.push(n as f64 / start.elapsed().as_secs_f64());
-        cpu.push(n as f64 / (cpu_seconds(true) - cpu_start).max(0.01));
+        cpu.push(n as f64 / (thread_cpu_seconds() - cpu_start).max(0.01));
     }
     wall.sort_by(f64::total_cmp);
     cpu.sort_by(f64::total_cmp);
     (wall[2], cpu[2])
-}
-
-fn memory_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 fn serve(seconds: u64, keys: usize, rate: u64) {
@@ -120,17 +98,17 @@ fn serve(seconds: u64, keys: usize, rate: u64) {
         // Let the keys bond (first round of PINGs), then measure a window.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let before = discv4.stats().await.unwrap();
-        let rss_start = memory_kib("VmRSS:");
-        let (start, cpu_start) = (Instant::now(), cpu_seconds(false));
+        let rss_start = memory_kib("VmRSS");
+        let (start, cpu_start) = (Instant::now(), cpu_seconds());
         let mut rss_samples = Vec::new();
         let window = Duration::from_secs(seconds.saturating_sub(3).max(1));
         while start.elapsed() < window {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            rss_samples.push(memory_kib("VmRSS:"));
+            rss_samples.push(memory_kib("VmRSS"));
         }
         let after = discv4.stats().await.unwrap();
         let elapsed = start.elapsed().as_secs_f64();
-        let cpu = cpu_seconds(false) - cpu_start;
+        let cpu = cpu_seconds() - cpu_start;
         let output = tokio::task::spawn_blocking(move || flooder.wait_with_output()).await.unwrap().unwrap();
         let flood_report = String::from_utf8_lossy(&output.stdout).to_string();
         let served = (after.packets_out - before.packets_out) as f64 / elapsed;
@@ -155,7 +133,7 @@ fn serve(seconds: u64, keys: usize, rate: u64) {
             rss_start,
             rss_samples.last().copied().unwrap_or(0),
             rss_samples.iter().max().copied().unwrap_or(0),
-            memory_kib("VmHWM:")
+            memory_kib("VmHWM")
         );
         println!(
             "  dropped: malformed {} expired {} rate-limited {} (over the whole run)",

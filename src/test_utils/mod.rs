@@ -12,6 +12,7 @@
 pub mod crawl;
 pub mod dns;
 pub mod nat;
+pub mod procfs;
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
