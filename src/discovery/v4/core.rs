@@ -205,6 +205,18 @@ enum Timer {
     Lookup,
 }
 
+/// A request held back until the node it goes to pings us (geth's `ensureBond`): a node
+/// answers FINDNODE and ENRRequest only from nodes whose endpoint it has proven, which it
+/// does by pinging them after they pinged it. Asking at once, on their PONG, races their
+/// PING and is dropped.
+#[derive(Debug, Clone, Copy)]
+enum AfterPingBack {
+    /// A lookup's FINDNODE (the address is the lookup's).
+    FindNode(u64),
+    /// An ENRRequest (see `send_enr_request`) to this address.
+    Enr { request: Option<RequestId>, first: bool, addr: SocketAddr },
+}
+
 #[derive(Debug)]
 struct LookupState {
     lookup: Lookup,
@@ -228,7 +240,7 @@ pub struct Discv4Core {
     pings: HashMap<B256, PendingPing>,
     ping_by_peer: HashMap<PeerId, B256>,
     findnodes: HashMap<PeerId, PendingFindNode>,
-    ping_backs: HashMap<PeerId, Vec<u64>>,
+    ping_backs: HashMap<PeerId, Vec<AfterPingBack>>,
     queued_findnodes: HashMap<PeerId, Vec<(u64, SocketAddr)>>,
     /// ENRRequests in flight, one per node, keyed by node and not by packet hash: an
     /// ENRRequest names no recipient, so two sent in the same expiration second to different
@@ -542,12 +554,8 @@ impl Discv4Core {
         self.send(from, &Message::Pong(pong));
         self.bond(&peer, from.ip()).ping_received = Some(now);
 
-        // Lookups waiting for this node to ping us back can now query it.
-        if let Some(lookups) = self.ping_backs.remove(&peer) {
-            for id in lookups {
-                self.send_findnode(now, id, peer, from);
-            }
-        }
+        // Requests waiting for this node to ping us back can go now.
+        self.release_ping_backs(now, peer, Some(from));
         if self.is_proven(&peer, from.ip(), now) {
             self.check_enr_seq(now, peer, from, ping.enr_seq);
         } else if !self.ping_by_peer.contains_key(&peer) {
@@ -595,16 +603,7 @@ impl Discv4Core {
         }
         for waiter in pending.waiters {
             match waiter {
-                Waiter::Lookup(id) => {
-                    if self.knows_us(&peer, from.ip(), now) {
-                        self.send_findnode(now, id, peer, from);
-                    } else {
-                        // geth's ensureBond: give them a moment to ping us back, so that
-                        // our FINDNODE finds us bonded on their side.
-                        self.ping_backs.entry(peer).or_default().push(id);
-                        self.schedule(now + self.config.request_timeout, Timer::PingBack(peer));
-                    }
-                }
+                Waiter::Lookup(id) => self.after_ping_back(now, peer, from, AfterPingBack::FindNode(id)),
                 Waiter::Request(request) => {
                     self.events.push_back(CoreEvent::PingResult { request, result: Ok(pong.enr_seq) })
                 }
@@ -864,7 +863,59 @@ impl Discv4Core {
         self.send_findnode(now, next.0, peer, next.1);
     }
 
+    /// Sends `request` at once if the node has pinged us (we are bonded on its side), else
+    /// when it does, or after `request_timeout` if it does not (it may know us from before).
+    fn after_ping_back(&mut self, now: Instant, peer: PeerId, from: SocketAddr, request: AfterPingBack) {
+        if self.knows_us(&peer, from.ip(), now) {
+            self.send_after_ping_back(now, peer, Some(from), request);
+            return;
+        }
+        if !self.ping_backs.contains_key(&peer) {
+            self.schedule(now + self.config.request_timeout, Timer::PingBack(peer));
+        }
+        self.ping_backs.entry(peer).or_default().push(request);
+    }
+
+    /// Sends what waited for `peer` to ping us; `from` is where its PING came from, if it did.
+    fn release_ping_backs(&mut self, now: Instant, peer: PeerId, from: Option<SocketAddr>) {
+        for request in self.ping_backs.remove(&peer).unwrap_or_default() {
+            self.send_after_ping_back(now, peer, from, request);
+        }
+    }
+
+    fn send_after_ping_back(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        from: Option<SocketAddr>,
+        request: AfterPingBack,
+    ) {
+        match request {
+            AfterPingBack::FindNode(id) => {
+                if let Some(addr) = from.or_else(|| self.lookup_addr(id, &peer)) {
+                    self.send_findnode(now, id, peer, addr);
+                }
+            }
+            AfterPingBack::Enr { request, first, addr } => {
+                self.send_enr_request_now(now, peer, from.unwrap_or(addr), request, first)
+            }
+        }
+    }
+
+    /// Asks `peer` for its record, once it knows us (see [`AfterPingBack`]). `first`: the
+    /// node is new to the table and is reported when the answer (or the timeout) comes.
     fn send_enr_request(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        addr: SocketAddr,
+        request: Option<RequestId>,
+        first: bool,
+    ) {
+        self.after_ping_back(now, peer, addr, AfterPingBack::Enr { request, first, addr });
+    }
+
+    fn send_enr_request_now(
         &mut self,
         now: Instant,
         peer: PeerId,
@@ -1013,16 +1064,8 @@ impl Discv4Core {
                     }
                 }
             }
-            Timer::PingBack(peer) => {
-                if let Some(lookups) = self.ping_backs.remove(&peer) {
-                    // They did not ping back; they may know us from earlier. Ask anyway.
-                    for id in lookups {
-                        if let Some(addr) = self.lookup_addr(id, &peer) {
-                            self.send_findnode(now, id, peer, addr);
-                        }
-                    }
-                }
-            }
+            // They did not ping back; they may know us from earlier. Ask anyway.
+            Timer::PingBack(peer) => self.release_ping_backs(now, peer, None),
             Timer::Revalidate => {
                 self.schedule(now + self.config.revalidation_interval, Timer::Revalidate);
                 let stale = self

@@ -334,6 +334,41 @@ fn foreign_and_restricted() {
     assert!(h.sent().is_empty());
 }
 
+// Our ENRRequest to a node we have not bonded with waits, after its PONG, for its PING (its
+// proof of us): sent at once on the PONG, it would race that PING and be dropped as coming
+// from an unproven node. A node that never pings back gets the request after
+// `request_timeout` (it may know us from before).
+#[test]
+fn enr_request_waits_for_the_ping_back() {
+    let enr_requests = |sent: &[(SocketAddr, Packet)]| {
+        sent.iter().filter(|(_, p)| matches!(p.message, Message::EnrRequest(_))).count()
+    };
+    let our_ping = |sent: &[(SocketAddr, Packet)]| {
+        sent.iter().find(|(_, p)| matches!(p.message, Message::Ping(_))).expect("we ping first").1.hash
+    };
+    for pings_back in [true, false] {
+        let mut h = Harness::new();
+        let remote = Remote::new(2, "10.0.0.2:4000");
+        h.core.request_enr(h.now, &Enode::new(remote.key.peer_id(), remote.addr), RequestId(7));
+        let ping = our_ping(&h.sent());
+        let pong = h.pong(&remote, ping, Some(1));
+        assert_eq!(h.recv(&remote, &pong).0, Inbound::Handled);
+        assert_eq!(enr_requests(&h.sent()), 0, "not before they have pinged us");
+        if pings_back {
+            h.advance(Duration::from_millis(20));
+            h.ping_from(&remote);
+            let sent = h.sent();
+            assert_eq!(enr_requests(&sent), 1, "right after our PONG to their PING");
+            assert_eq!(sent.last().map(|(a, _)| *a), Some(remote.addr));
+        } else {
+            h.advance(Discv4Config::default().request_timeout - Duration::from_millis(1));
+            assert_eq!(enr_requests(&h.sent()), 0);
+            h.advance(Duration::from_millis(1));
+            assert_eq!(enr_requests(&h.sent()), 1, "asked anyway when they do not ping back");
+        }
+    }
+}
+
 // A record signed by another key than the one we asked is no answer.
 #[test]
 fn enr_response_must_match_key() {
