@@ -1094,7 +1094,7 @@ mod tests {
             Discv5Config::builder().netrestrict(NetRestrict::loopback()).bootnode_enode(enode).build(),
             Err(Discv5Error::BootnodeRestricted(..))
         ));
-        let mut no_udp = Enode::new(NodeKey::generate().peer_id(), "127.0.0.1:30303".parse().unwrap());
+        let mut no_udp = Enode::new(NodeKey::generate().peer_id(), SocketAddr::from(([127, 0, 0, 1], 30303)));
         no_udp.udp_port = 0;
         assert!(matches!(
             Discv5Config::builder().bootnode_enode(no_udp).build(),

@@ -220,7 +220,7 @@ mod tests {
     fn list_parsing() {
         let list = parse_bootnode_list(&format!(" {ENODE} ,{ENR}")).unwrap();
         assert_eq!(list.len(), 2);
-        assert_eq!(list[1].udp_addr(), Some("127.0.0.1:30303".parse().unwrap()));
+        assert_eq!(list[1].udp_addr(), Some(SocketAddr::from(([127, 0, 0, 1], 30303))));
         assert_eq!(list[1].to_string(), ENR);
         assert!(parse_bootnode_list("  ").unwrap().is_empty());
         let file =

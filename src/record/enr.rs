@@ -685,7 +685,7 @@ mod tests {
     fn local_enr_seq_bumps_only_on_change() {
         let key = NodeKey::generate();
         let local = LocalEnr::builder(&key)
-            .udp_socket("127.0.0.1:30303".parse().unwrap())
+            .udp_socket(SocketAddr::from(([127, 0, 0, 1], 30303)))
             .tcp4(30303)
             .fork_id(fork(0))
             .build()
