@@ -213,8 +213,17 @@ enum Timer {
 enum AfterPingBack {
     /// A lookup's FINDNODE (the address is the lookup's).
     FindNode(u64),
-    /// An ENRRequest (see `send_enr_request`) to this address.
-    Enr { request: Option<RequestId>, first: bool, addr: SocketAddr },
+    /// An ENRRequest.
+    Enr(EnrAsk),
+}
+
+/// An ENRRequest to send: where to, for which caller (if any), and whether the node is new
+/// to the table (it is reported when the answer, or the timeout, comes).
+#[derive(Debug, Clone, Copy)]
+struct EnrAsk {
+    addr: SocketAddr,
+    request: Option<RequestId>,
+    first: bool,
 }
 
 #[derive(Debug)]
@@ -896,14 +905,13 @@ impl Discv4Core {
                     self.send_findnode(now, id, peer, addr);
                 }
             }
-            AfterPingBack::Enr { request, first, addr } => {
-                self.send_enr_request_now(now, peer, from.unwrap_or(addr), request, first)
+            AfterPingBack::Enr(ask) => {
+                self.send_enr_request_now(now, peer, EnrAsk { addr: from.unwrap_or(ask.addr), ..ask })
             }
         }
     }
 
-    /// Asks `peer` for its record, once it knows us (see [`AfterPingBack`]). `first`: the
-    /// node is new to the table and is reported when the answer (or the timeout) comes.
+    /// Asks `peer` for its record, once it knows us (see [`AfterPingBack`] and [`EnrAsk`]).
     fn send_enr_request(
         &mut self,
         now: Instant,
@@ -912,17 +920,10 @@ impl Discv4Core {
         request: Option<RequestId>,
         first: bool,
     ) {
-        self.after_ping_back(now, peer, addr, AfterPingBack::Enr { request, first, addr });
+        self.after_ping_back(now, peer, addr, AfterPingBack::Enr(EnrAsk { addr, request, first }));
     }
 
-    fn send_enr_request_now(
-        &mut self,
-        now: Instant,
-        peer: PeerId,
-        addr: SocketAddr,
-        request: Option<RequestId>,
-        first: bool,
-    ) {
+    fn send_enr_request_now(&mut self, now: Instant, peer: PeerId, EnrAsk { addr, request, first }: EnrAsk) {
         // One request in flight per node: a later asker waits for the same answer.
         if let Some(pending) = self.enrs.get_mut(&peer) {
             pending.requests.extend(request);
