@@ -13,7 +13,6 @@
 use std::{
     io::{BufRead, BufReader},
     net::{TcpListener, UdpSocket},
-    path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{mpsc, Arc, Mutex},
     time::{Duration, Instant},
@@ -25,14 +24,7 @@ use serde_json::Value;
 /// How long the peer may take to print its enode (Node start-up plus the chain set-up).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The folder with `peer.mjs` and `node_modules`: `$ETHP2P_EJS_DIR` (set by `.ci/run`) or
-/// `../shared/interop/ejs`.
-pub(crate) fn ejs_dir() -> PathBuf {
-    match std::env::var_os("ETHP2P_EJS_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/interop/ejs")),
-    }
-}
+pub(crate) use crate::peers::ejs_dir;
 
 /// A TCP port that is free on 127.0.0.1 for both TCP and UDP right now.
 pub(crate) fn free_port() -> u16 {
@@ -64,7 +56,7 @@ impl EjsPeer {
         assert!(script.is_file(), "interop peer not found at {}", script.display());
         assert!(
             dir.join("node_modules").is_dir(),
-            "ethereumjs dependencies missing: run `npm ci` in {} (or set ETHP2P_EJS_DIR as .ci/run does)",
+            "ethereumjs dependencies missing in {} (scripts/install-peers.sh ejs installs them)",
             dir.display()
         );
         let mut last_error = String::new();

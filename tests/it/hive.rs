@@ -1,0 +1,305 @@
+//! go-ethereum's own devp2p conformance suites, the ones hive's devp2p simulator runs, against
+//! ethp2p: `devp2p discv4 test`, `devp2p discv5 test` and `devp2p rlpx eth-test` from
+//! go-ethereum v1.17.10 (installed by `scripts/install-peers.sh` on first use), plus its smoke
+//! commands (`rlpx ping`, `discv4 ping`, `requestenr`, `resolve`, `enrdump`). Loopback only:
+//! the suites listen on 127.0.0.1 and 127.0.0.2, our nodes are restricted to 127.0.0.0/8, and
+//! every devp2p command that could bootstrap from mainnet is given our node as its only
+//! bootnode.
+//!
+//! Each suite's per-test result is written to the terminal (stderr, past the test harness's
+//! capture) as `hive <suite> <test>: ok|FAIL`, so `cargo test` shows every hive test by name.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+};
+
+use ethp2p::{
+    discovery::{v4::Discv4Config, DiscoveryConfig},
+    eth::MemoryChain,
+    node::{Node, NodeBuilder},
+    record::parse_enr,
+    test_utils::{key_from_seed, test_discv5_config},
+    ChainSpec, Enode, Enr, NetRestrict,
+};
+
+use crate::peers;
+
+/// Every test of `devp2p discv4 test` in go-ethereum v1.17.10 (cmd/devp2p/internal/v4test).
+const DISCV4_TESTS: &[&str] = &[
+    "Ping/Basic",
+    "Ping/WrongTo",
+    "Ping/WrongFrom",
+    "Ping/ExtraData",
+    "Ping/ExtraDataWrongFrom",
+    "Ping/PastExpiration",
+    "Ping/WrongPacketType",
+    "Ping/BondThenPingWithWrongFrom",
+    "ENRRequest",
+    "Findnode/WithoutEndpointProof",
+    "Findnode/BasicFindnode",
+    "Findnode/UnsolicitedNeighbors",
+    "Findnode/PastExpiration",
+    "Amplification/InvalidPongHash",
+    "Amplification/WrongIP",
+];
+
+/// Every test of `devp2p discv5 test` in go-ethereum v1.17.10 (cmd/devp2p/internal/v5test).
+const DISCV5_TESTS: &[&str] = &[
+    "Ping",
+    "PingLargeRequestID",
+    "PingMultiIP",
+    "HandshakeResend",
+    "TalkRequest",
+    "FindnodeWrongIP",
+    "FindnodeHandshake",
+    "FindnodeZeroDistance",
+    "FindnodeResults",
+    "UnsolicitedNodes",
+];
+
+/// What one run of a suite reported.
+#[derive(Debug)]
+struct SuiteRun {
+    /// `(test name, passed)` in the order the suite ran them.
+    results: Vec<(String, bool)>,
+    /// The `N/M tests passed.` line.
+    summary: String,
+    /// Everything it printed, for the failure message.
+    output: String,
+}
+
+impl SuiteRun {
+    fn passed(&self) -> Vec<&str> {
+        self.results.iter().filter(|(_, ok)| *ok).map(|(n, _)| n.as_str()).collect()
+    }
+
+    fn failed(&self) -> Vec<&str> {
+        self.results.iter().filter(|(_, ok)| !*ok).map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// Asserts that the suite ran exactly `expected` and every one passed.
+    fn assert_all_pass(&self, suite: &str, expected: &[&str]) {
+        let ran: Vec<&str> = self.results.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(ran, expected, "{suite}: the suite ran other tests than expected\n{}", self.output);
+        assert!(
+            self.failed().is_empty(),
+            "{suite}: failed {:?} ({})\n{}",
+            self.failed(),
+            self.summary,
+            self.output
+        );
+        assert_eq!(self.summary, format!("{n}/{n} tests passed.", n = expected.len()));
+    }
+}
+
+/// Parses utesting's report: `-- RUN name`, log lines, then `-- OK name (time)` or
+/// `-- FAIL name (time)`, and a last `N/M tests passed.`.
+fn parse_report(output: &str) -> SuiteRun {
+    let mut results = Vec::new();
+    let mut summary = String::new();
+    for line in output.lines() {
+        let verdict = line
+            .strip_prefix("-- OK ")
+            .map(|rest| (rest, true))
+            .or_else(|| line.strip_prefix("-- FAIL ").map(|rest| (rest, false)));
+        if let Some((rest, ok)) = verdict {
+            // The name ends before the last " (duration)".
+            let name = rest.rsplit_once(" (").map_or(rest, |(name, _)| name);
+            results.push((name.to_string(), ok));
+        } else if line.ends_with(" tests passed.") {
+            summary = line.trim().to_string();
+        }
+    }
+    SuiteRun { results, summary, output: output.to_string() }
+}
+
+/// Runs `devp2p <args>` to completion (it exits 1 when a test fails: the report says which).
+/// Blocking: call from `spawn_blocking` when an in-process node must keep running.
+fn devp2p(args: &[&str]) -> (bool, String) {
+    let out = Command::new(peers::devp2p())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run devp2p: {e}"));
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Runs a suite and writes each test's result to the terminal.
+fn run_suite(suite: &str, args: Vec<String>) -> SuiteRun {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_, output) = devp2p(&args);
+    let run = parse_report(&output);
+    let mut err = std::io::stderr().lock();
+    for (name, ok) in &run.results {
+        let _ = writeln!(err, "hive {suite} {name}: {}", if *ok { "ok" } else { "FAIL" });
+    }
+    let _ = writeln!(err, "hive {suite}: {}", run.summary);
+    run
+}
+
+async fn run_suite_async(suite: &'static str, args: Vec<String>) -> SuiteRun {
+    tokio::task::spawn_blocking(move || run_suite(suite, args)).await.expect("suite runner")
+}
+
+/// The release-style `bootnode` binary on 127.0.0.1, restricted to loopback. Killed on drop.
+struct Bootnode {
+    child: Child,
+    enode: Enode,
+    enr: Enr,
+}
+
+impl Bootnode {
+    fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bootnode"))
+            .args(["--datadir", dir.path().to_str().unwrap(), "--addr", "127.0.0.1:0"])
+            .args(["--netrestrict", "127.0.0.0/8"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bootnode starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let enode: Enode = lines.next().unwrap().unwrap().parse().expect("line 1 is the enode URL");
+        let enr = parse_enr(&lines.next().unwrap().unwrap()).expect("line 2 is the ENR");
+        // The key file lives in `dir`; the process has read it already.
+        drop(dir);
+        Self { child, enode, enr }
+    }
+}
+
+impl Drop for Bootnode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn discv4_suite_args(enode: &Enode) -> Vec<String> {
+    ["discv4", "test", "--remote", &enode.to_string(), "--listen1", "127.0.0.1", "--listen2", "127.0.0.2"]
+        .map(String::from)
+        .to_vec()
+}
+
+#[test]
+fn discv4_suite_passes_against_the_bootnode() {
+    let boot = Bootnode::start(&["--v4"]);
+    let run = run_suite("discv4(bootnode)", discv4_suite_args(&boot.enode));
+    run.assert_all_pass("discv4 test against bootnode", DISCV4_TESTS);
+}
+
+#[test]
+fn discv5_suite_passes_against_the_bootnode() {
+    let boot = Bootnode::start(&["--v5"]);
+    let enr = boot.enr.to_base64();
+    let args = ["discv5", "test", "--listen1", "127.0.0.1", "--listen2", "127.0.0.2", &enr].map(String::from);
+    let run = run_suite("discv5(bootnode)", args.to_vec());
+    run.assert_all_pass("discv5 test against bootnode", DISCV5_TESTS);
+}
+
+/// A `Node` with discv4 and discv5 on its RLPx port, restricted to loopback, knowing no one.
+async fn discovery_node() -> Node {
+    let chain = Arc::new(MemoryChain::builder().blocks(2).build());
+    let eth = chain.eth_config_for(&ChainSpec::mainnet()).build().unwrap();
+    let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut v4 = Discv4Config::builder();
+    v4.listen_addr(listen).netrestrict(NetRestrict::loopback());
+    let mut v5 = test_discv5_config();
+    v5.listen = listen;
+    NodeBuilder::new(eth, chain)
+        .key(key_from_seed(31_000))
+        .listen(listen)
+        .discovery(DiscoveryConfig::new(Some(v4.build().unwrap()), Some(v5)))
+        .start()
+        .await
+        .expect("node starts")
+}
+
+fn node_enode(node: &Node) -> Enode {
+    let udp = node.discovery().expect("discovery on").local_addr().port();
+    Enode {
+        peer_id: node.peer_id(),
+        ip: [127, 0, 0, 1].into(),
+        tcp_port: node.local_addr().port(),
+        udp_port: udp,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discv4_suite_passes_against_a_node() {
+    let node = discovery_node().await;
+    let run = run_suite_async("discv4(node)", discv4_suite_args(&node_enode(&node))).await;
+    node.shutdown().await;
+    run.assert_all_pass("discv4 test against a Node", DISCV4_TESTS);
+}
+
+/// go-ethereum's one-shot commands against a node of ours: `rlpx ping` (an RLPx and Hello
+/// exchange), `discv4 ping`, `discv4 requestenr`, `discv4 resolve` and `enrdump` of our record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devp2p_smoke_commands_against_a_node() {
+    let node = discovery_node().await;
+    let enode = node_enode(&node).to_string();
+    let record = node.discovery().unwrap().local_enr().record();
+    let enr = record.to_base64();
+    let outputs = tokio::task::spawn_blocking({
+        let enode = enode.clone();
+        let enr = enr.clone();
+        move || {
+            // The discv4 commands start a discv4 node of their own: it listens on loopback and
+            // bootstraps from ours only (without --bootnodes it would use mainnet's).
+            let local = ["--addr", "127.0.0.1:0", "--bootnodes", enode.as_str()];
+            let v4 = |cmd: &str| {
+                let mut args = vec!["discv4", cmd];
+                args.extend(local);
+                args.push(&enode);
+                devp2p(&args)
+            };
+            [
+                ("rlpx ping", devp2p(&["rlpx", "ping", &enode])),
+                ("discv4 ping", v4("ping")),
+                ("discv4 requestenr", v4("requestenr")),
+                ("discv4 resolve", v4("resolve")),
+                ("enrdump", devp2p(&["enrdump", &enr])),
+            ]
+        }
+    })
+    .await
+    .unwrap();
+    node.shutdown().await;
+
+    let mut err = std::io::stderr().lock();
+    for (cmd, (ok, text)) in &outputs {
+        let _ = writeln!(err, "devp2p {cmd}: {}", if *ok { "ok" } else { "FAIL" });
+        assert!(*ok, "devp2p {cmd} failed:\n{text}");
+    }
+    let text = |cmd: &str| &outputs.iter().find(|(c, _)| *c == cmd).unwrap().1 .1;
+    assert!(text("discv4 ping").contains("node responded to ping"), "{}", text("discv4 ping"));
+    // requestenr and resolve print the record they got: ours, at its current sequence number.
+    for cmd in ["discv4 requestenr", "discv4 resolve"] {
+        let line = text(cmd)
+            .lines()
+            .find(|l| l.starts_with("enr:"))
+            .unwrap_or_else(|| panic!("{cmd}: {}", text(cmd)));
+        let got = parse_enr(line).unwrap_or_else(|e| panic!("{cmd} printed a bad record {line:?}: {e}"));
+        assert_eq!((got.node_id(), got.seq()), (record.node_id(), record.seq()), "{cmd} shows our record");
+    }
+    let dump = text("enrdump");
+    assert!(dump.contains(&format!("Node ID: {}", hex::encode(record.node_id().raw()))), "{dump}");
+    assert!(dump.contains(&format!("sequence number {}", record.seq())), "{dump}");
+    // `rlpx ping` prints the remote's Hello: our client id.
+    assert!(text("rlpx ping").contains("ethp2p"), "rlpx ping shows our Hello:\n{}", text("rlpx ping"));
+}
+
+#[test]
+fn the_report_parser_reads_utesting_output() {
+    let out = "-- RUN Ping\nsome log\n-- OK Ping (12ms)\n-- RUN Findnode/Basic (x)\n-- FAIL Findnode/Basic (x) (1.2s)\n1/2 tests passed.\n";
+    let run = parse_report(out);
+    assert_eq!(run.passed(), ["Ping"]);
+    assert_eq!(run.failed(), ["Findnode/Basic (x)"]);
+    assert_eq!(run.summary, "1/2 tests passed.");
+}
