@@ -6,10 +6,12 @@ mod discovery;
 mod dns;
 mod ejs;
 mod eth;
+mod geth;
 mod hive;
 mod interop_crawl;
 mod interop_discv4;
 mod interop_eth;
+mod interop_geth;
 mod interop_pool;
 mod interop_rlpx;
 #[cfg(feature = "lan")]
