@@ -7,7 +7,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ethp2p::{record::parse_enr, Enode, Enr};
+use ethp2p::{
+    discovery::dns::{sign_tree, DnsConfig, DnsDiscovery, HickoryResolver, LinkEntry},
+    record::parse_enr,
+    test_utils::dns::DnsTestServer,
+    Enode, Enr, NodeKey,
+};
+use tokio::sync::mpsc;
 
 use crate::{
     geth::{Discovery, GethNode},
@@ -97,4 +103,114 @@ fn geth_nodes_find_each_other_through_our_bootnode_over_discv4() {
 #[test]
 fn geth_nodes_find_each_other_through_our_bootnode_over_discv5() {
     two_geths_meet_through_our_bootnode(Discovery::V5);
+}
+
+/// Node records from fixed keys on loopback addresses, and go-ethereum's nodeset JSON of them.
+fn nodeset(n: u32) -> (Vec<Enr>, String) {
+    let records: Vec<Enr> = (0..n)
+        .map(|i| {
+            let mut secret = [9u8; 32];
+            secret[..4].copy_from_slice(&i.to_be_bytes());
+            let key = NodeKey::from_bytes(&secret).unwrap();
+            Enr::builder()
+                .ip4(std::net::Ipv4Addr::new(127, 0, 1, i as u8))
+                .tcp4(30303)
+                .udp4(30303)
+                .build(&key.to_combined_key())
+                .unwrap()
+        })
+        .collect();
+    let json: serde_json::Map<String, serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            let id = hex::encode(r.node_id().raw());
+            (id, serde_json::json!({ "seq": r.seq(), "record": r.to_base64() }))
+        })
+        .collect();
+    (records, serde_json::to_string_pretty(&json).unwrap())
+}
+
+/// EIP-1459 against the reference: for the same nodes and key, `devp2p dns sign` and our
+/// `sign_tree` publish the same TXT records, byte for byte (both sign with RFC 6979 nonces).
+/// 27 records: two full branches of 13 and a chunk of one, where a tree builder may differ.
+/// Then our client walks the tree go-ethereum signed, served by a DNS server on loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_tree_signed_by_devp2p_matches_ours_and_our_client_walks_it() {
+    const N: u32 = 27;
+    let work = tempfile::tempdir().unwrap();
+    let (records, json) = nodeset(N);
+    let tree_dir = work.path().join("nodes.test");
+    std::fs::create_dir(&tree_dir).unwrap();
+    std::fs::write(tree_dir.join("nodes.json"), json).unwrap();
+
+    // The signing key, as go-ethereum wants it: an encrypted keystore file.
+    let key = NodeKey::from_bytes(&[0x42; 32]).unwrap();
+    std::fs::write(work.path().join("key.hex"), hex::encode([0x42u8; 32])).unwrap();
+    std::fs::write(work.path().join("password"), "test\n").unwrap();
+    let keystore = work.path().join("keystore");
+    let import = Command::new(peers::geth())
+        .args(["account", "import", "--lightkdf", "--keystore", keystore.to_str().unwrap()])
+        .args(["--password", work.path().join("password").to_str().unwrap()])
+        .arg(work.path().join("key.hex"))
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "geth account import: {}", String::from_utf8_lossy(&import.stderr));
+    let keyfile = std::fs::read_dir(&keystore).unwrap().next().unwrap().unwrap().path();
+
+    let mut sign = Command::new(peers::devp2p())
+        .args(["dns", "sign", "--domain", "nodes.test", "--seq", "1"])
+        .arg(&tree_dir)
+        .arg(&keyfile)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sign.stdin.take().unwrap().write_all(b"test\n").unwrap();
+    let signed = sign.wait_with_output().unwrap();
+    assert!(signed.status.success(), "devp2p dns sign: {}", String::from_utf8_lossy(&signed.stderr));
+    let txt_file = work.path().join("txt.json");
+    let to_txt =
+        Command::new(peers::devp2p()).args(["dns", "to-txt"]).arg(&tree_dir).arg(&txt_file).output().unwrap();
+    assert!(to_txt.status.success(), "devp2p dns to-txt: {}", String::from_utf8_lossy(&to_txt.stderr));
+    let theirs: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(&txt_file).unwrap()).unwrap();
+
+    let tree = sign_tree(&key, "nodes.test", 1, records.clone(), Vec::new()).unwrap();
+    let ours: std::collections::BTreeMap<String, String> = tree.records().into_iter().collect();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "interop geth dns: {N} records, {} TXT records from devp2p dns sign, {} from ours",
+        theirs.len(),
+        ours.len()
+    );
+    assert_eq!(ours, theirs, "the same TXT records for the same nodes and key");
+
+    // Our client walks the tree go-ethereum signed.
+    let server = DnsTestServer::start().await.unwrap();
+    for (name, text) in &theirs {
+        server.set(name, vec![text.clone()]);
+    }
+    let url = theirs["nodes.test"].clone();
+    assert!(url.starts_with("enrtree-root:v1"), "{url}");
+    let link = LinkEntry::new(key.public(), "nodes.test").unwrap().to_string();
+    let (tx, mut rx) = mpsc::channel(64);
+    let dns = DnsDiscovery::spawn(
+        DnsConfig::builder().rate_limit(500.0, 50).build().unwrap(),
+        HickoryResolver::with_name_servers(&[server.addr()]),
+        tx,
+    );
+    dns.add_tree(&link).await.unwrap();
+    let mut found = std::collections::HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while found.len() < N as usize {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(c)) => {
+                found.insert(c.peer_id);
+            }
+            _ => break,
+        }
+    }
+    dns.shutdown().await;
+    assert_eq!(found.len(), N as usize, "every node of go-ethereum's tree came out of our walk");
 }

@@ -94,8 +94,9 @@ pub fn sign_tree(
 }
 
 /// Stores the subtree over `leaves` in `entries` and returns its root hash. A single
-/// entry is its own root; up to 13 hang off one branch; more are split into groups of 13,
-/// each built the same way, under a branch built over them.
+/// entry is its own root; up to 13 hang off one branch; more are split into groups of 13
+/// (a group of one stays a bare entry), each built the same way, under a branch built over
+/// them. This is go-ethereum's `dnsdisc.MakeTree`, so both sign the same tree.
 fn build(mut level: Vec<Entry>, entries: &mut BTreeMap<String, Entry>) -> String {
     loop {
         if level.len() == 1 {
@@ -121,7 +122,14 @@ fn build(mut level: Vec<Entry>, entries: &mut BTreeMap<String, Entry>) -> String
         let mut next = Vec::with_capacity(level.len().div_ceil(MAX_BRANCH_CHILDREN));
         let mut rest = level.into_iter().peekable();
         while rest.peek().is_some() {
-            let chunk: Vec<Entry> = rest.by_ref().take(MAX_BRANCH_CHILDREN).collect();
+            let mut chunk: Vec<Entry> = rest.by_ref().take(MAX_BRANCH_CHILDREN).collect();
+            // A last chunk of one entry hangs off the next level as itself, not under a
+            // branch of one: go-ethereum builds it so, and the same records must give the
+            // same tree (and the same root) whoever signs them.
+            if chunk.len() == 1 {
+                next.push(chunk.pop().expect("one entry"));
+                continue;
+            }
             let children = chunk
                 .into_iter()
                 .map(|entry| {
@@ -310,6 +318,19 @@ mod tests {
         reversed.reverse();
         let again = sign_tree(&key(), "nodes.example.org", 3, reversed, Vec::new()).unwrap();
         assert_eq!(again.root.enr_root, tree.root.enr_root);
+    }
+
+    /// 27 records: two branches of 13 and one record left over, which go-ethereum hangs
+    /// under the top branch as itself (tests/it/interop_geth.rs compares whole trees).
+    #[test]
+    fn a_lone_last_record_is_not_wrapped_in_a_branch() {
+        let records: Vec<Enr> = (1..=27).map(record).collect();
+        let tree = sign_tree(&key(), "n", 1, records, Vec::new()).unwrap();
+        let Entry::Branch(top) = &tree.entries[&tree.root.enr_root] else { panic!("a branch on top") };
+        let kinds: Vec<bool> =
+            top.children.iter().map(|c| matches!(tree.entries[c], Entry::Enr(_))).collect();
+        assert_eq!(kinds, [false, false, true], "two branches, then the 27th record itself");
+        assert_eq!(tree.entries.len(), 27 + 3 + 1);
     }
 
     #[test]
