@@ -3,19 +3,29 @@
 
 use std::{
     io::{BufRead, BufReader, Write},
+    net::SocketAddr,
     process::{Child, Command, Stdio},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use ethp2p::{
-    discovery::dns::{sign_tree, DnsConfig, DnsDiscovery, HickoryResolver, LinkEntry},
+    crawl::{to_nodes_json, CrawlConfig, Crawler, ProbeConfig, Summary},
+    discovery::{
+        dns::{sign_tree, DnsConfig, DnsDiscovery, HickoryResolver, LinkEntry},
+        v4::{Discv4, Discv4Config},
+        DiscoveryConfig,
+    },
+    eth::MemoryChain,
+    node::NodeBuilder,
     record::parse_enr,
-    test_utils::dns::DnsTestServer,
-    Enode, Enr, NodeKey,
+    test_utils::{dns::DnsTestServer, key_from_seed},
+    Candidate, CandidateSource, ChainSpec, Enode, Enr, LocalEnr, NetRestrict, NodeKey, PeerId,
 };
 use tokio::sync::mpsc;
 
 use crate::{
+    ejs::EjsPeer,
     geth::{Discovery, GethNode},
     peers,
 };
@@ -213,4 +223,118 @@ async fn dns_tree_signed_by_devp2p_matches_ours_and_our_client_walks_it() {
     }
     dns.shutdown().await;
     assert_eq!(found.len(), N as usize, "every node of go-ethereum's tree came out of our walk");
+}
+
+/// A crawl of a mixed loopback network, seeded only with our bootnode: 5 geth nodes, 5
+/// ethereumjs peers and 20 `Node`s of ours, all bootstrapped from the bootnode over discv4.
+/// The crawler finds and probes every one; the summary names Geth v1.17.10, ethereumjs and
+/// ethp2p with their eth versions; go-ethereum's `devp2p nodeset filter` reads its nodes.json.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crawl_of_a_mixed_geth_ejs_ethp2p_network() {
+    const GETH: usize = 5;
+    const EJS: usize = 5;
+    const OURS: usize = 20;
+    let genesis = peers::ethtest_dir().join("genesis.json");
+    let boot = Bootnode::start(&genesis);
+    let boot_enode = boot.enode.to_string();
+
+    let geths: Vec<GethNode> = (0..GETH)
+        .map(|_| {
+            GethNode::builder()
+                .genesis(&genesis)
+                .discovery(Discovery::V4)
+                .bootnodes([boot_enode.clone()])
+                .start()
+        })
+        .collect();
+    // The bootnode's enode has TCP port 0, which ethereumjs would encode as a non-canonical
+    // 0x00 in its PING (../shared/interop/README.md, quirks): it gets the UDP port there.
+    let ejs_boot = Enode { tcp_port: boot.enode.udp_port, ..boot.enode }.to_string();
+    let ejs: Vec<EjsPeer> = (0..EJS).map(|_| EjsPeer::spawn(&["--bootnode", &ejs_boot])).collect();
+    // Each has bonded with the bootnode (its ping-back arrived), so the bootnode's table
+    // holds it before the crawl starts.
+    for peer in &ejs {
+        peer.wait_event_async("discv4-recv", |v| v["type"] == "ping", Duration::from_secs(30)).await;
+    }
+    let chain = Arc::new(MemoryChain::builder().blocks(2).build());
+    let eth = chain.eth_config_for(&ChainSpec::mainnet()).build().unwrap();
+    let mut ours = Vec::new();
+    for i in 0..OURS {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut v4 = Discv4Config::builder();
+        v4.listen_addr(listen).netrestrict(NetRestrict::loopback()).bootnodes(vec![boot.enode]);
+        let node = NodeBuilder::new(eth.clone(), chain.clone())
+            .key(key_from_seed(41_000 + i as u64))
+            .listen(listen)
+            .discovery(DiscoveryConfig::new(Some(v4.build().unwrap()), None))
+            .start()
+            .await
+            .expect("node starts");
+        ours.push(node);
+    }
+
+    // The crawler: its own discv4 on loopback, seeded with the bootnode only.
+    let key = key_from_seed(41_999);
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = LocalEnr::builder(&key).udp_socket(socket.local_addr().unwrap()).build().unwrap();
+    let v4 = Discv4Config::builder().netrestrict(NetRestrict::loopback()).build().unwrap();
+    let (discv4, candidates) = Discv4::spawn_on_socket(Arc::new(socket), v4, local, None).unwrap();
+    let config = CrawlConfig::builder()
+        .workers(32)
+        .idle(Duration::from_secs(5))
+        .duration(Duration::from_secs(180))
+        .probe(Some(ProbeConfig::with_timeout(Duration::from_secs(10))))
+        .build()
+        .unwrap();
+    let seed = Candidate::from_enode(&boot.enode, CandidateSource::Bootnode);
+    let started = Instant::now();
+    let crawler = Crawler::new(config, key).discv4(discv4.clone(), candidates).seeds([seed]);
+    let state = crawler.run(std::future::pending()).await.expect("crawl runs");
+    discv4.shutdown().await;
+    let secs = started.elapsed().as_secs_f64();
+
+    let summary = Summary::of(state.nodes());
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "interop geth crawl: {} nodes in {secs:.1} s\n{summary}", state.len());
+    drop(err);
+    let want: Vec<(PeerId, &str)> = geths
+        .iter()
+        .map(|g| (g.enode().peer_id, "geth"))
+        .chain(ejs.iter().map(|e| (e.enode().peer_id, "ethereumjs")))
+        .chain(ours.iter().map(|n| (n.peer_id(), "ethp2p")))
+        .collect();
+    for (id, kind) in &want {
+        let node = state.nodes().find(|n| n.peer_id == *id);
+        let node = node.unwrap_or_else(|| panic!("{kind} node {id} not found by the crawl\n{summary}"));
+        let probe = node.probe.as_ref().unwrap_or_else(|| panic!("{kind} node not probed: {node:?}"));
+        assert!(probe.hello.is_some(), "{kind} node's Hello recorded: {probe:?}");
+    }
+    let version = peers::geth_version();
+    assert_eq!(summary.by_client.get("Geth"), GETH, "{summary}");
+    assert!(
+        summary.by_client_version.sorted().iter().any(|(k, n)| k.contains(version.as_str()) && *n == GETH),
+        "Geth {version} in the census: {summary}"
+    );
+    assert_eq!(summary.by_client.get("ethereumjs-devp2p"), EJS, "{summary}");
+    assert_eq!(summary.by_client.get("ethp2p"), OURS, "{summary}");
+    // geth offers eth/69-72, ethereumjs 66-68, ours 66-69: the census shows the highest.
+    assert_eq!(summary.by_eth_version.get("eth/72"), GETH, "{summary}");
+    assert_eq!(summary.by_eth_version.get("eth/68"), EJS, "{summary}");
+
+    // go-ethereum reads our nodes.json: `devp2p nodeset filter` keeps every node under -ip.
+    let dir = tempfile::tempdir().unwrap();
+    let nodes_json = dir.path().join("nodes.json");
+    std::fs::write(&nodes_json, to_nodes_json(state.nodes())).unwrap();
+    let out = Command::new(peers::devp2p())
+        .args(["nodeset", "filter"])
+        .arg(&nodes_json)
+        .args(["-ip", "127.0.0.0/8"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "devp2p nodeset filter: {}", String::from_utf8_lossy(&out.stderr));
+    let filtered: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(filtered.len(), state.len(), "devp2p keeps every node of our nodes.json");
+    for node in &ours {
+        node.shutdown().await;
+    }
 }
