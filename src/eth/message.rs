@@ -714,7 +714,7 @@ pub fn name_of(id: u8) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy_consensus::{Eip658Value, Transaction};
+    use alloy_consensus::{Eip658Value, Transaction, TxEip4844};
     use alloy_primitives::{address, b256, hex, Log, LogData};
     use proptest::prelude::*;
 
@@ -836,7 +836,12 @@ mod tests {
                     assert_eq!(body.withdrawals, None);
                 }
                 EthMessage::PooledTransactions(p) => {
-                    let txs: Vec<TxEnvelope> = p.message.iter().cloned().map(TxEnvelope::from).collect();
+                    let txs: Vec<TxEnvelope> = p
+                        .message
+                        .iter()
+                        .cloned()
+                        .map(|t| TxEnvelope::from(alloy_consensus::EthereumTxEnvelope::<TxEip4844>::from(t)))
+                        .collect();
                     check_txs(&txs, &data["PooledTransactionsPacket"]);
                 }
                 EthMessage::Receipts(p) => {

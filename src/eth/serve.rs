@@ -11,9 +11,9 @@
 use std::collections::HashMap;
 
 use alloy_consensus::{
-    proofs, transaction::PooledTransaction, BlockBody, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom,
-    SignableTransaction, TxEip1559, TxEnvelope, TxLegacy, TxReceipt, TxType, EMPTY_OMMER_ROOT_HASH,
-    EMPTY_ROOT_HASH,
+    proofs, transaction::PooledTransaction, BlockBody, EthereumTxEnvelope, Header, Receipt, ReceiptEnvelope,
+    ReceiptWithBloom, SignableTransaction, TxEip1559, TxEip4844, TxEnvelope, TxLegacy, TxReceipt, TxType,
+    EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH,
 };
 use alloy_eips::{eip4895::Withdrawals, BlockHashOrNumber};
 use alloy_primitives::{address, b256, hex, Address, Bytes, Log, LogData, Signature, TxKind, B256, U256};
@@ -314,7 +314,9 @@ impl MemoryChainBuilder {
             chain.receipts.push(receipts);
         }
         for i in 0..self.pooled {
-            if let Ok(tx) = PooledTransaction::try_from(sign(i)) {
+            // The synthetic transactions are never blob transactions, so every one pools.
+            let tx: EthereumTxEnvelope<TxEip4844> = sign(i).into();
+            if let Ok(tx) = tx.try_into_pooled() {
                 chain.pool.insert(*tx.hash(), tx);
             }
         }

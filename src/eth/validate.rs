@@ -220,7 +220,7 @@ pub fn validate_pooled_transactions(
 mod tests {
     use super::*;
     use crate::eth::serve::MemoryChain;
-    use alloy_consensus::{Eip658Value, Receipt, ReceiptWithBloom, TxType};
+    use alloy_consensus::{Eip658Value, Receipt, ReceiptWithBloom, TxEip4844, TxType};
 
     fn chain() -> MemoryChain {
         MemoryChain::builder().blocks(40).transactions_per_block(3).build()
@@ -362,7 +362,9 @@ mod tests {
             .unwrap()
             .transactions
             .iter()
-            .map(|t| PooledTransaction::try_from(t.clone()).unwrap())
+            .map(|t| {
+                alloy_consensus::EthereumTxEnvelope::<TxEip4844>::from(t.clone()).try_into_pooled().unwrap()
+            })
             .collect();
         let hashes: Vec<B256> = txs.iter().map(|t| *t.hash()).collect();
         validate_pooled_transactions(&hashes, &txs).unwrap();

@@ -16,6 +16,9 @@
 //! }
 //! ```
 //!
+//! A go-ethereum `genesis.json` (an object with a `config`) is read too, by
+//! [`GethGenesis`](super::GethGenesis): chain id, forks and the genesis hash computed from it.
+//!
 //! `name` (default: the file's stem), `genesis_timestamp` (default 0), `genesis_difficulty`
 //! (default 1), `fork_blocks` and `fork_timestamps` (default: none) are optional. Each fork
 //! list is in non-decreasing order; an entry is a number or `{ "name", "block" }` /
@@ -27,7 +30,7 @@ use std::{fmt, path::Path};
 use alloy_primitives::{b256, B256, U256};
 use serde_json::{Map, Value};
 
-use super::{ChainError, ForkFilter, ForkId};
+use super::{ChainError, ForkFilter, ForkId, GethGenesis};
 
 /// When a fork activates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -330,7 +333,8 @@ impl ChainSpec {
         Self::from_file(path)
     }
 
-    /// Loads a custom chain from a JSON file (format in the [module docs](self)).
+    /// Loads a custom chain from a JSON file: our format (in the [module docs](self)) or a
+    /// go-ethereum `genesis.json`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ChainError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
@@ -343,6 +347,10 @@ impl ChainSpec {
     pub fn from_json(text: &str, default_name: &str) -> Result<Self, ChainError> {
         let value: Value = serde_json::from_str(text).map_err(|e| ChainError::Json(e.to_string()))?;
         let Value::Object(map) = value else { return Err(ChainError::NotAnObject) };
+        if super::genesis::is_geth_genesis(&map) {
+            let spec = GethGenesis::from_value(Value::Object(map), default_name)?.into_parts().0;
+            return Ok(spec);
+        }
         const KNOWN: [&str; 7] = [
             "name",
             "network_id",

@@ -244,6 +244,9 @@ pub enum ChainError {
         /// Its value.
         value: u64,
     },
+    /// A go-ethereum `genesis.json` that alloy-genesis rejects (a field of the wrong type).
+    #[error("genesis file: {0}")]
+    Genesis(String),
 }
 
 /// Why a bootnode entry (in a `--bootnodes` list or a bootnode file) was rejected.

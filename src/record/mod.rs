@@ -7,7 +7,8 @@
 //! discovery tasks ([`LocalEnr`]); EIP-2124 fork ids ([`ForkId`]) with the validation filter
 //! ([`ForkFilter`]) and the ENR `eth` entry codec ([`encode_eth_entry`], [`decode_eth_entry`]);
 //! chain specifications ([`ChainSpec`]: network id, genesis and fork schedule of mainnet,
-//! sepolia, holesky, hoodi, BSC or a chain file); and each network's embedded bootnodes
+//! sepolia, holesky, hoodi, BSC or a chain file, ours or go-ethereum's `genesis.json`
+//! ([`GethGenesis`])); and each network's embedded bootnodes
 //! ([`bootnodes`], [`Bootnode`], [`parse_bootnode_list`] for `--bootnodes`).
 //!
 //! Nothing here owns state across time: the node's status task owns its [`ForkFilter`] and
@@ -19,6 +20,7 @@ mod enode;
 mod enr;
 mod error;
 mod forkid;
+mod genesis;
 mod key;
 
 pub use bootnodes::{bootnodes, parse_bootnode_file, parse_bootnode_list, Bootnode};
@@ -32,6 +34,10 @@ pub use enr::{
 };
 pub use error::{BootnodeError, ChainError, EnodeError, EnrError, EthEntryError, ForkIdError, KeyError};
 pub use forkid::{decode_eth_entry, encode_eth_entry, ForkFilter, ForkId};
+pub use genesis::{
+    genesis_header, geth_forks, GethGenesis, EMPTY_BLOCK_ACCESS_LIST_HASH, GENESIS_DIFFICULTY,
+    GENESIS_GAS_LIMIT, GETH_BLOCK_FORKS, GETH_TIME_FORKS, INITIAL_BASE_FEE,
+};
 pub use key::{default_key_path, node_id, peer_id_of, public_key_of, NodeId, NodeKey, PeerId};
 
 /// The ENR type used throughout: the `discv5` crate's record, whose key can be secp256k1
