@@ -9,6 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use alloy_consensus::Header;
+use alloy_primitives::{Sealed, B256};
 use ethp2p::{
     crawl::{to_nodes_json, CrawlConfig, Crawler, ProbeConfig, Summary},
     discovery::{
@@ -16,10 +18,11 @@ use ethp2p::{
         v4::{Discv4, Discv4Config},
         DiscoveryConfig,
     },
-    eth::MemoryChain,
-    node::NodeBuilder,
-    record::parse_enr,
-    test_utils::{dns::DnsTestServer, key_from_seed},
+    eth::{GetBlockHeaders, MemoryChain},
+    node::{Node, NodeBuilder},
+    pool::PeerSnapshot,
+    record::{parse_enr, GethGenesis},
+    test_utils::{dns::DnsTestServer, key_from_seed, test_discv5_config},
     Candidate, CandidateSource, ChainSpec, Enode, Enr, LocalEnr, NetRestrict, NodeKey, PeerId,
 };
 use tokio::sync::mpsc;
@@ -337,4 +340,157 @@ async fn crawl_of_a_mixed_geth_ejs_ethp2p_network() {
     for node in &ours {
         node.shutdown().await;
     }
+}
+
+/// Our side of a sync: a `Node` on the ethtest chain that holds only its genesis, knowing only
+/// our bootnode, with one discovery protocol.
+async fn genesis_node(genesis: &GethGenesis, boot: &Bootnode, discovery: Discovery, seed: u64) -> Node {
+    let spec = genesis.spec();
+    let chain = Arc::new(MemoryChain::builder().genesis(genesis.header().clone()).blocks(0).build());
+    let eth = chain.eth_config_for(spec).build().unwrap();
+    let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    let config = match discovery {
+        Discovery::V5 => {
+            let mut v5 = test_discv5_config();
+            v5.listen = listen;
+            v5.bootnodes = vec![boot.enr.clone()];
+            DiscoveryConfig::new(None, Some(v5))
+        }
+        _ => {
+            let mut v4 = Discv4Config::builder();
+            v4.listen_addr(listen).netrestrict(NetRestrict::loopback()).bootnodes(vec![boot.enode]);
+            DiscoveryConfig::new(Some(v4.build().unwrap()), None)
+        }
+    };
+    NodeBuilder::new(eth, chain)
+        .key(key_from_seed(seed))
+        .listen(listen)
+        .discovery(config)
+        .start()
+        .await
+        .expect("node starts")
+}
+
+/// Waits until `node` has a session with `peer`; returns its snapshot.
+async fn wait_for_peer(node: &Node, peer: PeerId, timeout: Duration) -> Option<PeerSnapshot> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(p) = node.peers().await.unwrap().into_iter().find(|p| p.peer_id == peer) {
+            return Some(p);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
+/// Downloads headers 1..=head, then every body and receipt list, through the pool; every
+/// header is linked to its parent from the genesis, every body and receipt list is checked
+/// against its header by the library (transactions, withdrawals and receipts roots).
+async fn download(node: &Node, genesis_hash: B256, head: u64) -> (Vec<Sealed<Header>>, usize, usize) {
+    let mut headers: Vec<Sealed<Header>> = Vec::new();
+    while (headers.len() as u64) < head {
+        let from = headers.len() as u64 + 1;
+        let count = (head - from + 1).min(192);
+        let request = GetBlockHeaders { origin: from.into(), count, skip: 0, reverse: false };
+        let (_, batch) = node.get_block_headers(request).await.expect("headers");
+        assert!(!batch.is_empty(), "geth has headers from {from}");
+        for header in batch {
+            let parent = headers.last().map_or(genesis_hash, |h| h.hash());
+            assert_eq!(header.parent_hash, parent, "header {} links to its parent", header.number);
+            assert_eq!(header.number, headers.len() as u64 + 1);
+            headers.push(header);
+        }
+    }
+    let (mut txs, mut receipts) = (0, 0);
+    let mut next = 0;
+    while next < headers.len() {
+        let batch: Vec<Sealed<Header>> = headers[next..(next + 64).min(headers.len())].to_vec();
+        let (_, bodies) = node.get_block_bodies(batch.clone()).await.expect("bodies");
+        let (_, lists) = node.get_receipts(batch[..bodies.len()].to_vec()).await.expect("receipts");
+        // A partial answer is valid; the rest is asked again.
+        let done = bodies.len().min(lists.len());
+        assert!(done > 0, "bodies and receipts from {}", batch[0].number);
+        txs += bodies[..done].iter().map(|b| b.transactions.len()).sum::<usize>();
+        receipts += lists[..done].iter().map(Vec::len).sum::<usize>();
+        next += done;
+    }
+    (headers, txs, receipts)
+}
+
+/// We sync from geth: geth holds the ethtest chain (600 blocks, every fork up to Amsterdam);
+/// our node, which knows only our bootnode, finds it through discovery, negotiates eth/69
+/// (the highest both speak), downloads and checks every header, body and receipt.
+async fn we_sync_from_geth(discovery: Discovery, hold: Duration) {
+    peers::init_tracing();
+    let dir = peers::ethtest_dir();
+    let genesis_file = dir.join("genesis.json");
+    let genesis = GethGenesis::from_file(&genesis_file).unwrap();
+    let boot = Bootnode::start(&genesis_file);
+    let bootnode = match discovery {
+        Discovery::V5 => boot.enr.to_base64(),
+        _ => boot.enode.to_string(),
+    };
+    let geth = GethNode::builder()
+        .genesis(&genesis_file)
+        .import(&dir.join("chain.rlp"))
+        .discovery(discovery)
+        .bootnodes([bootnode])
+        .start();
+    let head = geth.block_number();
+    let geth_id = geth.enode().peer_id;
+    let node = genesis_node(&genesis, &boot, discovery, 42_000 + discovery as u64).await;
+
+    let started = Instant::now();
+    let session = wait_for_peer(&node, geth_id, Duration::from_secs(90)).await;
+    let found_after = started.elapsed();
+    let session = session
+        .unwrap_or_else(|| panic!("our node never reached geth over {discovery:?}\n{}", geth.log_tail(40)));
+    assert_eq!(session.eth_version.map(|v| v.as_u8()), Some(69), "eth/69 is the highest version both speak");
+    assert!(session.client_id.as_deref().unwrap_or("").starts_with("Geth/v"), "{session:?}");
+
+    let t = Instant::now();
+    let (headers, txs, receipts) = download(&node, genesis.spec().genesis_hash, head).await;
+    let took = t.elapsed();
+    assert_eq!(headers.len() as u64, head);
+    assert_eq!(headers.last().unwrap().hash().to_string(), geth.exec("eth.getBlock('latest').hash"));
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "interop geth sync-from-geth {discovery:?}: found geth in {:.1} s; {head} blocks ({txs} txs, {receipts} receipts) \
+         in {:.2} s",
+        found_after.as_secs_f64(),
+        took.as_secs_f64()
+    );
+    assert_eq!(txs, receipts, "one receipt per transaction");
+
+    // The session stays up: geth keeps us, we keep geth.
+    if !hold.is_zero() {
+        tokio::time::sleep(hold).await;
+        let ours = node.peers().await.unwrap();
+        let still = ours.iter().find(|p| p.peer_id == geth_id);
+        assert!(
+            still.is_some(),
+            "our session with geth ended within {hold:?}; stats {:?}",
+            node.stats().await.unwrap()
+        );
+        let since = still.unwrap().connected_for;
+        assert!(since >= hold, "the same session all along (up {since:?})");
+        let theirs = geth.peer_enodes();
+        let our_id = hex::encode(node.peer_id());
+        assert!(theirs.iter().any(|e| e.contains(&our_id)), "geth keeps us as a peer: {theirs:?}");
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "interop geth sync-from-geth {discovery:?}: session up {since:?}, no disconnect"
+        );
+    }
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_sync_the_ethtest_chain_from_geth_found_over_discv4() {
+    we_sync_from_geth(Discovery::V4, Duration::from_secs(120)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_sync_the_ethtest_chain_from_geth_found_over_discv5() {
+    we_sync_from_geth(Discovery::V5, Duration::ZERO).await;
 }

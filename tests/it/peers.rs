@@ -83,3 +83,11 @@ pub(crate) fn example(name: &str) -> PathBuf {
     assert!(path.is_file(), "example {name} not built at {} (cargo test builds examples)", path.display());
     path
 }
+
+/// Logs of the library to the test's output, filtered by `RUST_LOG` (nothing when unset).
+pub(crate) fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
