@@ -8,7 +8,14 @@
 //! cargo run --release --example node -- --no-discovery --static enode://...@127.0.0.1:30303 --listen 127.0.0.1:30304
 //! cargo run --release --example node -- --serve-memory-chain 5000 --listen 127.0.0.1:30303 --no-discovery
 //! cargo run --release --example node -- --network sepolia --metrics 127.0.0.1:9001
+//! cargo run --release --example node -- --network ./genesis.json --import ./chain.rlp \
+//!     --listen 127.0.0.1:0 --no-discovery --netrestrict 127.0.0.0/8 --static enode://…@127.0.0.1:30303
 //! ```
+//!
+//! With `--import`, the node serves the blocks of a `geth export` chain file on top of the
+//! genesis of `--network` (a go-ethereum `genesis.json`). The file has no receipts: the node
+//! fetches them from its peers (name one that has them with `--static`), checks each block's
+//! against its header, and prints `receipts imported: N blocks` once it has them all.
 
 use std::{
     net::SocketAddr,
@@ -21,11 +28,11 @@ use clap::Parser;
 use ethp2p::{
     crawl::unix_now,
     discovery::{v4::Discv4Config, DiscoveryConfig},
-    eth::{EthConfig, GetBlockHeaders, MemoryChain, StatusInfo},
-    node::NodeBuilder,
-    pool::{Direction, RequestKind},
-    record::{bootnodes, parse_bootnode_list, Bootnode},
-    ChainSpec, Discv5Config, Enode, NodeKey,
+    eth::{ChainReader, EthConfig, FileChain, GetBlockHeaders, MemoryChain, StatusInfo},
+    node::{Node, NodeBuilder},
+    pool::{Direction, PoolConfig, RequestKind},
+    record::{bootnodes, parse_bootnode_list, Bootnode, GethGenesis},
+    ChainSpec, Discv5Config, Enode, NetRestrict, NodeKey,
 };
 
 mod common;
@@ -54,6 +61,13 @@ struct Args {
     /// Serve N synthetic blocks on top of mainnet's real genesis header.
     #[arg(long, value_name = "N")]
     serve_memory_chain: Option<u64>,
+    /// Serve the blocks of this RLP chain file (`geth export`; `--network` must be the chain's
+    /// go-ethereum genesis.json), with receipts fetched from peers.
+    #[arg(long, value_name = "FILE", conflicts_with = "serve_memory_chain")]
+    import: Option<String>,
+    /// Only dial and accept these networks (comma-separated CIDRs, e.g. 127.0.0.0/8).
+    #[arg(long, default_value = "")]
+    netrestrict: NetRestrict,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9001).
     #[arg(long, value_name = "IP:PORT")]
     metrics: Option<SocketAddr>,
@@ -68,7 +82,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spec = ChainSpec::from_name_or_path(&args.network)?;
     let key = NodeKey::generate();
 
-    let (chain, status) = match args.serve_memory_chain {
+    let mut imported = None;
+    let (chain, status): (Arc<dyn ChainReader>, StatusInfo) = match args.serve_memory_chain {
+        _ if args.import.is_some() => {
+            let (spec, genesis) = GethGenesis::from_file(&args.network)?.into_parts();
+            let chain = Arc::new(FileChain::from_file(args.import.as_deref().unwrap_or_default(), genesis)?);
+            eprintln!("imported blocks 0..={} of {spec}", chain.head_number());
+            let status = chain.status_info_for(&spec);
+            imported = Some(chain.clone());
+            (chain, status)
+        }
         Some(n) => {
             if spec.network_id != 1 {
                 return Err("--serve-memory-chain builds on mainnet's genesis header".into());
@@ -91,12 +114,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (Arc::new(MemoryChain::builder().blocks(0).build()), status)
         }
     };
-    let filter = spec.fork_filter(status.latest, unix_now());
+    // A chain with real headers validates forks at its head's time; the others at today's.
+    let filter = match &imported {
+        Some(c) => spec.fork_filter(c.head().number, c.head().timestamp),
+        None => spec.fork_filter(status.latest, unix_now()),
+    };
     let eth = EthConfig::builder(status, filter).build()?;
 
     let statics: Vec<Enode> =
         args.static_peers.iter().map(|s| Enode::from_str(s)).collect::<Result<_, _>>()?;
-    let mut builder = NodeBuilder::new(eth, chain).key(key).listen(args.listen).bootnodes(statics);
+    let pool = PoolConfig::builder().net_restrict(args.netrestrict.clone()).build()?;
+    let mut builder = NodeBuilder::new(eth, chain).key(key).listen(args.listen).pool(pool).bootnodes(statics);
 
     if !args.no_discovery {
         let boot = match &args.bootnodes {
@@ -120,6 +148,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{}", Enode::new(node.peer_id(), node.local_addr()));
     if let Some(addr) = node.metrics_addr() {
         eprintln!("metrics at http://{addr}/metrics");
+    }
+
+    if let Some(chain) = &imported {
+        fetch_receipts(&node, chain).await;
     }
 
     if let Some(range) = &args.fetch_headers {
@@ -190,4 +222,88 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     node.shutdown().await;
     Ok(())
+}
+
+/// Blocks per `GetReceipts` request while filling an imported chain's receipts.
+const RECEIPTS_BATCH: usize = 64;
+/// Gas per `GetReceipts` request. A receipt byte costs at least ~7.5 gas (log data 8 gas a
+/// byte, a 32-byte topic 375), so 40M gas of blocks answer in well under the 10 MiB eth
+/// message limit.
+const RECEIPTS_BATCH_GAS: u64 = 40_000_000;
+
+/// Fetches the receipts an imported chain file lacks from the node's peers (each list checked
+/// against its header's receipts root, by the node and again by the chain).
+///
+/// Blocks are asked for in batches bounded by gas, then each block that alone used more gas
+/// than a batch may, on its own, last: its receipts may not fit in one eth/69 message (geth
+/// refuses >10 MiB too, and eth/70's partial receipts are not spoken here), so if asking for
+/// them fails the block is reported and served without receipts.
+async fn fetch_receipts(node: &Node, chain: &FileChain) {
+    let (mut small, big): (Vec<_>, Vec<_>) =
+        chain.missing_receipts().into_iter().partition(|h| h.gas_used <= RECEIPTS_BATCH_GAS);
+    while !small.is_empty() {
+        if !wait_for_peer(node, Duration::from_secs(60)).await {
+            eprintln!("receipts: no peer to fetch them from");
+            return;
+        }
+        let mut gas = 0;
+        let count = small
+            .iter()
+            .take(RECEIPTS_BATCH)
+            .take_while(|h| {
+                gas += h.gas_used;
+                gas <= RECEIPTS_BATCH_GAS
+            })
+            .count()
+            .max(1);
+        let batch: Vec<_> = small[..count].to_vec();
+        match node.get_receipts(batch.clone()).await {
+            Ok((_, lists)) if !lists.is_empty() => {
+                for (header, list) in batch.iter().zip(lists) {
+                    if let Err(e) = chain.import_receipts(&header.hash(), list) {
+                        eprintln!("receipts: {e}");
+                    }
+                }
+                small.retain(|h| chain.receipts(&h.hash()).is_none());
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            Err(e) => {
+                eprintln!("receipts from block {}: {e}; retrying", batch[0].number);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    for header in big {
+        if !wait_for_peer(node, Duration::from_secs(10)).await {
+            eprintln!("receipts of block {}: no peer left to ask", header.number);
+            continue;
+        }
+        match node.get_receipts(vec![header.clone()]).await {
+            Ok((_, mut lists)) if lists.len() == 1 => {
+                if let Err(e) = chain.import_receipts(&header.hash(), lists.remove(0)) {
+                    eprintln!("receipts: {e}");
+                }
+            }
+            Ok(_) => eprintln!("receipts of block {}: not served", header.number),
+            Err(e) => eprintln!("receipts of block {} (gas used {}): {e}", header.number, header.gas_used),
+        }
+    }
+    let missing = chain.missing_receipts();
+    let numbers: Vec<u64> = missing.iter().map(|h| h.number).collect();
+    println!(
+        "receipts imported: {} blocks; without receipts: {numbers:?}",
+        chain.head_number() + 1 - missing.len() as u64
+    );
+}
+
+/// Whether the node has a peer within `wait`.
+async fn wait_for_peer(node: &Node, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if node.peers().await.map(|p| !p.is_empty()).unwrap_or(false) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
 }

@@ -174,6 +174,72 @@ pub enum InvalidResponse {
     },
 }
 
+/// Why an RLP chain file (`geth export`) was refused by [`FileChain`](crate::eth::FileChain), or
+/// receipts were refused for one of its blocks.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainFileError {
+    /// The file could not be read.
+    #[error("chain file {path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Block `index` (0-based, in file order) is not valid RLP of a block.
+    #[error("chain file block {index}: {error}")]
+    Decode {
+        /// Its position in the file.
+        index: usize,
+        /// The decoder's message.
+        error: String,
+    },
+    /// The file belongs to another genesis than the chain spec's.
+    #[error("chain file genesis {file} is not the chain's genesis {spec}")]
+    GenesisMismatch {
+        /// The genesis the file names (its block 0's hash, or block 1's parent).
+        file: B256,
+        /// The genesis computed from the chain spec.
+        spec: B256,
+    },
+    /// Blocks are not consecutive.
+    #[error("chain file block {index} has number {got}, expected {expected}")]
+    WrongNumber {
+        /// Its position in the file.
+        index: usize,
+        /// The number that should come next.
+        expected: u64,
+        /// Its number.
+        got: u64,
+    },
+    /// A block's parent hash is not the previous block's hash.
+    #[error("chain file block {number} does not link to block {}", number - 1)]
+    BrokenLink {
+        /// The block.
+        number: u64,
+    },
+    /// A block's body does not match its header's roots.
+    #[error("chain file block {number}: {error}")]
+    InvalidBody {
+        /// The block.
+        number: u64,
+        /// Which root does not match.
+        error: InvalidResponse,
+    },
+    /// Receipts for a block that is not in the chain.
+    #[error("no block {0} in the chain")]
+    UnknownBlock(B256),
+    /// Receipts that do not match the block's receipts root.
+    #[error("receipts of block {number}: {error}")]
+    InvalidReceipts {
+        /// The block.
+        number: u64,
+        /// The mismatch.
+        error: InvalidResponse,
+    },
+}
+
 /// An error of an eth session.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -6,7 +6,8 @@
 //! - [`validate_headers`], [`validate_bodies`], [`validate_receipts`]: responses against
 //!   their requests, and the [`Outcome`] the pool scores on;
 //! - [`ChainReader`] and [`respond`]: serving requests within the usual limits, and
-//!   [`MemoryChain`], an in-memory chain for tests and examples.
+//!   [`MemoryChain`], an in-memory chain for tests and examples, and [`FileChain`], a chain
+//!   read from a `geth export` RLP file with receipts fetched from peers.
 //!
 //! Then the session: [`EthSession::handshake`] consumes an RLPx [`Session`](crate::rlpx::Session)
 //! and runs the `Status` exchange; [`EthSession::into_peer`] splits it into an [`EthPeer`]
@@ -35,6 +36,7 @@
 //! ```
 
 mod error;
+mod file_chain;
 mod message;
 mod serve;
 mod session;
@@ -42,7 +44,8 @@ mod status;
 mod validate;
 mod version;
 
-pub use error::{EthError, InvalidResponse, MessageError, StatusError};
+pub use error::{ChainFileError, EthError, InvalidResponse, MessageError, StatusError};
+pub use file_chain::FileChain;
 pub use message::{
     decode_block_bodies_encoded, decode_block_headers_hashed, id, name_of, BlockHashNumber, BlockRange,
     Bodies, EthMessage, GetBlockHeaders, NewBlock, NewPooledTransactionHashes68, Receipt69, Receipts,

@@ -163,7 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let (hello, shared) = match check_hello(&frame, stream.remote_id(), key.peer_id(), config) {
             Ok(ok) => ok,
             Err(e) => {
-                if let Some(reason) = e.disconnect_reason() {
+                if let Some(reason) = hello_disconnect_reason(&e) {
                     let disconnect = P2PMessage::Disconnect(reason).encode(false);
                     let _ =
                         tokio::time::timeout(DISCONNECT_WRITE_TIMEOUT, stream.send(&disconnect[..])).await;
@@ -195,6 +195,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             idle_timeout: config.idle_timeout,
             closed: false,
         })
+    }
+}
+
+/// The Disconnect we send when the peer's Hello is refused: the one go-ethereum sends
+/// (`p2p/transport.go` `close` writes one only for a `DiscReason`). A first message that is
+/// not a Hello, too large, or not decodable is a plain error in geth's
+/// `readProtocolHandshake`: the connection is closed without a Disconnect. A node id that is
+/// not 64 bytes is `DiscInvalidIdentity` (0x07). A Hello whose capabilities we cannot use,
+/// however long their names, is `DiscUselessPeer` (geth decodes any name, then matches none).
+fn hello_disconnect_reason(error: &RlpxError) -> Option<DisconnectReason> {
+    match error {
+        RlpxError::HelloExpected(_)
+        | RlpxError::P2pMessageTooLarge(_)
+        | RlpxError::DecompressedTooLarge(_)
+        | RlpxError::Snappy(_)
+        | RlpxError::Rlp(_)
+        | RlpxError::UnknownMessageId(_) => None,
+        RlpxError::BadNodeIdLength(_) => Some(DisconnectReason::NullNodeIdentity),
+        RlpxError::CapabilityNameTooLong(_) => Some(DisconnectReason::UselessPeer),
+        other => other.disconnect_reason(),
     }
 }
 
@@ -688,6 +708,65 @@ mod tests {
         }
     }
 
+    /// What `devp2p rlpx eth-test`'s MaliciousHandshake sends after the ECIES handshake, and
+    /// what go-ethereum answers: a Hello sent under the eth message ids (0x10) is closed
+    /// without a Disconnect; a Hello with a 65-byte node id gets Disconnect(0x07, invalid
+    /// identity); an honest peer after them is served.
+    #[tokio::test]
+    async fn malicious_hellos_end_as_geth_ends_them() {
+        async fn first_reply(frame: Vec<u8>) -> (RlpxError, Option<Vec<u8>>) {
+            let (a, b) = tokio::io::duplex(1 << 16);
+            let (ka, kb) = (NodeKey::generate(), NodeKey::generate());
+            let cfg = config();
+            let attacker = async {
+                let mut stream = EciesStream::connect(a, &ka, kb.peer_id()).await.unwrap();
+                stream.send(&frame[..]).await.unwrap();
+                // Our Hello first, then the Disconnect if one is sent.
+                let _hello = stream.next().await;
+                stream.next().await.and_then(Result::ok).map(|f| f.to_vec())
+            };
+            let (err, reply) = tokio::join!(Session::incoming(b, &kb, &cfg), attacker);
+            (err.err().unwrap(), reply)
+        }
+        let hello = |id: Vec<u8>, cap: &[u8]| {
+            let mut caps = Vec::new();
+            let mut cap_item = Vec::new();
+            cap.encode(&mut cap_item);
+            69u32.encode(&mut cap_item);
+            alloy_rlp::Header { list: true, payload_length: cap_item.len() }.encode(&mut caps);
+            caps.extend(cap_item);
+            let mut fields = Vec::new();
+            5u8.encode(&mut fields);
+            "attacker".encode(&mut fields);
+            alloy_rlp::Header { list: true, payload_length: caps.len() }.encode(&mut fields);
+            fields.extend(caps);
+            0u16.encode(&mut fields);
+            id.as_slice().encode(&mut fields);
+            let mut out = Vec::new();
+            alloy_rlp::Header { list: true, payload_length: fields.len() }.encode(&mut out);
+            out.extend(fields);
+            out
+        };
+        let id = NodeKey::generate().peer_id().as_slice().to_vec();
+        // Hello's payload under message id 0x10 (the suite writes it on the eth protocol).
+        let mut frame = vec![0x10];
+        frame.extend(hello(id.clone(), b"eth"));
+        let (err, reply) = first_reply(frame).await;
+        assert!(matches!(err, RlpxError::HelloExpected(0x10)), "{err}");
+        assert_eq!(reply, None, "closed without a Disconnect");
+        // A real Hello (id 0x80) with a 65-byte node id.
+        let mut long = id;
+        long.push(0);
+        let mut frame = vec![0x80];
+        frame.extend(hello(long, b"eth"));
+        let (err, reply) = first_reply(frame).await;
+        assert!(matches!(err, RlpxError::BadNodeIdLength(65)), "{err}");
+        let disconnect = P2PMessage::Disconnect(DisconnectReason::NullNodeIdentity).encode(false);
+        assert_eq!(reply.as_deref(), Some(&disconnect[..]));
+        // (A 2 KB capability name: huge_capability_name_in_hello.) And the next honest peer is served.
+        pair(config(), config()).await;
+    }
+
     // Keepalive with paused time: pings are answered; a peer that stops answering is dropped.
     #[tokio::test(start_paused = true)]
     async fn ping_pong_and_timeout() {
@@ -729,8 +808,9 @@ mod tests {
         assert!(a.next().await.is_none());
     }
 
-    // A Hello with a 2 KB capability name is refused (it exceeds the p2p message limit), the
-    // peer is told it breached the protocol, and the error is typed.
+    // A Hello with a 2 KB capability name is refused (it exceeds the p2p message limit) and the
+    // error is typed; the connection closes without a Disconnect, as go-ethereum closes it
+    // (`readProtocolHandshake`: "message too big" is no `DiscReason`).
     #[tokio::test]
     async fn huge_capability_name_in_hello() {
         let (a, b) = tokio::io::duplex(1 << 16);
@@ -751,14 +831,13 @@ mod tests {
             };
             stream.send(&P2PMessage::Hello(hello).encode(false)[..]).await.unwrap();
             let _their_hello = stream.next().await.unwrap().unwrap();
-            let frame = stream.next().await.unwrap().unwrap();
-            P2PMessage::decode(&frame, false).unwrap()
+            stream.next().await.and_then(Result::ok)
         };
         let (reply, result) = tokio::join!(client, server);
         let err = result.unwrap_err();
         assert!(matches!(err, RlpxError::P2pMessageTooLarge(_)), "{err}");
         assert_ne!(err.backoff(), crate::rlpx::Backoff::None);
-        assert_eq!(reply, P2PMessage::Disconnect(DisconnectReason::ProtocolBreach));
+        assert_eq!(reply, None);
     }
 
     #[tokio::test]
