@@ -18,7 +18,7 @@ use ethp2p::{
         v4::{Discv4, Discv4Config},
         DiscoveryConfig,
     },
-    eth::{GetBlockHeaders, MemoryChain},
+    eth::{FileChain, GetBlockHeaders, MemoryChain},
     node::{Node, NodeBuilder},
     pool::PeerSnapshot,
     record::{parse_enr, GethGenesis},
@@ -493,4 +493,55 @@ async fn we_sync_the_ethtest_chain_from_geth_found_over_discv4() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn we_sync_the_ethtest_chain_from_geth_found_over_discv5() {
     we_sync_from_geth(Discovery::V5, Duration::ZERO).await;
+}
+
+/// geth syncs from us: a fresh geth with only the ethtest genesis, whose only peer is our node
+/// serving the ethtest chain from `chain.rlp` (`FileChain`), full-syncs to our head with
+/// `--synctarget` (no consensus client) and reports our head hash and state root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn geth_syncs_the_ethtest_chain_from_us() {
+    peers::init_tracing();
+    let dir = peers::ethtest_dir();
+    let genesis = GethGenesis::from_file(dir.join("genesis.json")).unwrap();
+    let spec = genesis.spec().clone();
+    let chain = Arc::new(FileChain::from_file(dir.join("chain.rlp"), genesis.header().clone()).unwrap());
+    let head = chain.head().clone();
+    let head_hash = head.hash_slow();
+    let eth = chain.eth_config_for(&spec).build().unwrap();
+    let node = NodeBuilder::new(eth, chain.clone())
+        .key(key_from_seed(43_000))
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .start()
+        .await
+        .expect("node starts");
+
+    let geth = GethNode::builder()
+        .genesis(&dir.join("genesis.json"))
+        .arg("--syncmode=full")
+        .arg(format!("--synctarget={head_hash}"))
+        .start();
+    let started = Instant::now();
+    geth.exec(&format!("admin.addPeer('{}')", node.enode()));
+    let deadline = started + Duration::from_secs(300);
+    let mut synced = 0;
+    while Instant::now() < deadline {
+        synced = geth.block_number();
+        if synced == head.number {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let took = started.elapsed();
+    assert_eq!(synced, head.number, "geth reached our head\n{}", geth.log_tail(60));
+    let latest = geth.exec("JSON.stringify([eth.getBlock('latest').hash, eth.getBlock('latest').stateRoot])");
+    let latest: Vec<String> = serde_json::from_str(&latest.replace("\\\"", "\"")).unwrap();
+    assert_eq!(latest[0], head_hash.to_string(), "geth's head hash is ours");
+    assert_eq!(latest[1], head.state_root.to_string(), "geth's state root is our head's");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "interop geth sync-from-us: geth imported {} blocks from our node in {:.1} s",
+        head.number,
+        took.as_secs_f64()
+    );
+    node.shutdown().await;
 }
