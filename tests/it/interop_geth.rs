@@ -545,3 +545,69 @@ async fn geth_syncs_the_ethtest_chain_from_us() {
     );
     node.shutdown().await;
 }
+
+/// A geth that dies mid-sync: our node syncs headers and bodies from two geth nodes; the one
+/// that served the first batch is killed; every later request is served by the other, with
+/// no request failing for the caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_geth_that_dies_mid_sync_leaves_us_syncing_from_another() {
+    let dir = peers::ethtest_dir();
+    let genesis = GethGenesis::from_file(dir.join("genesis.json")).unwrap();
+    let start =
+        || GethNode::builder().genesis(&dir.join("genesis.json")).import(&dir.join("chain.rlp")).start();
+    let mut geths = vec![start(), start()];
+    let head = geths[0].block_number();
+    let spec = genesis.spec();
+    let chain = Arc::new(MemoryChain::builder().genesis(genesis.header().clone()).blocks(0).build());
+    let node = NodeBuilder::new(chain.eth_config_for(spec).build().unwrap(), chain)
+        .key(key_from_seed(44_000))
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .bootnodes(geths.iter().map(GethNode::enode))
+        .start()
+        .await
+        .unwrap();
+    for geth in &geths {
+        assert!(wait_for_peer(&node, geth.enode().peer_id, Duration::from_secs(60)).await.is_some());
+    }
+
+    let mut headers: Vec<Sealed<Header>> = Vec::new();
+    let mut served_by = Vec::new();
+    while (headers.len() as u64) < head {
+        let from = headers.len() as u64 + 1;
+        let request = GetBlockHeaders {
+            origin: from.into(),
+            count: (head - from + 1).min(100),
+            skip: 0,
+            reverse: false,
+        };
+        let (peer, batch) = node.get_block_headers(request).await.expect("headers despite a dead peer");
+        served_by.push(peer);
+        headers.extend(batch);
+        if served_by.len() == 1 {
+            // The peer that served the first batch dies.
+            let victim = geths.iter().position(|g| g.enode().peer_id == peer).expect("served by a geth");
+            drop(geths.remove(victim));
+        }
+    }
+    let survivor = geths[0].enode().peer_id;
+    assert!(
+        served_by[1..].iter().all(|p| *p == survivor),
+        "after the kill only the survivor serves: {served_by:?}"
+    );
+    let mut bodies = 0;
+    for batch in headers.chunks(100) {
+        let (peer, got) = node.get_block_bodies(batch.to_vec()).await.expect("bodies");
+        assert_eq!(peer, survivor);
+        bodies += got.len();
+        assert!(!got.is_empty());
+    }
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "interop geth dies-mid-sync: {} headers in {} batches ({} after the kill), {bodies} bodies, all from the survivor",
+        headers.len(),
+        served_by.len(),
+        served_by.len() - 1
+    );
+    assert_eq!(headers.len() as u64, head);
+    node.shutdown().await;
+}
