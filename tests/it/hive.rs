@@ -25,7 +25,7 @@ use ethp2p::{
     ChainSpec, Enode, Enr, NetRestrict,
 };
 
-use crate::peers;
+use crate::{geth::GethNode, peers};
 
 /// Every test of `devp2p discv4 test` in go-ethereum v1.17.10 (cmd/devp2p/internal/v4test).
 const DISCV4_TESTS: &[&str] = &[
@@ -58,6 +58,42 @@ const DISCV5_TESTS: &[&str] = &[
     "FindnodeZeroDistance",
     "FindnodeResults",
     "UnsolicitedNodes",
+];
+
+/// The tests of `devp2p rlpx eth-test` (go-ethereum v1.17.10, cmd/devp2p/internal/ethtest) that
+/// need no execution client: each must pass against `examples/node.rs` serving the suite's chain.
+const ETH_PASSING: &[&str] = &[
+    "Status",
+    "MaliciousHandshake",
+    "BlockRangeUpdateExpired",
+    "BlockRangeUpdateFuture",
+    "BlockRangeUpdateInvalid",
+    "GetBlockHeaders",
+    "GetNonexistentBlockHeaders",
+    "SimultaneousRequests",
+    "SameRequestID",
+    "ZeroRequestID",
+    "GetBlockBodies",
+    "GetReceipts",
+    "GetLargeReceipts",
+];
+
+/// The rest of the suite, with why each fails against a networking library: the transaction
+/// tests submit transactions over eth and wait for a transaction pool and block production
+/// driven through the engine API; `GetBlockAccessLists` and the cell tests need eth/71 and
+/// eth/72. A change in this list (a new pass or a new failure) fails the test.
+const ETH_FAILING: &[(&str, &str)] = &[
+    ("GetBlockAccessLists", "eth/71 (block access lists) is not offered"),
+    ("LargeTxRequest", "needs a transaction pool"),
+    ("Transaction", "needs a transaction pool and the engine API"),
+    ("InvalidTxs", "needs a transaction pool"),
+    ("NewPooledTxs", "needs a transaction pool"),
+    ("BlobViolations", "needs a blob pool"),
+    ("TestBlobTxWithoutSidecar", "needs a blob pool"),
+    ("TestBlobTxWithMismatchedSidecar", "needs a blob pool"),
+    ("BlobTxAvailabilityFailure", "needs eth/72 and a blob pool"),
+    ("GetCells", "needs eth/72 and a blob pool"),
+    ("BlobTxWithInvalidCells", "needs eth/72 and a blob pool"),
 ];
 
 /// What one run of a suite reported.
@@ -293,6 +329,78 @@ async fn devp2p_smoke_commands_against_a_node() {
     assert!(dump.contains(&format!("sequence number {}", record.seq())), "{dump}");
     // `rlpx ping` prints the remote's Hello: our client id.
     assert!(text("rlpx ping").contains("ethp2p"), "rlpx ping shows our Hello:\n{}", text("rlpx ping"));
+}
+
+/// `examples/node.rs` serving the ethtest chain: `--network genesis.json --import chain.rlp`,
+/// its receipts fetched from a geth that imported the same file (the file holds none). Killed
+/// on drop.
+struct ExampleNode {
+    child: Child,
+    enode: Enode,
+}
+
+impl ExampleNode {
+    fn serve_ethtest(geth: &GethNode) -> Self {
+        let dir = peers::ethtest_dir();
+        let mut child = Command::new(peers::example("node"))
+            .arg("--network")
+            .arg(dir.join("genesis.json"))
+            .arg("--import")
+            .arg(dir.join("chain.rlp"))
+            .args(["--static", &geth.enode().to_string(), "--no-discovery"])
+            .args(["--listen", "127.0.0.1:0", "--netrestrict", "127.0.0.0/8", "--every", "3600"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("examples/node starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let enode: Enode = lines.next().unwrap().unwrap().parse().expect("line 1 is the enode URL");
+        // It serves once it holds every receipt: wait for its report.
+        let report = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("receipts imported:"))
+            .expect("the node reports its receipts import");
+        assert!(report.ends_with("without receipts: []"), "every block's receipts imported: {report}");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, enode }
+    }
+}
+
+impl Drop for ExampleNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `devp2p rlpx eth-test` against `examples/node.rs` serving the suite's own chain. The suite's
+/// engine API URL points at a closed loopback port: nothing here produces blocks.
+#[test]
+fn eth_suite_against_the_node_example() {
+    let dir = peers::ethtest_dir();
+    let geth = GethNode::builder().genesis(&dir.join("genesis.json")).import(&dir.join("chain.rlp")).start();
+    let node = ExampleNode::serve_ethtest(&geth);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let args = [
+        "rlpx".to_string(),
+        "eth-test".into(),
+        "--chain".into(),
+        dir.to_str().unwrap().into(),
+        "--node".into(),
+        node.enode.to_string(),
+        "--engineapi".into(),
+        format!("http://{closed}"),
+        "--jwtsecret".into(),
+        "0x".to_string() + &"7".repeat(64),
+    ];
+    let run = run_suite("eth", args.to_vec());
+    let failing: Vec<&str> = ETH_FAILING.iter().map(|(name, _)| *name).collect();
+    assert!(!run.results.is_empty(), "the suite ran:\n{}", run.output);
+    assert_eq!(run.passed(), ETH_PASSING, "the tests that pass\n{}", run.output);
+    assert_eq!(run.failed(), failing, "the tests that fail (README: Conformance)\n{}", run.output);
+    drop(geth);
 }
 
 #[test]
