@@ -489,7 +489,7 @@ impl Discv5 {
             seen,
             lookups: JoinSet::new(),
             pace: LookupPace::default(),
-            openers: JoinSet::new(),
+            probes: JoinSet::new(),
             unrecognized,
         };
         for enode in service.config.bootnode_enodes.clone() {
@@ -770,8 +770,10 @@ struct Discv5Service {
     lookups: JoinSet<Result<Vec<Enr>, discv5::QueryError>>,
     /// The pause after each random lookup.
     pace: LookupPace,
-    /// Session openers for enode bootnodes (TALKREQs whose answer is ignored).
-    openers: JoinSet<()>,
+    /// Requests whose answer discv5 handles itself: TALKREQs that open sessions with enode
+    /// bootnodes, and PINGs that revalidate new table entries. Each ends with discv5's
+    /// request timeout at the latest.
+    probes: JoinSet<()>,
     /// Where datagrams discv5 cannot decode go: discv4's queue, when it shares the port.
     unrecognized: Option<mpsc::Sender<Datagram>>,
 }
@@ -803,7 +805,7 @@ impl Discv5Service {
                     self.lookups.spawn(self.discv5.find_node(target));
                     running = (Instant::now(), self.counters.discovered.load(Ordering::Relaxed));
                 }
-                Some(_) = self.openers.join_next() => {}
+                Some(_) = self.probes.join_next() => {}
                 Some(done) = self.lookups.join_next() => {
                     bump(&self.counters.lookups);
                     match done {
@@ -825,7 +827,7 @@ impl Discv5Service {
             }
         }
         self.lookups.shutdown().await;
-        self.openers.shutdown().await;
+        self.probes.shutdown().await;
         self.discv5.shutdown();
         debug!(target: "ethp2p::discv5", "discv5 stopped");
         if let Some(reply) = shutdown_reply {
@@ -839,12 +841,28 @@ impl Discv5Service {
         let contact = enode_contact(enode)?;
         let talk = self.discv5.talk_req(contact, SESSION_OPENER_PROTOCOL.to_vec(), Vec::new());
         let node_id = enode.node_id();
-        self.openers.spawn(async move {
+        self.probes.spawn(async move {
             if let Err(e) = talk.await {
                 debug!(target: "ethp2p::discv5", %node_id, error = ?e, "enode session opener failed");
             }
         });
         Ok(())
+    }
+
+    /// PINGs a node that just entered the table. discv5 0.12 pings a node it dialled at once,
+    /// but one that contacted us only after `ping_interval` (5 min): until then a node that
+    /// completed one handshake from a spoofable-looking address sits in the table unchecked,
+    /// and is served to others in NODES. geth revalidates new entries within seconds, and
+    /// hive's `discv5 test` FindnodeResults waits 60 s for our PINGs to its bystanders.
+    /// For a node we dialled this is a second PING, one packet per table insertion.
+    fn revalidate(&mut self, enr: Enr) {
+        let node_id = enr.node_id();
+        let ping = self.discv5.send_ping(enr);
+        self.probes.spawn(async move {
+            if let Err(e) = ping.await {
+                trace!(target: "ethp2p::discv5", %node_id, error = ?e, "new entry did not answer PING");
+            }
+        });
     }
 
     fn on_command(&mut self, command: Command) {
@@ -909,13 +927,14 @@ impl Discv5Service {
                 }
             }
             discv5::Event::NodeInserted { node_id, .. } => {
+                let Some(enr) = self.discv5.find_enr(&node_id) else { return };
                 // The table filter is only the netrestrict class; enforce the exact list.
-                if let Some(enr) = self.discv5.find_enr(&node_id) {
-                    let ip = enr.ip4().map(IpAddr::V4).or(enr.ip6().map(IpAddr::V6));
-                    if let Some(ip) = ip.filter(|ip| !self.config.netrestrict.allows(ip)) {
-                        self.restrict(node_id, ip);
-                    }
+                let ip = enr.ip4().map(IpAddr::V4).or(enr.ip6().map(IpAddr::V6));
+                if let Some(ip) = ip.filter(|ip| !self.config.netrestrict.allows(ip)) {
+                    self.restrict(node_id, ip);
+                    return;
                 }
+                self.revalidate(enr);
             }
             discv5::Event::UnrecognizedFrame(frame) => {
                 bump(&self.counters.unrecognized);
