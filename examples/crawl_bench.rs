@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use discv5::enr::k256::{
+use enr::k256::{
     self,
     ecdsa::{
         signature::{Signer, Verifier},
@@ -167,8 +167,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// discv5 does).
 fn handshake_costs() -> (f64, f64, f64) {
     const ROUNDS: u32 = 500;
-    let ours = SigningKey::random(&mut rand::thread_rng());
-    let theirs = SigningKey::random(&mut rand::thread_rng());
+    // Random keys from our own key type: k256 0.14 wants a rand_core 0.10 RNG.
+    let random_key =
+        || SigningKey::from_slice(&ethp2p::NodeKey::generate().secret().secret_bytes()).expect("valid");
+    let ours = random_key();
+    let theirs = random_key();
     let their_public =
         k256::PublicKey::from_sec1_bytes(&theirs.verifying_key().to_sec1_bytes()).expect("valid");
     let secret = k256::SecretKey::from_slice(&ours.to_bytes()).expect("valid");

@@ -89,7 +89,7 @@ fn serve(seconds: u64, keys: usize, rate: u64) {
             .reply_rate_per_ip(None)
             .build()
             .unwrap();
-        let (discv4, _candidates) = Discv4::spawn_on_socket(Arc::new(socket), config, local, None).unwrap();
+        let (discv4, _candidates) = Discv4::spawn_on_socket(Arc::new(socket), config, local).unwrap();
         let flooder = Command::new(std::env::current_exe().unwrap())
             .args(["flood", &addr.to_string(), &seconds.to_string(), &keys.to_string(), &rate.to_string()])
             .stdout(Stdio::piped())

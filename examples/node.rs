@@ -145,7 +145,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let node = builder.start().await?;
-    println!("{}", Enode::new(node.peer_id(), node.local_addr()));
+    // `Node::enode` carries the discovery port, which differs from the TCP one with port 0.
+    println!("{}", node.enode());
     if let Some(addr) = node.metrics_addr() {
         eprintln!("metrics at http://{addr}/metrics");
     }

@@ -19,8 +19,7 @@ pub use error::Discv5Error;
 pub use nat::{NatConfig, NatConfigError};
 pub use netrestrict::{NetRestrict, NetRestrictError};
 pub use shared::{
-    Discovery, DiscoveryCandidates, DiscoveryConfig, DiscoveryError, DiscoveryStats,
-    FOREIGN_DATAGRAM_CAPACITY,
+    Discovery, DiscoveryCandidates, DiscoveryConfig, DiscoveryError, DiscoveryStats, V4_INBOUND_CAPACITY,
 };
 pub use v5::{Candidates, Discv5, Discv5Config, Discv5ConfigBuilder, Discv5Stats};
 

@@ -372,7 +372,7 @@ async fn map_once<M: PortMapper>(
 /// exactly that.
 pub fn apply_external_addr(
     enr: &mut Enr,
-    key: &discv5::enr::CombinedKey,
+    key: &enr::CombinedKey,
     addr: &ExternalAddr,
 ) -> Result<bool, NatError> {
     let (ip_key, tcp_key, udp_key): (&[u8], &[u8], &[u8]) =

@@ -1,11 +1,38 @@
 //! discv4 and discv5 together, on one UDP port, as one source of candidates.
 //!
-//! [`Discovery::start`] binds one socket. The discv4 task owns it and reads every datagram:
-//! a datagram that is a valid discv4 packet (its keccak256 hash checks out) is handled there,
-//! every other one is handed to discv5 over a bounded channel. discv5 sends on the same
-//! socket. discv5 0.10 has no such hook, so it is built from `vendor/discv5`, the published
-//! 0.10.4 with a small patch (`vendor/README.md`) that adds it; this mirrors what geth
-//! (`sharedUDPConn`) and reth (a discv5 fork) do.
+//! geth runs both protocols on one port (`sharedUDPConn`: discv5 reads the socket and passes
+//! what it cannot decode to discv4), and records advertise one `udp` port for both, so a
+//! node that wants to be found by either must answer both there. [`Discovery::start`] binds
+//! one socket and decides who reads it:
+//!
+//! ```text
+//!            datagrams in                                   datagrams out
+//!   socket ──────────────► discv5 (the `discv5` crate) ─────► socket
+//!                            │ Event::UnrecognizedFrame
+//!                            ▼
+//!                          Discv5Service ── try_send ──► bounded queue ──► Discv4Service ──► socket
+//!                                          (full: drop, counted)           (reads nothing else)
+//! ```
+//!
+//! - **Both run**: discv5 reads the socket (`ListenConfig::FromSockets`). Every datagram it
+//!   cannot decode as discv5 — in practice every discv4 packet, whose first 32 bytes are a
+//!   hash rather than discv5's masked header — comes out of its event stream as
+//!   `Event::UnrecognizedFrame`. Our discv5 service passes each to the discv4 task over a
+//!   queue of [`V4_INBOUND_CAPACITY`] datagrams; when discv4 is behind, the datagram is
+//!   dropped and counted ([`Discv5Stats::unrecognized_dropped`]) rather than stalling discv5.
+//!   discv4 sends on the same socket. Nothing is patched: this is discv5 0.12's public API.
+//! - **discv4 alone** reads and sends on its socket itself, with no extra hop.
+//! - **discv5 alone** binds its socket the same way (so port 0 is read back) and drops what
+//!   it cannot decode, counted in [`Discv5Stats::unrecognized`].
+//!
+//! What discv5 does to a datagram before it is known not to be discv5 (discv5 0.12,
+//! `socket/recv.rs`): its receive task checks the process-wide IP ban list and, only when
+//! enabled, its packet filter (rate limits; we leave it off, so it never throttles discv4),
+//! then decodes. Its receive task waits on a 30-slot channel to its handler (back-pressure
+//! on the socket, as a slow reader would), the handler passes frames on unbounded to its
+//! service, and the service `try_send`s events into the 100-slot event stream our service
+//! drains: a datagram lost there is not counted by anyone, which is why our service only
+//! ever `try_send`s onward and never waits.
 //!
 //! The candidates of both protocols come out of one [`DiscoveryCandidates`] stream.
 
@@ -24,9 +51,10 @@ use super::{
 };
 use crate::record::LocalEnr;
 
-/// Datagrams queued from discv4 to discv5 before new ones are dropped (UDP semantics: a
-/// slow discv5 loses packets rather than stalling discv4).
-pub const FOREIGN_DATAGRAM_CAPACITY: usize = 1024;
+/// Datagrams queued from discv5 (which reads the shared socket) to discv4 before new ones
+/// are dropped: UDP semantics, a slow discv4 loses packets rather than stalling discv5. About
+/// the default socket receive buffer's worth of discv4 packets (~200 KiB of ~200 bytes each).
+pub const V4_INBOUND_CAPACITY: usize = 1024;
 
 /// Which protocols run. Both, when both are given, share the discv4 listen address.
 #[derive(Debug, Clone, Default)]
@@ -76,9 +104,11 @@ pub struct DiscoveryStats {
     pub table_size: usize,
     /// discv5 nodes with a live session.
     pub sessions: usize,
-    /// Datagrams received on the socket (discv4 sees each one first when the port is shared).
+    /// Datagrams received on the socket that discv4 saw (valid or not) or that were dropped
+    /// on the way to it. Not counted: the datagrams discv5 decoded itself, as the `discv5`
+    /// crate keeps only process-wide metrics.
     pub packets_in: u64,
-    /// discv4 datagrams sent.
+    /// discv4 datagrams sent (discv5's are not counted, for the same reason).
     pub packets_out: u64,
     /// discv4's own counters, when it runs.
     pub v4: Option<Discv4Stats>,
@@ -96,8 +126,8 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    /// Starts the configured protocols. With both, discv5 listens on discv4's socket and
-    /// its own `listen` address is ignored.
+    /// Starts the configured protocols. With both, they share discv4's listen address and
+    /// discv5's own `listen` address is ignored (see the module docs for who reads the socket).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -127,27 +157,33 @@ impl Discovery {
                     DiscoveryCandidates { v4: None, v5: Some(candidates) },
                 ))
             }
-            (Some(v4), v5) => {
-                let addr = v4.listen_addr;
-                let socket = Arc::new(
-                    UdpSocket::bind(addr).await.map_err(|source| DiscoveryError::Bind { addr, source })?,
-                );
-                let local_addr =
-                    socket.local_addr().map_err(|source| DiscoveryError::Bind { addr, source })?;
+            (Some(v4), None) => {
+                let (socket, local_addr) = bind(v4.listen_addr).await?;
                 record_udp_port(&local, local_addr)?;
-                let (foreign, discv5) = match v5 {
-                    Some(v5) => {
-                        let (tx, rx) = mpsc::channel(FOREIGN_DATAGRAM_CAPACITY);
-                        let started = Discv5::start_shared(local.clone(), v5, socket.clone(), rx).await?;
-                        (Some(tx), Some(started))
-                    }
-                    None => (None, None),
-                };
-                let (discv4, v4_candidates) = Discv4::spawn_on_socket(socket, v4, local.clone(), foreign)?;
-                let (v5_handle, v5_candidates) = discv5.map_or((None, None), |(h, c)| (Some(h), Some(c)));
+                let (discv4, candidates) = Discv4::spawn_on_socket(socket, v4, local.clone())?;
                 Ok((
-                    Self { v4: Some(discv4), v5: v5_handle, local_addr, local },
-                    DiscoveryCandidates { v4: Some(v4_candidates), v5: v5_candidates },
+                    Self { v4: Some(discv4), v5: None, local_addr, local },
+                    DiscoveryCandidates { v4: Some(candidates), v5: None },
+                ))
+            }
+            (Some(v4), Some(v5)) => {
+                v4.check()?;
+                let (socket, local_addr) = bind(v4.listen_addr).await?;
+                record_udp_port(&local, local_addr)?;
+                let (to_v4, v4_inbound) = mpsc::channel(V4_INBOUND_CAPACITY);
+                let (discv5, v5_candidates) =
+                    Discv5::start_on_socket(local.clone(), v5, socket.clone(), Some(to_v4)).await?;
+                let (discv4, v4_candidates) =
+                    match Discv4::spawn_shared(socket, v4, local.clone(), v4_inbound) {
+                        Ok(started) => started,
+                        Err(e) => {
+                            discv5.shutdown().await;
+                            return Err(e.into());
+                        }
+                    };
+                Ok((
+                    Self { v4: Some(discv4), v5: Some(discv5), local_addr, local },
+                    DiscoveryCandidates { v4: Some(v4_candidates), v5: Some(v5_candidates) },
                 ))
             }
         }
@@ -179,9 +215,7 @@ impl Discovery {
         if let Some(v4) = &self.v4 {
             let s = v4.stats().await?;
             stats.table_size += s.table_len as usize;
-            // Every datagram on the socket passes discv4 first: valid, foreign (discv5),
-            // malformed or expired.
-            stats.packets_in += s.packets_in + s.foreign + s.malformed + s.expired;
+            stats.packets_in += s.datagrams_in();
             stats.packets_out += s.packets_out;
             stats.v4 = Some(s);
         }
@@ -189,6 +223,8 @@ impl Discovery {
             let s = v5.stats().await?;
             stats.table_size += s.table_size;
             stats.sessions += s.connected;
+            // Received, not decoded by discv5, and dropped before discv4 saw them.
+            stats.packets_in += s.unrecognized_dropped;
             stats.v5 = Some(s);
         }
         Ok(stats)
@@ -229,6 +265,13 @@ impl Discovery {
             v4.shutdown().await;
         }
     }
+}
+
+/// Binds the shared socket and reads back its address (the real port when 0 was asked for).
+async fn bind(addr: SocketAddr) -> Result<(Arc<UdpSocket>, SocketAddr), DiscoveryError> {
+    let socket = UdpSocket::bind(addr).await.map_err(|source| DiscoveryError::Bind { addr, source })?;
+    let local_addr = socket.local_addr().map_err(|source| DiscoveryError::Bind { addr, source })?;
+    Ok((Arc::new(socket), local_addr))
 }
 
 /// Puts the bound UDP port into our record if it has none for that address family.

@@ -13,7 +13,7 @@
 //! and the node's fork updates change one record with one sequence number.
 //!
 //! ## Netrestrict
-//! `discv5` 0.10 accepts only a plain `fn(&Enr) -> bool` as table filter, and applies it both
+//! `discv5` 0.12 accepts only a plain `fn(&Enr) -> bool` as table filter, and applies it both
 //! to routing-table inserts and to the records a lookup will contact next. A plain function
 //! cannot hold a CIDR list, so the service installs the narrowest built-in class that covers
 //! the list — loopback only, private networks only, or everything — and checks the exact list
@@ -25,7 +25,7 @@
 //! `eth` entry is still emitted (with its [`EthEntry`]) and counted in [`Discv5Stats`].
 
 use std::{
-    net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket},
+    net::{IpAddr, Ipv6Addr, SocketAddr},
     num::NonZeroUsize,
     pin::Pin,
     sync::{
@@ -36,19 +36,18 @@ use std::{
     time::Duration,
 };
 
-use discv5::{
-    enr::{CombinedPublicKey, NodeId as Discv5NodeId},
-    handler::NodeContact,
-};
+use discv5::NodeContact;
+use enr::{CombinedPublicKey, NodeId as Discv5NodeId};
 use ipnet::IpNet;
 use tokio::{
+    net::UdpSocket,
     sync::{mpsc, oneshot},
     task::JoinSet,
     time::Instant,
 };
 use tracing::{debug, trace};
 
-use super::{Candidate, CandidateSource, Discv5Error, EthEntry, NetRestrict};
+use super::{v4::Datagram, Candidate, CandidateSource, Discv5Error, EthEntry, NetRestrict};
 use crate::record::{public_key_of, Enode, Enr, ForkFilter, LocalEnr, NodeId};
 
 /// discv5.md recommends a refresh of the table by random lookups; geth runs one every 30 s
@@ -67,8 +66,6 @@ pub const DEFAULT_SEEN_CAPACITY: usize = 16_384;
 pub const DEFAULT_PORT: u16 = 30303;
 /// Commands queued to the service before senders wait.
 const COMMAND_CAPACITY: usize = 64;
-/// Attempts to find a free port when asked for port 0 (see `bind_and_start`).
-const PORT_ATTEMPTS: usize = 8;
 
 /// Configuration of the discv5 service. Every field says its default.
 #[derive(Debug, Clone)]
@@ -277,7 +274,7 @@ fn check_enode(enode: &Enode, netrestrict: &NetRestrict) -> Result<(), Discv5Err
 /// The discv5 contact of an enode: its key and UDP endpoint, without a record.
 fn enode_contact(enode: &Enode) -> Result<NodeContact, Discv5Error> {
     let public = public_key_of(&enode.peer_id).ok_or(Discv5Error::BootnodeUnreachable(enode.node_id()))?;
-    let key = discv5::enr::k256::ecdsa::VerifyingKey::from_sec1_bytes(&public.serialize())
+    let key = enr::k256::ecdsa::VerifyingKey::from_sec1_bytes(&public.serialize())
         .map_err(|_| Discv5Error::BootnodeUnreachable(enode.node_id()))?;
     Ok(NodeContact::new(CombinedPublicKey::from(key), enode.udp_addr(), None))
 }
@@ -310,6 +307,12 @@ pub struct Discv5Stats {
     pub emitted: u64,
     /// Random lookups completed.
     pub lookups: u64,
+    /// Datagrams discv5 could not decode (`Event::UnrecognizedFrame`): discv4 packets when
+    /// the port is shared, and garbage. Each is handed to discv4 when it shares the port.
+    pub unrecognized: u64,
+    /// Of `unrecognized`, those dropped: discv4's queue was full (it is behind), or no
+    /// discv4 shares the port.
+    pub unrecognized_dropped: u64,
     /// Nodes in the routing table now.
     pub table_size: usize,
     /// Nodes with a live session now.
@@ -330,6 +333,8 @@ struct Counters {
     dropped: AtomicU64,
     emitted: AtomicU64,
     lookups: AtomicU64,
+    unrecognized: AtomicU64,
+    unrecognized_dropped: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -350,6 +355,8 @@ impl Counters {
             dropped: get(&self.dropped),
             emitted: get(&self.emitted),
             lookups: get(&self.lookups),
+            unrecognized: get(&self.unrecognized),
+            unrecognized_dropped: get(&self.unrecognized_dropped),
             table_size,
             connected,
         }
@@ -426,27 +433,29 @@ impl Discv5 {
     /// written into it; if it has no IP and the listen address is specific, that IP is too.
     pub async fn start(local_enr: LocalEnr, config: Discv5Config) -> Result<(Self, Candidates), Discv5Error> {
         let config = Discv5ConfigBuilder { config }.build()?;
-        let (discv5, local_addr) = bind_and_start(&local_enr, &config).await?;
-        Self::spawn(discv5, local_addr, local_enr, config).await
+        let socket = bind(config.listen).await?;
+        Self::start_on_socket(local_enr, config, socket, None).await
     }
 
-    /// Starts discv5 on a socket that discv4 owns and reads ([`crate::discovery::Discovery`]
-    /// does this): discv5 sends on `socket` and decodes the datagrams that arrive on
-    /// `inbound`, which are the ones that were not discv4 packets.
-    pub(crate) async fn start_shared(
+    /// Starts discv5 on a bound socket, which discv5 reads and sends on. Datagrams it cannot
+    /// decode go to `unrecognized` when given (a full channel drops them, counted in
+    /// [`Discv5Stats::unrecognized_dropped`]): this is how discv4 shares the port
+    /// ([`crate::discovery::Discovery`]). `config.listen` is ignored.
+    pub(crate) async fn start_on_socket(
         local_enr: LocalEnr,
         config: Discv5Config,
-        socket: Arc<tokio::net::UdpSocket>,
-        inbound: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
+        socket: Arc<UdpSocket>,
+        unrecognized: Option<mpsc::Sender<Datagram>>,
     ) -> Result<(Self, Candidates), Discv5Error> {
         let config = Discv5ConfigBuilder { config }.build()?;
         let addr = socket.local_addr().map_err(|e| Discv5Error::Bind(config.listen, e.to_string()))?;
         record_listen_addr(&local_enr, addr)?;
-        let shared = discv5::socket::SharedSocket::new(socket, inbound);
-        let discv5 = start_protocol(&local_enr, protocol_config(&config, addr, Some(shared)))
-            .await
-            .map_err(|e| Discv5Error::Start(format!("{e:?}")))?;
-        Self::spawn(discv5, addr, local_enr, config).await
+        let discv5 =
+            start_protocol(&local_enr, protocol_config(&config, socket)).await.map_err(|e| match e {
+                discv5::Error::Io(e) => Discv5Error::Bind(addr, e.to_string()),
+                e => Discv5Error::Start(format!("{e:?}")),
+            })?;
+        Self::spawn(discv5, addr, local_enr, config, unrecognized).await
     }
 
     async fn spawn(
@@ -454,6 +463,7 @@ impl Discv5 {
         local_addr: SocketAddr,
         local_enr: LocalEnr,
         config: Discv5Config,
+        unrecognized: Option<mpsc::Sender<Datagram>>,
     ) -> Result<(Self, Candidates), Discv5Error> {
         local_enr.share_with(discv5.external_enr());
         let events = discv5.event_stream().await.map_err(|e| Discv5Error::Start(e.to_string()))?;
@@ -479,7 +489,8 @@ impl Discv5 {
             seen,
             lookups: JoinSet::new(),
             pace: LookupPace::default(),
-            openers: JoinSet::new(),
+            probes: JoinSet::new(),
+            unrecognized,
         };
         for enode in service.config.bootnode_enodes.clone() {
             service.open_session(&enode)?;
@@ -552,19 +563,21 @@ impl Discv5 {
     }
 }
 
-/// Builds the `discv5` crate's configuration from ours. This and [`start_protocol`] are the
-/// only places that construct discv5, so a patched discv5 (e.g. one sharing its socket with
-/// discv4) changes only them.
-fn protocol_config(
-    config: &Discv5Config,
-    listen: SocketAddr,
-    shared: Option<discv5::socket::SharedSocket>,
-) -> discv5::Config {
-    let mut builder = discv5::ConfigBuilder::new(discv5::ListenConfig::from(listen));
+/// Builds the `discv5` crate's configuration from ours, on `socket`. This and
+/// [`start_protocol`] are the only places that construct discv5.
+///
+/// discv5 gets the socket through `ListenConfig::FromSockets`: it spawns its own receive
+/// task on it (and a send task), so whoever else uses the socket must only send on it. Its
+/// packet filter (rate limits per IP) stays off, as by default: it would run before a
+/// datagram is known to be discv5 and so throttle discv4 too. Its ban list does apply to
+/// every datagram; we only ban IPs outside netrestrict, which discv4 drops as well.
+fn protocol_config(config: &Discv5Config, socket: Arc<UdpSocket>) -> discv5::Config {
+    let listen = match socket.local_addr().map(|a| a.ip()) {
+        Ok(IpAddr::V6(_)) => discv5::ListenConfig::FromSockets { ipv4: None, ipv6: Some(socket) },
+        _ => discv5::ListenConfig::FromSockets { ipv4: Some(socket), ipv6: None },
+    };
+    let mut builder = discv5::ConfigBuilder::new(listen);
     builder.table_filter(table_filter_for(&config.netrestrict));
-    if let Some(shared) = shared {
-        builder.shared_socket(shared);
-    }
     if !config.enr_update {
         builder.disable_enr_update();
     }
@@ -582,39 +595,22 @@ async fn start_protocol(
     Ok(discv5)
 }
 
-/// Binds discv5 to `config.listen`. discv5 0.10 binds its own socket and does not report the
-/// port it got, so for port 0 we ask the OS for a free port, release it and give that port to
-/// discv5, retrying if another process took it in between.
-async fn bind_and_start(
-    local_enr: &LocalEnr,
-    config: &Discv5Config,
-) -> Result<(discv5::Discv5, SocketAddr), Discv5Error> {
-    let content = local_enr.content();
-    let listen = config.listen;
-    let (has_ip, has_udp) = match listen.ip() {
-        IpAddr::V4(_) => (content.ip4.is_some(), content.udp4.is_some()),
-        IpAddr::V6(_) => (content.ip6.is_some(), content.udp6.is_some()),
-    };
-    let mut last_error = None;
-    for _ in 0..PORT_ATTEMPTS {
-        let addr = if listen.port() == 0 {
-            let probe = UdpSocket::bind(listen).map_err(|e| Discv5Error::Bind(listen, e.to_string()))?;
-            probe.local_addr().map_err(|e| Discv5Error::Bind(listen, e.to_string()))?
-        } else {
-            listen
-        };
-        record_listen_addr_with(local_enr, addr, has_ip, has_udp)?;
-        match start_protocol(local_enr, protocol_config(config, addr, None)).await {
-            Ok(discv5) => return Ok((discv5, addr)),
-            Err(discv5::Error::Io(e)) if e.kind() == std::io::ErrorKind::AddrInUse && listen.port() == 0 => {
-                debug!(target: "ethp2p::discv5", %addr, "probed port taken meanwhile; retrying");
-                last_error = Some(e.to_string());
-            }
-            Err(discv5::Error::Io(e)) => return Err(Discv5Error::Bind(addr, e.to_string())),
-            Err(e) => return Err(Discv5Error::Start(format!("{e:?}"))),
+/// Binds the UDP socket discv5 will own. An IPv6 address binds an IPv6-only socket, as
+/// discv5 does when it binds its own: IPv4 peers are reached through an IPv4 listen address.
+async fn bind(addr: SocketAddr) -> Result<Arc<UdpSocket>, Discv5Error> {
+    let err = |e: std::io::Error| Discv5Error::Bind(addr, e.to_string());
+    let socket = match addr {
+        SocketAddr::V4(_) => UdpSocket::bind(addr).await.map_err(err)?,
+        SocketAddr::V6(_) => {
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None).map_err(err)?;
+            socket.set_only_v6(true).map_err(err)?;
+            socket.set_nonblocking(true).map_err(err)?;
+            socket.bind(&addr.into()).map_err(err)?;
+            UdpSocket::from_std(socket.into()).map_err(err)?
         }
-    }
-    Err(Discv5Error::Bind(listen, last_error.unwrap_or_default()))
+    };
+    Ok(Arc::new(socket))
 }
 
 /// Writes the bound address into our record where the record has none: the UDP port
@@ -625,15 +621,6 @@ fn record_listen_addr(local_enr: &LocalEnr, addr: SocketAddr) -> Result<(), Disc
         IpAddr::V4(_) => (content.ip4.is_some(), content.udp4.is_some()),
         IpAddr::V6(_) => (content.ip6.is_some(), content.udp6.is_some()),
     };
-    record_listen_addr_with(local_enr, addr, has_ip, has_udp)
-}
-
-fn record_listen_addr_with(
-    local_enr: &LocalEnr,
-    addr: SocketAddr,
-    has_ip: bool,
-    has_udp: bool,
-) -> Result<(), Discv5Error> {
     local_enr
         .update(|c| {
             let specific = !addr.ip().is_unspecified();
@@ -783,8 +770,12 @@ struct Discv5Service {
     lookups: JoinSet<Result<Vec<Enr>, discv5::QueryError>>,
     /// The pause after each random lookup.
     pace: LookupPace,
-    /// Session openers for enode bootnodes (TALKREQs whose answer is ignored).
-    openers: JoinSet<()>,
+    /// Requests whose answer discv5 handles itself: TALKREQs that open sessions with enode
+    /// bootnodes, and PINGs that revalidate new table entries. Each ends with discv5's
+    /// request timeout at the latest.
+    probes: JoinSet<()>,
+    /// Where datagrams discv5 cannot decode go: discv4's queue, when it shares the port.
+    unrecognized: Option<mpsc::Sender<Datagram>>,
 }
 
 impl Discv5Service {
@@ -814,7 +805,7 @@ impl Discv5Service {
                     self.lookups.spawn(self.discv5.find_node(target));
                     running = (Instant::now(), self.counters.discovered.load(Ordering::Relaxed));
                 }
-                Some(_) = self.openers.join_next() => {}
+                Some(_) = self.probes.join_next() => {}
                 Some(done) = self.lookups.join_next() => {
                     bump(&self.counters.lookups);
                     match done {
@@ -836,7 +827,7 @@ impl Discv5Service {
             }
         }
         self.lookups.shutdown().await;
-        self.openers.shutdown().await;
+        self.probes.shutdown().await;
         self.discv5.shutdown();
         debug!(target: "ethp2p::discv5", "discv5 stopped");
         if let Some(reply) = shutdown_reply {
@@ -850,12 +841,28 @@ impl Discv5Service {
         let contact = enode_contact(enode)?;
         let talk = self.discv5.talk_req(contact, SESSION_OPENER_PROTOCOL.to_vec(), Vec::new());
         let node_id = enode.node_id();
-        self.openers.spawn(async move {
+        self.probes.spawn(async move {
             if let Err(e) = talk.await {
                 debug!(target: "ethp2p::discv5", %node_id, error = ?e, "enode session opener failed");
             }
         });
         Ok(())
+    }
+
+    /// PINGs a node that just entered the table. discv5 0.12 pings a node it dialled at once,
+    /// but one that contacted us only after `ping_interval` (5 min): until then a node that
+    /// completed one handshake from a spoofable-looking address sits in the table unchecked,
+    /// and is served to others in NODES. geth revalidates new entries within seconds, and
+    /// hive's `discv5 test` FindnodeResults waits 60 s for our PINGs to its bystanders.
+    /// For a node we dialled this is a second PING, one packet per table insertion.
+    fn revalidate(&mut self, enr: Enr) {
+        let node_id = enr.node_id();
+        let ping = self.discv5.send_ping(enr);
+        self.probes.spawn(async move {
+            if let Err(e) = ping.await {
+                trace!(target: "ethp2p::discv5", %node_id, error = ?e, "new entry did not answer PING");
+            }
+        });
     }
 
     fn on_command(&mut self, command: Command) {
@@ -920,12 +927,26 @@ impl Discv5Service {
                 }
             }
             discv5::Event::NodeInserted { node_id, .. } => {
+                let Some(enr) = self.discv5.find_enr(&node_id) else { return };
                 // The table filter is only the netrestrict class; enforce the exact list.
-                if let Some(enr) = self.discv5.find_enr(&node_id) {
-                    let ip = enr.ip4().map(IpAddr::V4).or(enr.ip6().map(IpAddr::V6));
-                    if let Some(ip) = ip.filter(|ip| !self.config.netrestrict.allows(ip)) {
-                        self.restrict(node_id, ip);
-                    }
+                let ip = enr.ip4().map(IpAddr::V4).or(enr.ip6().map(IpAddr::V6));
+                if let Some(ip) = ip.filter(|ip| !self.config.netrestrict.allows(ip)) {
+                    self.restrict(node_id, ip);
+                    return;
+                }
+                self.revalidate(enr);
+            }
+            discv5::Event::UnrecognizedFrame(frame) => {
+                bump(&self.counters.unrecognized);
+                let forwarded = match &self.unrecognized {
+                    // Full means discv4 is behind: drop, as a full socket buffer would,
+                    // rather than stall discv5's events behind it.
+                    Some(v4) => v4.try_send((frame.src_address, frame.packet)).is_ok(),
+                    None => false,
+                };
+                if !forwarded {
+                    bump(&self.counters.unrecognized_dropped);
+                    trace!(target: "ethp2p::discv5", from = %frame.src_address, "unrecognized datagram dropped");
                 }
             }
             discv5::Event::SocketUpdated(addr) => {

@@ -16,7 +16,7 @@ use std::{
 };
 
 use alloy_rlp::Decodable;
-use discv5::enr::{CombinedPublicKey, EnrPublicKey};
+use enr::{CombinedPublicKey, EnrPublicKey};
 
 use super::{decode_eth_entry, encode_eth_entry, peer_id_of, EnrError, ForkId, NodeId, NodeKey, PeerId};
 use crate::record::Enr;
@@ -227,7 +227,7 @@ impl EnrContent {
     }
 }
 
-fn sign_error(e: discv5::enr::Error) -> EnrError {
+fn sign_error(e: enr::Error) -> EnrError {
     EnrError::Sign(e.to_string())
 }
 
@@ -646,7 +646,7 @@ mod tests {
 
     #[test]
     fn not_secp256k1_candidate() {
-        let key = discv5::enr::CombinedKey::generate_ed25519();
+        let key = enr::CombinedKey::generate_ed25519();
         let enr = Enr::builder().ip4([127, 0, 0, 1].into()).udp4(1).build(&key).unwrap();
         assert_eq!(Candidate::from_enr(&enr, CandidateSource::Discv5).unwrap_err(), EnrError::NotSecp256k1);
     }

@@ -87,9 +87,9 @@ impl NodeKey {
     }
 
     /// The key in the form the `discv5` and `enr` crates sign records with.
-    pub fn to_combined_key(&self) -> discv5::enr::CombinedKey {
+    pub fn to_combined_key(&self) -> enr::CombinedKey {
         let mut bytes = self.secret.secret_bytes();
-        discv5::enr::CombinedKey::secp256k1_from_bytes(&mut bytes)
+        enr::CombinedKey::secp256k1_from_bytes(&mut bytes)
             .expect("a valid secp256k1 secret is a valid k256 secret")
     }
 
@@ -228,7 +228,7 @@ mod tests {
     fn combined_key_agrees() {
         let key = NodeKey::generate();
         let combined = key.to_combined_key();
-        let enr = discv5::enr::Enr::builder().build(&combined).unwrap();
+        let enr = enr::Enr::builder().build(&combined).unwrap();
         assert_eq!(enr.node_id().raw(), key.node_id().0);
     }
 }

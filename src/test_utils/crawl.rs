@@ -460,8 +460,8 @@ mod tests {
         let a = key_from_seed(1).node_id();
         let b = key_from_seed(2).node_id();
         let ours = log_distance(&a, &b) as u64;
-        let theirs = discv5::kbucket::Key::from(discv5::enr::NodeId::new(&a.0))
-            .log2_distance(&discv5::kbucket::Key::from(discv5::enr::NodeId::new(&b.0)));
+        let theirs = discv5::kbucket::Key::from(enr::NodeId::new(&a.0))
+            .log2_distance(&discv5::kbucket::Key::from(enr::NodeId::new(&b.0)));
         assert_eq!(Some(ours), theirs);
         assert_eq!(log_distance(&a, &a), 0);
     }

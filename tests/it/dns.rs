@@ -42,7 +42,7 @@ fn peer_ids(records: &[Enr]) -> HashSet<PeerId> {
     records.iter().map(|r| PeerId::from_slice(&r.public_key().encode_uncompressed())).collect()
 }
 
-use discv5::enr::EnrPublicKey as _;
+use enr::EnrPublicKey as _;
 
 /// Fast enough for a test, still exercising the limiter (bursts of 50).
 fn config() -> DnsConfig {

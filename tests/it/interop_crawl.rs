@@ -59,7 +59,7 @@ async fn discv4_crawl_of_the_ejs_peer() {
     let key = NodeKey::generate();
     let local = LocalEnr::builder(&key).udp_socket(socket.local_addr().unwrap()).build().unwrap();
     let v4 = Discv4Config::builder().netrestrict(NetRestrict::loopback()).build().unwrap();
-    let (discv4, candidates) = Discv4::spawn_on_socket(Arc::new(socket), v4, local, None).unwrap();
+    let (discv4, candidates) = Discv4::spawn_on_socket(Arc::new(socket), v4, local).unwrap();
     let config = CrawlConfig::builder()
         .workers(8)
         .idle(Duration::from_secs(3))

@@ -24,7 +24,7 @@ async fn our_node(bootnodes: Vec<ethp2p::Enode>) -> (Discv4, CandidateStream) {
     let local = LocalEnr::builder(&key).udp_socket(addr).build().unwrap();
     let config =
         Discv4Config::builder().netrestrict(NetRestrict::loopback()).bootnodes(bootnodes).build().unwrap();
-    Discv4::spawn_on_socket(Arc::new(socket), config, local, None).unwrap()
+    Discv4::spawn_on_socket(Arc::new(socket), config, local).unwrap()
 }
 
 // ethereumjs bootstraps from our node: its PING gets our PONG, and once the endpoint proof

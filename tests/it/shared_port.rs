@@ -1,6 +1,7 @@
 //! discv4 and discv5 on one UDP port (issue: "One UDP port for both"): a node running both
 //! through `Discovery` is found by a discv4-only node and by a discv5-only node that were
-//! given the same address, and it finds both of them.
+//! given the same address, and it finds both of them. discv5 reads the port and hands what
+//! it cannot decode to discv4 (`src/discovery/shared.rs`).
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -73,9 +74,15 @@ async fn discv4_and_discv5_share_one_port() {
     .await;
     let stats = hub.stats().await.unwrap();
     assert!(found, "both protocols must work on the one port; hub stats: {stats:?}");
+    // discv5 reads the port: the discv4 packets it could not decode reached discv4, and
+    // no discv5 packet was mistaken for garbage on the way.
     let v4_stats = stats.v4.as_ref().unwrap();
-    assert!(v4_stats.foreign > 0, "discv5 datagrams passed through discv4 to discv5: {v4_stats:?}");
+    let v5_stats = stats.v5.as_ref().unwrap();
+    assert!(v5_stats.unrecognized > 0, "discv4 datagrams passed through discv5 to discv4: {v5_stats:?}");
+    assert_eq!(v5_stats.unrecognized_dropped, 0, "none lost on a quiet machine: {v5_stats:?}");
     assert!(v4_stats.packets_in > 0, "discv4 packets handled: {v4_stats:?}");
+    assert_eq!(v4_stats.foreign, 0, "every datagram discv4 got was discv4: {v4_stats:?}");
+    assert_eq!(stats.packets_in, v4_stats.datagrams_in());
 
     v4_node.shutdown().await;
     v5_node.shutdown().await;

@@ -90,7 +90,7 @@ pub enum CoreEvent {
 pub enum Inbound {
     /// A valid discv4 packet, processed.
     Handled,
-    /// Not a discv4 packet (no valid discv4 hash): hand it to discv5 if the port is shared.
+    /// Not a discv4 packet (no valid discv4 hash, or too short or too large to have one).
     Foreign,
     /// A discv4 packet that was dropped, and why.
     Dropped(Drop),
@@ -128,7 +128,8 @@ pub struct Discv4Stats {
     pub bytes_in: u64,
     /// Bytes sent.
     pub bytes_out: u64,
-    /// Datagrams that were not discv4 (passed on to discv5 when sharing the port).
+    /// Datagrams that were not discv4 (no valid hash). With a shared port these are what
+    /// neither discv5 nor discv4 could decode.
     pub foreign: u64,
     /// Malformed or badly signed packets.
     pub malformed: u64,
@@ -148,6 +149,20 @@ pub struct Discv4Stats {
     pub candidates: u64,
     /// Candidates dropped because the candidate stream's reader lagged (service only).
     pub candidates_dropped: u64,
+}
+
+impl Discv4Stats {
+    /// Every datagram the core was given, whatever became of it.
+    pub fn datagrams_in(&self) -> u64 {
+        self.packets_in
+            + self.foreign
+            + self.malformed
+            + self.expired
+            + self.unsolicited
+            + self.not_bonded
+            + self.rate_limited
+            + self.restricted
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

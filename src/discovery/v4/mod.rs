@@ -29,7 +29,8 @@ pub use config::{
 };
 pub use core::{CoreEvent, Discv4Core, Discv4Stats, Drop, Inbound, RequestId};
 pub use error::{Discv4Error, PacketError};
-pub use service::{CandidateStream, Discv4, Discv4Service, ForeignDatagram};
+pub(crate) use service::Datagram;
+pub use service::{CandidateStream, Discv4, Discv4Service};
 
 #[cfg(test)]
 mod tests;

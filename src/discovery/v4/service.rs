@@ -6,9 +6,10 @@
 //! through a bounded [`CandidateStream`]; when its reader lags, new candidates are dropped
 //! (and counted) rather than queued without bound.
 //!
-//! When the port is shared with discv5, the task is still the only reader of the socket:
-//! datagrams that are not discv4 go to the `foreign` channel given to
-//! [`Discv4::spawn_on_socket`], and discv5 sends through its own clone of the socket.
+//! The task reads its datagrams from one of two places (`Source`): the socket itself when
+//! discv4 runs alone, or, when the port is shared with discv5, a bounded channel fed by the
+//! discv5 service with the datagrams discv5 could not decode (see `discovery::shared`). In
+//! both cases the task sends on the socket directly.
 
 use std::{
     collections::HashMap,
@@ -25,7 +26,7 @@ use tokio::{
 };
 
 use super::{
-    core::{CoreEvent, Discv4Core, Discv4Stats, Inbound, RequestId},
+    core::{CoreEvent, Discv4Core, Discv4Stats, RequestId},
     proto::{NodeRecord, MAX_PACKET_SIZE},
     Discv4Config, Discv4Error,
 };
@@ -43,8 +44,17 @@ const COMMAND_CHANNEL_CAPACITY: usize = 64;
 /// to amortise the wake-up under load, few enough to keep commands responsive.
 const RECV_BATCH: usize = 64;
 
-/// A datagram that is not discv4, with its source: what a shared port hands to discv5.
-pub type ForeignDatagram = (SocketAddr, Vec<u8>);
+/// A datagram and its source: what discv5 hands to discv4 on a shared port.
+pub(crate) type Datagram = (SocketAddr, Vec<u8>);
+
+/// Where the task reads its datagrams.
+#[derive(Debug)]
+enum Source {
+    /// The socket itself: discv4 runs alone on it.
+    Socket,
+    /// A channel from discv5, which reads the shared socket; `None` once discv5 has stopped.
+    Shared(Option<mpsc::Receiver<Datagram>>),
+}
 
 /// The stream of nodes that proved their endpoint to us (and, when they speak EIP-868,
 /// sent their record). Ends when the service stops.
@@ -111,17 +121,35 @@ impl Discv4 {
         config.check()?;
         let addr = config.listen_addr;
         let socket = UdpSocket::bind(addr).await.map_err(|source| Discv4Error::Io { addr, source })?;
-        Self::spawn_on_socket(Arc::new(socket), config, local, None)
+        Self::spawn_on_socket(Arc::new(socket), config, local)
     }
 
-    /// Starts the service on an already bound socket. Datagrams that are not discv4 are
-    /// passed to `foreign` (when given; dropped otherwise): this is how discv4 and discv5
-    /// share one port. `config.listen_addr` is ignored in favour of the socket's address.
+    /// Starts the service on an already bound socket, which it reads and sends on.
+    /// `config.listen_addr` is ignored in favour of the socket's address.
     pub fn spawn_on_socket(
+        socket: Arc<UdpSocket>,
+        config: Discv4Config,
+        local: LocalEnr,
+    ) -> Result<(Self, CandidateStream), Discv4Error> {
+        Self::start(socket, config, local, Source::Socket)
+    }
+
+    /// Starts the service on a socket that discv5 reads: the service sends on `socket` and
+    /// handles the datagrams that arrive on `inbound` (the ones discv5 could not decode).
+    pub(crate) fn spawn_shared(
+        socket: Arc<UdpSocket>,
+        config: Discv4Config,
+        local: LocalEnr,
+        inbound: mpsc::Receiver<Datagram>,
+    ) -> Result<(Self, CandidateStream), Discv4Error> {
+        Self::start(socket, config, local, Source::Shared(Some(inbound)))
+    }
+
+    fn start(
         socket: Arc<UdpSocket>,
         mut config: Discv4Config,
         local: LocalEnr,
-        foreign: Option<mpsc::Sender<ForeignDatagram>>,
+        inbound: Source,
     ) -> Result<(Self, CandidateStream), Discv4Error> {
         config.check()?;
         let local_addr =
@@ -135,9 +163,9 @@ impl Discv4 {
         let service = Discv4Service {
             core,
             socket,
+            inbound,
             commands: rx,
             candidates: candidates_tx,
-            foreign,
             lookups: HashMap::new(),
             pings: HashMap::new(),
             enrs: HashMap::new(),
@@ -217,9 +245,9 @@ impl Discv4 {
 pub struct Discv4Service {
     core: Discv4Core,
     socket: Arc<UdpSocket>,
+    inbound: Source,
     commands: mpsc::Receiver<Command>,
     candidates: mpsc::Sender<Candidate>,
-    foreign: Option<mpsc::Sender<ForeignDatagram>>,
     lookups: HashMap<u64, oneshot::Sender<Vec<NodeRecord>>>,
     pings: HashMap<u64, oneshot::Sender<Result<Option<u64>, ()>>>,
     enrs: HashMap<u64, oneshot::Sender<Option<Enr>>>,
@@ -249,20 +277,39 @@ impl Discv4Service {
                     // Every handle is gone.
                     None => break,
                 },
-                received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((len, from)) => {
-                        self.handle_datagram(from, &buf[..len]);
-                        // Drain what else is queued without going back through select!.
+                received = self.socket.recv_from(&mut buf), if matches!(self.inbound, Source::Socket) => {
+                    match received {
+                        Ok((len, from)) => {
+                            self.handle_datagram(from, &buf[..len]);
+                            // Drain what else is queued without going back through select!.
+                            for _ in 1..RECV_BATCH {
+                                match self.socket.try_recv_from(&mut buf) {
+                                    Ok((len, from)) => self.handle_datagram(from, &buf[..len]),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            // ICMP port-unreachable surfaces here on some platforms; not fatal.
+                            tracing::trace!(target: TARGET, error = %e, "recv error");
+                        }
+                    }
+                }
+                received = recv_shared(&mut self.inbound) => match received {
+                    Some((from, bytes)) => {
+                        self.handle_datagram(from, &bytes);
                         for _ in 1..RECV_BATCH {
-                            match self.socket.try_recv_from(&mut buf) {
-                                Ok((len, from)) => self.handle_datagram(from, &buf[..len]),
-                                Err(_) => break,
+                            match try_recv_shared(&mut self.inbound) {
+                                Some((from, bytes)) => self.handle_datagram(from, &bytes),
+                                None => break,
                             }
                         }
                     }
-                    Err(e) => {
-                        // ICMP port-unreachable surfaces here on some platforms; not fatal.
-                        tracing::trace!(target: TARGET, error = %e, "recv error");
+                    None => {
+                        // discv5 stopped: nothing more will arrive; keep serving commands
+                        // and timers until our own shutdown.
+                        tracing::debug!(target: TARGET, "shared socket reader stopped");
+                        self.inbound = Source::Shared(None);
                     }
                 },
                 _ = sleep_until(deadline) => self.core.handle_timeouts(Instant::now()),
@@ -276,21 +323,9 @@ impl Discv4Service {
     }
 
     fn handle_datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
-        if bytes.len() > MAX_PACKET_SIZE {
-            // Oversized: not discv4, possibly discv5's business (its own limit is 1280 too).
-            self.forward(from, bytes);
-            return;
-        }
-        if let Inbound::Foreign = self.core.handle_datagram(Instant::now(), from, bytes) {
-            self.forward(from, bytes);
-        }
-    }
-
-    fn forward(&mut self, from: SocketAddr, bytes: &[u8]) {
-        if let Some(foreign) = &self.foreign {
-            // Full means discv5 is behind: drop, as a full socket buffer would.
-            let _ = foreign.try_send((from, bytes.to_vec()));
-        }
+        // What the core cannot parse (too short, too large, wrong hash) it counts as `foreign`
+        // and drops: with a shared port discv5 has already tried it, so nobody wants it.
+        let _ = self.core.handle_datagram(Instant::now(), from, bytes);
     }
 
     fn handle_command(&mut self, command: Command) {
@@ -360,6 +395,22 @@ impl Discv4Service {
                 _ => {}
             }
         }
+    }
+}
+
+/// The next datagram from discv5; pending forever when discv4 reads the socket itself or
+/// discv5 has stopped, so the `select!` branch never fires then.
+async fn recv_shared(inbound: &mut Source) -> Option<Datagram> {
+    match inbound {
+        Source::Shared(Some(rx)) => rx.recv().await,
+        _ => std::future::pending().await,
+    }
+}
+
+fn try_recv_shared(inbound: &mut Source) -> Option<Datagram> {
+    match inbound {
+        Source::Shared(Some(rx)) => rx.try_recv().ok(),
+        _ => None,
     }
 }
 
