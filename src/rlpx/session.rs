@@ -164,7 +164,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Ok(ok) => ok,
             Err(e) => {
                 if let Some(reason) = hello_disconnect_reason(&e) {
-                    let disconnect = P2PMessage::Disconnect(reason).encode(false);
+                    // Once a Hello of version 5 has been read, geth has switched to snappy
+                    // (`doProtoHandshake`), so a Disconnect for a check after decoding (identity,
+                    // capabilities) must be compressed; one for an undecodable Hello must not.
+                    let snappy = matches!(
+                        P2PMessage::decode(&frame, false),
+                        Ok(P2PMessage::Hello(ref h)) if h.protocol_version >= 5
+                    );
+                    let disconnect = P2PMessage::Disconnect(reason).encode(snappy);
                     let _ =
                         tokio::time::timeout(DISCONNECT_WRITE_TIMEOUT, stream.send(&disconnect[..])).await;
                 }
@@ -762,6 +769,14 @@ mod tests {
         let (err, reply) = first_reply(frame).await;
         assert!(matches!(err, RlpxError::BadNodeIdLength(65)), "{err}");
         let disconnect = P2PMessage::Disconnect(DisconnectReason::NullNodeIdentity).encode(false);
+        assert_eq!(reply.as_deref(), Some(&disconnect[..]));
+        // A well-formed version-5 Hello from another key than the one that authenticated:
+        // Disconnect(0x09), snappy-compressed as geth compresses it after reading the Hello.
+        let mut frame = vec![0x80];
+        frame.extend(hello(NodeKey::generate().peer_id().as_slice().to_vec(), b"eth"));
+        let (err, reply) = first_reply(frame).await;
+        assert!(matches!(err, RlpxError::UnexpectedIdentity), "{err}");
+        let disconnect = P2PMessage::Disconnect(DisconnectReason::UnexpectedHandshakeIdentity).encode(true);
         assert_eq!(reply.as_deref(), Some(&disconnect[..]));
         // (A 2 KB capability name: huge_capability_name_in_hello.) And the next honest peer is served.
         pair(config(), config()).await;
