@@ -269,3 +269,312 @@ impl ReceiptsAssembly {
 fn logs_size(receipt: &Receipt69) -> u64 {
     receipt.receipt.logs.iter().map(|log| log.length() as u64).sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eth::message::{id, EthMessage};
+    use crate::eth::serve::MemoryChain;
+    use crate::eth::version::EthVersion;
+    use alloy_consensus::{Eip658Value, Receipt, ReceiptWithBloom, TxEnvelope, TxType};
+    use alloy_primitives::{hex, Address, Bytes, Log};
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// A block of `count` receipts, each with one log of `log_bytes` bytes of data, and a
+    /// header whose roots and gas fit them (gas used covers every log byte at 8 gas).
+    fn big_block(number: u64, count: usize, log_bytes: usize) -> (Header, Vec<ReceiptEnvelope>) {
+        let receipts: Vec<ReceiptEnvelope> = (0..count)
+            .map(|i| {
+                let log = Log::new_unchecked(
+                    Address::repeat_byte(i as u8),
+                    vec![],
+                    vec![i as u8; log_bytes].into(),
+                );
+                let receipt = Receipt {
+                    status: Eip658Value::Eip658(true),
+                    cumulative_gas_used: 30_000 * (i as u64 + 1),
+                    logs: vec![log],
+                };
+                ReceiptEnvelope::from_typed(TxType::Eip1559, ReceiptWithBloom::from(receipt))
+            })
+            .collect();
+        let gas_used = (count as u64) * (21_000 + LOG_DATA_GAS * (log_bytes as u64 + 64));
+        let header = Header {
+            number,
+            gas_used,
+            gas_limit: gas_used,
+            receipts_root: proofs::calculate_receipt_root(&receipts),
+            ..Default::default()
+        };
+        (header, receipts)
+    }
+
+    /// A chain reader holding a few blocks' receipts by hash.
+    #[derive(Debug, Default)]
+    struct Receipts(HashMap<B256, Vec<ReceiptEnvelope>>);
+
+    impl ChainReader for Receipts {
+        fn header_by_number(&self, _: u64) -> Option<Header> {
+            None
+        }
+        fn header_by_hash(&self, _: &B256) -> Option<Header> {
+            None
+        }
+        fn body(&self, _: &B256) -> Option<alloy_consensus::BlockBody<TxEnvelope>> {
+            None
+        }
+        fn receipts(&self, hash: &B256) -> Option<Vec<ReceiptEnvelope>> {
+            self.0.get(hash).cloned()
+        }
+    }
+
+    fn bloomless(receipts: &[ReceiptEnvelope]) -> Vec<Receipt69> {
+        receipts.iter().map(Receipt69::from_envelope).collect()
+    }
+
+    /// EIP-7975's shapes, encoded by hand from the spec: `[request-id, firstBlockReceiptIndex,
+    /// [blockhash]]` and `[request-id, lastBlockIncomplete, [[receipt]]]` with an eth/69
+    /// receipt `[tx-type, status, cumulative-gas, logs]`.
+    #[test]
+    fn encodings_follow_the_eip() {
+        let get = EthMessage::GetReceipts70(GetReceipts70 {
+            request_id: 1111,
+            first_block_receipt_index: 5,
+            hashes: vec![B256::repeat_byte(0xde)],
+        });
+        let mut want = hex!("e6820457 05 e1 a0").to_vec();
+        want.extend([0xde; 32]);
+        assert_eq!(get.encoded(), want);
+        assert_eq!(EthMessage::decode(EthVersion::Eth70, id::GET_RECEIPTS, &want).unwrap(), get);
+        // The same bytes are not an eth/69 GetReceipts, and the eth/69 shape is not eth/70's.
+        assert!(EthMessage::decode(EthVersion::Eth69, id::GET_RECEIPTS, &want).is_err());
+
+        let receipt =
+            Receipt { status: Eip658Value::Eip658(true), cumulative_gas_used: 21_000, logs: vec![] };
+        let receipts = Receipts70 {
+            request_id: 1111,
+            last_block_incomplete: true,
+            receipts: vec![vec![Receipt69 { tx_type: TxType::Legacy, receipt }]],
+        };
+        let want = hex!("cd 820457 01 c8 c7 c6 80 01 825208 c0");
+        let msg = EthMessage::Receipts70(receipts.clone());
+        assert_eq!(msg.encoded(), want);
+        assert_eq!(EthMessage::decode(EthVersion::Eth70, id::RECEIPTS, &want).unwrap(), msg);
+        // `false` is the empty string; a flag of 2 is not a boolean.
+        let complete = Receipts70 { last_block_incomplete: false, ..receipts };
+        assert_eq!(EthMessage::Receipts70(complete).encoded()[4], 0x80);
+        let mut two = want.to_vec();
+        two[4] = 0x02;
+        assert!(EthMessage::decode(EthVersion::Eth70, id::RECEIPTS, &two).is_err());
+        assert!(!msg.is_valid_for(EthVersion::Eth69) && msg.is_valid_for(EthVersion::Eth70));
+    }
+
+    #[test]
+    fn serving_cuts_a_big_list_at_the_soft_limit_and_resumes_at_the_index() {
+        // 40 receipts of ~128 KiB: 5 MiB, more than two soft limits.
+        let (small_header, small) = big_block(1, 3, 10);
+        let (big_header, big) = big_block(2, 40, 128 * 1024);
+        let (small_hash, big_hash) = (small_header.hash_slow(), big_header.hash_slow());
+        let chain = Receipts(HashMap::from([(small_hash, small.clone()), (big_hash, big.clone())]));
+
+        let (lists, incomplete) = serve_receipts70(&chain, 0, &[small_hash, big_hash]);
+        assert!(incomplete);
+        assert_eq!(lists.len(), 2);
+        assert_eq!(lists[0], bloomless(&small));
+        let first = lists[1].len();
+        assert!(first > 0 && first < big.len());
+        let size: usize = lists.iter().flatten().map(Encodable::length).sum();
+        assert!(size <= SOFT_RESPONSE_LIMIT, "{size}");
+        // One more receipt would have passed the limit.
+        assert!(size + Receipt69::from_envelope(&big[first]).length() > SOFT_RESPONSE_LIMIT);
+
+        // The rest, from the index where it stopped, until the list is whole.
+        let mut got = lists[1].clone();
+        let mut rounds = 1;
+        loop {
+            let (lists, incomplete) = serve_receipts70(&chain, got.len() as u64, &[big_hash]);
+            assert_eq!(lists.len(), 1);
+            assert!(!lists[0].is_empty(), "every answer makes progress");
+            got.extend(lists[0].iter().cloned());
+            rounds += 1;
+            if !incomplete {
+                break;
+            }
+        }
+        assert_eq!(got, bloomless(&big));
+        assert_eq!(rounds, 3, "5 MiB in 2 MiB answers");
+
+        // An index past the list: an empty, complete list; the next blocks follow whole.
+        let (lists, incomplete) = serve_receipts70(&chain, 1_000, &[small_hash, small_hash]);
+        assert!(!incomplete);
+        assert_eq!(lists, vec![vec![], bloomless(&small)]);
+        // Unknown blocks end the answer, as on eth/69.
+        let (lists, _) = serve_receipts70(&chain, 0, &[B256::ZERO, small_hash]);
+        assert!(lists.is_empty());
+    }
+
+    #[test]
+    fn a_receipt_larger_than_the_soft_limit_goes_alone() {
+        let (header, receipts) = big_block(1, 2, 3 * 1024 * 1024);
+        let hash = header.hash_slow();
+        let chain = Receipts(HashMap::from([(hash, receipts.clone())]));
+        let (lists, incomplete) = serve_receipts70(&chain, 0, &[hash]);
+        assert!(incomplete);
+        assert_eq!(lists, vec![bloomless(&receipts[..1])]);
+        let (lists, incomplete) = serve_receipts70(&chain, 1, &[hash]);
+        assert!(!incomplete);
+        assert_eq!(lists, vec![bloomless(&receipts[1..])]);
+    }
+
+    /// Serves `hashes` from `chain` into an assembly until it completes; returns the rounds.
+    fn fetch(chain: &Receipts, assembly: &mut ReceiptsAssembly) -> usize {
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            let request = assembly.request(9);
+            let (receipts, last_block_incomplete) =
+                serve_receipts70(chain, request.first_block_receipt_index, &request.hashes);
+            let response = Receipts70 { request_id: 9, last_block_incomplete, receipts };
+            if assembly.on_response(response).unwrap() == Assembled::Complete {
+                return rounds;
+            }
+        }
+    }
+
+    #[test]
+    fn assembly_completes_split_lists_against_their_roots() {
+        let (h1, r1) = big_block(1, 3, 100);
+        let (h2, r2) = big_block(2, 40, 128 * 1024);
+        let (h3, r3) = big_block(3, 2, 100);
+        let hashes = vec![h1.hash_slow(), h2.hash_slow(), h3.hash_slow()];
+        let chain = Receipts(hashes.iter().copied().zip([r1.clone(), r2.clone(), r3.clone()]).collect());
+        let mut assembly = ReceiptsAssembly::new(vec![h1, h2, h3], hashes);
+        assert_eq!(fetch(&chain, &mut assembly), 3);
+        assert_eq!(assembly.into_receipts(), vec![r1, r2, r3]);
+    }
+
+    #[test]
+    fn lies_and_overflows_are_invalid() {
+        let chain = MemoryChain::builder().blocks(2).transactions_per_block(3).build();
+        let headers: Vec<Header> = (1..=2).map(|n| chain.header(n).unwrap().clone()).collect();
+        let hashes: Vec<B256> = (1..=2).map(|n| chain.hash(n).unwrap()).collect();
+        let r1 = chain.receipts(&hashes[0]).unwrap();
+        let assembly = || ReceiptsAssembly::new(headers.clone(), hashes.clone());
+        let response =
+            |incomplete, receipts| Receipts70 { request_id: 1, last_block_incomplete: incomplete, receipts };
+
+        // A whole list marked incomplete.
+        let lie = response(true, vec![bloomless(&r1)]);
+        assert_eq!(assembly().on_response(lie), Err(InvalidResponse::FalselyIncomplete { index: 0 }));
+        // Incomplete with nothing, or with an empty last list: no progress.
+        assert_eq!(
+            assembly().on_response(response(true, vec![])),
+            Err(InvalidResponse::IncompleteWithoutReceipts { index: 0 })
+        );
+        assert_eq!(
+            assembly().on_response(response(true, vec![bloomless(&r1), vec![]])),
+            Err(InvalidResponse::IncompleteWithoutReceipts { index: 1 })
+        );
+        // More lists than blocks asked for.
+        let three = response(false, vec![bloomless(&r1), vec![], vec![]]);
+        assert_eq!(assembly().on_response(three), Err(InvalidResponse::TooMany { requested: 2, got: 3 }));
+        // A partial list whose logs outgrow the block's gas (3 txs: 63,000 gas, 7,875 log bytes).
+        let mut fat = bloomless(&r1[..1]);
+        fat[0].receipt.logs = vec![Log::new_unchecked(Address::ZERO, vec![], Bytes::from(vec![0; 8_000]))];
+        assert_eq!(
+            assembly().on_response(response(true, vec![fat])),
+            Err(InvalidResponse::ReceiptsTooLarge { index: 0, size: 8_000 + 3 + 21 + 1 + 3, max: 7_875 })
+        );
+        // More receipts than the block's gas pays for (63,000 / 4,500 = 14).
+        let many = vec![bloomless(&r1[..1])[0].clone(); 15];
+        assert_eq!(
+            assembly().on_response(response(true, vec![many])),
+            Err(InvalidResponse::TooManyReceipts { index: 0, count: 15, max: 14 })
+        );
+        // A completed list that does not hash to its root, after a partial start.
+        let mut a = assembly();
+        assert_eq!(a.on_response(response(true, vec![bloomless(&r1[..1])])), Ok(Assembled::Continue));
+        assert_eq!(a.request(1).first_block_receipt_index, 1);
+        assert_eq!(
+            a.on_response(response(false, vec![bloomless(&r1[2..])])),
+            Err(InvalidResponse::ReceiptsRoot { index: 0 })
+        );
+        // An empty answer to a continuation ends the request with what is whole.
+        let mut a = assembly();
+        let r2 = chain.receipts(&hashes[1]).unwrap();
+        assert_eq!(
+            a.on_response(response(true, vec![bloomless(&r1), bloomless(&r2[..2])])),
+            Ok(Assembled::Continue)
+        );
+        assert_eq!(a.on_response(response(false, vec![])), Ok(Assembled::Complete));
+        assert_eq!(a.into_receipts(), vec![r1]);
+    }
+
+    fn arb_receipt() -> impl Strategy<Value = Receipt69> {
+        let log = (
+            any::<[u8; 20]>(),
+            proptest::collection::vec(any::<[u8; 32]>(), 0..4),
+            proptest::collection::vec(any::<u8>(), 0..64),
+        )
+            .prop_map(|(a, t, d)| {
+                Log::new_unchecked(Address::from(a), t.into_iter().map(B256::from).collect(), d.into())
+            });
+        (0u8..5, any::<bool>(), any::<u64>(), proptest::collection::vec(log, 0..3)).prop_map(
+            |(ty, ok, gas, logs)| Receipt69 {
+                tx_type: TxType::try_from(ty).unwrap(),
+                receipt: Receipt { status: Eip658Value::Eip658(ok), cumulative_gas_used: gas, logs },
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn eth70_messages_roundtrip(
+            request_id in any::<u64>(),
+            index in any::<u64>(),
+            hashes in proptest::collection::vec(any::<[u8; 32]>().prop_map(B256::from), 0..8),
+            incomplete in any::<bool>(),
+            receipts in proptest::collection::vec(proptest::collection::vec(arb_receipt(), 0..4), 0..4),
+        ) {
+            let get = EthMessage::GetReceipts70(GetReceipts70 { request_id, first_block_receipt_index: index, hashes });
+            prop_assert_eq!(&EthMessage::decode(EthVersion::Eth70, id::GET_RECEIPTS, &get.encoded()).unwrap(), &get);
+            let msg = EthMessage::Receipts70(Receipts70 { request_id, last_block_incomplete: incomplete, receipts });
+            let bytes = msg.encoded();
+            prop_assert_eq!(&EthMessage::decode(EthVersion::Eth70, id::RECEIPTS, &bytes).unwrap(), &msg);
+            for cut in [0, bytes.len() / 2, bytes.len() - 1] {
+                prop_assert!(EthMessage::decode(EthVersion::Eth70, id::RECEIPTS, &bytes[..cut]).is_err());
+            }
+        }
+
+        /// Whatever a peer answers, the assembly never panics, holds no more than the
+        /// block's gas allows, and only completes with lists that hash to their roots.
+        #[test]
+        fn assembly_never_accepts_what_does_not_hash(
+            answers in proptest::collection::vec(
+                (any::<bool>(), proptest::collection::vec(proptest::collection::vec(arb_receipt(), 0..4), 0..3)),
+                1..6,
+            ),
+        ) {
+            let chain = MemoryChain::builder().blocks(2).transactions_per_block(2).build();
+            let headers: Vec<Header> = (1..=2).map(|n| chain.header(n).unwrap().clone()).collect();
+            let hashes: Vec<B256> = (1..=2).map(|n| chain.hash(n).unwrap()).collect();
+            let mut assembly = ReceiptsAssembly::new(headers.clone(), hashes);
+            for (incomplete, receipts) in answers {
+                match assembly.on_response(Receipts70 { request_id: 0, last_block_incomplete: incomplete, receipts }) {
+                    Ok(Assembled::Continue) => {
+                        let max = (headers[assembly.done.len()].gas_used / MIN_TX_GAS) as usize;
+                        prop_assert!(assembly.partial.len() <= max);
+                    }
+                    Ok(_) => {
+                        for (list, header) in assembly.clone().into_receipts().iter().zip(&headers) {
+                            prop_assert_eq!(proofs::calculate_receipt_root(list), header.receipts_root);
+                        }
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
