@@ -14,8 +14,9 @@
 //!
 //! On eth/70 a receipts request may take several round trips: while the peer marks its
 //! last list incomplete, the task asks for the rest under the same request id (as
-//! go-ethereum does), each answer with a fresh timeout and its own outcome event, and the
-//! caller gets the whole lists once ([`ReceiptsAssembly`]).
+//! go-ethereum does), each answer with its own outcome event, all within the first
+//! request's timeout (so a peer that drips receipts cannot hold a request open for long),
+//! and the caller gets the whole lists once ([`ReceiptsAssembly`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -564,7 +565,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             Command::Request { kind, reply } => {
                 let request_id = self.next_id;
                 self.next_id = self.next_id.wrapping_add(1);
-                self.send_request(request_id, kind, reply).await
+                let deadline = Instant::now() + self.request_timeout;
+                self.send_request(request_id, kind, reply, deadline).await
             }
             Command::Send(msg) => match self.send(&msg).await {
                 Ok(()) => Flow::Continue,
@@ -578,12 +580,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
     }
 
     /// Sends the request `kind` calls for now (the first, or an eth/70 continuation) and
-    /// waits for its answer with a fresh timeout.
+    /// waits for its answer until `deadline`.
     async fn send_request(
         &mut self,
         request_id: RequestId,
         kind: RequestKind,
         reply: oneshot::Sender<Result<Response, EthError>>,
+        deadline: Instant,
     ) -> Flow {
         let msg = kind.message(request_id);
         if let Err(e) = self.send(&msg).await {
@@ -591,7 +594,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             return Flow::Stop(e);
         }
         let sent = Instant::now();
-        let deadline = sent + self.request_timeout;
         self.pending.insert(request_id, Pending { kind, reply, sent, deadline });
         Flow::Continue
     }
@@ -672,8 +674,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             | EthMessage::Receipts70(_)
             | EthMessage::PooledTransactions(_)
             | EthMessage::NodeData(_)) => match self.on_response(response, Received::Nothing, size) {
-                Some((request_id, Pending { kind, reply, .. })) => {
-                    self.send_request(request_id, kind, reply).await
+                Some((request_id, Pending { kind, reply, deadline, .. })) => {
+                    self.send_request(request_id, kind, reply, deadline).await
                 }
                 None => Flow::Continue,
             },

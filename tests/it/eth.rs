@@ -150,8 +150,8 @@ async fn eth69_between_two_of_our_nodes() {
 
 /// Our node against a hand-driven peer that speaks raw eth messages.
 pub(crate) struct RawPeer {
-    session: Session<TcpStream>,
-    version: EthVersion,
+    pub(crate) session: Session<TcpStream>,
+    pub(crate) version: EthVersion,
 }
 
 impl RawPeer {

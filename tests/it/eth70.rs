@@ -2,9 +2,11 @@
 //! larger than one message (11 MiB) is served in partial lists and fetched whole; and
 //! against a hand-driven peer: the continuation asks for the rest under the same request id
 //! from the index where the list stopped, and a peer that lies with `lastBlockIncomplete`
-//! or sends more than the block's gas allows gets an invalid, scored answer.
+//! or sends more than the block's gas allows gets an invalid, scored answer, and one that
+//! never completes a list times out at the first request's deadline.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use alloy_consensus::{
     proofs, BlockBody, Eip658Value, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, Sealed, TxEnvelope,
@@ -16,7 +18,9 @@ use ethp2p::eth::{
     Outcome, Receipt69, Receipts70, MAX_MESSAGE_SIZE,
 };
 
-use crate::eth::{eth_config, next_event, ours_and_raw, pair, start};
+use ethp2p::record::ChainSpec;
+
+use crate::eth::{eth_config, next_event, ours_and_raw, pair, start, RawPeer};
 
 /// A [`MemoryChain`] plus one extra block (not linked into it) with a huge receipt list.
 #[derive(Debug)]
@@ -244,4 +248,46 @@ async fn continuation_and_lies_against_a_raw_peer() {
     }))
     .await;
     assert_eq!(again.await.unwrap().unwrap(), vec![receipts(4)]);
+}
+
+/// A list that never completes: the request ends at the first request's timeout, however
+/// the peer drips its partial answers (continuations do not restart the clock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_that_never_completes_times_out() {
+    let chain = Arc::new(MemoryChain::builder().blocks(2).transactions_per_block(3).build());
+    let (ours, raw) = pair(&[70]).await;
+    let mut raw = RawPeer { session: raw, version: EthVersion::Eth70 };
+    raw.send(&EthMessage::Status(eth_config(&chain).status.status(EthVersion::Eth70))).await;
+    let timeout = Duration::from_millis(1_500);
+    let config = chain.eth_config_for(&ChainSpec::mainnet()).request_timeout(timeout).build().unwrap();
+    let (peer, mut events) = start(EthSession::handshake(ours, config).await.unwrap(), chain.clone());
+    assert!(matches!(raw.recv().await.unwrap(), EthMessage::Status(_)));
+    let receipts = chain.receipts_by_hash(&chain.hash(1).unwrap()).unwrap().clone();
+
+    let headers = vec![Sealed::new_unchecked(chain.header(1).unwrap().clone(), chain.hash(1).unwrap())];
+    let started = Instant::now();
+    let fetch = tokio::spawn(async move { peer.get_receipts(headers).await });
+    // Two valid partial answers, 1.2 s apart: the second comes after the first one's
+    // timeout would have restarted, the third never does.
+    for (i, wait) in [(0, 0), (1, 1_200)] {
+        let EthMessage::GetReceipts70(req) = raw.recv().await.unwrap() else { panic!() };
+        assert_eq!(req.first_block_receipt_index, i as u64);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        raw.send(&EthMessage::Receipts70(Receipts70 {
+            request_id: req.request_id,
+            last_block_incomplete: true,
+            receipts: vec![bloomless(&receipts[i..=i])],
+        }))
+        .await;
+    }
+    let err = fetch.await.unwrap().unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, EthError::Timeout), "{err}");
+    assert!(took >= timeout && took < timeout + Duration::from_millis(800), "{took:?}");
+    let outcome = next_event(&mut events, |e| match e {
+        EthEvent::RequestOutcome { request: "GetReceipts", outcome: o @ Outcome::Timeout { .. } } => Some(o),
+        _ => None,
+    })
+    .await;
+    assert!(matches!(outcome, Outcome::Timeout { .. }));
 }
