@@ -102,8 +102,8 @@ def main():
     for record in dns["zone_example"]["records"]:
         write("dns_entry", record["content"])
 
-    # eth_message: the first byte is (version index << 6) | id, versions in EthVersion::ALL
-    # order (69, 68, 67, 66).
+    # eth_message: the first byte is (version index << 5) | id, versions in EthVersion::ALL
+    # order (70, 69, 68, 67, 66).
     ids = {
         "GetBlockHeadersPacket66": 0x03, "BlockHeadersPacket66": 0x04, "GetBlockBodiesPacket66": 0x05,
         "BlockBodiesPacket66": 0x06, "GetNodeDataPacket66": 0x0d, "NodeDataPacket66": 0x0e,
@@ -113,8 +113,8 @@ def main():
     for v in vectors("eth66-eip-2481.json")["vectors"]:
         payload = unhex(v["rlp"])
         msg_id = ids[v["type"]]
-        for version in range(4):
-            write("eth_message", bytes([(version << 6) | msg_id]) + payload)
+        for version in range(5):
+            write("eth_message", bytes([(version << 5) | msg_id]) + payload)
 
     genesis = "0xd4e56740f876aef8c010b86a40d5f56745a118d0906a34e69aec8c0db1cb8fa3"
     write("chain_spec", json.dumps({

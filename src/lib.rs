@@ -1,7 +1,7 @@
 //! # ethp2p — join an Ethereum devp2p network from any Rust program
 //!
 //! ethp2p finds peers (discv4, discv5, DNS trees), connects to them over RLPx, speaks
-//! the `eth` wire protocol (66–69) and keeps a scored pool of the best ones, so that a
+//! the `eth` wire protocol (66–70) and keeps a scored pool of the best ones, so that a
 //! syncer can ask "give me headers 1000..2000" and get a validated answer.
 //!
 //! ## Bird's-eye view
@@ -31,7 +31,7 @@
 //!   one UDP port. DNS trees (EIP-1459), NAT and LAN discovery feed the same stream.
 //! - [`rlpx`]: the ECIES handshake, frame codec and the p2p base protocol (Hello, Ping,
 //!   Disconnect, snappy).
-//! - [`eth`]: eth/66–69 messages, the Status handshake, request ids, response validity and
+//! - [`eth`]: eth/66–70 messages, the Status handshake, request ids, response validity and
 //!   the serving trait a syncer implements.
 //! - [`pool`]: reputation, latency estimates, dialing, eclipse limits and the on-disk
 //!   address book; it decides, the node acts.

@@ -172,6 +172,49 @@ pub enum InvalidResponse {
         /// What arrived.
         got: &'static str,
     },
+    /// eth/70: `lastBlockIncomplete` set with no receipt for the last block (no progress).
+    #[error("block {index}: marked incomplete without a receipt")]
+    IncompleteWithoutReceipts {
+        /// Position of the block in the request.
+        index: usize,
+    },
+    /// eth/70: `lastBlockIncomplete` set on a list that already hashes to the receipts root.
+    #[error("block {index}: a whole receipt list marked incomplete")]
+    FalselyIncomplete {
+        /// Position of the block in the request.
+        index: usize,
+    },
+    /// eth/70 (EIP-7975): more receipts in an incomplete list than the block's gas allows.
+    #[error("block {index}: {count} receipts in an incomplete list, the block's gas allows {max}")]
+    TooManyReceipts {
+        /// Position of the block in the request.
+        index: usize,
+        /// Receipts received for the block so far.
+        count: usize,
+        /// The bound: gas used / the cheapest transaction's gas.
+        max: u64,
+    },
+    /// eth/70 (EIP-7975): a receipt of an incomplete list has more log bytes than the gas
+    /// limit / 8.
+    #[error("block {index}: a receipt with {size} bytes of logs, the gas limit allows {max}")]
+    ReceiptTooLarge {
+        /// Position of the block in the request.
+        index: usize,
+        /// Its log bytes.
+        size: u64,
+        /// The bound.
+        max: u64,
+    },
+    /// eth/70 (EIP-7975): an incomplete list has more log bytes than the gas used / 8.
+    #[error("block {index}: {size} bytes of logs so far, the block's gas allows {max}")]
+    ReceiptsTooLarge {
+        /// Position of the block in the request.
+        index: usize,
+        /// Log bytes received for the block so far.
+        size: u64,
+        /// The bound.
+        max: u64,
+    },
 }
 
 /// Why an RLP chain file (`geth export`) was refused by [`FileChain`](crate::eth::FileChain), or

@@ -1,4 +1,5 @@
-//! eth/66–69 wire messages (devp2p `caps/eth.md`, EIP-2481, EIP-4938, EIP-5793, EIP-7642).
+//! eth/66–70 wire messages (devp2p `caps/eth.md`, EIP-2481, EIP-4938, EIP-5793, EIP-7642,
+//! EIP-7975; eth/70's receipt messages are in `receipts70.rs`).
 //!
 //! A message is a message id (relative to the eth capability's offset) and an RLP payload,
 //! snappy-decompressed by RLPx. [`EthMessage::decode`] turns one into a typed value for a
@@ -19,6 +20,7 @@ use alloy_primitives::{Bytes, B256, U256};
 use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
 
 use crate::eth::error::MessageError;
+use crate::eth::receipts70::{GetReceipts70, Receipts70};
 use crate::eth::version::EthVersion;
 use crate::record::ForkId;
 
@@ -435,10 +437,14 @@ pub enum EthMessage {
     GetNodeData(RequestPair<Vec<B256>>),
     /// `NodeData` (0x0e, eth/66).
     NodeData(RequestPair<Vec<Bytes>>),
-    /// `GetReceipts` (0x0f): block hashes.
+    /// `GetReceipts` (0x0f, eth/66–69): block hashes.
     GetReceipts(RequestPair<Vec<B256>>),
-    /// `Receipts` (0x10).
+    /// `Receipts` (0x10, eth/66–69).
     Receipts(RequestPair<Receipts>),
+    /// `GetReceipts` (0x0f) in its eth/70 shape, with `firstBlockReceiptIndex` (EIP-7975).
+    GetReceipts70(GetReceipts70),
+    /// `Receipts` (0x10) in its eth/70 shape, with `lastBlockIncomplete` (EIP-7975).
+    Receipts70(Receipts70),
     /// `BlockRangeUpdate` (0x11, eth/69).
     BlockRangeUpdate(BlockRange),
 }
@@ -462,8 +468,8 @@ impl EthMessage {
             Self::PooledTransactions(_) => id::POOLED_TRANSACTIONS,
             Self::GetNodeData(_) => id::GET_NODE_DATA,
             Self::NodeData(_) => id::NODE_DATA,
-            Self::GetReceipts(_) => id::GET_RECEIPTS,
-            Self::Receipts(_) => id::RECEIPTS,
+            Self::GetReceipts(_) | Self::GetReceipts70(_) => id::GET_RECEIPTS,
+            Self::Receipts(_) | Self::Receipts70(_) => id::RECEIPTS,
             Self::BlockRangeUpdate(_) => id::BLOCK_RANGE_UPDATE,
         }
     }
@@ -489,6 +495,8 @@ impl EthMessage {
             Self::NodeData(p) => p.request_id,
             Self::GetReceipts(p) => p.request_id,
             Self::Receipts(p) => p.request_id,
+            Self::GetReceipts70(p) => p.request_id,
+            Self::Receipts70(p) => p.request_id,
             _ => return None,
         })
     }
@@ -499,9 +507,12 @@ impl EthMessage {
             Self::NewPooledTransactionHashes66(_) => version < EthVersion::Eth68,
             Self::NewPooledTransactionHashes68(_) => version >= EthVersion::Eth68,
             Self::Status(s) => s.head_matches(version),
+            Self::GetReceipts(_) => !version.has_partial_receipts(),
             Self::Receipts(r) => {
-                matches!(r.message, Receipts::Bloomless(_)) == (version >= EthVersion::Eth69)
+                !version.has_partial_receipts()
+                    && matches!(r.message, Receipts::Bloomless(_)) == (version >= EthVersion::Eth69)
             }
+            Self::GetReceipts70(_) | Self::Receipts70(_) => version.has_partial_receipts(),
             other => version.has_message(other.id()),
         }
     }
@@ -525,6 +536,8 @@ impl EthMessage {
             Self::NodeData(m) => m.encode(out),
             Self::GetReceipts(m) => m.encode(out),
             Self::Receipts(m) => m.encode(out),
+            Self::GetReceipts70(m) => m.encode(out),
+            Self::Receipts70(m) => m.encode(out),
             Self::BlockRangeUpdate(m) => m.encode(out),
         }
     }
@@ -567,7 +580,9 @@ impl EthMessage {
             id::POOLED_TRANSACTIONS => Self::PooledTransactions(rlp(name, b)?),
             id::GET_NODE_DATA => Self::GetNodeData(rlp(name, b)?),
             id::NODE_DATA => Self::NodeData(rlp(name, b)?),
+            id::GET_RECEIPTS if version.has_partial_receipts() => Self::GetReceipts70(rlp(name, b)?),
             id::GET_RECEIPTS => Self::GetReceipts(rlp(name, b)?),
+            id::RECEIPTS if version.has_partial_receipts() => Self::Receipts70(rlp(name, b)?),
             id::RECEIPTS if version >= EthVersion::Eth69 => {
                 let p: RequestPair<Vec<Vec<Receipt69>>> = rlp(name, b)?;
                 Self::Receipts(RequestPair::new(p.request_id, Receipts::Bloomless(p.message)))
@@ -1049,12 +1064,34 @@ mod tests {
             (Eth68, EthMessage::PooledTransactions(RequestPair::new(1, pooled))),
             (Eth66, EthMessage::GetNodeData(RequestPair::new(1, hashes.clone()))),
             (Eth66, EthMessage::NodeData(RequestPair::new(1, vec![Bytes::from_static(b"node")]))),
-            (Eth68, EthMessage::GetReceipts(RequestPair::new(1, hashes))),
+            (Eth68, EthMessage::GetReceipts(RequestPair::new(1, hashes.clone()))),
             (Eth68, EthMessage::Receipts(RequestPair::new(1, Receipts::WithBloom(receipts.clone())))),
-            (Eth69, EthMessage::Receipts(RequestPair::new(1, Receipts::for_version(receipts, Eth69)))),
+            (
+                Eth69,
+                EthMessage::Receipts(RequestPair::new(1, Receipts::for_version(receipts.clone(), Eth69))),
+            ),
             (
                 Eth69,
                 EthMessage::BlockRangeUpdate(BlockRange { earliest: 0, latest: 1, latest_hash: B256::ZERO }),
+            ),
+            (
+                Eth70,
+                EthMessage::GetReceipts70(GetReceipts70 {
+                    request_id: 1,
+                    first_block_receipt_index: 3,
+                    hashes: hashes.clone(),
+                }),
+            ),
+            (
+                Eth70,
+                EthMessage::Receipts70(Receipts70 {
+                    request_id: 1,
+                    last_block_incomplete: true,
+                    receipts: receipts
+                        .iter()
+                        .map(|b| b.iter().map(Receipt69::from_envelope).collect())
+                        .collect(),
+                }),
             ),
         ]
     }
@@ -1207,7 +1244,7 @@ mod tests {
         }
 
         #[test]
-        fn status_roundtrip(v in 0usize..4, network_id in any::<u64>(), td in any::<u128>(),
+        fn status_roundtrip(v in 0usize..EthVersion::ALL.len(), network_id in any::<u64>(), td in any::<u128>(),
                             h in arb_b256(), fork in any::<[u8; 4]>(), next in any::<u64>(),
                             earliest in any::<u64>(), latest in any::<u64>()) {
             let version = EthVersion::ALL[v];
@@ -1241,7 +1278,7 @@ mod tests {
 
         /// Arbitrary bytes under every id and version: an error or a value, never a panic.
         #[test]
-        fn arbitrary_bytes_never_panic(v in 0usize..4, id in 0u8..0x13, bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        fn arbitrary_bytes_never_panic(v in 0usize..EthVersion::ALL.len(), id in 0u8..0x13, bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = EthMessage::decode(EthVersion::ALL[v], id, &bytes);
         }
     }

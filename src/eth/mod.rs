@@ -1,10 +1,12 @@
-//! The `eth` wire protocol, versions 66 to 69.
+//! The `eth` wire protocol, versions 66 to 70.
 //!
 //! Pure parts, usable without a socket:
 //! - [`EthMessage`]: the codec for every message of every version, into alloy-consensus types;
 //! - [`StatusInfo`] and [`validate_status`]: our `Status` and the checks on theirs;
 //! - [`validate_headers`], [`validate_bodies`], [`validate_receipts`]: responses against
 //!   their requests, and the [`Outcome`] the pool scores on;
+//! - [`ReceiptsAssembly`] and [`serve_receipts70`]: eth/70's partial receipt lists, asked
+//!   for and served (EIP-7975);
 //! - [`ChainReader`] and [`respond`]: serving requests within the usual limits, and
 //!   [`MemoryChain`], an in-memory chain for tests and examples, and [`FileChain`], a chain
 //!   read from a `geth export` RLP file with receipts fetched from peers.
@@ -38,6 +40,7 @@
 mod error;
 mod file_chain;
 mod message;
+mod receipts70;
 mod serve;
 mod session;
 mod status;
@@ -50,6 +53,9 @@ pub use message::{
     decode_block_bodies_encoded, decode_block_headers_hashed, id, name_of, BlockHashNumber, BlockRange,
     Bodies, EthMessage, GetBlockHeaders, NewBlock, NewPooledTransactionHashes68, Receipt69, Receipts,
     RequestId, RequestPair, Status, StatusHead, TxEncodings, MAX_MESSAGE_SIZE, MAX_TD_BITS,
+};
+pub use receipts70::{
+    serve_receipts70, Assembled, GetReceipts70, Receipts70, ReceiptsAssembly, LOG_DATA_GAS, MIN_TX_GAS,
 };
 pub use serve::{
     mainnet_genesis_header, respond, serve_bodies, serve_headers, serve_pooled_transactions, serve_receipts,

@@ -20,6 +20,7 @@ use alloy_primitives::{address, b256, hex, Address, Bytes, Log, LogData, Signatu
 use alloy_rlp::Encodable;
 
 use crate::eth::message::{EthMessage, GetBlockHeaders, Receipts, RequestPair};
+use crate::eth::receipts70::{serve_receipts70, Receipts70};
 use crate::eth::status::StatusInfo;
 use crate::eth::version::EthVersion;
 use crate::record::{ChainSpec, ForkId};
@@ -140,6 +141,11 @@ pub fn respond(chain: &dyn ChainReader, version: EthVersion, request: &EthMessag
             r.request_id,
             Receipts::for_version(serve_receipts(chain, &r.message), version),
         )),
+        EthMessage::GetReceipts70(r) => {
+            let (receipts, last_block_incomplete) =
+                serve_receipts70(chain, r.first_block_receipt_index, &r.hashes);
+            EthMessage::Receipts70(Receipts70 { request_id: r.request_id, last_block_incomplete, receipts })
+        }
         EthMessage::GetPooledTransactions(r) => EthMessage::PooledTransactions(RequestPair::new(
             r.request_id,
             serve_pooled_transactions(chain, &r.message),

@@ -11,6 +11,12 @@
 //! Requests get ids from a per-session counter that starts at 0; a response is matched by
 //! id and kind, validated against its request, and handed to the waiting caller. A response
 //! to nothing is an offence reported as an event, not a reason to drop the session.
+//!
+//! On eth/70 a receipts request may take several round trips: while the peer marks its
+//! last list incomplete, the task asks for the rest under the same request id (as
+//! go-ethereum does), each answer with its own outcome event, all within the first
+//! request's timeout (so a peer that drips receipts cannot hold a request open for long),
+//! and the caller gets the whole lists once ([`ReceiptsAssembly`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -31,6 +37,7 @@ use crate::eth::message::{
     decode_block_bodies_encoded, decode_block_headers_hashed, id, name_of, EthMessage, GetBlockHeaders,
     RequestId, RequestPair, Status, TxEncodings, MAX_MESSAGE_SIZE,
 };
+use crate::eth::receipts70::{Assembled, ReceiptsAssembly};
 use crate::eth::serve::{respond, ChainReader};
 use crate::eth::status::{validate_block_range, validate_status, StatusInfo};
 use crate::eth::validate::{
@@ -282,6 +289,8 @@ enum RequestKind {
     Bodies(Vec<Header>, Vec<B256>),
     /// The headers whose receipts are requested, and their hashes.
     Receipts(Vec<Header>, Vec<B256>),
+    /// eth/70: the same, assembled across partial answers.
+    Receipts70(Box<ReceiptsAssembly>),
     Pooled(Vec<B256>),
 }
 
@@ -290,7 +299,7 @@ impl RequestKind {
         match self {
             Self::Headers(_) => "GetBlockHeaders",
             Self::Bodies(..) => "GetBlockBodies",
-            Self::Receipts(..) => "GetReceipts",
+            Self::Receipts(..) | Self::Receipts70(_) => "GetReceipts",
             Self::Pooled(_) => "GetPooledTransactions",
         }
     }
@@ -299,7 +308,7 @@ impl RequestKind {
         match self {
             Self::Headers(_) => "BlockHeaders",
             Self::Bodies(..) => "BlockBodies",
-            Self::Receipts(..) => "Receipts",
+            Self::Receipts(..) | Self::Receipts70(_) => "Receipts",
             Self::Pooled(_) => "PooledTransactions",
         }
     }
@@ -309,6 +318,7 @@ impl RequestKind {
             Self::Headers(r) => EthMessage::GetBlockHeaders(RequestPair::new(request_id, *r)),
             Self::Bodies(_, h) => EthMessage::GetBlockBodies(RequestPair::new(request_id, h.clone())),
             Self::Receipts(_, h) => EthMessage::GetReceipts(RequestPair::new(request_id, h.clone())),
+            Self::Receipts70(a) => EthMessage::GetReceipts70(a.request(request_id)),
             Self::Pooled(h) => EthMessage::GetPooledTransactions(RequestPair::new(request_id, h.clone())),
         }
     }
@@ -411,13 +421,19 @@ impl EthPeer {
     }
 
     /// The receipts of these blocks, validated against the headers' receipts roots (on
-    /// eth/69 the blooms are recomputed).
+    /// eth/69+ the blooms are recomputed). On eth/70 a list the peer splits is completed from
+    /// the same peer before this returns; only whole lists are returned.
     pub async fn get_receipts(
         &self,
         headers: Vec<Sealed<Header>>,
     ) -> Result<Vec<Vec<ReceiptEnvelope>>, EthError> {
         let (headers, hashes) = headers.into_iter().map(Sealed::split).unzip();
-        match self.request(RequestKind::Receipts(headers, hashes)).await? {
+        let kind = if self.version.has_partial_receipts() {
+            RequestKind::Receipts70(Box::new(ReceiptsAssembly::new(headers, hashes)))
+        } else {
+            RequestKind::Receipts(headers, hashes)
+        };
+        match self.request(kind).await? {
             Response::Receipts(r) => Ok(r),
             _ => Err(EthError::SessionClosed),
         }
@@ -549,15 +565,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             Command::Request { kind, reply } => {
                 let request_id = self.next_id;
                 self.next_id = self.next_id.wrapping_add(1);
-                let msg = kind.message(request_id);
-                if let Err(e) = self.send(&msg).await {
-                    let _ = reply.send(Err(EthError::SessionClosed));
-                    return Flow::Stop(e);
-                }
-                let sent = Instant::now();
-                let deadline = sent + self.request_timeout;
-                self.pending.insert(request_id, Pending { kind, reply, sent, deadline });
-                Flow::Continue
+                let deadline = Instant::now() + self.request_timeout;
+                self.send_request(request_id, kind, reply, deadline).await
             }
             Command::Send(msg) => match self.send(&msg).await {
                 Ok(()) => Flow::Continue,
@@ -568,6 +577,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
                 Flow::Stop(EthError::SessionClosed)
             }
         }
+    }
+
+    /// Sends the request `kind` calls for now (the first, or an eth/70 continuation) and
+    /// waits for its answer until `deadline`.
+    async fn send_request(
+        &mut self,
+        request_id: RequestId,
+        kind: RequestKind,
+        reply: oneshot::Sender<Result<Response, EthError>>,
+        deadline: Instant,
+    ) -> Flow {
+        let msg = kind.message(request_id);
+        if let Err(e) = self.send(&msg).await {
+            let _ = reply.send(Err(EthError::SessionClosed));
+            return Flow::Stop(e);
+        }
+        let sent = Instant::now();
+        self.pending.insert(request_id, Pending { kind, reply, sent, deadline });
+        Flow::Continue
     }
 
     fn expire(&mut self, now: Instant) {
@@ -622,6 +650,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             request @ (EthMessage::GetBlockHeaders(_)
             | EthMessage::GetBlockBodies(_)
             | EthMessage::GetReceipts(_)
+            | EthMessage::GetReceipts70(_)
             | EthMessage::GetPooledTransactions(_)
             | EthMessage::GetNodeData(_)) => {
                 let Some(response) = respond(&*self.chain, self.version, &request) else {
@@ -642,11 +671,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             response @ (EthMessage::BlockHeaders(_)
             | EthMessage::BlockBodies(_)
             | EthMessage::Receipts(_)
+            | EthMessage::Receipts70(_)
             | EthMessage::PooledTransactions(_)
-            | EthMessage::NodeData(_)) => {
-                self.on_response(response, Received::Nothing, size);
-                Flow::Continue
-            }
+            | EthMessage::NodeData(_)) => match self.on_response(response, Received::Nothing, size) {
+                Some((request_id, Pending { kind, reply, deadline, .. })) => {
+                    self.send_request(request_id, kind, reply, deadline).await
+                }
+                None => Flow::Continue,
+            },
             announcement => {
                 self.emit(EthEvent::Announcement(announcement));
                 Flow::Continue
@@ -654,9 +686,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
         }
     }
 
-    fn on_response(&mut self, response: EthMessage, received: Received<'_>, size: usize) {
-        let Some(request_id) = response.request_id() else { return };
-        let Some(pending) = self.pending.remove(&request_id) else {
+    /// Hands a response to its request's caller, or returns the request if it goes on (an
+    /// eth/70 receipts request whose last list is incomplete).
+    fn on_response(
+        &mut self,
+        response: EthMessage,
+        received: Received<'_>,
+        size: usize,
+    ) -> Option<(RequestId, Pending)> {
+        let request_id = response.request_id()?;
+        let Some(mut pending) = self.pending.remove(&request_id) else {
             if self.timed_out.contains(&request_id) {
                 debug!(target: "ethp2p::eth", peer = ?self.session.remote_id(), request_id, "late response");
             } else {
@@ -665,10 +704,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
                     request_id,
                 }));
             }
-            return;
+            return None;
         };
         let rtt = pending.sent.elapsed();
-        let result = check_response(&pending.kind, response, received);
+        let result = match (&mut pending.kind, response) {
+            (RequestKind::Receipts70(assembly), EthMessage::Receipts70(r)) => {
+                let lists = r.receipts.len();
+                match assembly.on_response(r) {
+                    Ok(Assembled::Continue) => {
+                        trace!(target: "ethp2p::eth", peer = ?self.session.remote_id(), request_id, lists,
+                               "partial receipts, asking for the rest");
+                        let outcome = Outcome::Valid { rtt, size, items: lists };
+                        self.emit(EthEvent::RequestOutcome { request: pending.kind.name(), outcome });
+                        return Some((request_id, pending));
+                    }
+                    Ok(_) => {
+                        let whole = std::mem::replace(&mut **assembly, ReceiptsAssembly::new(vec![], vec![]));
+                        Ok(Response::Receipts(whole.into_receipts()))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            (kind, response) => check_response(kind, response, received),
+        };
         let outcome = match &result {
             Ok(r) if r.len() == 0 => Outcome::Empty { rtt },
             Ok(r) => Outcome::Valid { rtt, size, items: r.len() },
@@ -676,6 +734,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
         };
         self.emit(EthEvent::RequestOutcome { request: pending.kind.name(), outcome });
         let _ = pending.reply.send(result.map_err(EthError::from));
+        None
     }
 
     async fn fatal(&mut self, error: EthError) -> Flow {

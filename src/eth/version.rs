@@ -7,7 +7,8 @@ use std::fmt;
 /// eth/66 added request ids (EIP-2481), eth/67 removed `GetNodeData` (EIP-4938), eth/68 added
 /// types and sizes to `NewPooledTransactionHashes` (EIP-5793), eth/69 replaced the total
 /// difficulty in `Status` with a block range, dropped the bloom from receipts, removed the
-/// pre-merge block announcements and added `BlockRangeUpdate` (EIP-7642).
+/// pre-merge block announcements and added `BlockRangeUpdate` (EIP-7642), eth/70 split a
+/// block's receipt list over several `Receipts` messages (EIP-7975).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum EthVersion {
@@ -19,15 +20,18 @@ pub enum EthVersion {
     Eth68 = 68,
     /// eth/69 (EIP-7642): block range in `Status`, bloomless receipts, `BlockRangeUpdate`.
     Eth69 = 69,
+    /// eth/70 (EIP-7975): partial block receipt lists (`firstBlockReceiptIndex`,
+    /// `lastBlockIncomplete`).
+    Eth70 = 70,
 }
 
 impl EthVersion {
     /// Every version we speak, newest first (the order a Hello advertises them in does not
     /// matter; the highest shared one wins).
-    pub const ALL: [EthVersion; 4] = [Self::Eth69, Self::Eth68, Self::Eth67, Self::Eth66];
+    pub const ALL: [EthVersion; 5] = [Self::Eth70, Self::Eth69, Self::Eth68, Self::Eth67, Self::Eth66];
 
     /// The newest version we speak.
-    pub const LATEST: EthVersion = Self::Eth69;
+    pub const LATEST: EthVersion = Self::Eth70;
 
     /// The version number as it appears in a Hello capability and in `Status`.
     pub const fn as_u8(self) -> u8 {
@@ -35,18 +39,25 @@ impl EthVersion {
     }
 
     /// The number of message ids the version reserves in the RLPx message-id space: 17
-    /// (0x00..=0x10) for 66–68, 18 for 69 (adds `BlockRangeUpdate` = 0x11).
+    /// (0x00..=0x10) for 66–68, 18 for 69 (adds `BlockRangeUpdate` = 0x11) and 70 (new shapes,
+    /// no new ids), as go-ethereum's `protocolLengths`.
     pub const fn message_count(self) -> u8 {
         match self {
             Self::Eth66 | Self::Eth67 | Self::Eth68 => 17,
-            Self::Eth69 => 18,
+            Self::Eth69 | Self::Eth70 => 18,
         }
     }
 
     /// Whether `Status` carries the total difficulty and best hash (66–68) rather than a
-    /// block range (69).
+    /// block range (69+).
     pub const fn has_total_difficulty(self) -> bool {
-        !matches!(self, Self::Eth69)
+        (self as u8) < 69
+    }
+
+    /// Whether `GetReceipts`/`Receipts` carry EIP-7975's `firstBlockReceiptIndex` and
+    /// `lastBlockIncomplete` (70+).
+    pub const fn has_partial_receipts(self) -> bool {
+        (self as u8) >= 70
     }
 
     /// Whether `message_id` is defined for this version.
@@ -65,10 +76,10 @@ impl EthVersion {
             | id::GET_RECEIPTS
             | id::RECEIPTS => true,
             // EIP-7642: the pre-merge announcements are gone in eth/69.
-            id::NEW_BLOCK_HASHES | id::NEW_BLOCK => !matches!(self, Self::Eth69),
+            id::NEW_BLOCK_HASHES | id::NEW_BLOCK => (self as u8) < 69,
             // EIP-4938: state sync over eth ended with eth/67.
             id::GET_NODE_DATA | id::NODE_DATA => matches!(self, Self::Eth66),
-            id::BLOCK_RANGE_UPDATE => matches!(self, Self::Eth69),
+            id::BLOCK_RANGE_UPDATE => (self as u8) >= 69,
             _ => false,
         }
     }
@@ -83,6 +94,7 @@ impl TryFrom<u8> for EthVersion {
             67 => Ok(Self::Eth67),
             68 => Ok(Self::Eth68),
             69 => Ok(Self::Eth69),
+            70 => Ok(Self::Eth70),
             other => Err(other),
         }
     }
@@ -108,6 +120,12 @@ mod tests {
         assert!(!EthVersion::Eth69.has_message(id::NEW_BLOCK_HASHES));
         assert!(EthVersion::Eth69.has_message(id::BLOCK_RANGE_UPDATE));
         assert!(!EthVersion::Eth68.has_message(id::BLOCK_RANGE_UPDATE));
+        assert!(EthVersion::Eth70.has_message(id::BLOCK_RANGE_UPDATE));
+        assert!(!EthVersion::Eth70.has_message(id::NEW_BLOCK));
+        assert!(!EthVersion::Eth70.has_total_difficulty() && EthVersion::Eth70.has_partial_receipts());
+        assert!(!EthVersion::Eth69.has_partial_receipts());
+        // go-ethereum `protocolLengths`: 18 ids for 69 and 70.
+        assert_eq!(EthVersion::Eth70.message_count(), 18);
         for v in EthVersion::ALL {
             assert!(!v.has_message(v.message_count()), "{v}: ids end below message_count");
             assert_eq!(EthVersion::try_from(v.as_u8()), Ok(v));

@@ -126,7 +126,7 @@ impl NodeBuilder {
         self
     }
 
-    /// RLPx timeouts and client id. Default: [`RlpxConfig::default`]; eth/68 and eth/69
+    /// RLPx timeouts and client id. Default: [`RlpxConfig::default`]; eth/68, 69 and 70
     /// are added when no protocol is configured. Inbound handshakes are capped by the
     /// pool's `max_pending_inbound` (checked with the per-IP throttle before the
     /// handshake), not by `max_pending_handshakes`, which only [`crate::rlpx::RlpxListener`]
@@ -245,7 +245,7 @@ impl NodeBuilder {
             return Err(NodeError::InvalidConfig("tick interval must be non-zero".into()));
         }
         if self.rlpx.protocols.is_empty() {
-            self.rlpx.protocols = vec![Protocol::eth(69), Protocol::eth(68)];
+            self.rlpx.protocols = vec![Protocol::eth(70), Protocol::eth(69), Protocol::eth(68)];
         }
         let key = self.key.take().unwrap_or_else(NodeKey::generate);
         let metrics = match self.metrics {

@@ -34,7 +34,7 @@ pub(crate) fn eth_config(chain: &MemoryChain) -> EthConfig {
 }
 
 /// Two RLPx sessions connected over loopback TCP: (dialer, listener side).
-async fn pair(versions: &[u32]) -> (Session<TcpStream>, Session<TcpStream>) {
+pub(crate) async fn pair(versions: &[u32]) -> (Session<TcpStream>, Session<TcpStream>) {
     let key_a = NodeKey::generate();
     let key_b = NodeKey::generate();
     let mut listener =
@@ -47,14 +47,14 @@ async fn pair(versions: &[u32]) -> (Session<TcpStream>, Session<TcpStream>) {
     (a.unwrap(), b.unwrap().unwrap())
 }
 
-fn start(session: EthSession<TcpStream>, chain: Arc<MemoryChain>) -> (EthPeer, EthEvents) {
+pub(crate) fn start(session: EthSession<TcpStream>, chain: Arc<dyn ChainReader>) -> (EthPeer, EthEvents) {
     let (peer, service, events) = session.into_peer(chain);
     tokio::spawn(service.run());
     (peer, events)
 }
 
 /// The next event that `pick` accepts, skipping others.
-async fn next_event<T>(events: &mut EthEvents, mut pick: impl FnMut(EthEvent) -> Option<T>) -> T {
+pub(crate) async fn next_event<T>(events: &mut EthEvents, mut pick: impl FnMut(EthEvent) -> Option<T>) -> T {
     tokio::time::timeout(WAIT, async {
         loop {
             let ev = events.recv().await.expect("events end only after Closed");
@@ -149,13 +149,13 @@ async fn eth69_between_two_of_our_nodes() {
 }
 
 /// Our node against a hand-driven peer that speaks raw eth messages.
-struct RawPeer {
-    session: Session<TcpStream>,
-    version: EthVersion,
+pub(crate) struct RawPeer {
+    pub(crate) session: Session<TcpStream>,
+    pub(crate) version: EthVersion,
 }
 
 impl RawPeer {
-    async fn send(&mut self, msg: &EthMessage) {
+    pub(crate) async fn send(&mut self, msg: &EthMessage) {
         self.session.send(CapMessage::new(0, msg.id(), msg.encoded())).await.unwrap();
     }
 
@@ -163,7 +163,7 @@ impl RawPeer {
         self.session.send(CapMessage::new(0, id, data)).await.unwrap();
     }
 
-    async fn recv(&mut self) -> Result<EthMessage, RlpxError> {
+    pub(crate) async fn recv(&mut self) -> Result<EthMessage, RlpxError> {
         let msg = tokio::time::timeout(WAIT, self.session.next()).await.expect("message in time");
         let msg = msg.ok_or(RlpxError::Closed)??;
         Ok(EthMessage::decode(self.version, msg.id, &msg.data).unwrap())
@@ -172,7 +172,7 @@ impl RawPeer {
 
 /// Our eth peer (dialer) and a raw peer (listener side) on `version`; `raw_status` edits the
 /// raw peer's Status before it is sent. Returns our handshake result.
-async fn ours_and_raw(
+pub(crate) async fn ours_and_raw(
     version: u32,
     chain: Arc<MemoryChain>,
     edit: impl FnOnce(&mut ethp2p::eth::Status),

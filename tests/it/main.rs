@@ -6,6 +6,7 @@ mod discovery;
 mod dns;
 mod ejs;
 mod eth;
+mod eth70;
 mod geth;
 mod hive;
 mod interop_crawl;
