@@ -281,7 +281,7 @@ async fn crawl_of_a_mixed_geth_ejs_ethp2p_network() {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let local = LocalEnr::builder(&key).udp_socket(socket.local_addr().unwrap()).build().unwrap();
     let v4 = Discv4Config::builder().netrestrict(NetRestrict::loopback()).build().unwrap();
-    let (discv4, candidates) = Discv4::spawn_on_socket(Arc::new(socket), v4, local, None).unwrap();
+    let (discv4, candidates) = Discv4::spawn_on_socket(Arc::new(socket), v4, local).unwrap();
     let config = CrawlConfig::builder()
         .workers(32)
         .idle(Duration::from_secs(5))
