@@ -22,10 +22,10 @@ use ethp2p::{
     node::{Node, NodeBuilder},
     record::parse_enr,
     test_utils::{key_from_seed, test_discv5_config},
-    ChainSpec, Enode, Enr, NetRestrict,
+    ChainSpec, Enode, NetRestrict,
 };
 
-use crate::{geth::GethNode, peers};
+use crate::{geth::GethNode, peers, peers::Bootnode};
 
 /// Every test of `devp2p discv4 test` in go-ethereum v1.17.10 (cmd/devp2p/internal/v4test).
 const DISCV4_TESTS: &[&str] = &[
@@ -182,40 +182,6 @@ fn run_suite(suite: &str, args: Vec<String>) -> SuiteRun {
 
 async fn run_suite_async(suite: &'static str, args: Vec<String>) -> SuiteRun {
     tokio::task::spawn_blocking(move || run_suite(suite, args)).await.expect("suite runner")
-}
-
-/// The release-style `bootnode` binary on 127.0.0.1, restricted to loopback. Killed on drop.
-struct Bootnode {
-    child: Child,
-    enode: Enode,
-    enr: Enr,
-}
-
-impl Bootnode {
-    fn start(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bootnode"))
-            .args(["--datadir", dir.path().to_str().unwrap(), "--addr", "127.0.0.1:0"])
-            .args(["--netrestrict", "127.0.0.0/8"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("bootnode starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let enode: Enode = lines.next().unwrap().unwrap().parse().expect("line 1 is the enode URL");
-        let enr = parse_enr(&lines.next().unwrap().unwrap()).expect("line 2 is the ENR");
-        // The key file lives in `dir`; the process has read it already.
-        drop(dir);
-        Self { child, enode, enr }
-    }
-}
-
-impl Drop for Bootnode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn discv4_suite_args(enode: &Enode) -> Vec<String> {

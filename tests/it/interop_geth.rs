@@ -2,9 +2,9 @@
 //! finds through our bootnode. Each test prints its figures to the terminal.
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::Write,
     net::SocketAddr,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -21,7 +21,7 @@ use ethp2p::{
     eth::{FileChain, GetBlockHeaders, MemoryChain},
     node::{Node, NodeBuilder},
     pool::PeerSnapshot,
-    record::{parse_enr, GethGenesis},
+    record::GethGenesis,
     test_utils::{dns::DnsTestServer, key_from_seed, test_discv5_config},
     Candidate, CandidateSource, ChainSpec, Enode, Enr, LocalEnr, NetRestrict, NodeKey, PeerId,
 };
@@ -31,48 +31,17 @@ use crate::{
     ejs::EjsPeer,
     geth::{Discovery, GethNode},
     peers,
+    peers::Bootnode,
 };
 
 /// How long two geth nodes may take to find each other through the bootnode.
 const FIND_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Our `bootnode` binary on 127.0.0.1 with the ethtest chain's fork id, restricted to
-/// loopback. Killed on drop.
-struct Bootnode {
-    child: Child,
-    enode: Enode,
-    enr: Enr,
-}
-
-impl Bootnode {
-    fn start(network: &std::path::Path) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bootnode"))
-            .args(["--datadir", dir.path().to_str().unwrap(), "--addr", "127.0.0.1:0"])
-            .args(["--netrestrict", "127.0.0.0/8", "--network", network.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("bootnode starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let enode: Enode = lines.next().unwrap().unwrap().parse().expect("line 1 is the enode URL");
-        let enr = parse_enr(&lines.next().unwrap().unwrap()).expect("line 2 is the ENR");
-        Self { child, enode, enr }
-    }
-}
-
-impl Drop for Bootnode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Two geth nodes whose only bootnode is ours find each other through it and peer, shown by
 /// geth's own `admin.peers`.
 fn two_geths_meet_through_our_bootnode(discovery: Discovery) {
     let genesis = peers::ethtest_dir().join("genesis.json");
-    let boot = Bootnode::start(&genesis);
+    let boot = Bootnode::start(&["--network", genesis.to_str().unwrap()]);
     let bootnode = match discovery {
         Discovery::V5 => boot.enr.to_base64(),
         _ => boot.enode.to_string(),
@@ -238,7 +207,7 @@ async fn crawl_of_a_mixed_geth_ejs_ethp2p_network() {
     const EJS: usize = 5;
     const OURS: usize = 20;
     let genesis = peers::ethtest_dir().join("genesis.json");
-    let boot = Bootnode::start(&genesis);
+    let boot = Bootnode::start(&["--network", genesis.to_str().unwrap()]);
     let boot_enode = boot.enode.to_string();
 
     let geths: Vec<GethNode> = (0..GETH)
@@ -427,7 +396,7 @@ async fn we_sync_from_geth(discovery: Discovery, hold: Duration) {
     let dir = peers::ethtest_dir();
     let genesis_file = dir.join("genesis.json");
     let genesis = GethGenesis::from_file(&genesis_file).unwrap();
-    let boot = Bootnode::start(&genesis_file);
+    let boot = Bootnode::start(&["--network", genesis_file.to_str().unwrap()]);
     let bootnode = match discovery {
         Discovery::V5 => boot.enr.to_base64(),
         _ => boot.enode.to_string(),

@@ -7,10 +7,13 @@
 #![allow(dead_code)] // Shared by several test modules; not every one uses every helper.
 
 use std::{
+    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::Command,
+    process::{Child, Command, Stdio},
     sync::Mutex,
 };
+
+use ethp2p::{record::parse_enr, Enode, Enr};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-peers.sh");
 
@@ -90,4 +93,41 @@ pub(crate) fn init_tracing() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
+}
+
+/// The release-style `bootnode` binary on 127.0.0.1, restricted to loopback. Killed on drop.
+pub(crate) struct Bootnode {
+    child: Child,
+    /// Its enode URL (TCP port 0: a bootnode has no RLPx).
+    pub(crate) enode: Enode,
+    /// Its signed record.
+    pub(crate) enr: Enr,
+}
+
+impl Bootnode {
+    /// Starts it with `extra` flags and reads its enode and ENR from stdout.
+    pub(crate) fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bootnode"))
+            .args(["--datadir", dir.path().to_str().unwrap(), "--addr", "127.0.0.1:0"])
+            .args(["--netrestrict", "127.0.0.0/8"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bootnode starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let enode: Enode = lines.next().unwrap().unwrap().parse().expect("line 1 is the enode URL");
+        let enr = parse_enr(&lines.next().unwrap().unwrap()).expect("line 2 is the ENR");
+        // The key file lives in `dir`; the process has read it already.
+        drop(dir);
+        Self { child, enode, enr }
+    }
+}
+
+impl Drop for Bootnode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
