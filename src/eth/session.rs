@@ -35,7 +35,7 @@ use crate::eth::serve::{respond, ChainReader};
 use crate::eth::status::{validate_block_range, validate_status, StatusInfo};
 use crate::eth::validate::{
     validate_bodies, validate_bodies_encoded, validate_headers, validate_headers_with_hashes,
-    validate_pooled_transactions, validate_receipts, Outcome,
+    validate_pooled_transactions, validate_receipts, Outcome, RequestKind,
 };
 use crate::eth::version::EthVersion;
 use crate::record::{ForkFilter, PeerId};
@@ -235,7 +235,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthSession<S> {
             next_id: 0,
             pending: HashMap::new(),
             timed_out: VecDeque::new(),
-            request_timeout: self.config.request_timeout,
         };
         (peer, service, EthEvents { rx: ev_rx })
     }
@@ -248,10 +247,11 @@ pub enum EthEvent {
     /// An announcement: `NewBlockHashes`, `NewBlock`, `Transactions`,
     /// `NewPooledTransactionHashes` or (eth/69, validated) `BlockRangeUpdate`.
     Announcement(EthMessage),
-    /// A request we sent ended; the pool scores the peer on the outcome.
+    /// A request we sent ended (answered, or timed out); the pool scores the peer on the
+    /// outcome. Every request sent gets exactly one, even when its caller went away.
     RequestOutcome {
-        /// The request's message name.
-        request: &'static str,
+        /// What was asked for.
+        kind: RequestKind,
         /// How it ended.
         outcome: Outcome,
     },
@@ -274,9 +274,9 @@ impl EthEvents {
     }
 }
 
-/// What a request needs to validate its response.
+/// A request in flight: what it asked for, to validate the response against.
 #[derive(Debug)]
-enum RequestKind {
+enum Request {
     Headers(GetBlockHeaders),
     /// The headers whose bodies are requested, and their hashes.
     Bodies(Vec<Header>, Vec<B256>),
@@ -285,13 +285,13 @@ enum RequestKind {
     Pooled(Vec<B256>),
 }
 
-impl RequestKind {
-    fn name(&self) -> &'static str {
+impl Request {
+    fn kind(&self) -> RequestKind {
         match self {
-            Self::Headers(_) => "GetBlockHeaders",
-            Self::Bodies(..) => "GetBlockBodies",
-            Self::Receipts(..) => "GetReceipts",
-            Self::Pooled(_) => "GetPooledTransactions",
+            Self::Headers(_) => RequestKind::BlockHeaders,
+            Self::Bodies(..) => RequestKind::BlockBodies,
+            Self::Receipts(..) => RequestKind::Receipts,
+            Self::Pooled(_) => RequestKind::PooledTransactions,
         }
     }
 
@@ -336,17 +336,18 @@ impl Response {
 
 #[derive(Debug)]
 enum Command {
-    Request { kind: RequestKind, reply: oneshot::Sender<Result<Response, EthError>> },
+    Request { request: Request, timeout: Duration, reply: oneshot::Sender<Result<Response, EthError>> },
     Send(EthMessage),
     Disconnect(DisconnectReason),
 }
 
 #[derive(Debug)]
 struct Pending {
-    kind: RequestKind,
+    request: Request,
     reply: oneshot::Sender<Result<Response, EthError>>,
     sent: Instant,
     deadline: Instant,
+    timeout: Duration,
 }
 
 /// A cheap, cloneable handle to one peer's eth session.
@@ -375,9 +376,20 @@ impl EthPeer {
         &self.remote_status
     }
 
-    async fn request(&self, kind: RequestKind) -> Result<Response, EthError> {
+    /// A handle whose requests time out after `timeout` instead of the session's
+    /// [`EthConfig::request_timeout`] (the pool gives each peer a timeout from its measured
+    /// round trips). The session task enforces it and reports the timeout as an outcome.
+    pub fn with_request_timeout(&self, timeout: Duration) -> Self {
+        Self { request_timeout: timeout, ..self.clone() }
+    }
+
+    async fn request(&self, request: Request) -> Result<Response, EthError> {
         let (reply, rx) = oneshot::channel();
-        self.commands.send(Command::Request { kind, reply }).await.map_err(|_| EthError::SessionClosed)?;
+        let timeout = self.request_timeout;
+        self.commands
+            .send(Command::Request { request, timeout, reply })
+            .await
+            .map_err(|_| EthError::SessionClosed)?;
         // The task enforces the timeout and reports it; this bound only guards against a
         // task that stopped without replying.
         match tokio::time::timeout(self.request_timeout * 2, rx).await {
@@ -391,7 +403,7 @@ impl EthPeer {
     /// with the hash computed over the bytes received (pass them on to
     /// [`get_block_bodies`](Self::get_block_bodies) and [`get_receipts`](Self::get_receipts)).
     pub async fn get_block_headers(&self, request: GetBlockHeaders) -> Result<Vec<Sealed<Header>>, EthError> {
-        match self.request(RequestKind::Headers(request)).await? {
+        match self.request(Request::Headers(request)).await? {
             Response::Headers(h) => Ok(h),
             _ => Err(EthError::SessionClosed),
         }
@@ -404,7 +416,7 @@ impl EthPeer {
         headers: Vec<Sealed<Header>>,
     ) -> Result<Vec<BlockBody<TxEnvelope>>, EthError> {
         let (headers, hashes) = headers.into_iter().map(Sealed::split).unzip();
-        match self.request(RequestKind::Bodies(headers, hashes)).await? {
+        match self.request(Request::Bodies(headers, hashes)).await? {
             Response::Bodies(b) => Ok(b),
             _ => Err(EthError::SessionClosed),
         }
@@ -417,7 +429,7 @@ impl EthPeer {
         headers: Vec<Sealed<Header>>,
     ) -> Result<Vec<Vec<ReceiptEnvelope>>, EthError> {
         let (headers, hashes) = headers.into_iter().map(Sealed::split).unzip();
-        match self.request(RequestKind::Receipts(headers, hashes)).await? {
+        match self.request(Request::Receipts(headers, hashes)).await? {
             Response::Receipts(r) => Ok(r),
             _ => Err(EthError::SessionClosed),
         }
@@ -428,7 +440,7 @@ impl EthPeer {
         &self,
         hashes: Vec<B256>,
     ) -> Result<Vec<PooledTransaction>, EthError> {
-        match self.request(RequestKind::Pooled(hashes)).await? {
+        match self.request(Request::Pooled(hashes)).await? {
             Response::Pooled(t) => Ok(t),
             _ => Err(EthError::SessionClosed),
         }
@@ -472,7 +484,6 @@ pub struct EthPeerService<S> {
     next_id: RequestId,
     pending: HashMap<RequestId, Pending>,
     timed_out: VecDeque<RequestId>,
-    request_timeout: Duration,
 }
 
 impl std::fmt::Debug for dyn ChainReader {
@@ -546,17 +557,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
 
     async fn on_command(&mut self, cmd: Command) -> Flow {
         match cmd {
-            Command::Request { kind, reply } => {
+            Command::Request { request, timeout, reply } => {
                 let request_id = self.next_id;
                 self.next_id = self.next_id.wrapping_add(1);
-                let msg = kind.message(request_id);
+                let msg = request.message(request_id);
                 if let Err(e) = self.send(&msg).await {
                     let _ = reply.send(Err(EthError::SessionClosed));
                     return Flow::Stop(e);
                 }
                 let sent = Instant::now();
-                let deadline = sent + self.request_timeout;
-                self.pending.insert(request_id, Pending { kind, reply, sent, deadline });
+                let deadline = sent + timeout;
+                self.pending.insert(request_id, Pending { request, reply, sent, deadline, timeout });
                 Flow::Continue
             }
             Command::Send(msg) => match self.send(&msg).await {
@@ -577,8 +588,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             if let Some(p) = self.pending.remove(&request_id) {
                 let _ = p.reply.send(Err(EthError::Timeout));
                 self.emit(EthEvent::RequestOutcome {
-                    request: p.kind.name(),
-                    outcome: Outcome::Timeout { after: self.request_timeout },
+                    kind: p.request.kind(),
+                    outcome: Outcome::Timeout { after: p.timeout },
                 });
                 if self.timed_out.len() == TIMED_OUT_MEMORY {
                     self.timed_out.pop_front();
@@ -668,13 +679,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             return;
         };
         let rtt = pending.sent.elapsed();
-        let result = check_response(&pending.kind, response, received);
+        let result = check_response(&pending.request, response, received);
         let outcome = match &result {
             Ok(r) if r.len() == 0 => Outcome::Empty { rtt },
             Ok(r) => Outcome::Valid { rtt, size, items: r.len() },
             Err(reason) => Outcome::Invalid { reason: reason.clone(), rtt, size },
         };
-        self.emit(EthEvent::RequestOutcome { request: pending.kind.name(), outcome });
+        self.emit(EthEvent::RequestOutcome { kind: pending.request.kind(), outcome });
         let _ = pending.reply.send(result.map_err(EthError::from));
     }
 
@@ -695,14 +706,14 @@ enum Received<'a> {
 }
 
 fn check_response(
-    kind: &RequestKind,
+    kind: &Request,
     response: EthMessage,
     received: Received<'_>,
 ) -> Result<Response, InvalidResponse> {
     let wrong =
         |got: &EthMessage| InvalidResponse::WrongKind { expected: kind.response_name(), got: got.name() };
     match (kind, response) {
-        (RequestKind::Headers(req), EthMessage::BlockHeaders(p)) => {
+        (Request::Headers(req), EthMessage::BlockHeaders(p)) => {
             let hashes = match received {
                 Received::HeaderHashes(hashes) => {
                     validate_headers_with_hashes(req, &p.message, &hashes)?;
@@ -714,19 +725,19 @@ fn check_response(
                 p.message.into_iter().zip(hashes).map(|(h, s)| Sealed::new_unchecked(h, s)).collect(),
             ))
         }
-        (RequestKind::Bodies(headers, _), EthMessage::BlockBodies(p)) => {
+        (Request::Bodies(headers, _), EthMessage::BlockBodies(p)) => {
             match received {
                 Received::TxEncodings(encodings) => validate_bodies_encoded(headers, &p.message, &encodings)?,
                 _ => validate_bodies(headers, &p.message)?,
             }
             Ok(Response::Bodies(p.message))
         }
-        (RequestKind::Receipts(headers, _), EthMessage::Receipts(p)) => {
+        (Request::Receipts(headers, _), EthMessage::Receipts(p)) => {
             let receipts = p.message.into_envelopes();
             validate_receipts(headers, &receipts)?;
             Ok(Response::Receipts(receipts))
         }
-        (RequestKind::Pooled(hashes), EthMessage::PooledTransactions(p)) => {
+        (Request::Pooled(hashes), EthMessage::PooledTransactions(p)) => {
             validate_pooled_transactions(hashes, &p.message)?;
             Ok(Response::Pooled(p.message))
         }

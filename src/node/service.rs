@@ -15,6 +15,7 @@ use tokio::{
 };
 
 use super::{
+    announce::Announcement,
     stats::{close_label, DialFailure},
     NodeError, NodeStats,
 };
@@ -23,14 +24,14 @@ use crate::{
         nat::{start_port_mapping, ExternalAddr, PortMapConfig, PortMapping},
         Candidate, CandidateSource, Discovery, DiscoveryConfig, NatConfig,
     },
-    eth::{ChainReader, EthConfig, EthError, EthEvent, EthPeer, EthSession},
+    eth::{ChainReader, EthConfig, EthError, EthEvent, EthPeer, EthSession, Outcome, RequestKind},
     metrics::{self, Recorder},
     pool::{
-        AddressBook, BackoffKind, Direction, ForkIdFilter, PeerSnapshot, PoolAction, PoolConfig, PoolEvent,
-        PoolState, ReputationChange, RequestKind, ResponseOutcome, SessionClose, BOOK_FILE,
+        AddressBook, Direction, ForkIdFilter, PeerSnapshot, PoolAction, PoolConfig, PoolEvent, PoolState,
+        ReputationChange, SessionClose, BOOK_FILE,
     },
     record::{Enode, ForkId, LocalEnr, NodeKey, PeerId},
-    rlpx::{self, RlpxConfig, RlpxError},
+    rlpx::{self, Backoff, RlpxConfig, RlpxError},
 };
 
 /// Reports from the tasks the service spawned.
@@ -53,7 +54,6 @@ pub(super) enum Command {
     Peers(oneshot::Sender<Vec<PeerSnapshot>>),
     Stats(oneshot::Sender<NodeStats>),
     Acquire { kind: RequestKind, exclude: Vec<PeerId>, reply: oneshot::Sender<Option<(EthPeer, Duration)>> },
-    Release { peer_id: PeerId, kind: RequestKind, outcome: Option<ResponseOutcome> },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -66,7 +66,7 @@ enum Internal {
     },
     DialFailed {
         peer_id: PeerId,
-        backoff: BackoffKind,
+        backoff: Backoff,
         ban: bool,
         failure: DialFailure,
     },
@@ -75,6 +75,13 @@ enum Internal {
         peer_id: PeerId,
         ban: bool,
     },
+    /// A request to the peer ended; its session task judged the answer.
+    RequestOutcome {
+        peer_id: PeerId,
+        kind: RequestKind,
+        outcome: Outcome,
+    },
+    Announcement(Announcement),
     Closed {
         peer_id: PeerId,
         session: u64,
@@ -116,6 +123,7 @@ pub(super) struct Setup {
     pub(super) seed: u64,
     pub(super) commands: mpsc::Receiver<Command>,
     pub(super) events: broadcast::Sender<PoolEvent>,
+    pub(super) announcements: broadcast::Sender<Announcement>,
     pub(super) recorder: Recorder,
     pub(super) nat: NatConfig,
     pub(super) port_mapper: Option<MapperFactory>,
@@ -189,6 +197,7 @@ pub(super) struct NodeService {
     sessions: JoinSet<()>,
     sources: JoinSet<()>,
     events: broadcast::Sender<PoolEvent>,
+    announcements: broadcast::Sender<Announcement>,
     book_path: Option<PathBuf>,
     tick: Duration,
     dial_failures: BTreeMap<DialFailure, u64>,
@@ -284,21 +293,6 @@ fn lan_record(
         .map_err(|e| NodeError::InvalidConfig(format!("LAN record: {e}")))
 }
 
-/// How an eth session's end reads to the pool.
-fn classify(error: &EthError, we_closed: bool) -> SessionClose {
-    if we_closed {
-        return SessionClose::Local;
-    }
-    match error {
-        EthError::SessionClosed => SessionClose::Local,
-        EthError::Rlpx(RlpxError::Disconnected(reason)) => SessionClose::Remote(Some(reason.code())),
-        e => SessionClose::Error {
-            backoff: BackoffKind::from_rlpx(e.backoff()).unwrap_or(BackoffKind::Low),
-            ban: e.should_ban(),
-        },
-    }
-}
-
 /// Accepts TCP connections and hands them to the service, which decides before any
 /// handshake work. Stops when the service is gone.
 async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<(TcpStream, SocketAddr)>) {
@@ -335,6 +329,7 @@ impl NodeService {
             seed,
             commands,
             events,
+            announcements,
             recorder,
             nat,
             port_mapper,
@@ -482,6 +477,7 @@ impl NodeService {
             sessions: JoinSet::new(),
             sources: source_tasks,
             events,
+            announcements,
             book_path,
             tick,
             dial_failures: BTreeMap::new(),
@@ -624,10 +620,6 @@ impl NodeService {
                     self.pool.on_request_cancelled(&peer.peer_id());
                 }
             }
-            Command::Release { peer_id, kind, outcome } => match outcome {
-                Some(outcome) => self.pool.on_response(&peer_id, kind, outcome, now),
-                None => self.pool.on_request_cancelled(&peer_id),
-            },
             Command::Shutdown(_) => unreachable!("handled in run"),
         }
     }
@@ -704,11 +696,18 @@ impl NodeService {
                 let tx = self.internal_tx.clone();
                 self.sessions.spawn(async move {
                     while let Some(event) = events.recv().await {
-                        if let EthEvent::Offence(e) = event {
-                            let ban = e.should_ban();
-                            if tx.send(Internal::Offence { peer_id, ban }).await.is_err() {
-                                return;
+                        let report = match event {
+                            EthEvent::Offence(e) => Internal::Offence { peer_id, ban: e.should_ban() },
+                            EthEvent::RequestOutcome { kind, outcome } => {
+                                Internal::RequestOutcome { peer_id, kind, outcome }
                             }
+                            EthEvent::Announcement(message) => {
+                                Internal::Announcement(Announcement { peer_id, message })
+                            }
+                            _ => continue,
+                        };
+                        if tx.send(report).await.is_err() {
+                            return;
                         }
                     }
                 });
@@ -724,7 +723,7 @@ impl NodeService {
                     }
                     Err(reason) => {
                         self.sessions.spawn(async move {
-                            let _ = peer.disconnect(reason.into()).await;
+                            let _ = peer.disconnect(reason).await;
                         });
                     }
                 }
@@ -734,11 +733,22 @@ impl NodeService {
                     if ban { ReputationChange::ProtocolBreach } else { ReputationChange::BadMessage };
                 self.pool.change_reputation(&peer_id, change, now);
             }
+            Internal::RequestOutcome { peer_id, kind, outcome } => {
+                self.pool.on_response(&peer_id, kind, &outcome, now)
+            }
+            Internal::Announcement(a) => {
+                // Nobody listening is fine; a slow listener loses the oldest, not the node.
+                let _ = self.announcements.send(a);
+            }
             Internal::Closed { peer_id, session, error } => {
                 // A refused or replaced duplicate closing must not end the admitted session.
                 if self.peers.get(&peer_id).is_some_and(|(s, _)| *s == session) {
                     self.peers.remove(&peer_id);
-                    let close = classify(&error, self.closing.remove(&peer_id));
+                    let close = if self.closing.remove(&peer_id) {
+                        SessionClose::Local
+                    } else {
+                        SessionClose::from_error(&error)
+                    };
                     self.pool.on_session_closed(&peer_id, close, now);
                 }
             }
@@ -762,7 +772,7 @@ impl NodeService {
                         let report = match rlpx::dial(&enode, &key, &rlpx).await {
                             Err(e) => Internal::DialFailed {
                                 peer_id: enode.peer_id,
-                                backoff: BackoffKind::from_rlpx(e.backoff()).unwrap_or(BackoffKind::Low),
+                                backoff: e.backoff(),
                                 ban: e.should_ban(),
                                 failure: DialFailure::of_rlpx(&e),
                             },
@@ -774,7 +784,7 @@ impl NodeService {
                                 },
                                 Err(e) => Internal::DialFailed {
                                     peer_id: enode.peer_id,
-                                    backoff: BackoffKind::from_rlpx(e.backoff()).unwrap_or(BackoffKind::Low),
+                                    backoff: e.backoff(),
                                     ban: e.should_ban(),
                                     failure: DialFailure::of_eth(&e),
                                 },
@@ -787,7 +797,7 @@ impl NodeService {
                     if let Some((_, peer)) = self.peers.get(&peer_id).cloned() {
                         self.closing.insert(peer_id);
                         self.sessions.spawn(async move {
-                            let _ = peer.disconnect(reason.into()).await;
+                            let _ = peer.disconnect(reason).await;
                         });
                     }
                 }
