@@ -449,6 +449,19 @@ impl EthPeer {
     /// Sends an announcement (`NewBlockHashes`, `NewBlock`, `Transactions`,
     /// `NewPooledTransactionHashes`, `BlockRangeUpdate`) if the negotiated version has it.
     pub async fn announce(&self, message: EthMessage) -> Result<(), EthError> {
+        self.check_announcement(&message)?;
+        self.commands.send(Command::Send(message)).await.map_err(|_| EthError::SessionClosed)
+    }
+
+    /// Like [`Self::announce`], without waiting: when the session's command queue is full
+    /// the message is dropped (a broadcast must not stall on one slow peer) and the error
+    /// says so ([`EthError::SessionClosed`] for a full or closed queue).
+    pub fn try_announce(&self, message: EthMessage) -> Result<(), EthError> {
+        self.check_announcement(&message)?;
+        self.commands.try_send(Command::Send(message)).map_err(|_| EthError::SessionClosed)
+    }
+
+    fn check_announcement(&self, message: &EthMessage) -> Result<(), EthError> {
         let is_announcement = matches!(
             message,
             EthMessage::NewBlockHashes(_)
@@ -461,7 +474,7 @@ impl EthPeer {
         if !is_announcement || !message.is_valid_for(self.version) {
             return Err(EthError::NotForVersion { message: message.name(), version: self.version });
         }
-        self.commands.send(Command::Send(message)).await.map_err(|_| EthError::SessionClosed)
+        Ok(())
     }
 
     /// Ends the session with `reason`.
@@ -499,6 +512,12 @@ enum Flow {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
+    /// Ends a session that was never run: the peer gets a Disconnect with `reason` (say,
+    /// the pool refused it) and nothing else; no request is served or sent.
+    pub async fn refuse(mut self, reason: DisconnectReason) {
+        let _ = self.session.disconnect(reason).await;
+    }
+
     /// Drives the session until it ends; returns why, after reporting it as
     /// [`EthEvent::Closed`].
     #[tracing::instrument(target = "ethp2p::eth", name = "eth_session", skip_all,

@@ -19,6 +19,7 @@
 mod announce;
 mod error;
 mod service;
+mod sessions;
 mod stats;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};

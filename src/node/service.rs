@@ -1,7 +1,7 @@
 //! The node's service task: owns the [`PoolState`], the listener and every session task.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap},
     net::{IpAddr, SocketAddr},
     path::PathBuf,
     sync::Arc,
@@ -16,6 +16,9 @@ use tokio::{
 
 use super::{
     announce::Announcement,
+    sessions::{
+        SessionCommand, SessionEvent, SessionManager, SESSION_COMMAND_CAPACITY, SESSION_EVENT_CAPACITY,
+    },
     stats::{close_label, DialFailure},
     NodeError, NodeStats,
 };
@@ -24,14 +27,14 @@ use crate::{
         nat::{start_port_mapping, ExternalAddr, PortMapConfig, PortMapping},
         Candidate, CandidateSource, Discovery, DiscoveryConfig, NatConfig,
     },
-    eth::{ChainReader, EthConfig, EthError, EthEvent, EthPeer, EthSession, Outcome, RequestKind},
+    eth::{ChainReader, EthConfig, EthPeer, RequestKind},
     metrics::{self, Recorder},
     pool::{
         AddressBook, Direction, ForkIdFilter, PeerSnapshot, PoolAction, PoolConfig, PoolEvent, PoolState,
-        ReputationChange, SessionClose, BOOK_FILE,
+        ReputationChange, BOOK_FILE,
     },
     record::{Enode, ForkId, LocalEnr, NodeKey, PeerId},
-    rlpx::{self, Backoff, RlpxConfig, RlpxError},
+    rlpx::{RlpxConfig, RlpxError},
 };
 
 /// Reports from the tasks the service spawned.
@@ -46,8 +49,6 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 const LAN_CAPACITY: usize = 64;
 /// How often the discovery stats are copied into the node's own metrics registry.
 const DISCOVERY_METRICS_INTERVAL: Duration = Duration::from_secs(5);
-/// How long shutdown waits for sessions to say goodbye before aborting them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 pub(super) enum Command {
     Candidate(Candidate),
@@ -57,36 +58,9 @@ pub(super) enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// Reports from the candidate pumps and demand lookups the service spawned.
 enum Internal {
-    Candidate(Candidate),
-    Established {
-        session: Box<EthSession<TcpStream>>,
-        addr: SocketAddr,
-        direction: Direction,
-    },
-    DialFailed {
-        peer_id: PeerId,
-        backoff: Backoff,
-        ban: bool,
-        failure: DialFailure,
-    },
-    InboundFailed,
-    Offence {
-        peer_id: PeerId,
-        ban: bool,
-    },
-    /// A request to the peer ended; its session task judged the answer.
-    RequestOutcome {
-        peer_id: PeerId,
-        kind: RequestKind,
-        outcome: Outcome,
-    },
-    Announcement(Announcement),
-    Closed {
-        peer_id: PeerId,
-        session: u64,
-        error: Arc<EthError>,
-    },
+    Candidate(Box<Candidate>),
     /// A demand lookup (see [`DemandLookups`]) finished.
     LookupDone,
 }
@@ -177,24 +151,19 @@ async fn start_nat(
 }
 
 pub(super) struct NodeService {
-    key: NodeKey,
-    eth: EthConfig,
-    chain: Arc<dyn ChainReader>,
-    rlpx: RlpxConfig,
     pool: PoolState,
     /// Raw TCP connections from the accept task, not yet handshaken.
     inbound: mpsc::Receiver<(TcpStream, SocketAddr)>,
-    /// The admitted session of each peer, with its session number: a report from another
-    /// session of the same peer (a refused or replaced duplicate) must not touch it.
-    peers: HashMap<PeerId, (u64, EthPeer)>,
-    /// Numbers the sessions.
-    next_session: u64,
-    /// Peers we asked to leave: their close is ours, not a remote drop.
-    closing: HashSet<PeerId>,
+    /// The handle of each session the pool admitted, for routing requests to it.
+    peers: HashMap<PeerId, EthPeer>,
+    /// Commands to the session manager, and its events.
+    session_tx: mpsc::Sender<SessionCommand>,
+    session_rx: mpsc::Receiver<SessionEvent>,
     commands: mpsc::Receiver<Command>,
     internal_tx: mpsc::Sender<Internal>,
     internal_rx: mpsc::Receiver<Internal>,
-    sessions: JoinSet<()>,
+    /// The session manager's task, book saves and demand lookups.
+    tasks: JoinSet<()>,
     sources: JoinSet<()>,
     events: broadcast::Sender<PoolEvent>,
     announcements: broadcast::Sender<Announcement>,
@@ -374,7 +343,7 @@ impl NodeService {
                 let tx = internal_tx.clone();
                 source_tasks.spawn(async move {
                     while let Some(c) = candidates.recv().await {
-                        if tx.send(Internal::Candidate(c)).await.is_err() {
+                        if tx.send(Internal::Candidate(Box::new(c))).await.is_err() {
                             return;
                         }
                     }
@@ -427,7 +396,7 @@ impl NodeService {
                 let tx = internal_tx.clone();
                 source_tasks.spawn(async move {
                     while let Some(c) = rx.recv().await {
-                        if tx.send(Internal::Candidate(c)).await.is_err() {
+                        if tx.send(Internal::Candidate(Box::new(c))).await.is_err() {
                             return;
                         }
                     }
@@ -455,26 +424,26 @@ impl NodeService {
             let tx = internal_tx.clone();
             source_tasks.spawn(async move {
                 while let Some(c) = source.recv().await {
-                    if tx.send(Internal::Candidate(c)).await.is_err() {
+                    if tx.send(Internal::Candidate(Box::new(c))).await.is_err() {
                         return;
                     }
                 }
             });
         }
+        let (session_tx, manager_rx) = mpsc::channel(SESSION_COMMAND_CAPACITY);
+        let (manager_tx, session_rx) = mpsc::channel(SESSION_EVENT_CAPACITY);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(SessionManager::new(key, rlpx, eth, chain, manager_rx, manager_tx).run());
         let service = Self {
-            key,
-            eth,
-            chain,
-            rlpx,
             pool: state,
             inbound,
             peers: HashMap::new(),
-            next_session: 0,
-            closing: HashSet::new(),
+            session_tx,
+            session_rx,
             commands,
             internal_tx,
             internal_rx,
-            sessions: JoinSet::new(),
+            tasks,
             sources: source_tasks,
             events,
             announcements,
@@ -519,8 +488,9 @@ impl NodeService {
                     }
                 },
                 Some(report) = self.internal_rx.recv() => self.on_internal(report),
+                Some(event) = self.session_rx.recv() => self.on_session_event(event),
                 Some((tcp, addr)) = self.inbound.recv() => self.on_inbound(tcp, addr),
-                Some(_) = self.sessions.join_next(), if !self.sessions.is_empty() => {}
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
                 _ = tick.tick() => self.pool.tick(Instant::now()),
                 _ = save.tick() => self.save_book_in_background(),
             }
@@ -540,7 +510,7 @@ impl NodeService {
         lookups.running = true;
         lookups.new_candidates = 0;
         let (discovery, tx) = (discovery.clone(), self.internal_tx.clone());
-        self.sources.spawn(async move {
+        self.tasks.spawn(async move {
             let found = discovery.random_lookup().await;
             tracing::trace!(target: "ethp2p::pool", found, "demand lookup done");
             let _ = tx.send(Internal::LookupDone).await;
@@ -612,7 +582,7 @@ impl NodeService {
             }
             Command::Acquire { kind, exclude, reply } => {
                 let choice = self.pool.best_peer(kind, &exclude).and_then(|id| {
-                    let peer = self.peers.get(&id)?.1.clone();
+                    let peer = self.peers.get(&id)?.clone();
                     self.pool.on_request_sent(&id);
                     Some((peer, self.pool.request_timeout(&id, kind)))
                 });
@@ -642,116 +612,74 @@ impl NodeService {
         self.recorder.with(|| {
             ::metrics::counter!(metrics::INBOUND_CONNECTIONS, "outcome" => "handshake").increment(1)
         });
-        let (key, rlpx, eth, tx) =
-            (self.key.clone(), self.rlpx.clone(), self.eth.clone(), self.internal_tx.clone());
-        self.sessions.spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let report = match rlpx::Session::incoming(tcp, &key, &rlpx).await {
-                Ok(session) => match EthSession::handshake(session, eth).await {
-                    Ok(s) => {
-                        Internal::Established { session: Box::new(s), addr, direction: Direction::Inbound }
-                    }
-                    Err(_) => Internal::InboundFailed,
-                },
-                Err(error) => {
-                    tracing::trace!(target: "ethp2p::pool", %addr, %error, "inbound handshake failed");
-                    Internal::InboundFailed
-                }
-            };
-            let _ = tx.send(report).await;
-        });
+        if self.session_tx.try_send(SessionCommand::Accept { tcp, addr }).is_err() {
+            // The session manager is saturated (or gone): the connection is closed.
+            self.pool.on_inbound_failed();
+        }
     }
 
     fn on_internal(&mut self, report: Internal) {
-        let now = Instant::now();
         match report {
-            Internal::Candidate(c) => self.add_candidate(&c, now),
-            Internal::DialFailed { peer_id, backoff, ban, failure } => {
+            Internal::Candidate(c) => self.add_candidate(&c, Instant::now()),
+            Internal::LookupDone => self.on_lookup_done(Instant::now()),
+        }
+    }
+
+    /// Each session event becomes pool calls (and, for a finished handshake, the pool's
+    /// verdict goes back to the session manager).
+    fn on_session_event(&mut self, event: SessionEvent) {
+        let now = Instant::now();
+        match event {
+            SessionEvent::Handshaken { id, peer, addr, direction, client_id } => {
+                let peer_id = peer.peer_id();
+                let command = match self.pool.on_session_established(peer_id, addr, direction, now) {
+                    Ok(()) => {
+                        self.pool.set_peer_info(&peer_id, &client_id, peer.version());
+                        self.peers.insert(peer_id, peer);
+                        SessionCommand::Admit { id }
+                    }
+                    Err(reason) => {
+                        if direction == Direction::Outbound {
+                            self.count_dial_failure(DialFailure::Refused);
+                        }
+                        SessionCommand::Refuse { id, reason }
+                    }
+                };
+                self.command_sessions(command);
+            }
+            SessionEvent::DialFailed { peer_id, backoff, ban, failure } => {
                 self.count_dial_failure(failure);
                 if ban {
                     self.pool.change_reputation(&peer_id, ReputationChange::ProtocolBreach, now);
                 }
                 self.pool.on_dial_failed(&peer_id, backoff, now);
             }
-            Internal::InboundFailed => self.pool.on_inbound_failed(),
-            Internal::LookupDone => self.on_lookup_done(now),
-            Internal::Established { session, addr, direction } => {
-                let peer_id = session.remote_id();
-                let admitted = self.pool.on_session_established(peer_id, addr, direction, now);
-                match &admitted {
-                    Ok(()) => self.pool.set_peer_info(&peer_id, session.client_id(), session.version()),
-                    Err(_) if direction == Direction::Outbound => {
-                        self.count_dial_failure(DialFailure::Refused)
-                    }
-                    Err(_) => {}
-                }
-                let (peer, service, mut events) = session.into_peer(self.chain.clone());
-                let session = self.next_session;
-                self.next_session += 1;
-                let tx = self.internal_tx.clone();
-                self.sessions.spawn(async move {
-                    let error = service.run().await;
-                    let _ = tx.send(Internal::Closed { peer_id, session, error }).await;
-                });
-                let tx = self.internal_tx.clone();
-                self.sessions.spawn(async move {
-                    while let Some(event) = events.recv().await {
-                        let report = match event {
-                            EthEvent::Offence(e) => Internal::Offence { peer_id, ban: e.should_ban() },
-                            EthEvent::RequestOutcome { kind, outcome } => {
-                                Internal::RequestOutcome { peer_id, kind, outcome }
-                            }
-                            EthEvent::Announcement(message) => {
-                                Internal::Announcement(Announcement { peer_id, message })
-                            }
-                            _ => continue,
-                        };
-                        if tx.send(report).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-                match admitted {
-                    Ok(()) => {
-                        // Both sides dialed at once and the pool kept this connection: the
-                        // other one goes.
-                        if let Some((_, old)) = self.peers.insert(peer_id, (session, peer)) {
-                            self.sessions.spawn(async move {
-                                let _ = old.disconnect(crate::rlpx::DisconnectReason::AlreadyConnected).await;
-                            });
-                        }
-                    }
-                    Err(reason) => {
-                        self.sessions.spawn(async move {
-                            let _ = peer.disconnect(reason).await;
-                        });
-                    }
-                }
-            }
-            Internal::Offence { peer_id, ban } => {
+            SessionEvent::InboundFailed => self.pool.on_inbound_failed(),
+            SessionEvent::Offence { peer_id, ban } => {
                 let change =
                     if ban { ReputationChange::ProtocolBreach } else { ReputationChange::BadMessage };
                 self.pool.change_reputation(&peer_id, change, now);
             }
-            Internal::RequestOutcome { peer_id, kind, outcome } => {
+            SessionEvent::RequestOutcome { peer_id, kind, outcome } => {
                 self.pool.on_response(&peer_id, kind, &outcome, now)
             }
-            Internal::Announcement(a) => {
+            SessionEvent::Announcement(a) => {
                 // Nobody listening is fine; a slow listener loses the oldest, not the node.
                 let _ = self.announcements.send(a);
             }
-            Internal::Closed { peer_id, session, error } => {
-                // A refused or replaced duplicate closing must not end the admitted session.
-                if self.peers.get(&peer_id).is_some_and(|(s, _)| *s == session) {
-                    self.peers.remove(&peer_id);
-                    let close = if self.closing.remove(&peer_id) {
-                        SessionClose::Local
-                    } else {
-                        SessionClose::from_error(&error)
-                    };
-                    self.pool.on_session_closed(&peer_id, close, now);
-                }
+            SessionEvent::Closed { peer_id, close } => {
+                self.peers.remove(&peer_id);
+                self.pool.on_session_closed(&peer_id, close, now);
             }
+        }
+    }
+
+    /// Queues a command for the session manager. It is never full in practice (its
+    /// queue is larger than the pool's dial and inbound caps); if it were, the command is
+    /// dropped and logged rather than stalling the service.
+    fn command_sessions(&mut self, command: SessionCommand) {
+        if let Err(e) = self.session_tx.try_send(command) {
+            tracing::warn!(target: "ethp2p::pool", error = %e, "session manager queue full, command dropped");
         }
     }
 
@@ -760,46 +688,13 @@ impl NodeService {
             match action {
                 PoolAction::Dial(target) => {
                     self.recorder.with(|| ::metrics::counter!(metrics::DIALS).increment(1));
-                    let enode = Enode {
+                    self.command_sessions(SessionCommand::Dial {
                         peer_id: target.peer_id,
-                        ip: target.addr.ip(),
-                        tcp_port: target.addr.port(),
-                        udp_port: target.addr.port(),
-                    };
-                    let (key, rlpx, eth, tx) =
-                        (self.key.clone(), self.rlpx.clone(), self.eth.clone(), self.internal_tx.clone());
-                    self.sessions.spawn(async move {
-                        let report = match rlpx::dial(&enode, &key, &rlpx).await {
-                            Err(e) => Internal::DialFailed {
-                                peer_id: enode.peer_id,
-                                backoff: e.backoff(),
-                                ban: e.should_ban(),
-                                failure: DialFailure::of_rlpx(&e),
-                            },
-                            Ok(session) => match EthSession::handshake(session, eth).await {
-                                Ok(s) => Internal::Established {
-                                    session: Box::new(s),
-                                    addr: target.addr,
-                                    direction: Direction::Outbound,
-                                },
-                                Err(e) => Internal::DialFailed {
-                                    peer_id: enode.peer_id,
-                                    backoff: e.backoff(),
-                                    ban: e.should_ban(),
-                                    failure: DialFailure::of_eth(&e),
-                                },
-                            },
-                        };
-                        let _ = tx.send(report).await;
+                        addr: target.addr,
                     });
                 }
                 PoolAction::Disconnect { peer_id, reason } => {
-                    if let Some((_, peer)) = self.peers.get(&peer_id).cloned() {
-                        self.closing.insert(peer_id);
-                        self.sessions.spawn(async move {
-                            let _ = peer.disconnect(reason).await;
-                        });
-                    }
+                    self.command_sessions(SessionCommand::Disconnect { peer_id, reason });
                 }
                 PoolAction::Event(event) => {
                     self.recorder.with(|| match &event {
@@ -820,7 +715,7 @@ impl NodeService {
     fn save_book_in_background(&mut self) {
         let Some(path) = self.book_path.clone() else { return };
         let book = self.pool.to_book(Instant::now(), SystemTime::now());
-        self.sessions.spawn(async move {
+        self.tasks.spawn(async move {
             let result = tokio::task::spawn_blocking(move || book.save(&path)).await;
             if let Ok(Err(e)) = result {
                 tracing::warn!(target: "ethp2p::pool", error = %e, "saving the address book failed");
@@ -837,12 +732,6 @@ impl NodeService {
         if let Some(lan) = self.lan.take() {
             lan.shutdown().await;
         }
-        for (peer_id, (_, peer)) in self.peers.drain() {
-            self.closing.insert(peer_id);
-            self.sessions.spawn(async move {
-                let _ = peer.disconnect(crate::rlpx::DisconnectReason::ClientQuitting).await;
-            });
-        }
         // Save before waiting on sessions, so a stuck peer cannot cost us the book.
         if let Some(path) = self.book_path.clone() {
             let book = self.pool.to_book(Instant::now(), SystemTime::now());
@@ -854,10 +743,12 @@ impl NodeService {
                 Err(e) => tracing::warn!(target: "ethp2p::pool", error = %e, "address book writer panicked"),
             }
         }
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while self.sessions.join_next().await.is_some() {}
-        })
-        .await;
-        self.sessions.shutdown().await;
+        // The session manager disconnects every peer with ClientQuitting and waits for
+        // their goodbyes (bounded); then the remaining tasks stop.
+        let (done, wait) = oneshot::channel();
+        if self.session_tx.send(SessionCommand::Shutdown(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+        self.tasks.shutdown().await;
     }
 }
