@@ -376,6 +376,28 @@ impl EthPeer {
         &self.remote_status
     }
 
+    /// A handle with no session behind it, for component tests of its owners: commands
+    /// queue in the returned guard (drop it to make the session look closed).
+    #[cfg(test)]
+    pub(crate) fn detached(peer_id: PeerId, version: EthVersion) -> (Self, Box<dyn std::any::Any + Send>) {
+        use crate::eth::message::StatusHead;
+        use crate::record::ForkId;
+        let (commands, rx) = mpsc::channel(DEFAULT_COMMAND_CAPACITY);
+        let remote_status = Status {
+            version: version.as_u8(),
+            network_id: 1,
+            genesis: B256::ZERO,
+            fork_id: ForkId::new([0; 4], 0),
+            head: StatusHead::TotalDifficulty {
+                total_difficulty: alloy_primitives::U256::ZERO,
+                best_hash: B256::ZERO,
+            },
+        };
+        let peer =
+            Self { commands, peer_id, version, remote_status, request_timeout: DEFAULT_REQUEST_TIMEOUT };
+        (peer, Box::new(rx))
+    }
+
     /// A handle whose requests time out after `timeout` instead of the session's
     /// [`EthConfig::request_timeout`] (the pool gives each peer a timeout from its measured
     /// round trips). The session task enforces it and reports the timeout as an outcome.

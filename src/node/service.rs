@@ -468,6 +468,51 @@ impl NodeService {
         Ok((service, local_addr, discovery, external))
     }
 
+    /// A service with fake neighbours: its session manager is the other end of
+    /// `session_tx` / `session_rx`, and nothing else (no listener, discovery, NAT or book).
+    #[cfg(test)]
+    fn with_fake_sessions(
+        pool: PoolState,
+        commands: mpsc::Receiver<Command>,
+        session_tx: mpsc::Sender<SessionCommand>,
+        session_rx: mpsc::Receiver<SessionEvent>,
+        events: broadcast::Sender<PoolEvent>,
+        announcements: broadcast::Sender<Announcement>,
+    ) -> Self {
+        let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CAPACITY);
+        Self {
+            pool,
+            inbound: mpsc::channel(1).1,
+            peers: HashMap::new(),
+            session_tx,
+            session_rx,
+            commands,
+            internal_tx,
+            internal_rx,
+            tasks: JoinSet::new(),
+            sources: JoinSet::new(),
+            events,
+            announcements,
+            book_path: None,
+            tick: Duration::from_secs(3600),
+            dial_failures: BTreeMap::new(),
+            inbound_connections: 0,
+            inbound_handshakes: 0,
+            recorder: Recorder::default(),
+            published_peers: [0; 2],
+            mapping: None,
+            #[cfg(feature = "lan")]
+            lan: None,
+            discovery: None,
+            lookups: DemandLookups {
+                running: false,
+                not_before: Instant::now(),
+                fruitless: 0,
+                new_candidates: 0,
+            },
+        }
+    }
+
     pub(super) async fn run(mut self) {
         let mut tick = tokio::time::interval(self.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -752,3 +797,6 @@ impl NodeService {
         self.tasks.shutdown().await;
     }
 }
+
+#[cfg(test)]
+mod tests;
