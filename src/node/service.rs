@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use futures::StreamExt;
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::{broadcast, mpsc, oneshot, watch},
@@ -48,12 +49,16 @@ pub(super) enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
-/// Reports from the candidate pumps and demand lookups the service spawned.
+/// Reports from the demand lookups the service spawned.
 enum Internal {
-    Candidate(Box<Candidate>),
     /// A demand lookup (see [`DemandLookups`]) finished.
     LookupDone,
 }
+
+/// One source of candidates (discovery, LAN, a builder's channel).
+type CandidateStream = std::pin::Pin<Box<dyn futures::Stream<Item = Candidate> + Send>>;
+/// Every source merged: the service polls one stream.
+type CandidateStreams = futures::stream::SelectAll<CandidateStream>;
 
 /// The longest pause between two demand lookups that found nothing new.
 const MAX_LOOKUP_PAUSE: Duration = Duration::from_secs(30);
@@ -74,6 +79,8 @@ struct DemandLookups {
 
 pub(super) struct NodeService {
     pool: PoolState,
+    /// Candidates from every source, merged.
+    candidates: CandidateStreams,
     /// Raw TCP connections from the accept task, not yet handshaken.
     inbound: mpsc::Receiver<(TcpStream, SocketAddr)>,
     /// The handle of each session the pool admitted, for routing requests to it.
@@ -129,6 +136,7 @@ impl NodeService {
         let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CAPACITY);
         Self {
             pool,
+            candidates: CandidateStreams::new(),
             inbound: mpsc::channel(1).1,
             peers: HashMap::new(),
             session_tx,
@@ -181,6 +189,9 @@ impl NodeService {
                 },
                 Some(report) = self.internal_rx.recv() => self.on_internal(report),
                 Some(event) = self.session_rx.recv() => self.on_session_event(event),
+                Some(c) = self.candidates.next(), if !self.candidates.is_empty() => {
+                    self.add_candidate(&c, Instant::now())
+                }
                 Some((tcp, addr)) = self.inbound.recv() => self.on_inbound(tcp, addr),
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
                 _ = tick.tick() => self.pool.tick(Instant::now()),
@@ -312,7 +323,6 @@ impl NodeService {
 
     fn on_internal(&mut self, report: Internal) {
         match report {
-            Internal::Candidate(c) => self.add_candidate(&c, Instant::now()),
             Internal::LookupDone => self.on_lookup_done(Instant::now()),
         }
     }

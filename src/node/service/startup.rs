@@ -178,6 +178,11 @@ async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<(TcpStream, SocketA
     }
 }
 
+/// One candidate source as a stream, to be merged with the others.
+fn candidate_stream(rx: mpsc::Receiver<Candidate>) -> CandidateStream {
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) }))
+}
+
 impl NodeService {
     pub(in crate::node) async fn start(setup: Setup) -> Result<Started, NodeError> {
         let Setup {
@@ -222,6 +227,8 @@ impl NodeService {
         }
         let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CAPACITY);
         let mut source_tasks = JoinSet::new();
+        // Every candidate source (discovery, LAN, the builder's) merged into one stream.
+        let mut merged = CandidateStreams::new();
         let (inbound_tx, inbound) = mpsc::channel(INBOUND_CAPACITY);
         source_tasks.spawn(accept_loop(listener, inbound_tx));
         // Discovery, NAT and LAN start last, in this order; a failure stops the ones already
@@ -236,15 +243,8 @@ impl NodeService {
                 }
                 let udp = config.v4.as_ref().map(|c| c.listen_addr).or(config.v5.as_ref().map(|c| c.listen));
                 let local = local_record(&key, nat.static_ip(), udp, local_addr, eth.status.fork_id)?;
-                let (discovery, mut candidates) = Discovery::start(local, config).await?;
-                let tx = internal_tx.clone();
-                source_tasks.spawn(async move {
-                    while let Some(c) = candidates.recv().await {
-                        if tx.send(Internal::Candidate(Box::new(c))).await.is_err() {
-                            return;
-                        }
-                    }
-                });
+                let (discovery, candidates) = Discovery::start(local, config).await?;
+                merged.push(Box::pin(candidates));
                 if recorder.is_own() {
                     // The discovery gauges (table, sessions, packets) for the node's endpoint.
                     let (d, recorder) = (discovery.clone(), recorder.clone());
@@ -273,7 +273,7 @@ impl NodeService {
         #[cfg(feature = "lan")]
         let lan = match lan {
             Some(config) => {
-                let (tx, mut rx) = mpsc::channel(LAN_CAPACITY);
+                let (tx, rx) = mpsc::channel(LAN_CAPACITY);
                 let udp = discovery.as_ref().map(|d| d.local_addr());
                 let started = lan_record(&key, udp, local_addr, eth.status.fork_id).and_then(|record| {
                     crate::discovery::lan::LanDiscovery::start(config, &record, tx).map_err(NodeError::Lan)
@@ -290,14 +290,7 @@ impl NodeService {
                         return Err(e);
                     }
                 };
-                let tx = internal_tx.clone();
-                source_tasks.spawn(async move {
-                    while let Some(c) = rx.recv().await {
-                        if tx.send(Internal::Candidate(Box::new(c))).await.is_err() {
-                            return;
-                        }
-                    }
-                });
+                merged.push(candidate_stream(rx));
                 Some(lan)
             }
             None => None,
@@ -317,21 +310,13 @@ impl NodeService {
                 }
             });
         }
-        for mut source in sources {
-            let tx = internal_tx.clone();
-            source_tasks.spawn(async move {
-                while let Some(c) = source.recv().await {
-                    if tx.send(Internal::Candidate(Box::new(c))).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+        merged.extend(sources.into_iter().map(candidate_stream));
         let (session_tx, manager_rx) = mpsc::channel(SESSION_COMMAND_CAPACITY);
         let (manager_tx, session_rx) = mpsc::channel(SESSION_EVENT_CAPACITY);
         let mut tasks = JoinSet::new();
         tasks.spawn(SessionManager::new(key, rlpx, eth, chain, manager_rx, manager_tx).run());
         let service = Self {
+            candidates: merged,
             pool: state,
             inbound,
             peers: HashMap::new(),
