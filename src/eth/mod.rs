@@ -69,6 +69,6 @@ pub use session::{
 pub use status::{validate_block_range, validate_status, StatusInfo};
 pub use validate::{
     validate_bodies, validate_bodies_encoded, validate_body, validate_headers, validate_headers_with_hashes,
-    validate_pooled_transactions, validate_receipts, Outcome,
+    validate_pooled_transactions, validate_receipts, Outcome, RequestKind,
 };
 pub use version::EthVersion;

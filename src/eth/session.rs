@@ -42,7 +42,7 @@ use crate::eth::serve::{respond, ChainReader};
 use crate::eth::status::{validate_block_range, validate_status, StatusInfo};
 use crate::eth::validate::{
     validate_bodies, validate_bodies_encoded, validate_headers, validate_headers_with_hashes,
-    validate_pooled_transactions, validate_receipts, Outcome,
+    validate_pooled_transactions, validate_receipts, Outcome, RequestKind,
 };
 use crate::eth::version::EthVersion;
 use crate::record::{ForkFilter, PeerId};
@@ -242,7 +242,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthSession<S> {
             next_id: 0,
             pending: HashMap::new(),
             timed_out: VecDeque::new(),
-            request_timeout: self.config.request_timeout,
         };
         (peer, service, EthEvents { rx: ev_rx })
     }
@@ -255,10 +254,11 @@ pub enum EthEvent {
     /// An announcement: `NewBlockHashes`, `NewBlock`, `Transactions`,
     /// `NewPooledTransactionHashes` or (eth/69, validated) `BlockRangeUpdate`.
     Announcement(EthMessage),
-    /// A request we sent ended; the pool scores the peer on the outcome.
+    /// A request we sent ended (answered, or timed out); the pool scores the peer on the
+    /// outcome. Every request sent gets exactly one, even when its caller went away.
     RequestOutcome {
-        /// The request's message name.
-        request: &'static str,
+        /// What was asked for.
+        kind: RequestKind,
         /// How it ended.
         outcome: Outcome,
     },
@@ -281,9 +281,9 @@ impl EthEvents {
     }
 }
 
-/// What a request needs to validate its response.
+/// A request in flight: what it asked for, to validate the response against.
 #[derive(Debug)]
-enum RequestKind {
+enum Request {
     Headers(GetBlockHeaders),
     /// The headers whose bodies are requested, and their hashes.
     Bodies(Vec<Header>, Vec<B256>),
@@ -294,13 +294,13 @@ enum RequestKind {
     Pooled(Vec<B256>),
 }
 
-impl RequestKind {
-    fn name(&self) -> &'static str {
+impl Request {
+    fn kind(&self) -> RequestKind {
         match self {
-            Self::Headers(_) => "GetBlockHeaders",
-            Self::Bodies(..) => "GetBlockBodies",
-            Self::Receipts(..) | Self::Receipts70(_) => "GetReceipts",
-            Self::Pooled(_) => "GetPooledTransactions",
+            Self::Headers(_) => RequestKind::BlockHeaders,
+            Self::Bodies(..) => RequestKind::BlockBodies,
+            Self::Receipts(..) | Self::Receipts70(_) => RequestKind::Receipts,
+            Self::Pooled(_) => RequestKind::PooledTransactions,
         }
     }
 
@@ -346,17 +346,18 @@ impl Response {
 
 #[derive(Debug)]
 enum Command {
-    Request { kind: RequestKind, reply: oneshot::Sender<Result<Response, EthError>> },
+    Request { request: Request, timeout: Duration, reply: oneshot::Sender<Result<Response, EthError>> },
     Send(EthMessage),
     Disconnect(DisconnectReason),
 }
 
 #[derive(Debug)]
 struct Pending {
-    kind: RequestKind,
+    request: Request,
     reply: oneshot::Sender<Result<Response, EthError>>,
     sent: Instant,
     deadline: Instant,
+    timeout: Duration,
 }
 
 /// A cheap, cloneable handle to one peer's eth session.
@@ -385,9 +386,42 @@ impl EthPeer {
         &self.remote_status
     }
 
-    async fn request(&self, kind: RequestKind) -> Result<Response, EthError> {
+    /// A handle with no session behind it, for component tests of its owners: commands
+    /// queue in the returned guard (drop it to make the session look closed).
+    #[cfg(test)]
+    pub(crate) fn detached(peer_id: PeerId, version: EthVersion) -> (Self, Box<dyn std::any::Any + Send>) {
+        use crate::eth::message::StatusHead;
+        use crate::record::ForkId;
+        let (commands, rx) = mpsc::channel(DEFAULT_COMMAND_CAPACITY);
+        let remote_status = Status {
+            version: version.as_u8(),
+            network_id: 1,
+            genesis: B256::ZERO,
+            fork_id: ForkId::new([0; 4], 0),
+            head: StatusHead::TotalDifficulty {
+                total_difficulty: alloy_primitives::U256::ZERO,
+                best_hash: B256::ZERO,
+            },
+        };
+        let peer =
+            Self { commands, peer_id, version, remote_status, request_timeout: DEFAULT_REQUEST_TIMEOUT };
+        (peer, Box::new(rx))
+    }
+
+    /// A handle whose requests time out after `timeout` instead of the session's
+    /// [`EthConfig::request_timeout`] (the pool gives each peer a timeout from its measured
+    /// round trips). The session task enforces it and reports the timeout as an outcome.
+    pub fn with_request_timeout(&self, timeout: Duration) -> Self {
+        Self { request_timeout: timeout, ..self.clone() }
+    }
+
+    async fn request(&self, request: Request) -> Result<Response, EthError> {
         let (reply, rx) = oneshot::channel();
-        self.commands.send(Command::Request { kind, reply }).await.map_err(|_| EthError::SessionClosed)?;
+        let timeout = self.request_timeout;
+        self.commands
+            .send(Command::Request { request, timeout, reply })
+            .await
+            .map_err(|_| EthError::SessionClosed)?;
         // The task enforces the timeout and reports it; this bound only guards against a
         // task that stopped without replying.
         match tokio::time::timeout(self.request_timeout * 2, rx).await {
@@ -401,7 +435,7 @@ impl EthPeer {
     /// with the hash computed over the bytes received (pass them on to
     /// [`get_block_bodies`](Self::get_block_bodies) and [`get_receipts`](Self::get_receipts)).
     pub async fn get_block_headers(&self, request: GetBlockHeaders) -> Result<Vec<Sealed<Header>>, EthError> {
-        match self.request(RequestKind::Headers(request)).await? {
+        match self.request(Request::Headers(request)).await? {
             Response::Headers(h) => Ok(h),
             _ => Err(EthError::SessionClosed),
         }
@@ -414,7 +448,7 @@ impl EthPeer {
         headers: Vec<Sealed<Header>>,
     ) -> Result<Vec<BlockBody<TxEnvelope>>, EthError> {
         let (headers, hashes) = headers.into_iter().map(Sealed::split).unzip();
-        match self.request(RequestKind::Bodies(headers, hashes)).await? {
+        match self.request(Request::Bodies(headers, hashes)).await? {
             Response::Bodies(b) => Ok(b),
             _ => Err(EthError::SessionClosed),
         }
@@ -428,12 +462,12 @@ impl EthPeer {
         headers: Vec<Sealed<Header>>,
     ) -> Result<Vec<Vec<ReceiptEnvelope>>, EthError> {
         let (headers, hashes) = headers.into_iter().map(Sealed::split).unzip();
-        let kind = if self.version.has_partial_receipts() {
-            RequestKind::Receipts70(Box::new(ReceiptsAssembly::new(headers, hashes)))
+        let request = if self.version.has_partial_receipts() {
+            Request::Receipts70(Box::new(ReceiptsAssembly::new(headers, hashes)))
         } else {
-            RequestKind::Receipts(headers, hashes)
+            Request::Receipts(headers, hashes)
         };
-        match self.request(kind).await? {
+        match self.request(request).await? {
             Response::Receipts(r) => Ok(r),
             _ => Err(EthError::SessionClosed),
         }
@@ -444,7 +478,7 @@ impl EthPeer {
         &self,
         hashes: Vec<B256>,
     ) -> Result<Vec<PooledTransaction>, EthError> {
-        match self.request(RequestKind::Pooled(hashes)).await? {
+        match self.request(Request::Pooled(hashes)).await? {
             Response::Pooled(t) => Ok(t),
             _ => Err(EthError::SessionClosed),
         }
@@ -453,6 +487,19 @@ impl EthPeer {
     /// Sends an announcement (`NewBlockHashes`, `NewBlock`, `Transactions`,
     /// `NewPooledTransactionHashes`, `BlockRangeUpdate`) if the negotiated version has it.
     pub async fn announce(&self, message: EthMessage) -> Result<(), EthError> {
+        self.check_announcement(&message)?;
+        self.commands.send(Command::Send(message)).await.map_err(|_| EthError::SessionClosed)
+    }
+
+    /// Like [`Self::announce`], without waiting: when the session's command queue is full
+    /// the message is dropped (a broadcast must not stall on one slow peer) and the error
+    /// says so ([`EthError::SessionClosed`] for a full or closed queue).
+    pub fn try_announce(&self, message: EthMessage) -> Result<(), EthError> {
+        self.check_announcement(&message)?;
+        self.commands.try_send(Command::Send(message)).map_err(|_| EthError::SessionClosed)
+    }
+
+    fn check_announcement(&self, message: &EthMessage) -> Result<(), EthError> {
         let is_announcement = matches!(
             message,
             EthMessage::NewBlockHashes(_)
@@ -465,7 +512,7 @@ impl EthPeer {
         if !is_announcement || !message.is_valid_for(self.version) {
             return Err(EthError::NotForVersion { message: message.name(), version: self.version });
         }
-        self.commands.send(Command::Send(message)).await.map_err(|_| EthError::SessionClosed)
+        Ok(())
     }
 
     /// Ends the session with `reason`.
@@ -488,7 +535,6 @@ pub struct EthPeerService<S> {
     next_id: RequestId,
     pending: HashMap<RequestId, Pending>,
     timed_out: VecDeque<RequestId>,
-    request_timeout: Duration,
 }
 
 impl std::fmt::Debug for dyn ChainReader {
@@ -504,6 +550,12 @@ enum Flow {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
+    /// Ends a session that was never run: the peer gets a Disconnect with `reason` (say,
+    /// the pool refused it) and nothing else; no request is served or sent.
+    pub async fn refuse(mut self, reason: DisconnectReason) {
+        let _ = self.session.disconnect(reason).await;
+    }
+
     /// Drives the session until it ends; returns why, after reporting it as
     /// [`EthEvent::Closed`].
     #[tracing::instrument(target = "ethp2p::eth", name = "eth_session", skip_all,
@@ -562,11 +614,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
 
     async fn on_command(&mut self, cmd: Command) -> Flow {
         match cmd {
-            Command::Request { kind, reply } => {
+            Command::Request { request, timeout, reply } => {
                 let request_id = self.next_id;
                 self.next_id = self.next_id.wrapping_add(1);
-                let deadline = Instant::now() + self.request_timeout;
-                self.send_request(request_id, kind, reply, deadline).await
+                let deadline = Instant::now() + timeout;
+                self.send_request(request_id, request, reply, deadline, timeout).await
             }
             Command::Send(msg) => match self.send(&msg).await {
                 Ok(()) => Flow::Continue,
@@ -584,17 +636,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
     async fn send_request(
         &mut self,
         request_id: RequestId,
-        kind: RequestKind,
+        request: Request,
         reply: oneshot::Sender<Result<Response, EthError>>,
         deadline: Instant,
+        timeout: Duration,
     ) -> Flow {
-        let msg = kind.message(request_id);
+        let msg = request.message(request_id);
         if let Err(e) = self.send(&msg).await {
             let _ = reply.send(Err(EthError::SessionClosed));
             return Flow::Stop(e);
         }
         let sent = Instant::now();
-        self.pending.insert(request_id, Pending { kind, reply, sent, deadline });
+        self.pending.insert(request_id, Pending { request, reply, sent, deadline, timeout });
         Flow::Continue
     }
 
@@ -605,8 +658,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             if let Some(p) = self.pending.remove(&request_id) {
                 let _ = p.reply.send(Err(EthError::Timeout));
                 self.emit(EthEvent::RequestOutcome {
-                    request: p.kind.name(),
-                    outcome: Outcome::Timeout { after: self.request_timeout },
+                    kind: p.request.kind(),
+                    outcome: Outcome::Timeout { after: p.timeout },
                 });
                 if self.timed_out.len() == TIMED_OUT_MEMORY {
                     self.timed_out.pop_front();
@@ -674,8 +727,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             | EthMessage::Receipts70(_)
             | EthMessage::PooledTransactions(_)
             | EthMessage::NodeData(_)) => match self.on_response(response, Received::Nothing, size) {
-                Some((request_id, Pending { kind, reply, deadline, .. })) => {
-                    self.send_request(request_id, kind, reply, deadline).await
+                Some((request_id, Pending { request, reply, deadline, timeout, .. })) => {
+                    self.send_request(request_id, request, reply, deadline, timeout).await
                 }
                 None => Flow::Continue,
             },
@@ -707,15 +760,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             return None;
         };
         let rtt = pending.sent.elapsed();
-        let result = match (&mut pending.kind, response) {
-            (RequestKind::Receipts70(assembly), EthMessage::Receipts70(r)) => {
+        let result = match (&mut pending.request, response) {
+            (Request::Receipts70(assembly), EthMessage::Receipts70(r)) => {
                 let lists = r.receipts.len();
                 match assembly.on_response(r) {
                     Ok(Assembled::Continue) => {
                         trace!(target: "ethp2p::eth", peer = ?self.session.remote_id(), request_id, lists,
                                "partial receipts, asking for the rest");
                         let outcome = Outcome::Valid { rtt, size, items: lists };
-                        self.emit(EthEvent::RequestOutcome { request: pending.kind.name(), outcome });
+                        self.emit(EthEvent::RequestOutcome { kind: pending.request.kind(), outcome });
                         return Some((request_id, pending));
                     }
                     Ok(_) => {
@@ -725,14 +778,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
                     Err(e) => Err(e),
                 }
             }
-            (kind, response) => check_response(kind, response, received),
+            (request, response) => check_response(request, response, received),
         };
         let outcome = match &result {
             Ok(r) if r.len() == 0 => Outcome::Empty { rtt },
             Ok(r) => Outcome::Valid { rtt, size, items: r.len() },
             Err(reason) => Outcome::Invalid { reason: reason.clone(), rtt, size },
         };
-        self.emit(EthEvent::RequestOutcome { request: pending.kind.name(), outcome });
+        self.emit(EthEvent::RequestOutcome { kind: pending.request.kind(), outcome });
         let _ = pending.reply.send(result.map_err(EthError::from));
         None
     }
@@ -754,14 +807,14 @@ enum Received<'a> {
 }
 
 fn check_response(
-    kind: &RequestKind,
+    kind: &Request,
     response: EthMessage,
     received: Received<'_>,
 ) -> Result<Response, InvalidResponse> {
     let wrong =
         |got: &EthMessage| InvalidResponse::WrongKind { expected: kind.response_name(), got: got.name() };
     match (kind, response) {
-        (RequestKind::Headers(req), EthMessage::BlockHeaders(p)) => {
+        (Request::Headers(req), EthMessage::BlockHeaders(p)) => {
             let hashes = match received {
                 Received::HeaderHashes(hashes) => {
                     validate_headers_with_hashes(req, &p.message, &hashes)?;
@@ -773,19 +826,19 @@ fn check_response(
                 p.message.into_iter().zip(hashes).map(|(h, s)| Sealed::new_unchecked(h, s)).collect(),
             ))
         }
-        (RequestKind::Bodies(headers, _), EthMessage::BlockBodies(p)) => {
+        (Request::Bodies(headers, _), EthMessage::BlockBodies(p)) => {
             match received {
                 Received::TxEncodings(encodings) => validate_bodies_encoded(headers, &p.message, &encodings)?,
                 _ => validate_bodies(headers, &p.message)?,
             }
             Ok(Response::Bodies(p.message))
         }
-        (RequestKind::Receipts(headers, _), EthMessage::Receipts(p)) => {
+        (Request::Receipts(headers, _), EthMessage::Receipts(p)) => {
             let receipts = p.message.into_envelopes();
             validate_receipts(headers, &receipts)?;
             Ok(Response::Receipts(receipts))
         }
-        (RequestKind::Pooled(hashes), EthMessage::PooledTransactions(p)) => {
+        (Request::Pooled(hashes), EthMessage::PooledTransactions(p)) => {
             validate_pooled_transactions(hashes, &p.message)?;
             Ok(Response::Pooled(p.message))
         }

@@ -22,6 +22,49 @@ use alloy_primitives::B256;
 use crate::eth::error::InvalidResponse;
 use crate::eth::message::GetBlockHeaders;
 
+/// The request types a peer is asked for. One word for the concept: the session task tags
+/// each [`Outcome`] with it, and the pool keeps a latency estimate per kind (a peer can be
+/// quick with headers and slow with receipts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RequestKind {
+    /// `GetBlockHeaders`.
+    BlockHeaders,
+    /// `GetBlockBodies`.
+    BlockBodies,
+    /// `GetReceipts`.
+    Receipts,
+    /// `GetPooledTransactions`.
+    PooledTransactions,
+}
+
+impl RequestKind {
+    /// Every kind, in a fixed order (the pool indexes its estimates by it).
+    pub const ALL: [Self; 4] =
+        [Self::BlockHeaders, Self::BlockBodies, Self::Receipts, Self::PooledTransactions];
+
+    /// A short name (`block_headers`, `block_bodies`, `receipts`, `pooled_transactions`),
+    /// used as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BlockHeaders => "block_headers",
+            Self::BlockBodies => "block_bodies",
+            Self::Receipts => "receipts",
+            Self::PooledTransactions => "pooled_transactions",
+        }
+    }
+
+    /// The request message's name (`GetBlockHeaders`, ...).
+    pub fn request_name(self) -> &'static str {
+        match self {
+            Self::BlockHeaders => "GetBlockHeaders",
+            Self::BlockBodies => "GetBlockBodies",
+            Self::Receipts => "GetReceipts",
+            Self::PooledTransactions => "GetPooledTransactions",
+        }
+    }
+}
+
 /// How a request ended, as the pool scores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -60,6 +103,16 @@ impl Outcome {
     /// Whether the response was usable.
     pub fn is_valid(&self) -> bool {
         matches!(self, Self::Valid { .. })
+    }
+
+    /// A short name (`valid`, `empty`, `invalid`, `timeout`), used as a metric label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Valid { .. } => "valid",
+            Self::Empty { .. } => "empty",
+            Self::Invalid { .. } => "invalid",
+            Self::Timeout { .. } => "timeout",
+        }
     }
 }
 

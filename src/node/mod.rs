@@ -12,11 +12,14 @@
 //! The service is the only owner of the pool state; every socket lives in a task it
 //! spawned into its `JoinSet`, so dropping or shutting down the service stops them all.
 //! Requests do not run in the service: it picks a peer (the best idle one for that
-//! request type), hands the caller the peer's handle and timeout, and the caller reports
-//! the outcome back, so a slow peer never blocks the service.
+//! request type) and hands the caller the peer's handle and timeout, so a slow peer never
+//! blocks the service. The peer's session task judges the answer and its outcome reaches
+//! the pool as a session event: requests are scored where answers arrive, once.
 
+mod announce;
 mod error;
 mod service;
+mod sessions;
 mod stats;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -24,6 +27,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use alloy_consensus::{Header, Sealed};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+pub use announce::{Announcement, Announcements};
 pub use error::NodeError;
 pub use stats::{DialFailure, NodeStats};
 
@@ -34,9 +38,10 @@ use crate::{
         nat::{ExternalAddr, PortMapper, PortMapping},
         Candidate, Discovery, DiscoveryConfig, NatConfig,
     },
+    eth::RequestKind,
     eth::{ChainReader, EthConfig, EthError, EthPeer, GetBlockHeaders},
     metrics::{self, MetricsServer, Recorder},
-    pool::{PeerSnapshot, PoolConfig, PoolEvent, RequestKind, ResponseOutcome},
+    pool::{PeerSnapshot, PoolConfig, PoolEvent},
     record::{Enode, NodeKey, PeerId},
     rlpx::{Protocol, RlpxConfig},
 };
@@ -283,6 +288,7 @@ impl NodeBuilder {
         };
         let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (announcements, _) = broadcast::channel(announce::ANNOUNCEMENT_CAPACITY);
         let peer_id = key.peer_id();
         let (service, local_addr, discovery, external) = NodeService::start(service::Setup {
             key,
@@ -299,6 +305,7 @@ impl NodeBuilder {
             seed: self.seed.unwrap_or_else(rand::random),
             commands: rx,
             events: events.clone(),
+            announcements: announcements.clone(),
             recorder: recorder.clone(),
             nat: self.nat,
             port_mapper: self.port_mapper,
@@ -311,6 +318,7 @@ impl NodeBuilder {
             inner: Arc::new(Inner {
                 commands: tx,
                 events,
+                announcements,
                 peer_id,
                 local_addr,
                 discovery,
@@ -329,6 +337,7 @@ impl NodeBuilder {
 struct Inner {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<PoolEvent>,
+    announcements: broadcast::Sender<Announcement>,
     peer_id: PeerId,
     local_addr: SocketAddr,
     discovery: Option<Discovery>,
@@ -399,6 +408,13 @@ impl Node {
     /// A stream of pool events from now on.
     pub fn events(&self) -> broadcast::Receiver<PoolEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// Announcements from every peer from now on (blocks, transactions, block ranges),
+    /// validated by the peer's session. Bounded: a consumer that falls behind loses the
+    /// oldest ones, counted by [`Announcements::dropped`], and never slows the node.
+    pub fn announcements(&self) -> Announcements {
+        Announcements::new(self.inner.announcements.subscribe())
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NodeError> {
@@ -492,35 +508,25 @@ impl Node {
             };
             let peer_id = peer.peer_id();
             tried.push(peer_id);
+            // The session task enforces the pool's timeout for this peer and reports the
+            // request's outcome (valid, empty, invalid, timed out) to the pool itself: the
+            // answer is scored where it arrives, once, even if this caller goes away.
             let started = tokio::time::Instant::now();
-            let result = tokio::time::timeout(timeout, send(peer)).await;
+            let value = send(peer.with_request_timeout(timeout)).await;
             let rtt = started.elapsed();
-            let (outcome, value) = match result {
-                Err(_) => (Some(ResponseOutcome::Timeout { waited: rtt }), Err(Arc::new(EthError::Timeout))),
-                Ok(Ok(v)) if count(&v) == 0 => (Some(ResponseOutcome::Empty { rtt }), Ok(v)),
-                Ok(Ok(v)) => (Some(ResponseOutcome::Valid { rtt, items: count(&v) }), Ok(v)),
-                Ok(Err(e @ EthError::InvalidResponse(_))) => {
-                    (Some(ResponseOutcome::Invalid { rtt }), Err(Arc::new(e)))
-                }
-                Ok(Err(e @ EthError::Timeout)) => {
-                    (Some(ResponseOutcome::Timeout { waited: rtt }), Err(Arc::new(e)))
-                }
-                // The session ended or failed: its close is scored when it is reported.
-                Ok(Err(e)) => (None, Err(Arc::new(e))),
-            };
             self.inner.recorder.with(|| {
-                let label = match outcome {
-                    Some(ResponseOutcome::Valid { .. }) => "valid",
-                    Some(ResponseOutcome::Empty { .. }) => "empty",
-                    Some(ResponseOutcome::Invalid { .. }) => "invalid",
-                    Some(ResponseOutcome::Timeout { .. }) => "timeout",
-                    _ => "failed",
+                let label = match &value {
+                    Ok(v) if count(v) == 0 => "empty",
+                    Ok(_) => "valid",
+                    Err(EthError::InvalidResponse(_)) => "invalid",
+                    Err(EthError::Timeout) => "timeout",
+                    Err(_) => "failed",
                 };
                 let kind = kind.as_str();
                 ::metrics::counter!(metrics::REQUESTS, "kind" => kind, "outcome" => label).increment(1);
                 ::metrics::histogram!(metrics::REQUEST_DURATION, "kind" => kind).record(rtt.as_secs_f64());
             });
-            let _ = self.inner.commands.send(Command::Release { peer_id, kind, outcome }).await;
+            let value = value.map_err(Arc::new);
             match value {
                 Ok(v) if count(&v) > 0 => return Ok((peer_id, v)),
                 // An empty answer may be honest; another peer may have the data.

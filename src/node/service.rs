@@ -1,13 +1,14 @@
 //! The node's service task: owns the [`PoolState`], the listener and every session task.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
-    net::{IpAddr, SocketAddr},
+    collections::{BTreeMap, HashMap},
+    net::SocketAddr,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
+use futures::StreamExt;
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::{broadcast, mpsc, oneshot, watch},
@@ -15,74 +16,49 @@ use tokio::{
 };
 
 use super::{
+    announce::Announcement,
+    sessions::{
+        SessionCommand, SessionEvent, SessionManager, SESSION_COMMAND_CAPACITY, SESSION_EVENT_CAPACITY,
+    },
     stats::{close_label, DialFailure},
     NodeError, NodeStats,
 };
 use crate::{
     discovery::{
-        nat::{start_port_mapping, ExternalAddr, PortMapConfig, PortMapping},
+        nat::{ExternalAddr, PortMapping},
         Candidate, CandidateSource, Discovery, DiscoveryConfig, NatConfig,
     },
-    eth::{ChainReader, EthConfig, EthError, EthEvent, EthPeer, EthSession},
+    eth::{ChainReader, EthConfig, EthPeer, RequestKind},
     metrics::{self, Recorder},
     pool::{
-        AddressBook, BackoffKind, Direction, ForkIdFilter, PeerSnapshot, PoolAction, PoolConfig, PoolEvent,
-        PoolState, ReputationChange, RequestKind, ResponseOutcome, SessionClose, BOOK_FILE,
+        AddressBook, Direction, ForkIdFilter, PeerSnapshot, PoolAction, PoolConfig, PoolEvent, PoolState,
+        ReputationChange, BOOK_FILE,
     },
     record::{Enode, ForkId, LocalEnr, NodeKey, PeerId},
-    rlpx::{self, RlpxConfig, RlpxError},
+    rlpx::{RlpxConfig, RlpxError},
 };
 
 /// Reports from the tasks the service spawned.
 const INTERNAL_CAPACITY: usize = 1024;
-/// Accepted TCP connections waiting for the service's admission check; beyond it the
-/// kernel's backlog holds them.
-const INBOUND_CAPACITY: usize = 64;
-/// A failing `accept` (out of file descriptors) is retried after this pause, not in a loop.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
-/// LAN candidates buffered between the mDNS task and the service.
-#[cfg(feature = "lan")]
-const LAN_CAPACITY: usize = 64;
-/// How often the discovery stats are copied into the node's own metrics registry.
-const DISCOVERY_METRICS_INTERVAL: Duration = Duration::from_secs(5);
-/// How long shutdown waits for sessions to say goodbye before aborting them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 pub(super) enum Command {
     Candidate(Candidate),
     Peers(oneshot::Sender<Vec<PeerSnapshot>>),
     Stats(oneshot::Sender<NodeStats>),
     Acquire { kind: RequestKind, exclude: Vec<PeerId>, reply: oneshot::Sender<Option<(EthPeer, Duration)>> },
-    Release { peer_id: PeerId, kind: RequestKind, outcome: Option<ResponseOutcome> },
     Shutdown(oneshot::Sender<()>),
 }
 
+/// Reports from the demand lookups the service spawned.
 enum Internal {
-    Candidate(Candidate),
-    Established {
-        session: Box<EthSession<TcpStream>>,
-        addr: SocketAddr,
-        direction: Direction,
-    },
-    DialFailed {
-        peer_id: PeerId,
-        backoff: BackoffKind,
-        ban: bool,
-        failure: DialFailure,
-    },
-    InboundFailed,
-    Offence {
-        peer_id: PeerId,
-        ban: bool,
-    },
-    Closed {
-        peer_id: PeerId,
-        session: u64,
-        error: Arc<EthError>,
-    },
     /// A demand lookup (see [`DemandLookups`]) finished.
     LookupDone,
 }
+
+/// One source of candidates (discovery, LAN, a builder's channel).
+type CandidateStream = std::pin::Pin<Box<dyn futures::Stream<Item = Candidate> + Send>>;
+/// Every source merged: the service polls one stream.
+type CandidateStreams = futures::stream::SelectAll<CandidateStream>;
 
 /// The longest pause between two demand lookups that found nothing new.
 const MAX_LOOKUP_PAUSE: Duration = Duration::from_secs(30);
@@ -101,94 +77,25 @@ struct DemandLookups {
     new_candidates: usize,
 }
 
-pub(super) struct Setup {
-    pub(super) key: NodeKey,
-    pub(super) listen: SocketAddr,
-    pub(super) eth: EthConfig,
-    pub(super) chain: Arc<dyn ChainReader>,
-    pub(super) pool: PoolConfig,
-    pub(super) rlpx: RlpxConfig,
-    pub(super) data_dir: Option<PathBuf>,
-    pub(super) bootnodes: Vec<Enode>,
-    pub(super) sources: Vec<mpsc::Receiver<Candidate>>,
-    pub(super) discovery: Option<DiscoveryConfig>,
-    pub(super) tick: Duration,
-    pub(super) seed: u64,
-    pub(super) commands: mpsc::Receiver<Command>,
-    pub(super) events: broadcast::Sender<PoolEvent>,
-    pub(super) recorder: Recorder,
-    pub(super) nat: NatConfig,
-    pub(super) port_mapper: Option<MapperFactory>,
-    #[cfg(feature = "lan")]
-    pub(super) lan: Option<crate::discovery::lan::LanConfig>,
-}
-
-/// What [`NodeService::start`] hands the [`Node`](super::Node): the service, the bound
-/// listener address, the running discovery and the external address as it becomes known.
-pub(super) type Started = (NodeService, SocketAddr, Option<Discovery>, watch::Receiver<Option<ExternalAddr>>);
-
-/// Starts a [`PortMapping`] on a gateway of the caller's choice (tests use fake ones).
-pub(super) struct MapperFactory(pub(super) Box<dyn FnOnce(PortMapConfig) -> PortMapping + Send>);
-
-impl std::fmt::Debug for MapperFactory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MapperFactory")
-    }
-}
-
-/// What the NAT setting asks for: a fixed external IP (`extip`), or port mappings on a
-/// gateway (`upnp`, `pmp`, `any`, or the builder's own mapper), for the RLPx port and the
-/// discovery port. Returns the mapping's handle and the external address as it changes.
-async fn start_nat(
-    nat: &NatConfig,
-    port_mapper: Option<MapperFactory>,
-    tcp: SocketAddr,
-    discovery: Option<&Discovery>,
-) -> Result<(Option<PortMapping>, watch::Receiver<Option<ExternalAddr>>), NodeError> {
-    let udp = discovery.map(|d| d.local_addr().port());
-    if let Some(ip) = nat.static_ip() {
-        let (_, rx) = watch::channel(Some(ExternalAddr { ip, tcp_port: Some(tcp.port()), udp_port: udp }));
-        return Ok((None, rx));
-    }
-    let mapping = match port_mapper {
-        Some(factory) => {
-            let internal = if tcp.ip().is_unspecified() {
-                crate::discovery::nat::local_ip_towards(IpAddr::from([192, 0, 2, 1])).unwrap_or(tcp.ip())
-            } else {
-                tcp.ip()
-            };
-            Some((factory.0)(PortMapConfig::new(internal, Some(tcp.port()), udp)))
-        }
-        None => start_port_mapping(nat, Some(tcp.port()), udp).await.map_err(NodeError::Nat)?,
-    };
-    let rx = match &mapping {
-        Some(m) => m.subscribe(),
-        None => watch::channel(None).1,
-    };
-    Ok((mapping, rx))
-}
-
 pub(super) struct NodeService {
-    key: NodeKey,
-    eth: EthConfig,
-    chain: Arc<dyn ChainReader>,
-    rlpx: RlpxConfig,
     pool: PoolState,
+    /// Candidates from every source, merged.
+    candidates: CandidateStreams,
     /// Raw TCP connections from the accept task, not yet handshaken.
     inbound: mpsc::Receiver<(TcpStream, SocketAddr)>,
-    /// The admitted session of each peer, with its session number: a report from another
-    /// session of the same peer (a refused or replaced duplicate) must not touch it.
-    peers: HashMap<PeerId, (u64, EthPeer)>,
-    /// Numbers the sessions.
-    next_session: u64,
-    /// Peers we asked to leave: their close is ours, not a remote drop.
-    closing: HashSet<PeerId>,
+    /// The handle of each session the pool admitted, for routing requests to it.
+    peers: HashMap<PeerId, EthPeer>,
+    /// Commands to the session manager, and its events.
+    session_tx: mpsc::Sender<SessionCommand>,
+    session_rx: mpsc::Receiver<SessionEvent>,
     commands: mpsc::Receiver<Command>,
     internal_tx: mpsc::Sender<Internal>,
     internal_rx: mpsc::Receiver<Internal>,
-    sessions: JoinSet<()>,
+    /// The session manager's task, book saves and demand lookups.
+    tasks: JoinSet<()>,
     sources: JoinSet<()>,
     events: broadcast::Sender<PoolEvent>,
+    announcements: broadcast::Sender<Announcement>,
     book_path: Option<PathBuf>,
     tick: Duration,
     dial_failures: BTreeMap<DialFailure, u64>,
@@ -214,293 +121,51 @@ impl std::fmt::Debug for NodeService {
     }
 }
 
-/// Our record for discovery: the node key, the RLPx port and our chain's fork id (the
-/// `eth` entry peers filter on). The IP is the configured external one (`extip`), else
-/// the discovery socket's, else the RLPx
-/// listener's; when both are unspecified (`0.0.0.0`) it stays absent until the discovery
-/// protocols learn it from their peers' votes. The UDP port is written by
-/// [`Discovery::start`] once bound.
-fn local_record(
-    key: &NodeKey,
-    external: Option<IpAddr>,
-    udp: Option<SocketAddr>,
-    tcp: SocketAddr,
-    fork_id: ForkId,
-) -> Result<LocalEnr, NodeError> {
-    let ip = external.or_else(|| udp.map(|a| a.ip()).filter(|ip| !ip.is_unspecified())).or_else(|| {
-        let ip = tcp.ip();
-        (!ip.is_unspecified()).then_some(ip)
-    });
-    let mut builder = LocalEnr::builder(key);
-    builder.fork_id(fork_id);
-    // The TCP port goes with the family we advertise (the listener's when no IP is known).
-    match ip.unwrap_or(tcp.ip()) {
-        IpAddr::V4(v4) => {
-            builder.tcp4(tcp.port());
-            if ip.is_some() {
-                builder.ip4(v4);
-            }
-        }
-        IpAddr::V6(v6) => {
-            builder.tcp6(tcp.port());
-            if ip.is_some() {
-                builder.ip6(v6);
-            }
-        }
-    }
-    builder.build().map_err(|e| NodeError::InvalidConfig(format!("local ENR: {e}")))
-}
-
-/// The record LAN peers see: our listen address (never the NAT's external one: they dial
-/// us directly), or, when listening on every interface, the address of the interface
-/// that carries mDNS multicast; the UDP port is the discovery port, else the RLPx port.
-#[cfg(feature = "lan")]
-fn lan_record(
-    key: &NodeKey,
-    udp: Option<SocketAddr>,
-    tcp: SocketAddr,
-    fork_id: ForkId,
-) -> Result<crate::record::Enr, NodeError> {
-    /// RFC 6762: the mDNS IPv4 multicast group.
-    const MDNS_GROUP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(224, 0, 0, 251));
-    let lan_ip = crate::discovery::nat::local_ip_towards(MDNS_GROUP).ok();
-    let local = local_record(key, None, udp, tcp, fork_id)?;
-    let udp_port = udp.map_or(tcp.port(), |a| a.port());
-    local
-        .update(|c| {
-            if c.ip4.is_none() && c.ip6.is_none() {
-                if let Some(IpAddr::V4(ip)) = lan_ip {
-                    c.ip4 = Some(ip);
-                    c.tcp4 = Some(tcp.port());
-                }
-            }
-            if c.ip4.is_some() || c.ip6.is_none() {
-                c.udp4 = Some(udp_port);
-            } else {
-                c.udp6 = Some(udp_port);
-            }
-        })
-        .map(|_| local.record())
-        .map_err(|e| NodeError::InvalidConfig(format!("LAN record: {e}")))
-}
-
-/// How an eth session's end reads to the pool.
-fn classify(error: &EthError, we_closed: bool) -> SessionClose {
-    if we_closed {
-        return SessionClose::Local;
-    }
-    match error {
-        EthError::SessionClosed => SessionClose::Local,
-        EthError::Rlpx(RlpxError::Disconnected(reason)) => SessionClose::Remote(Some(reason.code())),
-        e => SessionClose::Error {
-            backoff: BackoffKind::from_rlpx(e.backoff()).unwrap_or(BackoffKind::Low),
-            ban: e.should_ban(),
-        },
-    }
-}
-
-/// Accepts TCP connections and hands them to the service, which decides before any
-/// handshake work. Stops when the service is gone.
-async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<(TcpStream, SocketAddr)>) {
-    loop {
-        match listener.accept().await {
-            Ok(connection) => {
-                if tx.send(connection).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                // A local fault (out of file descriptors and the like).
-                tracing::warn!(target: "ethp2p::pool", error = %e, "accept failed");
-                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-            }
-        }
-    }
-}
-
 impl NodeService {
-    pub(super) async fn start(setup: Setup) -> Result<Started, NodeError> {
-        let Setup {
-            key,
-            listen,
-            eth,
-            chain,
-            pool,
-            mut rlpx,
-            data_dir,
-            bootnodes,
-            sources,
-            discovery,
-            tick,
-            seed,
-            commands,
-            events,
-            recorder,
-            nat,
-            port_mapper,
-            #[cfg(feature = "lan")]
-            lan,
-        } = setup;
-        let listener = TcpListener::bind(listen).await.map_err(|e| NodeError::Listen(RlpxError::Io(e)))?;
-        let local_addr = listener.local_addr().map_err(|e| NodeError::Listen(RlpxError::Io(e)))?;
-        rlpx.listen_port = local_addr.port();
-        let now = Instant::now();
-        // Candidates on another chain are dropped before they take a dial slot.
-        let filter = ForkIdFilter::from_fork_filter(eth.fork_filter.clone(), true);
-        let mut state = PoolState::new(pool, key.peer_id(), filter, now, seed);
-        let book_path = data_dir.map(|d| d.join(BOOK_FILE));
-        if let Some(path) = &book_path {
-            let path = path.clone();
-            let (book, _) = tokio::task::spawn_blocking(move || AddressBook::load(&path))
-                .await
-                .map_err(|e| NodeError::InvalidConfig(format!("book loader panicked: {e}")))??;
-            state.load_book(&book, now, SystemTime::now());
-        }
-        for b in &bootnodes {
-            state.add_candidate(&Candidate::from_enode(b, CandidateSource::Bootnode), now);
-        }
+    /// A service with fake neighbours: its session manager is the other end of
+    /// `session_tx` / `session_rx`, and nothing else (no listener, discovery, NAT or book).
+    #[cfg(test)]
+    fn with_fake_sessions(
+        pool: PoolState,
+        commands: mpsc::Receiver<Command>,
+        session_tx: mpsc::Sender<SessionCommand>,
+        session_rx: mpsc::Receiver<SessionEvent>,
+        events: broadcast::Sender<PoolEvent>,
+        announcements: broadcast::Sender<Announcement>,
+    ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CAPACITY);
-        let mut source_tasks = JoinSet::new();
-        let (inbound_tx, inbound) = mpsc::channel(INBOUND_CAPACITY);
-        source_tasks.spawn(accept_loop(listener, inbound_tx));
-        // Discovery, NAT and LAN start last, in this order; a failure stops the ones already
-        // running, so a failed start leaves nothing behind.
-        let discovery = match discovery {
-            Some(mut config) => {
-                if let Some(v4) = &mut config.v4 {
-                    v4.tcp_port = v4.tcp_port.or(Some(local_addr.port()));
-                }
-                if let Some(v5) = &mut config.v5 {
-                    v5.fork_filter = v5.fork_filter.take().or_else(|| Some(eth.fork_filter.clone()));
-                }
-                let udp = config.v4.as_ref().map(|c| c.listen_addr).or(config.v5.as_ref().map(|c| c.listen));
-                let local = local_record(&key, nat.static_ip(), udp, local_addr, eth.status.fork_id)?;
-                let (discovery, mut candidates) = Discovery::start(local, config).await?;
-                let tx = internal_tx.clone();
-                source_tasks.spawn(async move {
-                    while let Some(c) = candidates.recv().await {
-                        if tx.send(Internal::Candidate(c)).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-                if recorder.is_own() {
-                    // The discovery gauges (table, sessions, packets) for the node's endpoint.
-                    let (d, recorder) = (discovery.clone(), recorder.clone());
-                    source_tasks.spawn(async move {
-                        let mut every = tokio::time::interval(DISCOVERY_METRICS_INTERVAL);
-                        loop {
-                            every.tick().await;
-                            let Ok(stats) = d.stats().await else { return };
-                            recorder.with(|| metrics::record_discovery(&stats));
-                        }
-                    });
-                }
-                Some(discovery)
-            }
-            None => None,
-        };
-        let (mapping, external) = match start_nat(&nat, port_mapper, local_addr, discovery.as_ref()).await {
-            Ok(started) => started,
-            Err(e) => {
-                if let Some(d) = &discovery {
-                    d.shutdown().await;
-                }
-                return Err(e);
-            }
-        };
-        #[cfg(feature = "lan")]
-        let lan = match lan {
-            Some(config) => {
-                let (tx, mut rx) = mpsc::channel(LAN_CAPACITY);
-                let udp = discovery.as_ref().map(|d| d.local_addr());
-                let started = lan_record(&key, udp, local_addr, eth.status.fork_id).and_then(|record| {
-                    crate::discovery::lan::LanDiscovery::start(config, &record, tx).map_err(NodeError::Lan)
-                });
-                let lan = match started {
-                    Ok(lan) => lan,
-                    Err(e) => {
-                        if let Some(d) = &discovery {
-                            d.shutdown().await;
-                        }
-                        if let Some(m) = mapping {
-                            m.shutdown().await;
-                        }
-                        return Err(e);
-                    }
-                };
-                let tx = internal_tx.clone();
-                source_tasks.spawn(async move {
-                    while let Some(c) = rx.recv().await {
-                        if tx.send(Internal::Candidate(c)).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-                Some(lan)
-            }
-            None => None,
-        };
-        if let (Some(mapping), Some(d)) = (&mapping, &discovery) {
-            // Each address the gateway grants goes into our record (one seq bump each).
-            let (mut rx, local, bound_udp) =
-                (mapping.subscribe(), d.local_enr().clone(), d.local_addr().port());
-            source_tasks.spawn(async move {
-                while rx.changed().await.is_ok() {
-                    let Some(ext) = *rx.borrow_and_update() else { continue };
-                    match local.set_endpoint(ext.ip, ext.udp_port.unwrap_or(bound_udp), ext.tcp_port) {
-                        Ok(true) => tracing::debug!(target: "ethp2p::pool", ip = %ext.ip, "record updated with the external address"),
-                        Ok(false) => {}
-                        Err(e) => tracing::warn!(target: "ethp2p::pool", error = %e, "cannot put the external address in our record"),
-                    }
-                }
-            });
-        }
-        for mut source in sources {
-            let tx = internal_tx.clone();
-            source_tasks.spawn(async move {
-                while let Some(c) = source.recv().await {
-                    if tx.send(Internal::Candidate(c)).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        let service = Self {
-            key,
-            eth,
-            chain,
-            rlpx,
-            pool: state,
-            inbound,
+        Self {
+            pool,
+            candidates: CandidateStreams::new(),
+            inbound: mpsc::channel(1).1,
             peers: HashMap::new(),
-            next_session: 0,
-            closing: HashSet::new(),
+            session_tx,
+            session_rx,
             commands,
             internal_tx,
             internal_rx,
-            sessions: JoinSet::new(),
-            sources: source_tasks,
+            tasks: JoinSet::new(),
+            sources: JoinSet::new(),
             events,
-            book_path,
-            tick,
+            announcements,
+            book_path: None,
+            tick: Duration::from_secs(3600),
             dial_failures: BTreeMap::new(),
             inbound_connections: 0,
             inbound_handshakes: 0,
-            recorder,
+            recorder: Recorder::default(),
             published_peers: [0; 2],
-            mapping,
+            mapping: None,
             #[cfg(feature = "lan")]
-            lan,
-            discovery: discovery.clone(),
+            lan: None,
+            discovery: None,
             lookups: DemandLookups {
                 running: false,
                 not_before: Instant::now(),
                 fruitless: 0,
                 new_candidates: 0,
             },
-        };
-        Ok((service, local_addr, discovery, external))
+        }
     }
 
     pub(super) async fn run(mut self) {
@@ -523,8 +188,12 @@ impl NodeService {
                     }
                 },
                 Some(report) = self.internal_rx.recv() => self.on_internal(report),
+                Some(event) = self.session_rx.recv() => self.on_session_event(event),
+                Some(c) = self.candidates.next(), if !self.candidates.is_empty() => {
+                    self.add_candidate(&c, Instant::now())
+                }
                 Some((tcp, addr)) = self.inbound.recv() => self.on_inbound(tcp, addr),
-                Some(_) = self.sessions.join_next(), if !self.sessions.is_empty() => {}
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
                 _ = tick.tick() => self.pool.tick(Instant::now()),
                 _ = save.tick() => self.save_book_in_background(),
             }
@@ -544,7 +213,7 @@ impl NodeService {
         lookups.running = true;
         lookups.new_candidates = 0;
         let (discovery, tx) = (discovery.clone(), self.internal_tx.clone());
-        self.sources.spawn(async move {
+        self.tasks.spawn(async move {
             let found = discovery.random_lookup().await;
             tracing::trace!(target: "ethp2p::pool", found, "demand lookup done");
             let _ = tx.send(Internal::LookupDone).await;
@@ -616,7 +285,7 @@ impl NodeService {
             }
             Command::Acquire { kind, exclude, reply } => {
                 let choice = self.pool.best_peer(kind, &exclude).and_then(|id| {
-                    let peer = self.peers.get(&id)?.1.clone();
+                    let peer = self.peers.get(&id)?.clone();
                     self.pool.on_request_sent(&id);
                     Some((peer, self.pool.request_timeout(&id, kind)))
                 });
@@ -624,10 +293,6 @@ impl NodeService {
                     self.pool.on_request_cancelled(&peer.peer_id());
                 }
             }
-            Command::Release { peer_id, kind, outcome } => match outcome {
-                Some(outcome) => self.pool.on_response(&peer_id, kind, outcome, now),
-                None => self.pool.on_request_cancelled(&peer_id),
-            },
             Command::Shutdown(_) => unreachable!("handled in run"),
         }
     }
@@ -650,98 +315,73 @@ impl NodeService {
         self.recorder.with(|| {
             ::metrics::counter!(metrics::INBOUND_CONNECTIONS, "outcome" => "handshake").increment(1)
         });
-        let (key, rlpx, eth, tx) =
-            (self.key.clone(), self.rlpx.clone(), self.eth.clone(), self.internal_tx.clone());
-        self.sessions.spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let report = match rlpx::Session::incoming(tcp, &key, &rlpx).await {
-                Ok(session) => match EthSession::handshake(session, eth).await {
-                    Ok(s) => {
-                        Internal::Established { session: Box::new(s), addr, direction: Direction::Inbound }
-                    }
-                    Err(_) => Internal::InboundFailed,
-                },
-                Err(error) => {
-                    tracing::trace!(target: "ethp2p::pool", %addr, %error, "inbound handshake failed");
-                    Internal::InboundFailed
-                }
-            };
-            let _ = tx.send(report).await;
-        });
+        if self.session_tx.try_send(SessionCommand::Accept { tcp, addr }).is_err() {
+            // The session manager is saturated (or gone): the connection is closed.
+            self.pool.on_inbound_failed();
+        }
     }
 
     fn on_internal(&mut self, report: Internal) {
-        let now = Instant::now();
         match report {
-            Internal::Candidate(c) => self.add_candidate(&c, now),
-            Internal::DialFailed { peer_id, backoff, ban, failure } => {
+            Internal::LookupDone => self.on_lookup_done(Instant::now()),
+        }
+    }
+
+    /// Each session event becomes pool calls (and, for a finished handshake, the pool's
+    /// verdict goes back to the session manager).
+    fn on_session_event(&mut self, event: SessionEvent) {
+        let now = Instant::now();
+        match event {
+            SessionEvent::Handshaken { id, peer, addr, direction, client_id } => {
+                let peer_id = peer.peer_id();
+                let command = match self.pool.on_session_established(peer_id, addr, direction, now) {
+                    Ok(()) => {
+                        self.pool.set_peer_info(&peer_id, &client_id, peer.version());
+                        self.peers.insert(peer_id, peer);
+                        SessionCommand::Admit { id }
+                    }
+                    Err(reason) => {
+                        if direction == Direction::Outbound {
+                            self.count_dial_failure(DialFailure::Refused);
+                        }
+                        SessionCommand::Refuse { id, reason }
+                    }
+                };
+                self.command_sessions(command);
+            }
+            SessionEvent::DialFailed { peer_id, backoff, ban, failure } => {
                 self.count_dial_failure(failure);
                 if ban {
                     self.pool.change_reputation(&peer_id, ReputationChange::ProtocolBreach, now);
                 }
                 self.pool.on_dial_failed(&peer_id, backoff, now);
             }
-            Internal::InboundFailed => self.pool.on_inbound_failed(),
-            Internal::LookupDone => self.on_lookup_done(now),
-            Internal::Established { session, addr, direction } => {
-                let peer_id = session.remote_id();
-                let admitted = self.pool.on_session_established(peer_id, addr, direction, now);
-                match &admitted {
-                    Ok(()) => self.pool.set_peer_info(&peer_id, session.client_id(), session.version()),
-                    Err(_) if direction == Direction::Outbound => {
-                        self.count_dial_failure(DialFailure::Refused)
-                    }
-                    Err(_) => {}
-                }
-                let (peer, service, mut events) = session.into_peer(self.chain.clone());
-                let session = self.next_session;
-                self.next_session += 1;
-                let tx = self.internal_tx.clone();
-                self.sessions.spawn(async move {
-                    let error = service.run().await;
-                    let _ = tx.send(Internal::Closed { peer_id, session, error }).await;
-                });
-                let tx = self.internal_tx.clone();
-                self.sessions.spawn(async move {
-                    while let Some(event) = events.recv().await {
-                        if let EthEvent::Offence(e) = event {
-                            let ban = e.should_ban();
-                            if tx.send(Internal::Offence { peer_id, ban }).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-                match admitted {
-                    Ok(()) => {
-                        // Both sides dialed at once and the pool kept this connection: the
-                        // other one goes.
-                        if let Some((_, old)) = self.peers.insert(peer_id, (session, peer)) {
-                            self.sessions.spawn(async move {
-                                let _ = old.disconnect(crate::rlpx::DisconnectReason::AlreadyConnected).await;
-                            });
-                        }
-                    }
-                    Err(reason) => {
-                        self.sessions.spawn(async move {
-                            let _ = peer.disconnect(reason.into()).await;
-                        });
-                    }
-                }
-            }
-            Internal::Offence { peer_id, ban } => {
+            SessionEvent::InboundFailed => self.pool.on_inbound_failed(),
+            SessionEvent::Offence { peer_id, ban } => {
                 let change =
                     if ban { ReputationChange::ProtocolBreach } else { ReputationChange::BadMessage };
                 self.pool.change_reputation(&peer_id, change, now);
             }
-            Internal::Closed { peer_id, session, error } => {
-                // A refused or replaced duplicate closing must not end the admitted session.
-                if self.peers.get(&peer_id).is_some_and(|(s, _)| *s == session) {
-                    self.peers.remove(&peer_id);
-                    let close = classify(&error, self.closing.remove(&peer_id));
-                    self.pool.on_session_closed(&peer_id, close, now);
-                }
+            SessionEvent::RequestOutcome { peer_id, kind, outcome } => {
+                self.pool.on_response(&peer_id, kind, &outcome, now)
             }
+            SessionEvent::Announcement(a) => {
+                // Nobody listening is fine; a slow listener loses the oldest, not the node.
+                let _ = self.announcements.send(a);
+            }
+            SessionEvent::Closed { peer_id, close } => {
+                self.peers.remove(&peer_id);
+                self.pool.on_session_closed(&peer_id, close, now);
+            }
+        }
+    }
+
+    /// Queues a command for the session manager. It is never full in practice (its
+    /// queue is larger than the pool's dial and inbound caps); if it were, the command is
+    /// dropped and logged rather than stalling the service.
+    fn command_sessions(&mut self, command: SessionCommand) {
+        if let Err(e) = self.session_tx.try_send(command) {
+            tracing::warn!(target: "ethp2p::pool", error = %e, "session manager queue full, command dropped");
         }
     }
 
@@ -750,46 +390,13 @@ impl NodeService {
             match action {
                 PoolAction::Dial(target) => {
                     self.recorder.with(|| ::metrics::counter!(metrics::DIALS).increment(1));
-                    let enode = Enode {
+                    self.command_sessions(SessionCommand::Dial {
                         peer_id: target.peer_id,
-                        ip: target.addr.ip(),
-                        tcp_port: target.addr.port(),
-                        udp_port: target.addr.port(),
-                    };
-                    let (key, rlpx, eth, tx) =
-                        (self.key.clone(), self.rlpx.clone(), self.eth.clone(), self.internal_tx.clone());
-                    self.sessions.spawn(async move {
-                        let report = match rlpx::dial(&enode, &key, &rlpx).await {
-                            Err(e) => Internal::DialFailed {
-                                peer_id: enode.peer_id,
-                                backoff: BackoffKind::from_rlpx(e.backoff()).unwrap_or(BackoffKind::Low),
-                                ban: e.should_ban(),
-                                failure: DialFailure::of_rlpx(&e),
-                            },
-                            Ok(session) => match EthSession::handshake(session, eth).await {
-                                Ok(s) => Internal::Established {
-                                    session: Box::new(s),
-                                    addr: target.addr,
-                                    direction: Direction::Outbound,
-                                },
-                                Err(e) => Internal::DialFailed {
-                                    peer_id: enode.peer_id,
-                                    backoff: BackoffKind::from_rlpx(e.backoff()).unwrap_or(BackoffKind::Low),
-                                    ban: e.should_ban(),
-                                    failure: DialFailure::of_eth(&e),
-                                },
-                            },
-                        };
-                        let _ = tx.send(report).await;
+                        addr: target.addr,
                     });
                 }
                 PoolAction::Disconnect { peer_id, reason } => {
-                    if let Some((_, peer)) = self.peers.get(&peer_id).cloned() {
-                        self.closing.insert(peer_id);
-                        self.sessions.spawn(async move {
-                            let _ = peer.disconnect(reason.into()).await;
-                        });
-                    }
+                    self.command_sessions(SessionCommand::Disconnect { peer_id, reason });
                 }
                 PoolAction::Event(event) => {
                     self.recorder.with(|| match &event {
@@ -810,7 +417,7 @@ impl NodeService {
     fn save_book_in_background(&mut self) {
         let Some(path) = self.book_path.clone() else { return };
         let book = self.pool.to_book(Instant::now(), SystemTime::now());
-        self.sessions.spawn(async move {
+        self.tasks.spawn(async move {
             let result = tokio::task::spawn_blocking(move || book.save(&path)).await;
             if let Ok(Err(e)) = result {
                 tracing::warn!(target: "ethp2p::pool", error = %e, "saving the address book failed");
@@ -827,12 +434,6 @@ impl NodeService {
         if let Some(lan) = self.lan.take() {
             lan.shutdown().await;
         }
-        for (peer_id, (_, peer)) in self.peers.drain() {
-            self.closing.insert(peer_id);
-            self.sessions.spawn(async move {
-                let _ = peer.disconnect(crate::rlpx::DisconnectReason::ClientQuitting).await;
-            });
-        }
         // Save before waiting on sessions, so a stuck peer cannot cost us the book.
         if let Some(path) = self.book_path.clone() {
             let book = self.pool.to_book(Instant::now(), SystemTime::now());
@@ -844,10 +445,18 @@ impl NodeService {
                 Err(e) => tracing::warn!(target: "ethp2p::pool", error = %e, "address book writer panicked"),
             }
         }
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while self.sessions.join_next().await.is_some() {}
-        })
-        .await;
-        self.sessions.shutdown().await;
+        // The session manager disconnects every peer with ClientQuitting and waits for
+        // their goodbyes (bounded); then the remaining tasks stop.
+        let (done, wait) = oneshot::channel();
+        if self.session_tx.send(SessionCommand::Shutdown(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+        self.tasks.shutdown().await;
     }
 }
+
+mod startup;
+#[cfg(test)]
+mod tests;
+
+pub(super) use startup::{MapperFactory, Setup};

@@ -128,7 +128,7 @@ pub(crate) fn close_label(close: &SessionClose) -> &'static str {
         SessionClose::Local => "local",
         SessionClose::Error { .. } => "error",
         SessionClose::Remote(None) => "closed",
-        SessionClose::Remote(Some(code)) => disconnect_label(DisconnectReason::from_code(*code)),
+        SessionClose::Remote(Some(reason)) => disconnect_label(*reason),
     }
 }
 
@@ -178,7 +178,10 @@ mod tests {
     fn close_labels() {
         assert_eq!(close_label(&SessionClose::Local), "local");
         assert_eq!(close_label(&SessionClose::Remote(None)), "closed");
-        assert_eq!(close_label(&SessionClose::Remote(Some(0x04))), "too_many_peers");
-        assert_eq!(close_label(&SessionClose::Remote(Some(0x77))), "other");
+        assert_eq!(
+            close_label(&SessionClose::Remote(Some(DisconnectReason::from_code(0x04)))),
+            "too_many_peers"
+        );
+        assert_eq!(close_label(&SessionClose::Remote(Some(DisconnectReason::from_code(0x77)))), "other");
     }
 }

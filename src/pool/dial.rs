@@ -29,41 +29,22 @@ use crate::{
     record::{ForkFilter, ForkId, PeerId},
 };
 
-/// How hard to back off from a node after a failure, by error class (reth `BackoffKind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum BackoffKind {
-    /// Transient: too many peers, already connected, reset, ping timeout. Default 30 s.
-    Low,
-    /// Suspicious: malformed messages, handshake timeouts, wrong fork. Default 3 min.
-    Medium,
-    /// Hopeless for a while: protocol breach, useless peer, connection refused. Default 15 min.
-    High,
-}
+pub use crate::rlpx::Backoff;
 
-impl BackoffKind {
-    /// The backoff for the `failures`-th consecutive failure: the class's base duration
-    /// × (1 + failures), capped at [`PoolConfig::backoff_max`] (reth's formula).
-    pub fn duration(self, config: &PoolConfig, failures: u32) -> Duration {
-        let base = match self {
-            Self::Low => config.backoff_low,
-            Self::Medium => config.backoff_medium,
-            Self::High => config.backoff_high,
-        };
-        base.saturating_mul(failures.saturating_add(1)).min(config.backoff_max)
-    }
-}
-
-impl BackoffKind {
-    /// The pool's class for an RLPx/eth error's [`Backoff`](crate::rlpx::Backoff); `None`
-    /// when the failure says nothing about the peer.
-    pub fn from_rlpx(backoff: crate::rlpx::Backoff) -> Option<Self> {
-        match backoff {
-            crate::rlpx::Backoff::None => None,
-            crate::rlpx::Backoff::Low => Some(Self::Low),
-            crate::rlpx::Backoff::Medium => Some(Self::Medium),
-            crate::rlpx::Backoff::High => Some(Self::High),
-        }
-    }
+/// The wait before redialing a node after its `failures`-th consecutive failure of class
+/// `kind`: the class's base duration × (1 + failures), capped at
+/// [`PoolConfig::backoff_max`] (reth's formula). The class is the failing error's own
+/// answer ([`RlpxError::backoff`](crate::rlpx::RlpxError::backoff),
+/// [`EthError::backoff`](crate::eth::EthError::backoff)); the pool only picks durations.
+/// [`Backoff::None`] (the failure says nothing about the peer) still waits the low
+/// duration: reth backs off even a clean close, for the remote's inbound throttle.
+pub fn backoff_duration(kind: Backoff, config: &PoolConfig, failures: u32) -> Duration {
+    let base = match kind {
+        Backoff::None | Backoff::Low => config.backoff_low,
+        Backoff::Medium => config.backoff_medium,
+        Backoff::High => config.backoff_high,
+    };
+    base.saturating_mul(failures.saturating_add(1)).min(config.backoff_max)
 }
 
 /// Decides whether a discovered node is worth dialing; it sees the node before anything
@@ -410,13 +391,13 @@ impl DialScheduler {
     pub fn on_dial_failure(
         &mut self,
         peer_id: &PeerId,
-        kind: BackoffKind,
+        kind: Backoff,
         now: Instant,
         config: &PoolConfig,
     ) -> bool {
         self.dialing.remove(peer_id);
         let Some(e) = self.entries.get_mut(peer_id) else { return false };
-        e.backoff_until = Some(now + kind.duration(config, e.failures));
+        e.backoff_until = Some(now + backoff_duration(kind, config, e.failures));
         e.failures = e.failures.saturating_add(1);
         if e.failures > config.max_backoff_count && !e.kind.is_vouched() {
             self.entries.remove(peer_id);
@@ -428,15 +409,9 @@ impl DialScheduler {
 
     /// A session ended; `backoff` says how long to wait before redialing (reth backs off
     /// even a clean close for the inbound throttle, so it is at least `Low`).
-    pub fn on_disconnected(
-        &mut self,
-        peer_id: &PeerId,
-        backoff: BackoffKind,
-        now: Instant,
-        config: &PoolConfig,
-    ) {
+    pub fn on_disconnected(&mut self, peer_id: &PeerId, backoff: Backoff, now: Instant, config: &PoolConfig) {
         if let Some(e) = self.entries.get_mut(peer_id) {
-            let until = now + backoff.duration(config, 0);
+            let until = now + backoff_duration(backoff, config, 0);
             e.backoff_until = Some(e.backoff_until.map_or(until, |t| t.max(until)));
         }
         self.requeue(*peer_id);
@@ -492,9 +467,9 @@ mod tests {
     #[test]
     fn backoff_grows_and_caps() {
         let c = PoolConfig::default();
-        assert_eq!(BackoffKind::Low.duration(&c, 0), Duration::from_secs(30));
-        assert_eq!(BackoffKind::Low.duration(&c, 2), Duration::from_secs(90));
-        assert_eq!(BackoffKind::High.duration(&c, 10), c.backoff_max);
+        assert_eq!(backoff_duration(Backoff::Low, &c, 0), Duration::from_secs(30));
+        assert_eq!(backoff_duration(Backoff::Low, &c, 2), Duration::from_secs(90));
+        assert_eq!(backoff_duration(Backoff::High, &c, 10), c.backoff_max);
     }
 
     #[test]
@@ -505,7 +480,7 @@ mod tests {
         s.add(id(1), addr(1), false, 100);
         let d = s.next_dials(t0, 10, c.dial_history, |_, _, _| Admission::Dial);
         assert_eq!(d.len(), 1);
-        s.on_dial_failure(&id(1), BackoffKind::Low, t0, &c);
+        s.on_dial_failure(&id(1), Backoff::Low, t0, &c);
         assert!(s
             .next_dials(t0 + Duration::from_secs(20), 10, c.dial_history, |_, _, _| Admission::Dial)
             .is_empty());
@@ -527,8 +502,8 @@ mod tests {
         s.add(id(1), addr(1), false, 100);
         s.add_static(id(2), addr(2), PeerKind::Static);
         for _ in 0..=c.max_backoff_count {
-            s.on_dial_failure(&id(1), BackoffKind::High, t, &c);
-            s.on_dial_failure(&id(2), BackoffKind::High, t, &c);
+            s.on_dial_failure(&id(1), Backoff::High, t, &c);
+            s.on_dial_failure(&id(2), Backoff::High, t, &c);
         }
         assert!(!s.contains(&id(1)));
         assert!(s.contains(&id(2)));
@@ -599,10 +574,10 @@ mod tests {
                     dialed.insert(d.peer_id);
                     let n_id = u32::from_be_bytes(d.peer_id[..4].try_into().unwrap());
                     if n_id < failing {
-                        s.on_dial_failure(&d.peer_id, BackoffKind::Low, now, &c);
+                        s.on_dial_failure(&d.peer_id, Backoff::Low, now, &c);
                     } else {
                         s.on_dial_success(&d.peer_id);
-                        s.on_disconnected(&d.peer_id, BackoffKind::Low, now, &c);
+                        s.on_disconnected(&d.peer_id, Backoff::Low, now, &c);
                     }
                 }
             }

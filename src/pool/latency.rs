@@ -32,43 +32,11 @@ pub const TIMEOUT_SCALING: u32 = 3;
 /// produce an infinite capacity.
 const MIN_ELAPSED: Duration = Duration::from_micros(100);
 
-/// The request types the pool routes. Each has its own estimate: a peer can be quick
-/// with headers and slow with receipts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RequestKind {
-    /// `GetBlockHeaders`.
-    BlockHeaders,
-    /// `GetBlockBodies`.
-    BlockBodies,
-    /// `GetReceipts`.
-    Receipts,
-    /// `GetPooledTransactions`.
-    PooledTransactions,
-}
+pub use crate::eth::RequestKind;
 
-impl RequestKind {
-    const COUNT: usize = 4;
-
-    /// A short name (`block_headers`, `block_bodies`, `receipts`, `pooled_transactions`),
-    /// used as a metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BlockHeaders => "block_headers",
-            Self::BlockBodies => "block_bodies",
-            Self::Receipts => "receipts",
-            Self::PooledTransactions => "pooled_transactions",
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Self::BlockHeaders => 0,
-            Self::BlockBodies => 1,
-            Self::Receipts => 2,
-            Self::PooledTransactions => 3,
-        }
-    }
+/// The slot of `kind`'s estimate.
+fn index(kind: RequestKind) -> usize {
+    RequestKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
 /// Moving averages for one message type.
@@ -85,7 +53,7 @@ struct Estimate {
 /// The latency and throughput estimate of one peer.
 #[derive(Debug, Clone, Default)]
 pub struct PeerLatency {
-    kinds: [Estimate; RequestKind::COUNT],
+    kinds: [Estimate; RequestKind::ALL.len()],
     last_bad: bool,
 }
 
@@ -100,7 +68,7 @@ impl PeerLatency {
     pub fn record(&mut self, kind: RequestKind, elapsed: Duration, items: usize) {
         let elapsed = elapsed.max(MIN_ELAPSED).as_secs_f64();
         let measured = items as f64 / elapsed;
-        let e = &mut self.kinds[kind.index()];
+        let e = &mut self.kinds[index(kind)];
         if e.samples == 0 {
             // The first sample replaces the zero prior instead of being averaged with it.
             e.rtt = elapsed;
@@ -131,13 +99,13 @@ impl PeerLatency {
 
     /// Estimated round-trip time for `kind`, if measured.
     pub fn rtt(&self, kind: RequestKind) -> Option<Duration> {
-        let e = &self.kinds[kind.index()];
+        let e = &self.kinds[index(kind)];
         (e.samples > 0).then(|| Duration::from_secs_f64(e.rtt))
     }
 
     /// Estimated items per second for `kind`, if measured.
     pub fn capacity(&self, kind: RequestKind) -> Option<f64> {
-        let e = &self.kinds[kind.index()];
+        let e = &self.kinds[index(kind)];
         (e.samples > 0).then_some(e.capacity)
     }
 

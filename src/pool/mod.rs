@@ -23,13 +23,10 @@ pub mod reputation;
 
 pub use book::{AddressBook, BookEntry, BOOK_FILE, BOOK_VERSION};
 pub use config::{PoolConfig, PoolConfigBuilder};
-pub use dial::{BackoffKind, CandidateFilter, DialTarget, ForkIdFilter};
+pub use dial::{backoff_duration, Backoff, CandidateFilter, DialTarget, ForkIdFilter};
 pub use error::PoolError;
 pub use latency::{PeerLatency, RequestKind};
-pub use peers::{
-    Direction, DisconnectReason, PeerSnapshot, PoolAction, PoolEvent, PoolState, PoolStats, ResponseOutcome,
-    SessionClose,
-};
+pub use peers::{Direction, PeerSnapshot, PoolAction, PoolEvent, PoolState, PoolStats, SessionClose};
 pub use reputation::{PeerKind, Reputation, ReputationChange, ReputationWeights};
 
 #[cfg(test)]

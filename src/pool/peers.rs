@@ -22,13 +22,18 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::{
     book::{AddressBook, BookEntry},
-    dial::{Admission, BackoffKind, CandidateFilter, DialScheduler, DialTarget},
+    dial::{Admission, Backoff, CandidateFilter, DialScheduler, DialTarget},
     latency::{rank_best, PeerLatency, RequestKind},
     limits::{InboundThrottle, SubnetLimiter},
     reputation::{PeerKind, Reputation, ReputationChange, ReputationOutcome},
     PoolConfig,
 };
-use crate::{discovery::Candidate, eth::EthVersion, record::PeerId};
+use crate::{
+    discovery::Candidate,
+    eth::{EthError, EthVersion, Outcome},
+    record::PeerId,
+    rlpx::{DisconnectReason, RlpxError},
+};
 
 /// reth: a banned trusted or static peer is banned for only `backoff_low / 2`.
 const VOUCHED_BAN_DIVISOR: u32 = 2;
@@ -42,113 +47,45 @@ pub enum Direction {
     Outbound,
 }
 
-/// Why the pool wants a session closed; maps onto the p2p Disconnect reason codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum DisconnectReason {
-    /// p2p 0x00: asked by the operator.
-    DisconnectRequested,
-    /// p2p 0x02: the peer misbehaved and is banned.
-    ProtocolBreach,
-    /// p2p 0x03: rotated out to make room for a better peer (reth, geth's dropper).
-    UselessPeer,
-    /// p2p 0x04: no free slot, or its subnet is full.
-    TooManyPeers,
-    /// p2p 0x05: a session with it already exists.
-    AlreadyConnected,
-    /// p2p 0x0a: it is us.
-    ConnectedToSelf,
-    /// p2p 0x08: we are shutting down.
-    ClientQuitting,
-}
-
-impl DisconnectReason {
-    /// The p2p wire code (devp2p `rlpx.md`, Disconnect).
-    pub fn wire_code(self) -> u8 {
-        match self {
-            Self::DisconnectRequested => 0x00,
-            Self::ProtocolBreach => 0x02,
-            Self::UselessPeer => 0x03,
-            Self::TooManyPeers => 0x04,
-            Self::AlreadyConnected => 0x05,
-            Self::ClientQuitting => 0x08,
-            Self::ConnectedToSelf => 0x0a,
-        }
-    }
-}
-
-impl From<DisconnectReason> for crate::rlpx::DisconnectReason {
-    fn from(reason: DisconnectReason) -> Self {
-        match reason {
-            DisconnectReason::DisconnectRequested => Self::DisconnectRequested,
-            DisconnectReason::ProtocolBreach => Self::ProtocolBreach,
-            DisconnectReason::UselessPeer => Self::UselessPeer,
-            DisconnectReason::TooManyPeers => Self::TooManyPeers,
-            DisconnectReason::AlreadyConnected => Self::AlreadyConnected,
-            DisconnectReason::ConnectedToSelf => Self::ConnectedToSelf,
-            DisconnectReason::ClientQuitting => Self::ClientQuitting,
-        }
-    }
-}
-
 /// How a session ended, as the session layer reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionClose {
     /// We closed it.
     Local,
-    /// The remote sent a p2p Disconnect with this reason code, or closed the socket
-    /// (`None`).
-    Remote(Option<u8>),
+    /// The remote sent a p2p Disconnect with this reason, or closed the socket (`None`).
+    Remote(Option<DisconnectReason>),
     /// It failed; the failing layer classified the error (`backoff()`, `should_ban()`).
     Error {
         /// How long to wait before redialing.
-        backoff: BackoffKind,
+        backoff: Backoff,
         /// The error is a protocol breach that deserves a ban.
         ban: bool,
     },
 }
 
 impl SessionClose {
-    /// Backoff before a redial (reth `SessionError` classes; a clean close still waits
-    /// out the remote's inbound throttle).
-    fn backoff(self) -> BackoffKind {
+    /// How a session that ended with `error` reads to the pool. Nothing is reinterpreted:
+    /// the error answers [`EthError::backoff`] and [`EthError::should_ban`] itself; the
+    /// remote's Disconnect is kept as such so it is scored as a drop, not an error.
+    pub fn from_error(error: &EthError) -> Self {
+        match error {
+            EthError::SessionClosed | EthError::Rlpx(RlpxError::Closed) => Self::Local,
+            EthError::Rlpx(RlpxError::Disconnected(reason)) => Self::Remote(Some(*reason)),
+            e => Self::Error { backoff: e.backoff(), ban: e.should_ban() },
+        }
+    }
+
+    /// Backoff before a redial: the remote's reason classifies itself
+    /// ([`DisconnectReason::backoff`]); a clean close still waits out the remote's inbound
+    /// throttle (reth).
+    fn backoff(self) -> Backoff {
         match self {
-            Self::Local => BackoffKind::Low,
-            // UselessPeer and ProtocolBreach from the remote: it does not want us.
-            Self::Remote(Some(0x02 | 0x03 | 0x06)) => BackoffKind::High,
-            Self::Remote(_) => BackoffKind::Low,
+            Self::Local | Self::Remote(None) => Backoff::Low,
+            Self::Remote(Some(reason)) => reason.backoff(),
             Self::Error { backoff, .. } => backoff,
         }
     }
-}
-
-/// The result of one request, as the eth layer judged it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ResponseOutcome {
-    /// A valid answer with `items` items after `rtt`.
-    Valid {
-        /// Time from request to answer.
-        rtt: Duration,
-        /// Items delivered (headers, bodies, receipt lists).
-        items: usize,
-    },
-    /// A valid but empty answer after `rtt`.
-    Empty {
-        /// Time from request to answer.
-        rtt: Duration,
-    },
-    /// An answer that failed validation.
-    Invalid {
-        /// Time from request to answer.
-        rtt: Duration,
-    },
-    /// No answer within `waited`.
-    Timeout {
-        /// How long we waited.
-        waited: Duration,
-    },
 }
 
 /// Something the pool observed, for the node's event stream.
@@ -489,12 +426,17 @@ impl PoolState {
     }
 
     /// A dial (or the handshake after it) failed, classified by `backoff`.
-    pub fn on_dial_failed(&mut self, peer_id: &PeerId, backoff: BackoffKind, now: Instant) {
+    pub fn on_dial_failed(&mut self, peer_id: &PeerId, backoff: Backoff, now: Instant) {
         self.release_dial_reservation(peer_id);
-        self.stats.dial_failures[backoff as usize] += 1;
+        let class = match backoff {
+            Backoff::None | Backoff::Low => 0,
+            Backoff::Medium => 1,
+            Backoff::High => 2,
+        };
+        self.stats.dial_failures[class] += 1;
         // A transient refusal (too many peers) says nothing about the node; a dead or
         // hostile address loses reputation (reth `FailedToConnect`).
-        if backoff != BackoffKind::Low {
+        if matches!(backoff, Backoff::Medium | Backoff::High) {
             self.change_reputation(peer_id, ReputationChange::FailedToConnect, now);
         }
         let forgotten = self.dials.on_dial_failure(peer_id, backoff, now, &self.config);
@@ -569,7 +511,7 @@ impl PoolState {
                 self.dial_ips.remove(&peer_id); // the reservation now belongs to the session
             } else {
                 self.release_dial_reservation(&peer_id);
-                self.dials.on_dial_failure(&peer_id, BackoffKind::Low, now, &self.config);
+                self.dials.on_dial_failure(&peer_id, Backoff::Low, now, &self.config);
             }
         }
         match result {
@@ -683,7 +625,7 @@ impl PoolState {
             SessionClose::Error { ban: true, .. } => {
                 self.change_reputation(peer_id, ReputationChange::ProtocolBreach, now)
             }
-            SessionClose::Error { backoff: BackoffKind::Medium | BackoffKind::High, .. } => {
+            SessionClose::Error { backoff: Backoff::Medium | Backoff::High, .. } => {
                 self.change_reputation(peer_id, ReputationChange::BadMessage, now)
             }
             _ => {}
@@ -713,33 +655,27 @@ impl PoolState {
 
     /// The outcome of a `kind` request to `peer_id`: updates its latency estimate and its
     /// reputation, and bans it if it fell below the threshold.
-    pub fn on_response(
-        &mut self,
-        peer_id: &PeerId,
-        kind: RequestKind,
-        outcome: ResponseOutcome,
-        now: Instant,
-    ) {
+    pub fn on_response(&mut self, peer_id: &PeerId, kind: RequestKind, outcome: &Outcome, now: Instant) {
         let Some(s) = self.sessions.get_mut(peer_id) else { return };
         s.in_flight = s.in_flight.saturating_sub(1);
         let change = match outcome {
-            ResponseOutcome::Valid { rtt, items } => {
-                s.latency.record(kind, rtt, items);
+            Outcome::Valid { rtt, items, .. } => {
+                s.latency.record(kind, *rtt, *items);
                 s.latency.set_last_bad(false);
                 ReputationChange::ValidResponse
             }
-            ResponseOutcome::Empty { rtt } => {
-                s.latency.record(kind, rtt, 0);
+            Outcome::Empty { rtt } => {
+                s.latency.record(kind, *rtt, 0);
                 s.latency.set_last_bad(false);
                 ReputationChange::EmptyResponse
             }
-            ResponseOutcome::Invalid { rtt } => {
-                s.latency.record(kind, rtt, 0);
+            Outcome::Invalid { rtt, .. } => {
+                s.latency.record(kind, *rtt, 0);
                 s.latency.set_last_bad(true);
                 ReputationChange::InvalidResponse
             }
-            ResponseOutcome::Timeout { waited } => {
-                s.latency.record_timeout(kind, waited);
+            Outcome::Timeout { after } => {
+                s.latency.record_timeout(kind, *after);
                 ReputationChange::Timeout
             }
         };
@@ -849,7 +785,7 @@ impl PoolState {
         tracing::debug!(target: "ethp2p::pool", peer_id = ?worst, "rotating out the worst peer");
         self.stats.rotations += 1;
         // It should not come straight back: medium backoff.
-        self.dials.on_disconnected(&worst, BackoffKind::Medium, now, &self.config);
+        self.dials.on_disconnected(&worst, Backoff::Medium, now, &self.config);
         self.actions
             .push_back(PoolAction::Disconnect { peer_id: worst, reason: DisconnectReason::UselessPeer });
     }

@@ -11,8 +11,16 @@ use proptest::prelude::*;
 use super::*;
 use crate::{
     discovery::{Candidate, CandidateSource, EthEntry},
+    eth::{InvalidResponse, Outcome},
     record::{Enode, ForkId, PeerId},
+    rlpx::DisconnectReason,
 };
+
+/// A response that failed validation after `rtt` (the check that failed does not matter
+/// to the pool).
+fn invalid(rtt: Duration) -> Outcome {
+    Outcome::Invalid { reason: InvalidResponse::TooMany { requested: 1, got: 2 }, rtt, size: 0 }
+}
 
 fn id(n: u32) -> PeerId {
     let mut b = [0u8; 64];
@@ -161,9 +169,9 @@ fn trusted_admitted_over_the_limit_and_statics_redialed() {
     p.tick(now);
     let d = dials(&drain(&mut p));
     assert!(d.iter().any(|t| t.peer_id == id(9001)));
-    p.on_dial_failed(&id(9001), BackoffKind::High, now);
+    p.on_dial_failed(&id(9001), Backoff::High, now);
     for _ in 0..10 {
-        p.on_dial_failed(&id(9001), BackoffKind::High, now);
+        p.on_dial_failed(&id(9001), Backoff::High, now);
     }
     p.tick(now + Duration::from_secs(2 * 3600));
     assert!(dials(&drain(&mut p)).iter().any(|t| t.peer_id == id(9001)), "statics are never forgotten");
@@ -178,12 +186,7 @@ fn liar_banned_after_three_bad_answers_and_ban_expires() {
     drain(&mut p);
     for i in 0..3 {
         p.on_request_sent(&id(1));
-        p.on_response(
-            &id(1),
-            RequestKind::BlockHeaders,
-            ResponseOutcome::Invalid { rtt: Duration::from_millis(5) },
-            now,
-        );
+        p.on_response(&id(1), RequestKind::BlockHeaders, &invalid(Duration::from_millis(5)), now);
         let actions = drain(&mut p);
         let banned = actions.iter().any(|a| matches!(a, PoolAction::Event(PoolEvent::PeerBanned { .. })));
         let dropped = actions
@@ -215,7 +218,7 @@ fn best_idle_peer_prefers_fast_and_skips_busy() {
         p.on_response(
             &id(n),
             RequestKind::BlockHeaders,
-            ResponseOutcome::Valid { rtt: Duration::from_millis(ms), items: 64 },
+            &Outcome::Valid { rtt: Duration::from_millis(ms), size: 0, items: 64 },
             now,
         );
     }
@@ -241,7 +244,7 @@ fn rotation_replaces_the_worst_basic_peer_when_full() {
     p.on_response(
         &id(2),
         RequestKind::BlockHeaders,
-        ResponseOutcome::Timeout { waited: Duration::from_secs(2) },
+        &Outcome::Timeout { after: Duration::from_secs(2) },
         now,
     );
     p.change_reputation(&id(500), ReputationChange::Other(-40_000), now);
@@ -372,7 +375,7 @@ fn dial_failures_back_off_and_cost_reputation() {
     p.add_candidate(&candidate(1, ip(1, 1)), now);
     p.tick(now);
     assert_eq!(dials(&drain(&mut p)).len(), 1);
-    p.on_dial_failed(&id(1), BackoffKind::High, now);
+    p.on_dial_failed(&id(1), Backoff::High, now);
     assert!(p.reputation(&id(1)).unwrap().get() < 0);
     p.tick(now + Duration::from_secs(60));
     assert!(dials(&drain(&mut p)).is_empty(), "15 min high backoff");
@@ -434,14 +437,14 @@ proptest! {
                 }
                 Op::DialFail(i, k) if !pending.is_empty() => {
                     let t = pending.remove(i % pending.len());
-                    let kind = [BackoffKind::Low, BackoffKind::Medium, BackoffKind::High][k as usize];
+                    let kind = [Backoff::Low, Backoff::Medium, Backoff::High][k as usize];
                     p.on_dial_failed(&t.peer_id, kind, now);
                 }
                 Op::Close(i) => {
                     let peers = p.peers(now);
                     if !peers.is_empty() {
                         let id = peers[i % peers.len()].peer_id;
-                        p.on_session_closed(&id, SessionClose::Remote(Some(4)), now);
+                        p.on_session_closed(&id, SessionClose::Remote(Some(DisconnectReason::TooManyPeers)), now);
                     }
                 }
                 Op::Lie(i) => {
@@ -449,7 +452,7 @@ proptest! {
                     if !peers.is_empty() {
                         let id = peers[i % peers.len()].peer_id;
                         p.on_request_sent(&id);
-                        p.on_response(&id, RequestKind::BlockHeaders, ResponseOutcome::Invalid { rtt: Duration::from_millis(1) }, now);
+                        p.on_response(&id, RequestKind::BlockHeaders, &invalid(Duration::from_millis(1)), now);
                     }
                 }
                 Op::Tick(s) => { now += Duration::from_secs(u64::from(s)); p.tick(now); }

@@ -97,7 +97,7 @@ async fn eth69_between_two_of_our_nodes() {
     assert_eq!(headers[15].inner(), chain_b.header(15).unwrap());
     assert_eq!(headers[15].hash(), chain_b.hash(15).unwrap());
     let outcome = next_event(&mut a_events, |e| match e {
-        EthEvent::RequestOutcome { request: "GetBlockHeaders", outcome } => Some(outcome),
+        EthEvent::RequestOutcome { kind: ethp2p::eth::RequestKind::BlockHeaders, outcome } => Some(outcome),
         _ => None,
     })
     .await;

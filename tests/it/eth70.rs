@@ -15,7 +15,7 @@ use alloy_consensus::{
 use alloy_primitives::{Address, Bytes, Log, B256};
 use ethp2p::eth::{
     ChainReader, EthError, EthEvent, EthMessage, EthSession, EthVersion, InvalidResponse, MemoryChain,
-    Outcome, Receipt69, Receipts70, MAX_MESSAGE_SIZE,
+    Outcome, Receipt69, Receipts70, RequestKind, MAX_MESSAGE_SIZE,
 };
 
 use ethp2p::record::ChainSpec;
@@ -131,7 +131,7 @@ async fn a_receipt_list_over_10_mib_is_fetched_in_parts_between_our_nodes() {
     let mut parts = 0;
     while parts < 6 {
         let outcome = next_event(&mut a_events, |e| match e {
-            EthEvent::RequestOutcome { request: "GetReceipts", outcome } => Some(outcome),
+            EthEvent::RequestOutcome { kind: RequestKind::Receipts, outcome } => Some(outcome),
             _ => None,
         })
         .await;
@@ -285,7 +285,9 @@ async fn a_list_that_never_completes_times_out() {
     assert!(matches!(err, EthError::Timeout), "{err}");
     assert!(took >= timeout && took < timeout + Duration::from_millis(800), "{took:?}");
     let outcome = next_event(&mut events, |e| match e {
-        EthEvent::RequestOutcome { request: "GetReceipts", outcome: o @ Outcome::Timeout { .. } } => Some(o),
+        EthEvent::RequestOutcome { kind: RequestKind::Receipts, outcome: o @ Outcome::Timeout { .. } } => {
+            Some(o)
+        }
         _ => None,
     })
     .await;
