@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use alloy_primitives::B256;
 use futures::StreamExt;
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -15,8 +16,12 @@ use tokio::{
     task::JoinSet,
 };
 
+use rand::SeedableRng;
+
 use super::{
     announce::Announcement,
+    fanout::{plan_block, plan_block_hashes, plan_transactions, BroadcastSummary, Planned},
+    head::LocalHead,
     sessions::{
         SessionCommand, SessionEvent, SessionManager, SESSION_COMMAND_CAPACITY, SESSION_EVENT_CAPACITY,
     },
@@ -28,14 +33,17 @@ use crate::{
         nat::{ExternalAddr, PortMapping},
         Candidate, CandidateSource, Discovery, DiscoveryConfig, NatConfig,
     },
-    eth::{ChainReader, EthConfig, EthPeer, RequestKind},
+    eth::{
+        BlockHashNumber, ChainReader, EthConfig, EthMessage, EthPeer, EthVersion, NewBlock, RequestKind,
+        TxPool,
+    },
     metrics::{self, Recorder},
     pool::{
         AddressBook, Direction, ForkIdFilter, PeerSnapshot, PoolAction, PoolConfig, PoolEvent, PoolState,
         ReputationChange, BOOK_FILE,
     },
     record::{Enode, ForkId, LocalEnr, NodeKey, PeerId},
-    rlpx::{RlpxConfig, RlpxError},
+    rlpx::{DisconnectReason, RlpxConfig, RlpxError},
 };
 
 /// Reports from the tasks the service spawned.
@@ -45,8 +53,45 @@ pub(super) enum Command {
     Candidate(Candidate),
     Peers(oneshot::Sender<Vec<PeerSnapshot>>),
     Stats(oneshot::Sender<NodeStats>),
-    Acquire { kind: RequestKind, exclude: Vec<PeerId>, reply: oneshot::Sender<Option<(EthPeer, Duration)>> },
+    Acquire {
+        kind: RequestKind,
+        exclude: Vec<PeerId>,
+        reply: oneshot::Sender<Option<(EthPeer, Duration)>>,
+    },
+    /// The session handle of one connected peer, for a request to that peer.
+    Peer {
+        peer_id: PeerId,
+        reply: oneshot::Sender<Option<(EthPeer, Duration)>>,
+    },
+    SetHead {
+        number: u64,
+        hash: B256,
+        timestamp: u64,
+    },
+    Broadcast {
+        what: Broadcast,
+        reply: oneshot::Sender<BroadcastSummary>,
+    },
+    Disconnect {
+        peer_id: PeerId,
+        reason: DisconnectReason,
+    },
+    Ban {
+        peer_id: PeerId,
+        duration: Duration,
+    },
+    Report {
+        peer_id: PeerId,
+        change: ReputationChange,
+    },
     Shutdown(oneshot::Sender<()>),
+}
+
+/// What [`Node`](super::Node) asks the service to broadcast.
+pub(super) enum Broadcast {
+    Transactions(Vec<alloy_consensus::transaction::PooledTransaction>),
+    Block(Box<NewBlock>),
+    BlockHashes(Vec<BlockHashNumber>),
 }
 
 /// Reports from the demand lookups the service spawned.
@@ -79,6 +124,12 @@ struct DemandLookups {
 
 pub(super) struct NodeService {
     pool: PoolState,
+    /// Our head: new sessions' `Status`, the fork filter, our record's fork id.
+    head: LocalHead,
+    /// Told about the transactions peers broadcast and announce.
+    tx_pool: Arc<dyn TxPool>,
+    /// Chooses the peers that get full broadcasts.
+    rng: rand::rngs::StdRng,
     /// Candidates from every source, merged.
     candidates: CandidateStreams,
     /// Raw TCP connections from the accept task, not yet handshaken.
@@ -125,8 +176,11 @@ impl NodeService {
     /// A service with fake neighbours: its session manager is the other end of
     /// `session_tx` / `session_rx`, and nothing else (no listener, discovery, NAT or book).
     #[cfg(test)]
+    #[allow(clippy::too_many_arguments)]
     fn with_fake_sessions(
         pool: PoolState,
+        (status, fork_filter): (crate::eth::StatusInfo, crate::record::ForkFilter),
+        tx_pool: Arc<dyn TxPool>,
         commands: mpsc::Receiver<Command>,
         session_tx: mpsc::Sender<SessionCommand>,
         session_rx: mpsc::Receiver<SessionEvent>,
@@ -135,6 +189,9 @@ impl NodeService {
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CAPACITY);
         Self {
+            head: LocalHead::new(status, fork_filter),
+            tx_pool,
+            rng: rand::rngs::StdRng::seed_from_u64(1),
             pool,
             candidates: CandidateStreams::new(),
             inbound: mpsc::channel(1).1,
@@ -293,8 +350,84 @@ impl NodeService {
                     self.pool.on_request_cancelled(&peer.peer_id());
                 }
             }
+            Command::Peer { peer_id, reply } => {
+                let choice = self.peers.get(&peer_id).cloned().map(|peer| {
+                    self.pool.on_request_sent(&peer_id);
+                    (peer, self.pool.request_timeout(&peer_id, RequestKind::PooledTransactions))
+                });
+                if let Err(Some((peer, _))) = reply.send(choice) {
+                    self.pool.on_request_cancelled(&peer.peer_id());
+                }
+            }
+            Command::SetHead { number, hash, timestamp } => self.set_head(number, hash, timestamp),
+            Command::Broadcast { what, reply } => {
+                let _ = reply.send(self.broadcast(what));
+            }
+            Command::Disconnect { peer_id, reason } => {
+                self.command_sessions(SessionCommand::Disconnect { peer_id, reason })
+            }
+            Command::Ban { peer_id, duration } => self.pool.ban_for(&peer_id, duration, now),
+            Command::Report { peer_id, change } => self.pool.change_reputation(&peer_id, change, now),
             Command::Shutdown(_) => unreachable!("handled in run"),
         }
+    }
+
+    /// Moves our head: new sessions' `Status` and fork filter, the candidate filter and
+    /// our record's `eth` entry when the fork changes, and a `BlockRangeUpdate` to every
+    /// eth/69+ peer when one is due.
+    fn set_head(&mut self, number: u64, hash: B256, timestamp: u64) {
+        let change = self.head.set(number, hash, timestamp);
+        tracing::debug!(target: "ethp2p::pool", number, %hash, fork = ?change.fork_id, "head moved");
+        if let Some(fork_id) = change.fork_id {
+            self.pool.set_filter(ForkIdFilter::from_fork_filter(self.head.fork_filter().clone(), true));
+            if let Some(d) = &self.discovery {
+                if let Err(e) = d.local_enr().set_fork_id(Some(fork_id)) {
+                    tracing::warn!(target: "ethp2p::pool", error = %e, "cannot put the new fork id in our record");
+                }
+            }
+        }
+        self.command_sessions(SessionCommand::SetHead {
+            status: *self.head.status(),
+            fork_filter: self.head.fork_filter().clone(),
+        });
+        if let Some(range) = change.range {
+            let plan = self
+                .peers
+                .values()
+                .filter(|p| p.version() >= EthVersion::Eth69)
+                .map(|p| (p.peer_id(), EthMessage::BlockRangeUpdate(range), false))
+                .collect();
+            self.send_planned(plan);
+        }
+    }
+
+    fn broadcast(&mut self, what: Broadcast) -> BroadcastSummary {
+        let peers: Vec<(PeerId, EthVersion)> =
+            self.peers.values().map(|p| (p.peer_id(), p.version())).collect();
+        let plan = match &what {
+            Broadcast::Transactions(txs) => plan_transactions(peers, txs, &mut self.rng),
+            Broadcast::Block(block) => plan_block(peers, block, &mut self.rng),
+            Broadcast::BlockHashes(hashes) => plan_block_hashes(peers, hashes),
+        };
+        self.send_planned(plan)
+    }
+
+    /// Sends each planned message without waiting: a peer whose queue is full loses its
+    /// copy, and nobody else waits for it.
+    fn send_planned(&mut self, plan: Vec<Planned>) -> BroadcastSummary {
+        let mut summary = BroadcastSummary::default();
+        for (peer_id, message, full) in plan {
+            let Some(peer) = self.peers.get(&peer_id) else { continue };
+            match peer.try_announce(message) {
+                Ok(()) if full => summary.direct += 1,
+                Ok(()) => summary.announced += 1,
+                Err(e) => {
+                    tracing::trace!(target: "ethp2p::pool", ?peer_id, error = %e, "broadcast copy dropped");
+                    summary.dropped += 1;
+                }
+            }
+        }
+        summary
     }
 
     /// A TCP connection arrived. The pool's per-IP throttle and pending-handshake cap are
@@ -366,6 +499,16 @@ impl NodeService {
                 self.pool.on_response(&peer_id, kind, &outcome, now)
             }
             SessionEvent::Announcement(a) => {
+                match &a.message {
+                    EthMessage::Transactions(txs) => self.tx_pool.on_transactions(a.peer_id, txs),
+                    EthMessage::NewPooledTransactionHashes66(hashes) => {
+                        self.tx_pool.on_announced(a.peer_id, hashes)
+                    }
+                    EthMessage::NewPooledTransactionHashes68(m) => {
+                        self.tx_pool.on_announced(a.peer_id, &m.hashes)
+                    }
+                    _ => {}
+                }
                 // Nobody listening is fine; a slow listener loses the oldest, not the node.
                 let _ = self.announcements.send(a);
             }

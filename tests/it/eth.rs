@@ -89,7 +89,9 @@ async fn eth69_between_two_of_our_nodes() {
         StatusHead::Range(BlockRange { earliest: 0, latest: 40, latest_hash: chain_b.hash(40).unwrap() })
     );
     let (a, mut a_events) = start(ea, chain_a.clone());
-    let (b, _b_events) = start(eb, chain_b.clone());
+    // b serves pooled transactions from its pool.
+    let (b, b_service, _b_events) = eb.into_peer(chain_b.clone());
+    tokio::spawn(b_service.with_tx_pool(Arc::new(chain_b.tx_pool())).run());
 
     let headers = a.get_block_headers(headers_req(0, 16)).await.unwrap();
     assert_eq!(headers.len(), 16);

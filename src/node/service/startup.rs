@@ -23,6 +23,7 @@ pub(in crate::node) struct Setup {
     pub(in crate::node) listen: SocketAddr,
     pub(in crate::node) eth: EthConfig,
     pub(in crate::node) chain: Arc<dyn ChainReader>,
+    pub(in crate::node) tx_pool: Arc<dyn TxPool>,
     pub(in crate::node) pool: PoolConfig,
     pub(in crate::node) rlpx: RlpxConfig,
     pub(in crate::node) data_dir: Option<PathBuf>,
@@ -198,6 +199,7 @@ impl NodeService {
             discovery,
             tick,
             seed,
+            tx_pool,
             commands,
             events,
             announcements,
@@ -314,8 +316,13 @@ impl NodeService {
         let (session_tx, manager_rx) = mpsc::channel(SESSION_COMMAND_CAPACITY);
         let (manager_tx, session_rx) = mpsc::channel(SESSION_EVENT_CAPACITY);
         let mut tasks = JoinSet::new();
-        tasks.spawn(SessionManager::new(key, rlpx, eth, chain, manager_rx, manager_tx).run());
+        let head = LocalHead::new(eth.status, eth.fork_filter.clone());
+        let manager = SessionManager::new(key, rlpx, eth, chain, tx_pool.clone(), manager_rx, manager_tx);
+        tasks.spawn(manager.run());
         let service = Self {
+            head,
+            tx_pool,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
             candidates: merged,
             pool: state,
             inbound,
