@@ -18,7 +18,7 @@ use ethp2p::{
         v4::{Discv4, Discv4Config},
         DiscoveryConfig,
     },
-    eth::{FileChain, GetBlockHeaders, MemoryChain},
+    eth::{EthMessage, FileChain, GetBlockHeaders, MemoryChain},
     node::{Node, NodeBuilder},
     pool::PeerSnapshot,
     record::GethGenesis,
@@ -410,6 +410,7 @@ async fn we_sync_from_geth(discovery: Discovery, hold: Duration) {
     let head = geth.block_number();
     let geth_id = geth.enode().peer_id;
     let node = genesis_node(&genesis, &boot, discovery, 42_000 + discovery as u64).await;
+    let mut announcements = node.announcements();
 
     let started = Instant::now();
     let session = wait_for_peer(&node, geth_id, Duration::from_secs(90)).await;
@@ -433,9 +434,50 @@ async fn we_sync_from_geth(discovery: Discovery, hold: Duration) {
     );
     assert_eq!(txs, receipts, "one receipt per transaction");
 
-    // The session stays up: geth keeps us, we keep geth.
+    // The session stays up: geth keeps us, we keep geth, and block ranges flow both ways.
     if !hold.is_zero() {
-        tokio::time::sleep(hold).await;
+        let held = Instant::now();
+        let our_id = hex::encode(node.peer_id());
+        // Ours to geth: our head moved from the genesis to geth's head, a BlockRangeUpdate
+        // is due, and geth's peer list shows the range it got.
+        let top = headers.last().unwrap();
+        node.set_head(top.number, top.hash(), top.timestamp).await.unwrap();
+        let latest_at_geth = format!(
+            "admin.peers.filter(function(p) {{ return p.enode.indexOf('{our_id}') >= 0 }})\
+             .map(function(p) {{ return p.protocols.eth.latestBlock }})[0]"
+        );
+        let mut seen = String::new();
+        while held.elapsed() < Duration::from_secs(30) {
+            seen = geth.exec(&latest_at_geth);
+            if seen == head.to_string() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(seen, head.to_string(), "geth got our BlockRangeUpdate\n{}", geth.log_tail(20));
+        // geth to us: geth's head moves back (debug.setHead), which go-ethereum announces at
+        // once; it reaches our announcements stream, validated.
+        let back = head - 5;
+        geth.exec(&format!("debug.setHead('0x{back:x}')"));
+        let range = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let a = announcements.recv().await.expect("node running");
+                if let (true, EthMessage::BlockRangeUpdate(r)) = (a.peer_id == geth_id, a.message) {
+                    return r;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no BlockRangeUpdate from geth\n{}", geth.log_tail(20)));
+        assert_eq!(range.latest, back);
+        assert_eq!(range.latest_hash.to_string(), geth.exec("eth.getBlock('latest').hash"));
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "interop geth sync-from-geth {discovery:?}: BlockRangeUpdate sent (geth shows latestBlock {seen}) \
+             and received (latest {})",
+            range.latest
+        );
+        tokio::time::sleep(hold.saturating_sub(held.elapsed())).await;
         let ours = node.peers().await.unwrap();
         let still = ours.iter().find(|p| p.peer_id == geth_id);
         assert!(
@@ -446,7 +488,6 @@ async fn we_sync_from_geth(discovery: Discovery, hold: Duration) {
         let since = still.unwrap().connected_for;
         assert!(since >= hold, "the same session all along (up {since:?})");
         let theirs = geth.peer_enodes();
-        let our_id = hex::encode(node.peer_id());
         assert!(theirs.iter().any(|e| e.contains(&our_id)), "geth keeps us as a peer: {theirs:?}");
         let _ = writeln!(
             std::io::stderr().lock(),
