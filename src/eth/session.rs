@@ -823,7 +823,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
         let outcome = match &result {
             Ok(r) if r.len() == 0 => Outcome::Empty { rtt },
             Ok(r) => Outcome::Valid { rtt, size, items: r.len() },
-            Err(reason) => Outcome::Invalid { reason: reason.clone(), rtt, size },
+            Err(reason) => {
+                debug!(target: "ethp2p::eth", peer = ?self.session.remote_id(), request_id,
+                       request = pending.request.kind().as_str(), %reason, "invalid response");
+                Outcome::Invalid { reason: reason.clone(), rtt, size }
+            }
         };
         self.emit(EthEvent::RequestOutcome { kind: pending.request.kind(), outcome });
         let _ = pending.reply.send(result.map_err(EthError::from));

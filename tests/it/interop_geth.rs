@@ -623,3 +623,58 @@ async fn a_geth_that_dies_mid_sync_leaves_us_syncing_from_another() {
     assert_eq!(headers.len() as u64, head);
     node.shutdown().await;
 }
+
+/// geth sends something we reject: receipts for a block whose header we hold with another
+/// receipts root (our header, geth's hash). The answer fails validation: the request fails
+/// with the reason, the peer is scored down, and the session goes on — the next request is
+/// answered on the same session, and geth keeps us.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_from_geth_that_fails_validation_is_scored_and_the_session_survives() {
+    peers::init_tracing();
+    let dir = peers::ethtest_dir();
+    let genesis = GethGenesis::from_file(dir.join("genesis.json")).unwrap();
+    let geth = GethNode::builder()
+        .genesis(&dir.join("genesis.json"))
+        .import(&dir.join("chain.rlp"))
+        .discovery(Discovery::Off)
+        .start();
+    let geth_id = geth.enode().peer_id;
+    let chain = Arc::new(MemoryChain::builder().genesis(genesis.header().clone()).blocks(0).build());
+    let node = NodeBuilder::new(chain.eth_config_for(genesis.spec()).build().unwrap(), chain)
+        .key(key_from_seed(44_000))
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .bootnodes([geth.enode()])
+        .start()
+        .await
+        .expect("node starts");
+    let before = wait_for_peer(&node, geth_id, Duration::from_secs(60)).await.expect("session with geth");
+
+    let request = GetBlockHeaders { origin: 1u64.into(), count: 20, skip: 0, reverse: false };
+    let (_, headers) = node.get_block_headers(request).await.expect("headers");
+    // A block with transactions, held with a wrong receipts root under its real hash.
+    let honest =
+        headers.iter().find(|h| h.receipts_root != alloy_consensus::EMPTY_ROOT_HASH).unwrap().clone();
+    let mut wrong = honest.inner().clone();
+    wrong.receipts_root = B256::repeat_byte(0xbd);
+    let tampered = Sealed::new_unchecked(wrong, honest.hash());
+    let err = node.get_receipts(vec![tampered]).await.expect_err("geth's receipts do not match our root");
+    let text = err.to_string();
+    assert!(text.contains("receipts root") || text.contains("root"), "the reason is named: {text}");
+    let after = wait_for_peer(&node, geth_id, Duration::from_secs(5)).await.expect("still connected");
+    assert!(after.score() < before.score(), "scored down: {} -> {}", before.score(), after.score());
+
+    // The same session answers the honest request.
+    let (_, lists) = node.get_receipts(vec![honest.clone()]).await.expect("honest receipts");
+    assert_eq!(lists.len(), 1);
+    let now = wait_for_peer(&node, geth_id, Duration::from_secs(5)).await.expect("still connected");
+    assert!(now.connected_for > after.connected_for, "the same session");
+    let our_id = hex::encode(node.peer_id());
+    assert!(geth.peer_enodes().iter().any(|e| e.contains(&our_id)), "geth keeps us");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "interop geth bad-answer: rejected ({text}); score {} -> {}; session kept",
+        before.score(),
+        after.score()
+    );
+    node.shutdown().await;
+}
