@@ -462,8 +462,14 @@ impl Node {
         &self,
         request: GetBlockHeaders,
     ) -> Result<(PeerId, Vec<Sealed<Header>>), NodeError> {
+        // A peer is asked only if its announced range holds the first block wanted.
+        let block = match request.origin {
+            alloy_eips::BlockHashOrNumber::Number(n) => Some(n),
+            alloy_eips::BlockHashOrNumber::Hash(_) => None,
+        };
         self.route(
             RequestKind::BlockHeaders,
+            block,
             |peer| async move { peer.get_block_headers(request).await },
             |h| h.len(),
         )
@@ -476,8 +482,10 @@ impl Node {
         &self,
         headers: Vec<Sealed<Header>>,
     ) -> Result<(PeerId, Vec<alloy_consensus::BlockBody<alloy_consensus::TxEnvelope>>), NodeError> {
+        let block = headers.iter().map(|h| h.number).min();
         self.route(
             RequestKind::BlockBodies,
+            block,
             |peer| {
                 let headers = headers.clone();
                 async move { peer.get_block_bodies(headers).await }
@@ -493,8 +501,10 @@ impl Node {
         &self,
         headers: Vec<Sealed<Header>>,
     ) -> Result<(PeerId, Vec<Vec<alloy_consensus::ReceiptEnvelope>>), NodeError> {
+        let block = headers.iter().map(|h| h.number).min();
         self.route(
             RequestKind::Receipts,
+            block,
             |peer| {
                 let headers = headers.clone();
                 async move { peer.get_receipts(headers).await }
@@ -584,6 +594,7 @@ impl Node {
     async fn route<T, F, Fut>(
         &self,
         kind: RequestKind,
+        block: Option<u64>,
         send: F,
         count: impl Fn(&T) -> usize,
     ) -> Result<(PeerId, T), NodeError>
@@ -595,7 +606,8 @@ impl Node {
         let mut last = None;
         while tried.len() < MAX_REQUEST_ATTEMPTS {
             let exclude = tried.clone();
-            let Some((peer, timeout)) = self.ask(|reply| Command::Acquire { kind, exclude, reply }).await?
+            let Some((peer, timeout)) =
+                self.ask(|reply| Command::Acquire { kind, block, exclude, reply }).await?
             else {
                 break;
             };

@@ -34,8 +34,8 @@ use crate::{
         Candidate, CandidateSource, Discovery, DiscoveryConfig, NatConfig,
     },
     eth::{
-        BlockHashNumber, ChainReader, EthConfig, EthMessage, EthPeer, EthVersion, NewBlock, RequestKind,
-        TxPool,
+        BlockHashNumber, BlockRange, ChainReader, EthConfig, EthMessage, EthPeer, EthVersion, NewBlock,
+        RequestKind, StatusHead, TxPool,
     },
     metrics::{self, Recorder},
     pool::{
@@ -55,6 +55,9 @@ pub(super) enum Command {
     Stats(oneshot::Sender<NodeStats>),
     Acquire {
         kind: RequestKind,
+        /// The block the request starts at, when known: peers whose announced range does
+        /// not hold it are not asked.
+        block: Option<u64>,
         exclude: Vec<PeerId>,
         reply: oneshot::Sender<Option<(EthPeer, Duration)>>,
     },
@@ -136,6 +139,9 @@ pub(super) struct NodeService {
     inbound: mpsc::Receiver<(TcpStream, SocketAddr)>,
     /// The handle of each session the pool admitted, for routing requests to it.
     peers: HashMap<PeerId, EthPeer>,
+    /// The block range each eth/69+ peer last announced (its `Status`, then its
+    /// `BlockRangeUpdate`s): requests for blocks outside it go elsewhere.
+    ranges: HashMap<PeerId, BlockRange>,
     /// Commands to the session manager, and its events.
     session_tx: mpsc::Sender<SessionCommand>,
     session_rx: mpsc::Receiver<SessionEvent>,
@@ -196,6 +202,7 @@ impl NodeService {
             candidates: CandidateStreams::new(),
             inbound: mpsc::channel(1).1,
             peers: HashMap::new(),
+            ranges: HashMap::new(),
             session_tx,
             session_rx,
             commands,
@@ -327,7 +334,11 @@ impl NodeService {
         match command {
             Command::Candidate(c) => self.add_candidate(&c, now),
             Command::Peers(reply) => {
-                let _ = reply.send(self.pool.peers(now));
+                let mut peers = self.pool.peers(now);
+                for p in &mut peers {
+                    p.block_range = self.ranges.get(&p.peer_id).copied();
+                }
+                let _ = reply.send(peers);
             }
             Command::Stats(reply) => {
                 let _ = reply.send(NodeStats {
@@ -340,7 +351,16 @@ impl NodeService {
                     inbound_handshakes: self.inbound_handshakes,
                 });
             }
-            Command::Acquire { kind, exclude, reply } => {
+            Command::Acquire { kind, block, mut exclude, reply } => {
+                if let Some(block) = block {
+                    // Headers are kept for all history; bodies and receipts only from
+                    // `earliest` on (eth/69 history expiry).
+                    let history = kind != RequestKind::BlockHeaders;
+                    exclude.extend(self.ranges.iter().filter_map(|(id, r)| {
+                        let holds = block <= r.latest && (!history || block >= r.earliest);
+                        (!holds).then_some(*id)
+                    }));
+                }
                 let choice = self.pool.best_peer(kind, &exclude).and_then(|id| {
                     let peer = self.peers.get(&id)?.clone();
                     self.pool.on_request_sent(&id);
@@ -470,6 +490,9 @@ impl NodeService {
                 let command = match self.pool.on_session_established(peer_id, addr, direction, now) {
                     Ok(()) => {
                         self.pool.set_peer_info(&peer_id, &client_id, peer.version());
+                        if let StatusHead::Range(range) = peer.remote_status().head {
+                            self.ranges.insert(peer_id, range);
+                        }
                         self.peers.insert(peer_id, peer);
                         SessionCommand::Admit { id }
                     }
@@ -507,6 +530,9 @@ impl NodeService {
                     EthMessage::NewPooledTransactionHashes68(m) => {
                         self.tx_pool.on_announced(a.peer_id, &m.hashes)
                     }
+                    EthMessage::BlockRangeUpdate(range) if self.peers.contains_key(&a.peer_id) => {
+                        self.ranges.insert(a.peer_id, *range);
+                    }
                     _ => {}
                 }
                 // Nobody listening is fine; a slow listener loses the oldest, not the node.
@@ -514,6 +540,7 @@ impl NodeService {
             }
             SessionEvent::Closed { peer_id, close } => {
                 self.peers.remove(&peer_id);
+                self.ranges.remove(&peer_id);
                 self.pool.on_session_closed(&peer_id, close, now);
             }
         }

@@ -30,7 +30,7 @@ use super::{
 };
 use crate::{
     discovery::Candidate,
-    eth::{EthError, EthVersion, Outcome},
+    eth::{BlockRange, EthError, EthVersion, Outcome},
     record::PeerId,
     rlpx::{DisconnectReason, RlpxError},
 };
@@ -183,6 +183,9 @@ pub struct PeerSnapshot {
     pub client_id: Option<String>,
     /// The negotiated eth version, once reported with [`PoolState::set_peer_info`].
     pub eth_version: Option<EthVersion>,
+    /// The blocks an eth/69+ peer serves, as it last announced them (its `Status`, then
+    /// its `BlockRangeUpdate`s); filled in by the node, `None` from the pool alone.
+    pub block_range: Option<BlockRange>,
 }
 
 impl PeerSnapshot {
@@ -859,6 +862,7 @@ impl PoolState {
                 connected_for: now.saturating_duration_since(s.since),
                 client_id: s.client_id.clone(),
                 eth_version: s.eth_version,
+                block_range: None,
             })
             .collect()
     }

@@ -327,6 +327,7 @@ impl NodeService {
             pool: state,
             inbound,
             peers: HashMap::new(),
+            ranges: HashMap::new(),
             session_tx,
             session_rx,
             commands,

@@ -352,3 +352,31 @@ async fn judgements_from_above_reach_the_pool_and_broadcast_transactions_reach_t
     }
     assert!(txs.iter().all(|t| h.tx_pool.contains(t.tx_hash())));
 }
+
+#[tokio::test]
+async fn requests_go_only_to_peers_whose_announced_range_holds_the_block() {
+    let mut h = Harness::start(PoolConfig::default());
+    admitted(&mut h, &[EthVersion::Eth69, EthVersion::Eth69]).await;
+    let range = |earliest, latest| crate::eth::BlockRange { earliest, latest, latest_hash: B256::ZERO };
+    for (n, r) in [(1, range(20, 100)), (2, range(0, 10))] {
+        let message = EthMessage::BlockRangeUpdate(r);
+        h.send(SessionEvent::Announcement(Announcement { peer_id: id(n), message })).await;
+    }
+    let peers = h.peers_until(|p| p.iter().all(|p| p.block_range.is_some())).await;
+    assert!(peers.iter().any(|p| p.peer_id == id(1) && p.block_range == Some(range(20, 100))), "{peers:?}");
+    let acquire = |kind, block| {
+        let h = &h;
+        async move {
+            let got = h.ask(|reply| Command::Acquire { kind, block, exclude: vec![], reply }).await;
+            got.map(|(peer, _)| peer.peer_id())
+        }
+    };
+    // Block 50: only peer 1 has it; bodies of block 5: peer 1 expired them, peer 2 has them.
+    for _ in 0..4 {
+        assert_eq!(acquire(RequestKind::BlockHeaders, Some(50)).await, Some(id(1)));
+        assert_eq!(acquire(RequestKind::BlockBodies, Some(5)).await, Some(id(2)));
+    }
+    // Headers are kept for all history: block 5's header may come from either.
+    assert!(acquire(RequestKind::BlockHeaders, Some(5)).await.is_some());
+    assert_eq!(acquire(RequestKind::Receipts, Some(500)).await, None, "nobody has block 500");
+}
