@@ -64,6 +64,8 @@ pub mod metrics;
 
 pub mod crawl;
 
+mod fsutil;
+
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
 

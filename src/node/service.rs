@@ -154,6 +154,9 @@ pub(super) struct NodeService {
     events: broadcast::Sender<PoolEvent>,
     announcements: broadcast::Sender<Announcement>,
     book_path: Option<PathBuf>,
+    /// The address book save in progress: saves never overlap, so an older snapshot
+    /// cannot land after a newer one.
+    book_save: Option<tokio::task::JoinHandle<()>>,
     tick: Duration,
     dial_failures: BTreeMap<DialFailure, u64>,
     inbound_connections: u64,
@@ -213,6 +216,7 @@ impl NodeService {
             events,
             announcements,
             book_path: None,
+            book_save: None,
             tick: Duration::from_secs(3600),
             dial_failures: BTreeMap::new(),
             inbound_connections: 0,
@@ -586,13 +590,15 @@ impl NodeService {
 
     fn save_book_in_background(&mut self) {
         let Some(path) = self.book_path.clone() else { return };
+        if self.book_save.as_ref().is_some_and(|s| !s.is_finished()) {
+            return; // the next interval saves a fresher book
+        }
         let book = self.pool.to_book(Instant::now(), SystemTime::now());
-        self.tasks.spawn(async move {
-            let result = tokio::task::spawn_blocking(move || book.save(&path)).await;
-            if let Ok(Err(e)) = result {
+        self.book_save = Some(tokio::task::spawn_blocking(move || {
+            if let Err(e) = book.save(&path) {
                 tracing::warn!(target: "ethp2p::pool", error = %e, "saving the address book failed");
             }
-        });
+        }));
     }
 
     async fn shutdown(&mut self) {
@@ -604,7 +610,11 @@ impl NodeService {
         if let Some(lan) = self.lan.take() {
             lan.shutdown().await;
         }
-        // Save before waiting on sessions, so a stuck peer cannot cost us the book.
+        // Save before waiting on sessions, so a stuck peer cannot cost us the book; after
+        // a periodic save still running, so the final book lands last.
+        if let Some(running) = self.book_save.take() {
+            let _ = running.await;
+        }
         if let Some(path) = self.book_path.clone() {
             let book = self.pool.to_book(Instant::now(), SystemTime::now());
             match tokio::task::spawn_blocking(move || book.save(&path)).await {

@@ -338,6 +338,7 @@ impl NodeService {
             events,
             announcements,
             book_path,
+            book_save: None,
             tick,
             dial_failures: BTreeMap::new(),
             inbound_connections: 0,
