@@ -12,6 +12,7 @@ pub mod nat;
 mod netrestrict;
 mod shared;
 pub mod v5;
+pub(crate) mod votes;
 
 use std::{fmt, net::IpAddr, time::Instant};
 

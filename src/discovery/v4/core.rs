@@ -39,6 +39,7 @@ use super::{
     table::{is_lan, InsertResult, Table, TableEntry},
     PacketError,
 };
+use crate::discovery::votes::{local_is_lan, IpVotes};
 use crate::{
     discovery::{eth_entry_of, Candidate, CandidateSource, EthEntry},
     record::{node_id, Enode, Enr, LocalEnr, PeerId},
@@ -278,8 +279,8 @@ pub struct Discv4Core {
     timer_kinds: HashMap<u64, Timer>,
     next_timer: u64,
     limiter: LruCache<IpAddr, RateBucket>,
-    votes: LruCache<PeerId, (IpAddr, Instant)>,
-    predicted_ip: Option<IpAddr>,
+    /// What verified PONGs say our address is (see [`IpVotes`]).
+    votes: IpVotes,
     outbox: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<CoreEvent>,
     stats: Discv4Stats,
@@ -316,8 +317,11 @@ impl Discv4Core {
             timer_kinds: HashMap::new(),
             next_timer: 0,
             limiter: LruCache::new(tracked),
-            votes: LruCache::new(NonZeroUsize::new(config.min_ip_votes.max(1) * 4).expect("non-zero")),
-            predicted_ip: None,
+            votes: IpVotes::new(
+                config.ip_vote_window,
+                config.min_ip_votes,
+                local_is_lan(config.listen_addr.ip()),
+            ),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             stats: Discv4Stats::default(),
@@ -363,7 +367,7 @@ impl Discv4Core {
 
     /// The external IP that a majority of recent PONGs reported, if any.
     pub fn predicted_ip(&self) -> Option<IpAddr> {
-        self.predicted_ip
+        self.votes.predicted()
     }
 
     /// The next datagram to send.
@@ -601,7 +605,7 @@ impl Discv4Core {
         let pending = self.pings.remove(&pong.ping_hash).expect("checked above");
         self.ping_by_peer.remove(&peer);
         self.bond(&peer, from.ip()).pong_received = Some(now);
-        self.vote(now, peer, pong.to.ip);
+        self.vote(now, from.ip(), pong.to.ip);
 
         let endpoint = Endpoint { ip: from.ip(), udp_port: from.port(), tcp_port: pending.tcp_port };
         let mut entry = TableEntry::new(peer, endpoint, now);
@@ -997,36 +1001,19 @@ impl Discv4Core {
         self.lookup(now, self.peer_id, None);
     }
 
-    fn vote(&mut self, now: Instant, reporter: PeerId, ip: IpAddr) {
-        if ip.is_unspecified() {
-            return;
-        }
-        self.votes.put(reporter, (canonical_ip(ip), now));
-        let window = self.config.ip_vote_window;
-        let mut counts: HashMap<IpAddr, usize> = HashMap::new();
-        let mut total = 0;
-        for (_, (ip, at)) in self.votes.iter() {
-            if now.saturating_duration_since(*at) < window {
-                *counts.entry(*ip).or_default() += 1;
-                total += 1;
+    /// A verified PONG from `reporter` says we are at `ip`; once the votes settle on a new
+    /// address (see [`IpVotes`]: once per reporting network, only addresses we could have,
+    /// a quorum and a majority), it goes into our record unless the config keeps it fixed.
+    fn vote(&mut self, now: Instant, reporter: IpAddr, ip: IpAddr) {
+        let Some(best) = self.votes.vote(now, reporter, ip) else { return };
+        tracing::debug!(target: TARGET, ip = %best, "external IP predicted");
+        if self.config.update_enr_ip {
+            let udp = self.config.listen_addr.port();
+            if let Err(e) = self.local.set_endpoint(best, udp, self.config.tcp_port) {
+                tracing::warn!(target: TARGET, error = %e, "could not update local ENR");
             }
         }
-        if total < self.config.min_ip_votes {
-            return;
-        }
-        let Some((best, count)) = counts.into_iter().max_by_key(|(_, c)| *c) else { return };
-        // A strict majority of distinct recent reporters.
-        if count * 2 > total && self.predicted_ip != Some(best) {
-            self.predicted_ip = Some(best);
-            tracing::debug!(target: TARGET, ip = %best, votes = count, "external IP predicted");
-            if self.config.update_enr_ip {
-                let udp = self.config.listen_addr.port();
-                if let Err(e) = self.local.set_endpoint(best, udp, self.config.tcp_port) {
-                    tracing::warn!(target: TARGET, error = %e, "could not update local ENR");
-                }
-            }
-            self.events.push_back(CoreEvent::ExternalIp(best));
-        }
+        self.events.push_back(CoreEvent::ExternalIp(best));
     }
 
     /// Fires every timer due at `now`.

@@ -237,11 +237,15 @@ impl NodeService {
         // running, so a failed start leaves nothing behind.
         let discovery = match discovery {
             Some(mut config) => {
+                // A configured external address is never overridden by what peers say.
+                let fixed = nat.static_ip().is_some();
                 if let Some(v4) = &mut config.v4 {
                     v4.tcp_port = v4.tcp_port.or(Some(local_addr.port()));
+                    v4.update_enr_ip &= !fixed;
                 }
                 if let Some(v5) = &mut config.v5 {
                     v5.fork_filter = v5.fork_filter.take().or_else(|| Some(eth.fork_filter.clone()));
+                    v5.enr_update &= !fixed;
                 }
                 let udp = config.v4.as_ref().map(|c| c.listen_addr).or(config.v5.as_ref().map(|c| c.listen));
                 let local = local_record(&key, nat.static_ip(), udp, local_addr, eth.status.fork_id)?;
