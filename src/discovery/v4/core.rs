@@ -478,7 +478,10 @@ impl Discv4Core {
         self.bonds.peek(peer).is_some_and(|b| b.ip == ip && self.within(b.ping_received, now))
     }
 
-    fn allow_request(&mut self, ip: IpAddr, now: Instant) -> bool {
+    /// Whether `ip` has a request left in its bucket (refilled to `now`), without
+    /// spending it: checked before the signature recovery, spent only after it (see
+    /// [`Self::charge_request`]).
+    fn request_allowed(&mut self, ip: IpAddr, now: Instant) -> bool {
         let Some(rate) = self.config.reply_rate_per_ip else { return true };
         let rate = f64::from(rate);
         let burst = rate * 2.0;
@@ -486,11 +489,14 @@ impl Discv4Core {
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
         bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
+        bucket.tokens >= 1.0
+    }
+
+    /// Spends one request of `ip`'s bucket: only for a request whose signature checked
+    /// out, so junk spoofed from a victim's address cannot use up the victim's replies.
+    fn charge_request(&mut self, ip: IpAddr) {
+        if let Some(bucket) = self.limiter.get_mut(&ip) {
+            bucket.tokens = (bucket.tokens - 1.0).max(0.0);
         }
     }
 
@@ -536,14 +542,17 @@ impl Discv4Core {
         if !self.config.netrestrict.allows(&from.ip()) {
             return Err(Drop::Restricted);
         }
-        // Requests are rate-limited before the costly signature recovery.
-        if matches!(proto::packet_type(bytes), Some(0x01 | 0x03 | 0x05))
-            && !self.allow_request(from.ip(), now)
-        {
+        // An IP whose requests are used up is refused before the costly signature
+        // recovery; a request is charged only once its signature checks out.
+        let request = matches!(proto::packet_type(bytes), Some(0x01 | 0x03 | 0x05));
+        if request && !self.request_allowed(from.ip(), now) {
             return Err(Drop::RateLimited);
         }
         let Packet { message, peer_id, hash } =
             proto::decode_checked(bytes, hash).map_err(Drop::Malformed)?;
+        if request {
+            self.charge_request(from.ip());
+        }
         if peer_id == self.peer_id {
             return Err(Drop::FromSelf);
         }

@@ -310,7 +310,8 @@ fn unsolicited_neighbours_ignored() {
     assert!(h.core.table().get(&stranger.key.peer_id()).is_none());
 }
 
-// Rule: replies are rate-limited per source IP (checked before signature recovery).
+// Rule: replies are rate-limited per source IP (checked before signature recovery,
+// charged after it).
 #[test]
 fn requests_rate_limited_per_ip() {
     let mut h = Harness::with(|c| c.reply_rate_per_ip = Some(5));
@@ -324,6 +325,25 @@ fn requests_rate_limited_per_ip() {
     h.advance(Duration::from_secs(1));
     let answered = remotes.iter().filter(|r| h.ping_from(r).0 == Inbound::Handled).count();
     assert_eq!(answered, 5);
+}
+
+// Issue 16's spoofing attack: unsigned junk with a valid hash, "from" a victim's IP, used
+// to drain the victim's reply budget. Only requests whose signature checks out are
+// charged, so the victim's real PINGs are still answered.
+#[test]
+fn junk_spoofed_from_a_victim_does_not_use_up_its_replies() {
+    let mut h = Harness::with(|c| c.reply_rate_per_ip = Some(5));
+    let victim = Remote::new(300, "10.0.0.7:4000");
+    for i in 0..100u8 {
+        let mut body = vec![0u8; 65]; // not a signature anything recovers from
+        body.push(0x01); // a PING
+        body.extend_from_slice(&[0xc3, 0x01, 0x02, i]);
+        let mut packet = alloy_primitives::keccak256(&body).to_vec();
+        packet.extend_from_slice(&body);
+        assert!(matches!(h.recv_raw(victim.addr, &packet), Inbound::Dropped(Drop::Malformed(_))));
+    }
+    assert_eq!(h.core.stats().rate_limited, 0);
+    assert_eq!(h.ping_from(&victim).0, Inbound::Handled, "the victim is still answered");
 }
 
 #[test]
