@@ -325,7 +325,8 @@ fn listen_ip(ip: IpAddr) -> Result<IpAddr, String> {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let directives = ethp2p::discovery::log_filter(std::env::var("RUST_LOG").ok().as_deref(), "info");
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
