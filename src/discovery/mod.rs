@@ -8,7 +8,6 @@ pub mod dns;
 mod error;
 #[cfg(feature = "lan")]
 pub mod lan;
-pub mod nat;
 mod netrestrict;
 mod shared;
 pub mod v5;
@@ -16,7 +15,6 @@ pub mod v5;
 use std::{fmt, net::IpAddr, time::Instant};
 
 pub use error::Discv5Error;
-pub use nat::{NatConfig, NatConfigError};
 pub use netrestrict::{NetRestrict, NetRestrictError};
 pub use shared::{
     Discovery, DiscoveryCandidates, DiscoveryConfig, DiscoveryError, DiscoveryStats, V4_INBOUND_CAPACITY,

@@ -35,12 +35,12 @@ use self::service::{Command, NodeService};
 use crate::{
     discovery::{
         dns::{DnsConfig, DnsDiscovery, DnsError, HickoryResolver, LinkEntry},
-        nat::{ExternalAddr, PortMapper, PortMapping},
-        Candidate, Discovery, DiscoveryConfig, NatConfig,
+        Candidate, Discovery, DiscoveryConfig,
     },
     eth::RequestKind,
     eth::{ChainReader, EthConfig, EthError, EthPeer, GetBlockHeaders},
     metrics::{self, MetricsServer, Recorder},
+    nat::{ExternalAddr, NatConfig, PortMapper, PortMapping},
     pool::{PeerSnapshot, PoolConfig, PoolEvent},
     record::{Enode, NodeKey, PeerId},
     rlpx::{Protocol, RlpxConfig},

@@ -24,12 +24,10 @@ use super::{
     NodeError, NodeStats,
 };
 use crate::{
-    discovery::{
-        nat::{ExternalAddr, PortMapping},
-        Candidate, CandidateSource, Discovery, DiscoveryConfig, NatConfig,
-    },
+    discovery::{Candidate, CandidateSource, Discovery, DiscoveryConfig},
     eth::{ChainReader, EthConfig, EthPeer, RequestKind},
     metrics::{self, Recorder},
+    nat::{ExternalAddr, NatConfig, PortMapping},
     pool::{
         AddressBook, Direction, ForkIdFilter, PeerSnapshot, PoolAction, PoolConfig, PoolEvent, PoolState,
         ReputationChange, BOOK_FILE,
