@@ -8,14 +8,13 @@ pub mod dns;
 mod error;
 #[cfg(feature = "lan")]
 pub mod lan;
-mod netrestrict;
 mod shared;
 pub mod v5;
 
 use std::{fmt, net::IpAddr, time::Instant};
 
+pub use crate::record::{NetRestrict, NetRestrictError};
 pub use error::Discv5Error;
-pub use netrestrict::{NetRestrict, NetRestrictError};
 pub use shared::{
     Discovery, DiscoveryCandidates, DiscoveryConfig, DiscoveryError, DiscoveryStats, V4_INBOUND_CAPACITY,
 };

@@ -22,6 +22,7 @@ mod error;
 mod forkid;
 mod genesis;
 mod key;
+pub mod net;
 
 pub use bootnodes::{bootnodes, parse_bootnode_file, parse_bootnode_list, Bootnode};
 pub use chain::{
@@ -39,6 +40,7 @@ pub use genesis::{
     GENESIS_GAS_LIMIT, GETH_BLOCK_FORKS, GETH_TIME_FORKS, INITIAL_BASE_FEE,
 };
 pub use key::{default_key_path, node_id, peer_id_of, public_key_of, NodeId, NodeKey, PeerId};
+pub use net::{NetRestrict, NetRestrictError};
 
 /// The ENR type used throughout: the `discv5` crate's record, whose key can be secp256k1
 /// (what every execution-layer node uses) or ed25519.

@@ -36,12 +36,15 @@ use super::{
         self, Endpoint, EnrRequest, EnrResponse, FindNode, Message, Neighbours, NodeRecord, Packet, Ping,
         Pong,
     },
-    table::{is_lan, InsertResult, Table, TableEntry},
+    table::{InsertResult, Table, TableEntry},
     PacketError,
 };
 use crate::{
     discovery::{eth_entry_of, Candidate, CandidateSource, EthEntry},
-    record::{node_id, Enode, Enr, LocalEnr, PeerId},
+    record::{
+        net::{canonical, relay_allowed},
+        node_id, Enode, Enr, LocalEnr, PeerId,
+    },
 };
 
 const TARGET: &str = "ethp2p::discv4";
@@ -655,7 +658,7 @@ impl Discv4Core {
             .table
             .closest(&target, self.config.bucket_size)
             .into_iter()
-            .filter(|e| relay_ok(requester, e.endpoint.ip))
+            .filter(|e| relay_allowed(requester, e.endpoint.ip))
             .map(TableEntry::record)
             .collect();
         for bytes in proto::encode_neighbours(&nodes, self.expiration(now), self.local.key().secret()) {
@@ -690,7 +693,7 @@ impl Discv4Core {
                     && r.endpoint.udp_port != 0
                     && !r.endpoint.ip.is_unspecified()
                     && !r.endpoint.ip.is_multicast()
-                    && relay_ok(sender, r.endpoint.ip)
+                    && relay_allowed(sender, r.endpoint.ip)
                     && self.config.netrestrict.allows(&r.endpoint.ip)
             })
             .collect();
@@ -1001,7 +1004,7 @@ impl Discv4Core {
         if ip.is_unspecified() {
             return;
         }
-        self.votes.put(reporter, (canonical_ip(ip), now));
+        self.votes.put(reporter, (canonical(ip), now));
         let window = self.config.ip_vote_window;
         let mut counts: HashMap<IpAddr, usize> = HashMap::new();
         let mut total = 0;
@@ -1133,31 +1136,7 @@ impl Discv4Core {
     }
 }
 
-/// geth `netutil.CheckRelayIP`: a node at `sender` may tell us about `addr` only if that
-/// address means something from where the sender stands (no LAN or loopback addresses
-/// relayed by a public node).
-fn relay_ok(sender: IpAddr, addr: IpAddr) -> bool {
-    let (sender, addr) = (canonical_ip(sender), canonical_ip(addr));
-    if addr.is_unspecified() {
-        return false;
-    }
-    if addr.is_loopback() && !sender.is_loopback() {
-        return false;
-    }
-    if is_lan(&addr) && !is_lan(&sender) {
-        return false;
-    }
-    true
-}
-
-fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        IpAddr::V4(_) => ip,
-    }
-}
-
 /// A dual-stack socket reports IPv4 peers as IPv4-mapped IPv6; we think of them as IPv4.
 fn canonical_addr(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(canonical_ip(addr.ip()), addr.port())
+    SocketAddr::new(canonical(addr.ip()), addr.port())
 }
