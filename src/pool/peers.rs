@@ -29,9 +29,8 @@ use super::{
     PoolConfig,
 };
 use crate::{
-    discovery::Candidate,
     eth::{EthError, EthVersion, Outcome},
-    record::PeerId,
+    record::{Candidate, PeerId},
     rlpx::{DisconnectReason, RlpxError},
 };
 

@@ -1,7 +1,7 @@
 //! Ethereum Node Records (EIP-778): parsing remote records with typed errors, and the local
 //! record that every discovery task advertises, with its `eth` entry (EIP-868). Reading a
-//! remote record's `eth` entry into an [`EthEntry`](crate::EthEntry) is discovery's job
-//! (`discovery::eth_entry_of`), so that this layer depends on nothing above it.
+//! remote record's `eth` entry into an [`EthEntry`](crate::EthEntry) is
+//! [`eth_entry_of`](super::eth_entry_of)'s job, next to the `Candidate` it feeds.
 //!
 //! The local record is a [`LocalEnr`]: a cheap `Clone` handle around one record behind a
 //! short synchronous lock (the one piece of shared state STYLE allows). discv4 reads it to
@@ -130,7 +130,7 @@ impl EnrContent {
             tcp6: enr.tcp6(),
             udp6: enr.udp6(),
             // A malformed entry in our own record cannot happen; in a foreign one it reads as
-            // absent here (discovery's `eth_entry_of` tells the two apart).
+            // absent here (`eth_entry_of` tells the two apart).
             fork_id: enr.get_raw_rlp(ETH_ENR_KEY).and_then(|raw| decode_eth_entry(raw).ok()),
         }
     }
@@ -436,7 +436,7 @@ impl LocalEnrBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discovery::{eth_entry_of, Candidate, CandidateSource, EthEntry};
+    use crate::record::{eth_entry_of, Candidate, CandidateSource, EthEntry};
     use alloy_primitives::keccak256;
     use alloy_rlp::{Encodable, Header};
     use base64::Engine as _;

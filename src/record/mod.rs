@@ -15,6 +15,7 @@
 //! moves its head; [`LocalEnr`] is the one shared value (a short synchronous lock).
 
 mod bootnodes;
+mod candidate;
 mod chain;
 mod enode;
 mod enr;
@@ -25,6 +26,7 @@ mod key;
 pub mod net;
 
 pub use bootnodes::{bootnodes, parse_bootnode_file, parse_bootnode_list, Bootnode};
+pub use candidate::{eth_entry_of, Candidate, CandidateSource, EthEntry};
 pub use chain::{
     ChainSpec, Fork, ForkActivation, BSC_GENESIS_HASH, BUILTIN_CHAINS, HOLESKY_GENESIS_HASH,
     HOODI_GENESIS_HASH, MAINNET_GENESIS_HASH, SEPOLIA_GENESIS_HASH,
