@@ -174,12 +174,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let statics: Vec<Enode> =
         args.static_peers.iter().map(|s| Enode::from_str(s)).collect::<Result<_, _>>()?;
     let pool = PoolConfig::builder().net_restrict(args.netrestrict.clone()).build()?;
-    let mut builder = NodeBuilder::new(eth, chain)
-        .key(key)
-        .listen(args.listen)
-        .pool(pool)
-        .bootnodes(statics)
-        .nat(args.nat.clone());
+    let mut builder =
+        NodeBuilder::new(eth, chain).key(key).listen(args.listen).pool(pool).bootnodes(statics).nat(args.nat);
     if let Some(dir) = &args.datadir {
         eprintln!("address book at {}", dir.join(BOOK_FILE).display());
         builder = builder.data_dir(dir);

@@ -125,7 +125,8 @@ pub fn relay_allowed(sender: IpAddr, addr: IpAddr) -> bool {
     if addr.is_loopback() && !sender.is_loopback() {
         return false;
     }
-    !(is_lan(addr) && !is_lan(sender))
+    // A LAN address only from a LAN sender.
+    !is_lan(addr) || is_lan(sender)
 }
 
 /// A list of CIDR networks. Discovery and dialing ignore every address outside it; an empty

@@ -95,7 +95,7 @@ impl Drop for Example {
 
 fn run_and_stop(datadir: &Path) -> Enode {
     let node = Example::start(&["--datadir", datadir.to_str().unwrap()]);
-    let enode = node.enode.clone();
+    let enode = node.enode;
     node.interrupt();
     enode
 }

@@ -80,6 +80,14 @@ impl Discv5 {
     }
 }
 
+/// Builds the `discv5` crate's configuration from ours, on `socket`. This and
+/// [`start_protocol`] are the only places that construct discv5.
+///
+/// discv5 gets the socket through `ListenConfig::FromSockets`: it spawns its own receive
+/// task on it (and a send task), so whoever else uses the socket must only send on it. Its
+/// packet filter (rate limits per IP) stays off, as by default: it would run before a
+/// datagram is known to be discv5 and so throttle discv4 too. Its ban list does apply to
+/// every datagram; we only ban IPs outside netrestrict, which discv4 drops as well.
 pub(super) fn protocol_config(config: &Discv5Config, socket: Arc<UdpSocket>) -> discv5::Config {
     let listen = match socket.local_addr().map(|a| a.ip()) {
         Ok(IpAddr::V6(_)) => discv5::ListenConfig::FromSockets { ipv4: None, ipv6: Some(socket) },
