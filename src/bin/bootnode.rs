@@ -15,10 +15,9 @@ use std::{
 
 use clap::Parser;
 use ethp2p::{
-    discovery::{
-        nat::local_ip_towards, v4::Discv4Config, Discovery, DiscoveryConfig, Discv5Config, NatConfig,
-    },
+    discovery::{v4::Discv4Config, Discovery, DiscoveryConfig, Discv5Config},
     metrics::MetricsServer,
+    nat::{local_ip_towards, NatConfig},
     record::{default_key_path, parse_bootnode_list, Bootnode},
     ChainSpec, Enode, LocalEnr, NetRestrict, NodeKey,
 };

@@ -40,12 +40,12 @@ use self::service::{Broadcast, Command, NodeService};
 use crate::{
     discovery::{
         dns::{DnsConfig, DnsDiscovery, DnsError, HickoryResolver, LinkEntry},
-        nat::{ExternalAddr, PortMapper, PortMapping},
-        Candidate, Discovery, DiscoveryConfig, NatConfig,
+        Candidate, Discovery, DiscoveryConfig,
     },
     eth::{BlockHashNumber, NewBlock, RequestKind, TxPool},
     eth::{ChainReader, EthConfig, EthError, EthPeer, GetBlockHeaders},
     metrics::{self, MetricsServer, Recorder},
+    nat::{ExternalAddr, NatConfig, PortMapper, PortMapping},
     pool::{PeerSnapshot, PoolConfig, PoolEvent, ReputationChange},
     record::{Enode, NodeKey, PeerId},
     rlpx::{DisconnectReason, Protocol, RlpxConfig},

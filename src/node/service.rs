@@ -29,15 +29,13 @@ use super::{
     NodeError, NodeStats,
 };
 use crate::{
-    discovery::{
-        nat::{ExternalAddr, PortMapping},
-        Candidate, CandidateSource, Discovery, DiscoveryConfig, NatConfig,
-    },
+    discovery::{Candidate, CandidateSource, Discovery, DiscoveryConfig},
     eth::{
         BlockHashNumber, BlockRange, ChainReader, EthConfig, EthMessage, EthPeer, EthVersion, NewBlock,
         RequestKind, StatusHead, TxPool,
     },
     metrics::{self, Recorder},
+    nat::{ExternalAddr, NatConfig, PortMapping},
     pool::{
         AddressBook, Direction, ForkIdFilter, PeerSnapshot, PoolAction, PoolConfig, PoolEvent, PoolState,
         ReputationChange, BOOK_FILE,

@@ -10,9 +10,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::{
-    discovery::{Candidate, CandidateSource, EthEntry},
     eth::{InvalidResponse, Outcome},
-    record::{Enode, ForkId, PeerId},
+    record::{Candidate, CandidateSource, Enode, EthEntry, ForkId, PeerId},
     rlpx::DisconnectReason,
 };
 

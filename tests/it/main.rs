@@ -20,6 +20,7 @@ mod lan;
 mod nat;
 mod node;
 mod node_api;
+mod node_example;
 mod peers;
 mod pool;
 mod rlpx;

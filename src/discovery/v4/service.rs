@@ -26,7 +26,8 @@ use tokio::{
 };
 
 use super::{
-    core::{CoreEvent, Discv4Core, Discv4Stats, RequestId},
+    core::Discv4Core,
+    event::{CoreEvent, Discv4Stats, RequestId},
     proto::{NodeRecord, MAX_PACKET_SIZE},
     Discv4Config, Discv4Error,
 };

@@ -3,7 +3,7 @@
 //! is handed to the [`NodeService`], which from then on only turns events into pool calls.
 
 use super::*;
-use crate::discovery::nat::{start_port_mapping, PortMapConfig};
+use crate::nat::{start_port_mapping, PortMapConfig};
 use std::net::IpAddr;
 use std::time::SystemTime;
 
@@ -75,7 +75,7 @@ async fn start_nat(
     let mapping = match port_mapper {
         Some(factory) => {
             let internal = if tcp.ip().is_unspecified() {
-                crate::discovery::nat::local_ip_towards(IpAddr::from([192, 0, 2, 1])).unwrap_or(tcp.ip())
+                crate::nat::local_ip_towards(IpAddr::from([192, 0, 2, 1])).unwrap_or(tcp.ip())
             } else {
                 tcp.ip()
             };
@@ -139,7 +139,7 @@ fn lan_record(
 ) -> Result<crate::record::Enr, NodeError> {
     /// RFC 6762: the mDNS IPv4 multicast group.
     const MDNS_GROUP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(224, 0, 0, 251));
-    let lan_ip = crate::discovery::nat::local_ip_towards(MDNS_GROUP).ok();
+    let lan_ip = crate::nat::local_ip_towards(MDNS_GROUP).ok();
     let local = local_record(key, None, udp, tcp, fork_id)?;
     let udp_port = udp.map_or(tcp.port(), |a| a.port());
     local
