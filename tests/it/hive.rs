@@ -385,3 +385,25 @@ fn the_report_parser_reads_utesting_output() {
     assert_eq!(run.failed(), ["Findnode/Basic (x)"]);
     assert_eq!(run.summary, "1/2 tests passed.");
 }
+
+/// Issue 16: `examples/node.rs --listen 127.0.0.1:0` printed an enode without `?discport`
+/// while its UDP socket was bound elsewhere. The printed enode is the one to use:
+/// go-ethereum's `devp2p discv4 ping` reaches the node's discovery through it.
+#[test]
+fn the_node_examples_printed_enode_reaches_its_discovery() {
+    let boot = Bootnode::start(&[]);
+    let mut child = Command::new(peers::example("node"))
+        .args(["--listen", "127.0.0.1:0", "--netrestrict", "127.0.0.0/8", "--every", "3600"])
+        .args(["--bootnodes", &boot.enode.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("examples/node starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let enode: Enode = lines.next().unwrap().unwrap().parse().expect("line 1 is the enode URL");
+    std::thread::spawn(move || lines.for_each(drop));
+    let (ok, out) = devp2p(&["discv4", "ping", &enode.to_string()]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok, "devp2p discv4 ping {enode}: {out}");
+}
