@@ -23,6 +23,8 @@ use ethp2p::{
 };
 use tracing::info;
 
+/// Our last signed record, in the data directory: the next start continues it.
+const ENR_FILE: &str = "enr";
 /// How often the metrics are refreshed from the discovery stats.
 const METRICS_REFRESH: Duration = Duration::from_secs(5);
 
@@ -163,7 +165,17 @@ async fn run(args: Args) -> Result<(), String> {
         IpAddr::V4(ip) => builder.ip4(ip),
         IpAddr::V6(ip) => builder.ip6(ip),
     };
-    let local = builder.fork_id(fork_id).build().map_err(|e| e.to_string())?;
+    if args.addr.port() != 0 {
+        // The port is known now: the record continued from the last run can be identical.
+        match setup.advertised_ip {
+            IpAddr::V4(_) => builder.udp4(args.addr.port()),
+            IpAddr::V6(_) => builder.udp6(args.addr.port()),
+        };
+    }
+    // The record continues the last run's (same record, or seq + 1 if anything changed),
+    // so nodes that cached it take the new one.
+    let record_path = args.datadir.join(ENR_FILE);
+    let local = builder.fork_id(fork_id).build_continuing(&record_path).map_err(|e| e.to_string())?;
 
     let enodes: Vec<Enode> = setup
         .bootnodes
@@ -203,6 +215,13 @@ async fn run(args: Args) -> Result<(), String> {
     config.socket_buffer = Some(args.socket_buffer);
     let (discovery, mut candidates) =
         Discovery::start(local.clone(), config).await.map_err(|e| format!("cannot start discovery: {e}"))?;
+    let save_record = |local: &LocalEnr| {
+        if let Err(e) = local.save(&record_path) {
+            tracing::warn!(target: "ethp2p::bootnode", path = %record_path.display(), error = %e, "cannot save our record");
+        }
+    };
+    save_record(&local);
+    let mut saved_seq = local.seq();
     let metrics = match args.metrics {
         Some(addr) => match MetricsServer::bind(addr).await {
             Ok(server) => Some(Arc::new(server)),
@@ -278,10 +297,18 @@ async fn run(args: Args) -> Result<(), String> {
                     "stats"
                 );
                 last = (now, stats);
+                // Votes or a new fork id changed the record: keep it for the next start.
+                if local.seq() != saved_seq {
+                    save_record(&local);
+                    saved_seq = local.seq();
+                }
             }
         }
     }
     info!(target: "ethp2p::bootnode", "shutting down");
+    if local.seq() != saved_seq {
+        save_record(&local);
+    }
     discovery.shutdown().await;
     drain.abort();
     Ok(())

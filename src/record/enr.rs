@@ -12,6 +12,7 @@
 use std::{
     fmt,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    path::Path,
     sync::{Arc, Mutex, PoisonError},
 };
 
@@ -283,6 +284,12 @@ impl LocalEnr {
         self.cell().read().clone()
     }
 
+    /// Writes the current record to `path` (text form, atomically), for
+    /// [`LocalEnrBuilder::build_continuing`] at the next start.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        crate::fsutil::write_atomically(path, format!("{}\n", self.record().to_base64()).as_bytes())
+    }
+
     /// The current sequence number.
     pub fn seq(&self) -> u64 {
         self.cell().read().seq()
@@ -419,6 +426,55 @@ impl LocalEnrBuilder {
     pub fn seq(&mut self, seq: u64) -> &mut Self {
         self.seq = seq;
         self
+    }
+
+    /// Signs the record continuing the one saved at `path` by an earlier run (see
+    /// [`LocalEnr::save`]), so peers that cached it accept this one:
+    /// - the same key and entries as saved: the saved record itself;
+    /// - anything different (a new address, port or fork id): the saved one plus one;
+    /// - no saved record, or one that does not parse or is another key's: a sequence
+    ///   number from the clock (Unix milliseconds, as go-ethereum starts one), higher than
+    ///   any counter an earlier run can have reached. An unreadable file is moved aside
+    ///   (`<path>.corrupt-<ms>`), never overwritten.
+    pub fn build_continuing(&self, path: &Path) -> Result<LocalEnr, EnrError> {
+        let clock = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(1)
+                .max(1)
+        };
+        let saved = match std::fs::read_to_string(path) {
+            Err(_) => None,
+            Ok(text) => match parse_enr(text.trim()) {
+                Ok(enr) if enr.node_id().raw() == self.key.node_id().0 => Some(enr),
+                Ok(_) => {
+                    tracing::warn!(target: "ethp2p::record", path = %path.display(),
+                                   "the saved record is another key's; starting a new sequence");
+                    None
+                }
+                Err(e) => {
+                    let mut aside = path.as_os_str().to_owned();
+                    aside.push(format!(".corrupt-{}", clock()));
+                    let _ = std::fs::rename(path, &aside);
+                    tracing::warn!(target: "ethp2p::record", path = %path.display(), error = %e,
+                                   "the saved record does not parse; moved aside, starting a new sequence");
+                    None
+                }
+            },
+        };
+        let record = match saved {
+            // Signatures are randomised: the saved record itself, not a re-signed copy.
+            Some(enr) if EnrContent::of(&enr) == self.content => enr,
+            Some(enr) => self.content.build(&self.key, enr.seq().saturating_add(1))?,
+            None => self.content.build(&self.key, clock())?,
+        };
+        Ok(LocalEnr {
+            inner: Arc::new(Inner {
+                key: self.key.clone(),
+                cell: Mutex::new(Arc::new(parking_lot::RwLock::new(record))),
+            }),
+        })
     }
 
     /// Signs the record.

@@ -228,3 +228,36 @@ fn discv5_message_packet(src: &[u8; 32], dst: &[u8; 32]) -> Vec<u8> {
     packet.extend_from_slice(&rand::random::<[u8; 32]>());
     packet
 }
+
+/// Starts the bootnode on `port` with `nat` and `datadir`, reads its record, stops it.
+fn record_of_a_run(datadir: &std::path::Path, port: u16, nat: &str) -> ethp2p::Enr {
+    let mut child = Command::new(BIN)
+        .args(["--datadir", datadir.to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}")])
+        .args(["--netrestrict", "127.0.0.0/8", "--nat", nat])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _enode = lines.next().unwrap().unwrap();
+    let enr = parse_enr(&lines.next().unwrap().unwrap()).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    enr
+}
+
+/// Issue 17: `--datadir D --nat extip:127.0.0.5`, stopped, then `--nat extip:127.0.0.6`
+/// signed both records with seq 2, so nodes that cached the first kept the old address.
+/// Now a restart with the same settings keeps the record, and one that changes it signs a
+/// higher seq, so a client holding the old record takes the new one (EIP-778).
+#[test]
+fn the_record_survives_restarts_and_a_change_raises_its_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let first = record_of_a_run(dir.path(), port, "extip:127.0.0.5");
+    let same = record_of_a_run(dir.path(), port, "extip:127.0.0.5");
+    assert_eq!(same.to_base64(), first.to_base64(), "an unchanged restart keeps the record");
+    let moved = record_of_a_run(dir.path(), port, "extip:127.0.0.6");
+    assert!(moved.seq() > first.seq(), "seq {} after {}", moved.seq(), first.seq());
+    assert_eq!(moved.ip4(), Some([127, 0, 0, 6].into()));
+}

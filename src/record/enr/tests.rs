@@ -391,3 +391,42 @@ fn share_with_moves_the_record() {
     assert_eq!(theirs.read().seq(), 3);
     assert_eq!(EnrContent::of(&theirs.read()).fork_id, Some(fork(2)));
 }
+
+#[test]
+fn a_saved_record_is_continued_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("enr");
+    let key = NodeKey::generate();
+    let at = |ip: [u8; 4]| {
+        let mut b = LocalEnr::builder(&key);
+        b.ip4(ip.into()).udp4(30301);
+        b
+    };
+    // First start: a clock-based sequence, far above a counter.
+    let first = at([127, 0, 0, 5]).build_continuing(&path).unwrap();
+    assert!(first.seq() > 1_600_000_000_000, "Unix milliseconds: {}", first.seq());
+    first.save(&path).unwrap();
+    // The same record: the same seq and the same signed bytes.
+    let again = at([127, 0, 0, 5]).build_continuing(&path).unwrap();
+    assert_eq!(again.record().to_base64(), first.record().to_base64());
+    // A new address: seq + 1, whatever was saved.
+    let moved = at([127, 0, 0, 6]).build_continuing(&path).unwrap();
+    assert_eq!(moved.seq(), first.seq() + 1);
+    moved.save(&path).unwrap();
+    assert_eq!(parse_enr(std::fs::read_to_string(&path).unwrap().trim()).unwrap().seq(), moved.seq());
+    // An unreadable file is moved aside and a new, higher sequence starts.
+    std::fs::write(&path, "enr:garbage").unwrap();
+    let fresh = at([127, 0, 0, 6]).build_continuing(&path).unwrap();
+    assert!(fresh.seq() > moved.seq());
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("enr.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the bad file is kept aside");
+    // Another key's record is not continued.
+    let other = NodeKey::generate();
+    let mut b = LocalEnr::builder(&other);
+    b.ip4([127, 0, 0, 6].into()).udp4(30301);
+    assert!(b.build_continuing(&path.with_file_name("missing")).unwrap().seq() > moved.seq());
+}
