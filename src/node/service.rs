@@ -514,7 +514,9 @@ impl NodeService {
                 }
                 self.pool.on_dial_failed(&peer_id, backoff, now);
             }
-            SessionEvent::InboundFailed => self.pool.on_inbound_failed(),
+            SessionEvent::InboundFailed { addr, backoff } => {
+                self.pool.on_inbound_failed_from(addr.ip(), backoff, now)
+            }
             SessionEvent::Offence { peer_id, ban } => {
                 let change =
                     if ban { ReputationChange::ProtocolBreach } else { ReputationChange::BadMessage };

@@ -68,8 +68,8 @@ pub(crate) enum SessionEvent {
     },
     /// A dial failed before a session existed, classified by the failing error.
     DialFailed { peer_id: PeerId, backoff: Backoff, ban: bool, failure: DialFailure },
-    /// An inbound handshake failed.
-    InboundFailed,
+    /// An inbound handshake from `addr` failed, classified by the failing error.
+    InboundFailed { addr: SocketAddr, backoff: Backoff },
     /// The admitted session of `peer_id` ended.
     Closed { peer_id: PeerId, close: SessionClose },
     /// A non-fatal offence (an unsolicited response); `ban` when the error merits one.
@@ -142,6 +142,7 @@ enum Report {
     },
     Failed {
         peer_id: Option<PeerId>,
+        addr: SocketAddr,
         error: EthError,
         failure: DialFailure,
     },
@@ -324,7 +325,7 @@ impl SessionManager {
                 Err(error) => {
                     tracing::trace!(target: "ethp2p::pool", %addr, ?dir, %error, "handshake failed");
                     let failure = DialFailure::of_eth(&error);
-                    Report::Failed { peer_id, error, failure }
+                    Report::Failed { peer_id, addr, error, failure }
                 }
             };
             let _ = tx.send(report).await;
@@ -338,13 +339,15 @@ impl SessionManager {
                 self.pending.insert(id, Pending { peer: peer.clone(), service, events });
                 Some(SessionEvent::Handshaken { id, peer, addr, direction, client_id })
             }
-            Report::Failed { peer_id: Some(peer_id), error, failure } => Some(SessionEvent::DialFailed {
+            Report::Failed { peer_id: Some(peer_id), error, failure, .. } => Some(SessionEvent::DialFailed {
                 peer_id,
                 backoff: error.backoff(),
                 ban: error.should_ban(),
                 failure,
             }),
-            Report::Failed { peer_id: None, .. } => Some(SessionEvent::InboundFailed),
+            Report::Failed { peer_id: None, addr, error, .. } => {
+                Some(SessionEvent::InboundFailed { addr, backoff: error.backoff() })
+            }
             Report::Closed { peer_id, session, error } => {
                 // A refused or replaced duplicate closing must not end the admitted session.
                 if self.active.get(&peer_id).is_none_or(|(s, _)| *s != session) {

@@ -11,8 +11,11 @@
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
+    num::NonZeroUsize,
     time::Instant,
 };
+
+use lru::LruCache;
 
 use super::{
     event::Direction,
@@ -20,7 +23,13 @@ use super::{
     reputation::PeerKind,
     PoolConfig,
 };
-use crate::{record::PeerId, rlpx::DisconnectReason};
+use crate::{
+    record::{net::is_lan, PeerId},
+    rlpx::DisconnectReason,
+};
+
+/// IPs remembered for a failed inbound handshake (the oldest forgotten first).
+const FAILED_IPS: usize = 4096;
 
 /// What the peer set knows about a peer whose session asks to be admitted.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +57,12 @@ pub(super) struct AdmissionControl {
     /// Subnet reservations of dials in flight.
     dial_ips: HashMap<PeerId, IpAddr>,
     pending_inbound: usize,
+    /// IPs whose inbound handshake failed (a wrong chain, garbage, a timeout), refused
+    /// before any ECIES work until the time given.
+    failed: LruCache<IpAddr, Instant>,
+    /// Loopback and private addresses are exempt from the per-IP rules (a devnet on one
+    /// host); `PoolConfig::limit_lan` turns the exemption off.
+    exempt_lan: bool,
 }
 
 impl AdmissionControl {
@@ -57,6 +72,16 @@ impl AdmissionControl {
             throttle: InboundThrottle::new(config.inbound_throttle, config.limit_lan),
             dial_ips: HashMap::new(),
             pending_inbound: 0,
+            failed: LruCache::new(NonZeroUsize::new(FAILED_IPS).expect("non-zero")),
+            exempt_lan: !config.limit_lan,
+        }
+    }
+
+    /// An inbound handshake from `ip` failed in a way that says something about the peer:
+    /// its next connections are refused before the handshake until `until`.
+    pub(super) fn inbound_failed_from(&mut self, ip: IpAddr, until: Instant) {
+        if !(self.exempt_lan && is_lan(ip)) {
+            self.failed.put(ip, until);
         }
     }
 
@@ -68,8 +93,10 @@ impl AdmissionControl {
         now: Instant,
         config: &PoolConfig,
     ) -> Result<(), DisconnectReason> {
+        let failed_recently = self.failed.get(&ip).is_some_and(|until| now < *until);
         if self.pending_inbound >= config.max_pending_inbound
             || !config.net_restrict.allows(&ip)
+            || failed_recently
             || !self.throttle.check(ip, now)
         {
             return Err(DisconnectReason::TooManyPeers);

@@ -294,9 +294,21 @@ impl PoolState {
         result
     }
 
-    /// An inbound handshake failed.
+    /// An inbound handshake failed (for a reason that is nobody's fault, or unknown).
     pub fn on_inbound_failed(&mut self) {
         self.admission.inbound_finished();
+    }
+
+    /// An inbound handshake from `ip` failed, classified by the failing error: a peer on
+    /// another chain, one that sent garbage or stalled is refused before any handshake
+    /// work for the class's backoff ([`backoff_duration`](super::dial::backoff_duration));
+    /// [`Backoff::None`] (a local fault) costs it nothing.
+    pub fn on_inbound_failed_from(&mut self, ip: IpAddr, backoff: Backoff, now: Instant) {
+        self.admission.inbound_finished();
+        if backoff != Backoff::None {
+            let wait = super::dial::backoff_duration(backoff, &self.config, 0);
+            self.admission.inbound_failed_from(ip, now + wait);
+        }
     }
 
     /// A handshake completed with `peer_id` at `addr`. `Ok` admits the session; `Err` says

@@ -8,6 +8,7 @@ mod ejs;
 mod eth;
 mod eth70;
 mod geth;
+mod hardening;
 mod hive;
 mod interop_crawl;
 mod interop_discv4;
