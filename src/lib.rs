@@ -70,6 +70,8 @@ pub mod metrics;
 
 pub mod crawl;
 
+mod fsutil;
+
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
 

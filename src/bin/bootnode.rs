@@ -130,6 +130,8 @@ struct Setup {
     key: NodeKey,
     chain: ChainSpec,
     advertised_ip: IpAddr,
+    /// `--nat extip:`: the advertised address is the operator's, never moved by votes.
+    fixed_ip: bool,
     netrestrict: NetRestrict,
     bootnodes: Vec<Bootnode>,
     protocols: Protocols,
@@ -168,7 +170,11 @@ async fn run(args: Args) -> Result<(), String> {
     let enrs: Vec<_> = setup.bootnodes.iter().filter_map(|b| b.enr().cloned()).collect();
 
     let mut v4_config = Discv4Config::builder();
-    v4_config.listen_addr(args.addr).netrestrict(setup.netrestrict.clone()).bootnodes(enodes.clone());
+    v4_config
+        .listen_addr(args.addr)
+        .netrestrict(setup.netrestrict.clone())
+        .bootnodes(enodes.clone())
+        .update_enr_ip(!setup.fixed_ip);
     let v4_config = v4_config.build().map_err(|e| e.to_string())?;
     let mut v5_config = Discv5Config::builder();
     v5_config
@@ -178,6 +184,9 @@ async fn run(args: Args) -> Result<(), String> {
         .bootnodes(enrs);
     for enode in &enodes {
         v5_config.bootnode_enode(*enode);
+    }
+    if setup.fixed_ip {
+        v5_config.disable_enr_update();
     }
     let v5_config = v5_config.build().map_err(|e| e.to_string())?;
 
@@ -298,7 +307,8 @@ fn setup(args: &Args) -> Result<Setup, String> {
         }
         key
     };
-    Ok(Setup { key, chain, advertised_ip, netrestrict, bootnodes, protocols })
+    let fixed_ip = matches!(nat, NatConfig::ExtIp(_));
+    Ok(Setup { key, chain, advertised_ip, fixed_ip, netrestrict, bootnodes, protocols })
 }
 
 /// The IP to advertise when none is given: the listen IP, or, when listening on all
@@ -314,7 +324,8 @@ fn listen_ip(ip: IpAddr) -> Result<IpAddr, String> {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let directives = ethp2p::discovery::log_filter(std::env::var("RUST_LOG").ok().as_deref(), "info");
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()

@@ -11,6 +11,30 @@ mod error;
 pub mod lan;
 mod shared;
 pub mod v5;
+pub(crate) mod votes;
+
+/// Log directives that keep the `discv5` crate quiet: it logs a WARN for some packets an
+/// unauthenticated sender can replay at will (a log flood, issue 16). Append them to a
+/// tracing filter unless you want the crate's diagnostics.
+pub const QUIET_LOG_DIRECTIVES: &str = "discv5=error";
+
+/// `user`'s filter (`RUST_LOG`, or `default` when unset) with [`QUIET_LOG_DIRECTIVES`]
+/// appended unless it already names the `discv5` target.
+///
+/// ```
+/// use ethp2p::discovery::log_filter;
+/// assert_eq!(log_filter(None, "info"), "info,discv5=error");
+/// assert_eq!(log_filter(Some("debug"), "info"), "debug,discv5=error");
+/// assert_eq!(log_filter(Some("info,discv5=debug"), "info"), "info,discv5=debug");
+/// ```
+pub fn log_filter(user: Option<&str>, default: &str) -> String {
+    let base = user.filter(|s| !s.trim().is_empty()).unwrap_or(default);
+    if base.contains("discv5") {
+        base.to_owned()
+    } else {
+        format!("{base},{QUIET_LOG_DIRECTIVES}")
+    }
+}
 
 pub use crate::record::{eth_entry_of, Candidate, CandidateSource, EthEntry, NetRestrict, NetRestrictError};
 pub use error::Discv5Error;

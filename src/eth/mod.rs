@@ -7,6 +7,8 @@
 //!   their requests, and the [`Outcome`] the pool scores on;
 //! - [`ReceiptsAssembly`] and [`serve_receipts70`]: eth/70's partial receipt lists, asked
 //!   for and served (EIP-7975);
+//! - [`TxPool`]: the transaction pool pooled transactions are served from and broadcasts
+//!   are reported to, and [`MemoryTxPool`], a bounded one for tests and examples;
 //! - [`ChainReader`] and [`respond`]: serving requests within the usual limits, and
 //!   [`MemoryChain`], an in-memory chain for tests and examples, and [`FileChain`], a chain
 //!   read from a `geth export` RLP file with receipts fetched from peers.
@@ -39,16 +41,19 @@
 
 mod error;
 mod file_chain;
+mod known;
 mod message;
 mod receipts70;
 mod serve;
 mod session;
 mod status;
+mod txpool;
 mod validate;
 mod version;
 
 pub use error::{ChainFileError, EthError, InvalidResponse, MessageError, StatusError};
 pub use file_chain::FileChain;
+pub use known::{MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS};
 pub use message::{
     decode_block_bodies_encoded, decode_block_headers_hashed, id, name_of, BlockHashNumber, BlockRange,
     Bodies, EthMessage, GetBlockHeaders, NewBlock, NewPooledTransactionHashes68, Receipt69, Receipts,
@@ -67,8 +72,13 @@ pub use session::{
     DEFAULT_COMMAND_CAPACITY, DEFAULT_EVENT_CAPACITY, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use status::{validate_block_range, validate_status, StatusInfo};
+pub(crate) use txpool::NoTxPool;
+pub use txpool::{MemoryTxPool, TxPool, DEFAULT_MEMORY_POOL_CAPACITY};
 pub use validate::{
     validate_bodies, validate_bodies_encoded, validate_body, validate_headers, validate_headers_with_hashes,
     validate_pooled_transactions, validate_receipts, Outcome, RequestKind,
 };
 pub use version::EthVersion;
+
+#[cfg(test)]
+pub(crate) use session::DetachedSession;

@@ -31,10 +31,13 @@ use tokio::{
 
 use super::{announce::Announcement, stats::DialFailure};
 use crate::{
-    eth::{ChainReader, EthConfig, EthError, EthEvent, EthEvents, EthPeer, EthPeerService, EthSession},
+    eth::{
+        ChainReader, EthConfig, EthError, EthEvent, EthEvents, EthPeer, EthPeerService, EthSession,
+        StatusInfo, TxPool,
+    },
     eth::{Outcome, RequestKind},
     pool::{Direction, SessionClose},
-    record::{NodeKey, PeerId},
+    record::{ForkFilter, NodeKey, PeerId},
     rlpx::{self, Backoff, DisconnectReason, RlpxConfig, RlpxError},
 };
 
@@ -91,6 +94,8 @@ pub(crate) enum SessionCommand {
     Refuse { id: u64, reason: DisconnectReason },
     /// Close the peer's session with this reason; its close is reported as local.
     Disconnect { peer_id: PeerId, reason: DisconnectReason },
+    /// Our head moved: new handshakes send this `Status` and check with this filter.
+    SetHead { status: StatusInfo, fork_filter: ForkFilter },
     /// Disconnect everyone with `ClientQuitting`, wait a moment, stop every task.
     Shutdown(oneshot::Sender<()>),
 }
@@ -160,6 +165,7 @@ pub(crate) struct SessionManager {
     rlpx: RlpxConfig,
     eth: EthConfig,
     chain: Arc<dyn ChainReader>,
+    tx_pool: Arc<dyn TxPool>,
     commands: mpsc::Receiver<SessionCommand>,
     events: mpsc::Sender<SessionEvent>,
     reports_tx: mpsc::Sender<Report>,
@@ -191,6 +197,7 @@ impl SessionManager {
         rlpx: RlpxConfig,
         eth: EthConfig,
         chain: Arc<dyn ChainReader>,
+        tx_pool: Arc<dyn TxPool>,
         commands: mpsc::Receiver<SessionCommand>,
         events: mpsc::Sender<SessionEvent>,
     ) -> Self {
@@ -200,6 +207,7 @@ impl SessionManager {
             rlpx,
             eth,
             chain,
+            tx_pool,
             commands,
             events,
             reports_tx,
@@ -263,6 +271,10 @@ impl SessionManager {
                         let _ = peer.disconnect(reason).await;
                     });
                 }
+            }
+            SessionCommand::SetHead { status, fork_filter } => {
+                self.eth.status = status;
+                self.eth.fork_filter = fork_filter;
             }
             SessionCommand::Shutdown(_) => unreachable!("handled in run"),
         }
@@ -355,6 +367,7 @@ impl SessionManager {
     fn admit(&mut self, id: u64) {
         let Some(Pending { peer, service, mut events }) = self.pending.remove(&id) else { return };
         let (peer_id, tx) = (peer.peer_id(), self.reports_tx.clone());
+        let service = service.with_tx_pool(self.tx_pool.clone());
         self.tasks.spawn(async move {
             let error = service.run().await;
             let _ = tx.send(Report::Closed { peer_id, session: id, error }).await;

@@ -12,7 +12,7 @@ use super::{
     reputation::{PeerKind, Reputation},
 };
 use crate::{
-    eth::{EthError, EthVersion},
+    eth::{BlockRange, EthError, EthVersion},
     record::PeerId,
     rlpx::{DisconnectReason, RlpxError},
 };
@@ -162,6 +162,9 @@ pub struct PeerSnapshot {
     pub client_id: Option<String>,
     /// The negotiated eth version, once reported with [`PoolState::set_peer_info`].
     pub eth_version: Option<EthVersion>,
+    /// The blocks an eth/69+ peer serves, as it last announced them (its `Status`, then
+    /// its `BlockRangeUpdate`s); filled in by the node, `None` from the pool alone.
+    pub block_range: Option<BlockRange>,
 }
 
 impl PeerSnapshot {

@@ -514,12 +514,19 @@ impl PoolState {
     /// Bans `peer_id` for the configured duration (a vouched peer for only
     /// `backoff_low / 2`), disconnecting it if connected.
     pub fn ban(&mut self, peer_id: &PeerId, now: Instant) {
-        let kind = self.kind(peer_id);
-        let duration = if kind.is_vouched() {
+        let duration = if self.kind(peer_id).is_vouched() {
             self.config.backoff_low / VOUCHED_BAN_DIVISOR
         } else {
             self.config.ban_duration
         };
+        self.ban_for(peer_id, duration, now);
+    }
+
+    /// Bans `peer_id` for `duration` (a judgement made above the network layer),
+    /// disconnecting it if connected. A static or trusted peer is banned too: the caller
+    /// decided.
+    pub fn ban_for(&mut self, peer_id: &PeerId, duration: Duration, now: Instant) {
+        let kind = self.kind(peer_id);
         let known = self.known_mut(*peer_id, now);
         known.banned_until = Some(now + duration);
         if !kind.is_vouched() {
@@ -669,6 +676,7 @@ impl PoolState {
                 connected_for: now.saturating_duration_since(s.since),
                 client_id: s.client_id.clone(),
                 eth_version: s.eth_version,
+                block_range: None,
             })
             .collect()
     }

@@ -19,6 +19,7 @@ mod interop_rlpx;
 mod lan;
 mod nat;
 mod node;
+mod node_api;
 mod node_example;
 mod peers;
 mod pool;

@@ -43,6 +43,7 @@ use super::{
     proto::{self, Endpoint, EnrRequest, EnrResponse, FindNode, Message, Neighbours, NodeRecord, Packet},
     table::{Table, TableEntry},
 };
+use crate::discovery::votes::{local_is_lan, IpVotes};
 use crate::{
     discovery::{eth_entry_of, Candidate, CandidateSource, EthEntry},
     record::{
@@ -128,8 +129,8 @@ pub struct Discv4Core {
     timer_kinds: HashMap<u64, Timer>,
     next_timer: u64,
     limiter: LruCache<IpAddr, RateBucket>,
-    votes: LruCache<PeerId, (IpAddr, Instant)>,
-    predicted_ip: Option<IpAddr>,
+    /// What verified PONGs say our address is (see [`IpVotes`]).
+    votes: IpVotes,
     outbox: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<CoreEvent>,
     stats: Discv4Stats,
@@ -166,8 +167,11 @@ impl Discv4Core {
             timer_kinds: HashMap::new(),
             next_timer: 0,
             limiter: LruCache::new(tracked),
-            votes: LruCache::new(NonZeroUsize::new(config.min_ip_votes.max(1) * 4).expect("non-zero")),
-            predicted_ip: None,
+            votes: IpVotes::new(
+                config.ip_vote_window,
+                config.min_ip_votes,
+                local_is_lan(config.listen_addr.ip()),
+            ),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             stats: Discv4Stats::default(),
@@ -213,7 +217,7 @@ impl Discv4Core {
 
     /// The external IP that a majority of recent PONGs reported, if any.
     pub fn predicted_ip(&self) -> Option<IpAddr> {
-        self.predicted_ip
+        self.votes.predicted()
     }
 
     /// The next datagram to send.
@@ -300,7 +304,10 @@ impl Discv4Core {
         hash
     }
 
-    fn allow_request(&mut self, ip: IpAddr, now: Instant) -> bool {
+    /// Whether `ip` has a request left in its bucket (refilled to `now`), without
+    /// spending it: checked before the signature recovery, spent only after it (see
+    /// [`Self::charge_request`]).
+    fn request_allowed(&mut self, ip: IpAddr, now: Instant) -> bool {
         let Some(rate) = self.config.reply_rate_per_ip else { return true };
         let rate = f64::from(rate);
         let burst = rate * 2.0;
@@ -308,11 +315,14 @@ impl Discv4Core {
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
         bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
+        bucket.tokens >= 1.0
+    }
+
+    /// Spends one request of `ip`'s bucket: only for a request whose signature checked
+    /// out, so junk spoofed from a victim's address cannot use up the victim's replies.
+    fn charge_request(&mut self, ip: IpAddr) {
+        if let Some(bucket) = self.limiter.get_mut(&ip) {
+            bucket.tokens = (bucket.tokens - 1.0).max(0.0);
         }
     }
 
@@ -358,14 +368,17 @@ impl Discv4Core {
         if !self.config.netrestrict.allows(&from.ip()) {
             return Err(Drop::Restricted);
         }
-        // Requests are rate-limited before the costly signature recovery.
-        if matches!(proto::packet_type(bytes), Some(0x01 | 0x03 | 0x05))
-            && !self.allow_request(from.ip(), now)
-        {
+        // An IP whose requests are used up is refused before the costly signature
+        // recovery; a request is charged only once its signature checks out.
+        let request = matches!(proto::packet_type(bytes), Some(0x01 | 0x03 | 0x05));
+        if request && !self.request_allowed(from.ip(), now) {
             return Err(Drop::RateLimited);
         }
         let Packet { message, peer_id, hash } =
             proto::decode_checked(bytes, hash).map_err(Drop::Malformed)?;
+        if request {
+            self.charge_request(from.ip());
+        }
         if peer_id == self.peer_id {
             return Err(Drop::FromSelf);
         }
@@ -644,36 +657,19 @@ impl Discv4Core {
         self.lookup(now, self.peer_id, None);
     }
 
-    fn vote(&mut self, now: Instant, reporter: PeerId, ip: IpAddr) {
-        if ip.is_unspecified() {
-            return;
-        }
-        self.votes.put(reporter, (canonical(ip), now));
-        let window = self.config.ip_vote_window;
-        let mut counts: HashMap<IpAddr, usize> = HashMap::new();
-        let mut total = 0;
-        for (_, (ip, at)) in self.votes.iter() {
-            if now.saturating_duration_since(*at) < window {
-                *counts.entry(*ip).or_default() += 1;
-                total += 1;
+    /// A verified PONG from `reporter` says we are at `ip`; once the votes settle on a new
+    /// address (see [`IpVotes`]: once per reporting network, only addresses we could have,
+    /// a quorum and a majority), it goes into our record unless the config keeps it fixed.
+    fn vote(&mut self, now: Instant, reporter: IpAddr, ip: IpAddr) {
+        let Some(best) = self.votes.vote(now, reporter, ip) else { return };
+        tracing::debug!(target: TARGET, ip = %best, "external IP predicted");
+        if self.config.update_enr_ip {
+            let udp = self.config.listen_addr.port();
+            if let Err(e) = self.local.set_endpoint(best, udp, self.config.tcp_port) {
+                tracing::warn!(target: TARGET, error = %e, "could not update local ENR");
             }
         }
-        if total < self.config.min_ip_votes {
-            return;
-        }
-        let Some((best, count)) = counts.into_iter().max_by_key(|(_, c)| *c) else { return };
-        // A strict majority of distinct recent reporters.
-        if count * 2 > total && self.predicted_ip != Some(best) {
-            self.predicted_ip = Some(best);
-            tracing::debug!(target: TARGET, ip = %best, votes = count, "external IP predicted");
-            if self.config.update_enr_ip {
-                let udp = self.config.listen_addr.port();
-                if let Err(e) = self.local.set_endpoint(best, udp, self.config.tcp_port) {
-                    tracing::warn!(target: TARGET, error = %e, "could not update local ENR");
-                }
-            }
-            self.events.push_back(CoreEvent::ExternalIp(best));
-        }
+        self.events.push_back(CoreEvent::ExternalIp(best));
     }
 
     /// Fires every timer due at `now`.

@@ -23,6 +23,7 @@ pub(in crate::node) struct Setup {
     pub(in crate::node) listen: SocketAddr,
     pub(in crate::node) eth: EthConfig,
     pub(in crate::node) chain: Arc<dyn ChainReader>,
+    pub(in crate::node) tx_pool: Arc<dyn TxPool>,
     pub(in crate::node) pool: PoolConfig,
     pub(in crate::node) rlpx: RlpxConfig,
     pub(in crate::node) data_dir: Option<PathBuf>,
@@ -198,6 +199,7 @@ impl NodeService {
             discovery,
             tick,
             seed,
+            tx_pool,
             commands,
             events,
             announcements,
@@ -235,11 +237,15 @@ impl NodeService {
         // running, so a failed start leaves nothing behind.
         let discovery = match discovery {
             Some(mut config) => {
+                // A configured external address is never overridden by what peers say.
+                let fixed = nat.static_ip().is_some();
                 if let Some(v4) = &mut config.v4 {
                     v4.tcp_port = v4.tcp_port.or(Some(local_addr.port()));
+                    v4.update_enr_ip &= !fixed;
                 }
                 if let Some(v5) = &mut config.v5 {
                     v5.fork_filter = v5.fork_filter.take().or_else(|| Some(eth.fork_filter.clone()));
+                    v5.enr_update &= !fixed;
                 }
                 let udp = config.v4.as_ref().map(|c| c.listen_addr).or(config.v5.as_ref().map(|c| c.listen));
                 let local = local_record(&key, nat.static_ip(), udp, local_addr, eth.status.fork_id)?;
@@ -314,12 +320,18 @@ impl NodeService {
         let (session_tx, manager_rx) = mpsc::channel(SESSION_COMMAND_CAPACITY);
         let (manager_tx, session_rx) = mpsc::channel(SESSION_EVENT_CAPACITY);
         let mut tasks = JoinSet::new();
-        tasks.spawn(SessionManager::new(key, rlpx, eth, chain, manager_rx, manager_tx).run());
+        let head = LocalHead::new(eth.status, eth.fork_filter.clone());
+        let manager = SessionManager::new(key, rlpx, eth, chain, tx_pool.clone(), manager_rx, manager_tx);
+        tasks.spawn(manager.run());
         let service = Self {
+            head,
+            tx_pool,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
             candidates: merged,
             pool: state,
             inbound,
             peers: HashMap::new(),
+            ranges: HashMap::new(),
             session_tx,
             session_rx,
             commands,
@@ -330,6 +342,7 @@ impl NodeService {
             events,
             announcements,
             book_path,
+            book_save: None,
             tick,
             dial_failures: BTreeMap::new(),
             inbound_connections: 0,

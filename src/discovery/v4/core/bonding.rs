@@ -168,7 +168,7 @@ impl Discv4Core {
         let pending = self.pings.remove(&pong.ping_hash).expect("checked above");
         self.ping_by_peer.remove(&peer);
         self.bonds.pong_received(peer, from.ip(), now);
-        self.vote(now, peer, pong.to.ip);
+        self.vote(now, from.ip(), pong.to.ip);
 
         let endpoint = Endpoint { ip: from.ip(), udp_port: from.port(), tcp_port: pending.tcp_port };
         let mut entry = TableEntry::new(peer, endpoint, now);
