@@ -15,14 +15,19 @@
 //!
 //! A configured external address (`--nat extip:`) is never subject to votes: the caller
 //! does not feed them then.
+//!
+//! Which addresses are LAN or globally routable is `record::net`'s answer, the same one the
+//! discv4 table, the relay check and the pool's subnet limits use.
 
 use std::{
-    net::{IpAddr, Ipv6Addr},
+    net::IpAddr,
     num::NonZeroUsize,
     time::{Duration, Instant},
 };
 
 use lru::LruCache;
+
+use crate::record::net::{canonical, is_global_unicast, is_lan};
 
 /// Who made a statement: a public reporter's network, or a LAN reporter's address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,7 +40,7 @@ enum Reporter {
 impl Reporter {
     fn of(ip: IpAddr) -> Self {
         match canonical(ip) {
-            ip if is_lan(&ip) => Self::Host(ip),
+            ip if is_lan(ip) => Self::Host(ip),
             IpAddr::V4(v4) => {
                 let o = v4.octets();
                 Self::Net4([o[0], o[1], o[2]])
@@ -101,66 +106,19 @@ impl IpVotes {
     }
 
     fn believable(&self, ip: &IpAddr) -> bool {
-        if is_global_unicast(ip) {
+        if is_global_unicast(*ip) {
             return true;
         }
-        self.local_is_lan && is_lan(ip)
-    }
-}
-
-/// IPv4-mapped IPv6 addresses as the IPv4 address they are.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-/// Loopback, private (RFC 1918, unique-local), link-local or shared (CGNAT) space.
-pub(crate) fn is_lan(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback() || v4.is_private() || v4.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            v6.is_loopback() || (s[0] & 0xfe00) == 0xfc00 || (s[0] & 0xffc0) == 0xfe80
-        }
-    }
-}
-
-/// A unicast address routable on the internet: not LAN space, not multicast, broadcast,
-/// unspecified, documentation, benchmarking or reserved.
-pub(crate) fn is_global_unicast(ip: &IpAddr) -> bool {
-    if is_lan(ip) {
-        return false;
-    }
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            let documentation = matches!(o, [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _]);
-            !(v4.is_unspecified()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || documentation
-                || o[0] == 0
-                || o[0] >= 240
-                || (o[0] == 198 && (o[1] & 0xfe) == 18)
-                || o[..3] == [192, 0, 0])
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            // 2000::/3 is the global unicast space; 2001:db8::/32 is for documentation.
-            (s[0] & 0xe000) == 0x2000 && !(s[0] == 0x2001 && s[1] == 0x0db8) && *v6 != Ipv6Addr::UNSPECIFIED
-        }
+        // "This network" (0.0.0.0/8, ::) is LAN space but no host's address.
+        let this_network = ip.is_unspecified() || matches!(ip, IpAddr::V4(v4) if v4.octets()[0] == 0);
+        self.local_is_lan && is_lan(*ip) && !this_network
     }
 }
 
 /// Whether the node's own listen address is LAN space (or unspecified on a host whose
 /// only address may be): then LAN addresses may win a vote.
 pub(crate) fn local_is_lan(listen: IpAddr) -> bool {
-    is_lan(&listen) || listen.is_unspecified()
+    is_lan(listen) || listen.is_unspecified()
 }
 
 #[cfg(test)]
