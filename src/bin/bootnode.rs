@@ -92,6 +92,12 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     stats_interval: u64,
 
+    /// Kernel receive and send buffer of the UDP socket, in bytes (Linux caps it at
+    /// net.core.rmem_max / wmem_max; raise those for a busy public bootnode).
+    #[arg(long, value_name = "BYTES", default_value_t = ethp2p::discovery::DEFAULT_SOCKET_BUFFER,
+          value_parser = clap::value_parser!(usize))]
+    socket_buffer: usize,
+
     /// Serve Prometheus metrics (table size, sessions, packets, candidates) at
     /// http://IP:PORT/metrics; the URL (with the bound port) is the third line on stdout.
     /// [default: off]
@@ -190,10 +196,11 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let v5_config = v5_config.build().map_err(|e| e.to_string())?;
 
-    let config = DiscoveryConfig::new(
+    let mut config = DiscoveryConfig::new(
         setup.protocols.v4.then_some(v4_config),
         setup.protocols.v5.then_some(v5_config),
     );
+    config.socket_buffer = Some(args.socket_buffer);
     let (discovery, mut candidates) =
         Discovery::start(local.clone(), config).await.map_err(|e| format!("cannot start discovery: {e}"))?;
     let metrics = match args.metrics {
@@ -242,6 +249,7 @@ async fn run(args: Args) -> Result<(), String> {
     let mut ticker = tokio::time::interval(Duration::from_secs(args.stats_interval));
     ticker.tick().await;
     let mut last = (Instant::now(), discovery.stats().await.unwrap_or_default());
+    let mut last_drops = ethp2p::discovery::udp_receive_buffer_drops();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -256,12 +264,17 @@ async fn run(args: Args) -> Result<(), String> {
                 let now = Instant::now();
                 let stats = discovery.stats().await.unwrap_or_default();
                 let secs = now.duration_since(last.0).as_secs_f64().max(1e-3);
+                // Host-wide: datagrams the kernel dropped because a receive buffer was full.
+                let drops = ethp2p::discovery::udp_receive_buffer_drops();
+                let kernel_drops = drops.zip(last_drops).map(|(now, before)| now.saturating_sub(before));
+                last_drops = drops;
                 info!(
                     target: "ethp2p::bootnode",
                     table = stats.table_size,
                     sessions = stats.sessions,
                     packets_in_per_s = format!("{:.1}", (stats.packets_in - last.1.packets_in) as f64 / secs),
                     packets_out_per_s = format!("{:.1}", (stats.packets_out - last.1.packets_out) as f64 / secs),
+                    udp_buffer_drops = kernel_drops.map_or("n/a".to_owned(), |d| d.to_string()),
                     "stats"
                 );
                 last = (now, stats);

@@ -10,8 +10,10 @@ mod error;
 #[cfg(feature = "lan")]
 pub mod lan;
 mod shared;
+mod socket;
 pub mod v5;
 pub(crate) mod votes;
+pub use socket::{udp_receive_buffer_drops, DEFAULT_SOCKET_BUFFER};
 
 /// Log directives that keep the `discv5` crate quiet: it logs a WARN for some packets an
 /// unauthenticated sender can replay at will (a log flood, issue 16). Append them to a

@@ -116,17 +116,9 @@ pub(super) async fn start_protocol(
 /// discv5 does when it binds its own: IPv4 peers are reached through an IPv4 listen address.
 pub(super) async fn bind(addr: SocketAddr) -> Result<Arc<UdpSocket>, Discv5Error> {
     let err = |e: std::io::Error| Discv5Error::Bind(addr, e.to_string());
-    let socket = match addr {
-        SocketAddr::V4(_) => UdpSocket::bind(addr).await.map_err(err)?,
-        SocketAddr::V6(_) => {
-            let socket =
-                socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None).map_err(err)?;
-            socket.set_only_v6(true).map_err(err)?;
-            socket.set_nonblocking(true).map_err(err)?;
-            socket.bind(&addr.into()).map_err(err)?;
-            UdpSocket::from_std(socket.into()).map_err(err)?
-        }
-    };
+    let socket =
+        crate::discovery::socket::bind_udp(addr, Some(crate::discovery::socket::DEFAULT_SOCKET_BUFFER))
+            .map_err(err)?;
     Ok(Arc::new(socket))
 }
 
