@@ -45,7 +45,8 @@
 //!   ([`NodeBuilder::metrics`]); no global recorder is ever installed by the library.
 //!
 //! Dependencies point one way: `record ← discovery`, `record ← rlpx ← eth ← pool ← node`,
-//! `discovery ← node`. Each layer's module doc says which task owns its state.
+//! `record ← nat ← node`, `discovery ← node`. Each layer's module doc says which task owns
+//! its state.
 //!
 //! The library never installs a tracing subscriber; it logs under the targets
 //! `ethp2p::discv4`, `ethp2p::discv5`, `ethp2p::rlpx`, `ethp2p::eth`, `ethp2p::pool`,

@@ -15,6 +15,9 @@
 //!
 //! A configured external address (`--nat extip:`) is never subject to votes: the caller
 //! does not feed them then.
+//!
+//! Which addresses are LAN or globally routable is `record::net`'s answer, the same one the
+//! discv4 table, the relay check and the pool's subnet limits use.
 
 use std::{
     net::IpAddr,
@@ -24,7 +27,7 @@ use std::{
 
 use lru::LruCache;
 
-use crate::record::net::{canonical, is_lan, is_special};
+use crate::record::net::{canonical, is_global_unicast, is_lan};
 
 /// Who made a statement: a public reporter's network, or a LAN reporter's address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,10 +106,12 @@ impl IpVotes {
     }
 
     fn believable(&self, ip: &IpAddr) -> bool {
-        if ip.is_unspecified() || is_special(*ip) {
-            return false;
+        if is_global_unicast(*ip) {
+            return true;
         }
-        !is_lan(*ip) || self.local_is_lan
+        // "This network" (0.0.0.0/8, ::) is LAN space but no host's address.
+        let this_network = ip.is_unspecified() || matches!(ip, IpAddr::V4(v4) if v4.octets()[0] == 0);
+        self.local_is_lan && is_lan(*ip) && !this_network
     }
 }
 

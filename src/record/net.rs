@@ -8,6 +8,8 @@
 //!   benchmarking, broadcast, multicast, 6to4, ...).
 //! - [`relay_allowed`]: whether a node at one address may tell us about another (discv4
 //!   NEIGHBOURS and FINDNODE answers).
+//! - [`is_global_unicast`]: an address routable on the internet, one a public node could
+//!   have (what the discv4 address votes believe).
 //!
 //! The reference is go-ethereum's `p2p/netutil` (`IsLAN`, `IsSpecialNetwork`,
 //! `CheckRelayIP`), with one deliberate difference: IPv4 link-local (169.254.0.0/16,
@@ -111,6 +113,26 @@ fn prefix_matches(ip: &[u8], net: &[u8], len: u8) -> bool {
         return false;
     }
     rest == 0 || (ip[whole] ^ net[whole]) >> (8 - rest) == 0
+}
+
+/// A unicast address routable on the internet: not LAN ([`is_lan`]), not special-use
+/// ([`is_special`]), not multicast or unspecified; for IPv4 also not shared address space
+/// (100.64.0.0/10, RFC 6598: carrier NAT, never reachable from outside), the IETF protocol
+/// block 192.0.0.0/24 or the reserved 240.0.0.0/4 (with broadcast); for IPv6 within the
+/// global unicast space 2000::/3.
+pub fn is_global_unicast(ip: IpAddr) -> bool {
+    let ip = canonical(ip);
+    if is_lan(ip) || is_special(ip) || ip.is_unspecified() || ip.is_multicast() {
+        return false;
+    }
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            let shared = o[0] == 100 && o[1] & 0xc0 == 64;
+            !shared && o[..3] != [192, 0, 0] && o[0] < 240
+        }
+        IpAddr::V6(v6) => v6.segments()[0] & 0xe000 == 0x2000,
+    }
 }
 
 /// Whether a node at `sender` may tell us about `addr`: only if the address means something
@@ -290,6 +312,37 @@ mod tests {
         }
         for normal in ["2001:db9::1", "2001:1::2", "2a00:1450::1", "::1", "fe80::1", "2001:30::1"] {
             assert!(!is_special(ip(normal)), "{normal}");
+        }
+    }
+
+    #[test]
+    fn global_unicast() {
+        for global in
+            ["1.1.1.1", "8.8.4.4", "100.63.255.255", "100.128.0.1", "223.255.255.1", "::ffff:9.9.9.9"]
+        {
+            assert!(is_global_unicast(ip(global)), "{global}");
+        }
+        for global in ["2a00:1450::1", "2600::1", "3fff::1"] {
+            assert!(is_global_unicast(ip(global)), "{global}");
+        }
+        let not_v4 =
+            ["0.0.0.0", "0.1.2.3", "10.0.0.1", "127.0.0.1", "169.254.0.1", "100.64.0.1", "100.127.0.1"];
+        let not_v4b = ["192.0.0.1", "192.0.2.1", "198.18.0.1", "224.0.0.1", "240.0.0.1", "255.255.255.255"];
+        for not in not_v4.into_iter().chain(not_v4b) {
+            assert!(!is_global_unicast(ip(not)), "{not}");
+        }
+        for not in [
+            "::",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "2001:db8::1",
+            "2002::1",
+            "4000::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_global_unicast(ip(not)), "{not}");
         }
     }
 

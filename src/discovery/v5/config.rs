@@ -4,6 +4,8 @@
 use std::{net::IpAddr, net::SocketAddr, time::Duration};
 
 use super::super::NetRestrict;
+#[cfg(doc)]
+use super::{Discv5, Discv5Stats};
 use crate::{
     discovery::Discv5Error,
     record::{Enode, Enr, ForkFilter, NodeId},
