@@ -28,7 +28,7 @@ use clap::Parser;
 use ethp2p::{
     crawl::unix_now,
     discovery::{v4::Discv4Config, DiscoveryConfig},
-    eth::{ChainReader, EthConfig, FileChain, GetBlockHeaders, MemoryChain, StatusInfo},
+    eth::{ChainReader, EthConfig, EthVersion, FileChain, GetBlockHeaders, MemoryChain, StatusInfo},
     node::{Node, NodeBuilder},
     pool::{Direction, PoolConfig, RequestKind},
     record::{bootnodes, parse_bootnode_list, Bootnode, GethGenesis},
@@ -74,6 +74,9 @@ struct Args {
     /// Seconds between peer tables.
     #[arg(long, default_value_t = 5)]
     every: u64,
+    /// The eth versions to offer, comma-separated (e.g. `69,70`). Default: all, 72 to 66.
+    #[arg(long, value_delimiter = ',')]
+    eth: Vec<EthVersion>,
 }
 
 #[tokio::main]
@@ -119,7 +122,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(c) => spec.fork_filter(c.head().number, c.head().timestamp),
         None => spec.fork_filter(status.latest, unix_now()),
     };
-    let eth = EthConfig::builder(status, filter).build()?;
+    let mut eth = EthConfig::builder(status, filter);
+    if !args.eth.is_empty() {
+        eth.versions(&args.eth);
+    }
+    let eth = eth.build()?;
 
     let statics: Vec<Enode> =
         args.static_peers.iter().map(|s| Enode::from_str(s)).collect::<Result<_, _>>()?;

@@ -127,6 +127,17 @@ impl TryFrom<u8> for EthVersion {
     }
 }
 
+impl std::str::FromStr for EthVersion {
+    type Err = String;
+
+    /// `69` or `eth/69`: how command lines name a version (`--eth 69,70`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let n = s.trim().trim_start_matches("eth/");
+        let v: u8 = n.parse().map_err(|_| format!("{s:?} is not an eth version"))?;
+        Self::try_from(v).map_err(|v| format!("eth/{v} is not a version we speak (66 to 72)"))
+    }
+}
+
 impl fmt::Display for EthVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "eth/{}", self.as_u8())
@@ -163,5 +174,8 @@ mod tests {
             assert_eq!(EthVersion::try_from(v.as_u8()), Ok(v));
         }
         assert_eq!(EthVersion::try_from(65), Err(65));
+        assert_eq!("eth/71".parse::<EthVersion>(), Ok(EthVersion::Eth71));
+        assert_eq!(" 72".parse::<EthVersion>(), Ok(EthVersion::Eth72));
+        assert!("73".parse::<EthVersion>().is_err() && "x".parse::<EthVersion>().is_err());
     }
 }
