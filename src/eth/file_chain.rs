@@ -159,6 +159,17 @@ impl FileChain {
         Ok(())
     }
 
+    /// Headers (with their hashes) of the blocks that commit to a block access list
+    /// (post-Amsterdam, EIP-7928) whose list is not known yet, in order.
+    pub fn missing_block_access_lists(&self) -> Vec<Sealed<Header>> {
+        self.bals
+            .iter()
+            .enumerate()
+            .filter(|(n, b)| self.headers[*n].block_access_list_hash.is_some() && b.get().is_none())
+            .map(|(n, _)| Sealed::new_unchecked(self.headers[n].clone(), self.hashes[n]))
+            .collect()
+    }
+
     /// Stores the block access list (its RLP) of the block with this hash after checking it
     /// against the header's `block_access_list_hash`; a header without one takes none.
     pub fn import_block_access_list(&self, hash: &B256, bal: Bytes) -> Result<(), ChainFileError> {
