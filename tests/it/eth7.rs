@@ -14,7 +14,7 @@ use alloy_consensus::{Header, Sealed, EMPTY_ROOT_HASH};
 use alloy_primitives::{b256, keccak256, Bytes, B256};
 use ethp2p::{
     eth::{
-        Cell, CellMask, Cells, ChainReader, EthConfig, EthError, EthEvent, EthMessage, EthSession, EthVersion,
+        Cell, CellMask, Cells, ChainReader, EthConfig, FileChain, EthError, EthEvent, EthMessage, EthSession, EthVersion,
         GetBlockHeaders, InvalidResponse, MemoryChain, MessageError, Outcome, RequestKind, CELLS_PER_EXT_BLOB,
     },
     record::{ChainSpec, GethGenesis},
@@ -335,11 +335,26 @@ async fn sessions_with_geth_on_69_70_71_and_72() {
         assert_eq!(txs, receipts, "{version}: a receipt per transaction");
         let mut bal_note = String::new();
         if version >= EthVersion::Eth71 {
-            let tail = headers[headers.len() - 16..].to_vec();
-            let with_hash = tail.iter().filter(|h| h.block_access_list_hash.is_some()).count();
-            let bals = peer.get_block_access_lists(tail).await.expect("validated BALs");
-            let served = bals.iter().flatten().count();
-            bal_note = format!("; BALs: {served} of {} served, {with_hash} headers commit to one", bals.len());
+            // Every BAL the chain commits to, fetched from geth, checked by the session and
+            // again by a FileChain of the same file that then serves them.
+            let file = FileChain::from_file(dir.join("chain.rlp"), genesis.header().clone()).unwrap();
+            let missing = file.missing_block_access_lists();
+            let wanted = missing.len();
+            let mut served = 0;
+            for batch in missing.chunks(64) {
+                let bals = peer.get_block_access_lists(batch.to_vec()).await.expect("validated BALs");
+                for (h, bal) in batch.iter().zip(bals) {
+                    if let Some(bal) = bal {
+                        file.import_block_access_list(&h.hash(), bal).unwrap();
+                        served += 1;
+                    }
+                }
+            }
+            assert!(wanted > 0 && served == wanted, "geth serves the {wanted} BALs of the ethtest chain ({served})");
+            assert!(file.missing_block_access_lists().is_empty());
+            let last = headers.last().unwrap();
+            assert_eq!(file.block_access_list(&last.hash()).map(|b| keccak256(&b)), last.block_access_list_hash);
+            bal_note = format!("; BALs: {served} of {wanted} blocks' served and validated");
         }
         if version >= EthVersion::Eth72 {
             let cells = peer.get_cells(vec![B256::repeat_byte(0x42)], CellMask::ALL).await.expect("cells");
