@@ -150,7 +150,10 @@ pub fn serve_block_access_lists(chain: &dyn ChainReader, hashes: &[B256]) -> Vec
 /// `headers[i]`): no more entries than headers, and each BAL present hashes to its header's
 /// `block_access_list_hash` (a BAL for a header without one, a pre-Amsterdam block, cannot
 /// be right). Missing entries are valid: a peer may have pruned them (EIP-8159).
-pub fn validate_block_access_lists(headers: &[Header], lists: &[Option<Bytes>]) -> Result<(), InvalidResponse> {
+pub fn validate_block_access_lists(
+    headers: &[Header],
+    lists: &[Option<Bytes>],
+) -> Result<(), InvalidResponse> {
     if lists.len() > headers.len() {
         return Err(InvalidResponse::TooMany { requested: headers.len(), got: lists.len() });
     }
@@ -175,10 +178,8 @@ mod tests {
 
     fn one_account() -> Vec<AccountChanges> {
         let mut a = AccountChanges::new(Address::repeat_byte(0x35));
-        a.balance_changes.push(BalanceChange {
-            block_access_index: BlockAccessIndex(1),
-            post_balance: U256::from(1_000),
-        });
+        a.balance_changes
+            .push(BalanceChange { block_access_index: BlockAccessIndex(1), post_balance: U256::from(1_000) });
         vec![a]
     }
 
@@ -202,11 +203,15 @@ mod tests {
     #[test]
     fn wire_shape_and_the_empty_string() {
         let raw = encode_block_access_list(&one_account());
-        let msg = BlockAccessLists { request_id: 5, lists: vec![None, Some(Bytes::from_static(&[0xc0])), Some(raw.clone())] };
+        let msg = BlockAccessLists {
+            request_id: 5,
+            lists: vec![None, Some(Bytes::from_static(&[0xc0])), Some(raw.clone())],
+        };
         let mut out = Vec::new();
         msg.encode(&mut out);
         assert_eq!(out.len(), msg.length());
-        let mut expected = vec![0xc0 + 1 + 1 + 1 + 1 + raw.len() as u8, 0x05, 0xc0 + 2 + raw.len() as u8, 0x80, 0xc0];
+        let mut expected =
+            vec![0xc0 + 1 + 1 + 1 + 1 + raw.len() as u8, 0x05, 0xc0 + 2 + raw.len() as u8, 0x80, 0xc0];
         expected.extend_from_slice(&raw);
         assert_eq!(out, expected);
         assert_eq!(BlockAccessLists::decode(&mut &out[..]).unwrap(), msg);
@@ -220,10 +225,10 @@ mod tests {
         let raw = encode_block_access_list(&one_account());
         let with = Header { block_access_list_hash: Some(keccak256(&raw)), ..Default::default() };
         let without = Header::default();
-        validate_block_access_lists(&[with.clone()], &[Some(raw.clone())]).unwrap();
+        validate_block_access_lists(std::slice::from_ref(&with), &[Some(raw.clone())]).unwrap();
         validate_block_access_lists(&[with.clone(), without.clone()], &[None, None]).unwrap();
         assert_eq!(
-            validate_block_access_lists(&[with.clone()], &[Some(Bytes::from_static(&[0xc0]))]),
+            validate_block_access_lists(std::slice::from_ref(&with), &[Some(Bytes::from_static(&[0xc0]))]),
             Err(InvalidResponse::BlockAccessListHash { index: 0 })
         );
         assert_eq!(

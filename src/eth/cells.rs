@@ -282,7 +282,10 @@ mod tests {
         let twice = Cells { hashes: vec![a, a], cells: vec![cells(2), cells(2)], ..ok.clone() };
         assert_eq!(validate_cells(&[a], mask, &twice), Err(InvalidResponse::UnrequestedCells { hash: a }));
         let odd = Cells { cells: vec![cells(3)], ..ok.clone() };
-        assert_eq!(validate_cells(&[a], mask, &odd), Err(InvalidResponse::CellCount { index: 0, count: 3, per_blob: 2 }));
+        assert_eq!(
+            validate_cells(&[a], mask, &odd),
+            Err(InvalidResponse::CellCount { index: 0, count: 3, per_blob: 2 })
+        );
         let too_many = Cells { cells: vec![cells(14)], ..ok };
         assert!(matches!(validate_cells(&[a], mask, &too_many), Err(InvalidResponse::CellCount { .. })));
     }

@@ -454,9 +454,10 @@ impl EthError {
             Self::Status(e) => e.backoff(),
             Self::Rlpx(e) => e.backoff(),
             Self::NoSharedVersion => Backoff::High,
-            Self::SessionClosed | Self::NotForVersion { .. } | Self::Config(_) | Self::RequestTooLarge { .. } => {
-                Backoff::None
-            }
+            Self::SessionClosed
+            | Self::NotForVersion { .. }
+            | Self::Config(_)
+            | Self::RequestTooLarge { .. } => Backoff::None,
             e if e.should_ban() => Backoff::High,
             Self::HandshakeTimeout | Self::Timeout => Backoff::Low,
             _ => Backoff::Medium,

@@ -1147,7 +1147,11 @@ mod tests {
                 Eth71,
                 EthMessage::BlockAccessLists(BlockAccessLists {
                     request_id: 1,
-                    lists: vec![None, Some(Bytes::from_static(&[0xc0])), Some(crate::eth::encode_block_access_list(&[Default::default()]))],
+                    lists: vec![
+                        None,
+                        Some(Bytes::from_static(&[0xc0])),
+                        Some(crate::eth::encode_block_access_list(&[Default::default()])),
+                    ],
                 }),
             ),
             (

@@ -55,12 +55,16 @@ mod validate;
 mod version;
 
 pub use bal::{
-    decode_block_access_list, encode_block_access_list, serve_block_access_lists, validate_block_access_lists,
-    BlockAccessLists, MAX_BLOCK_ACCESS_LISTS_SERVE,
+    decode_block_access_list, encode_block_access_list, serve_block_access_lists,
+    validate_block_access_lists, BlockAccessLists, MAX_BLOCK_ACCESS_LISTS_SERVE,
 };
 pub use cells::{
-    serve_cells, validate_cells, Cell, CellMask, Cells, GetCells, NewPooledTransactionHashes72, BYTES_PER_CELL,
-    CELLS_PER_EXT_BLOB, MAX_BLOBS_PER_TX, MAX_CELLS_HASHES_SERVE,
+    serve_cells, validate_cells, Cell, CellMask, Cells, GetCells, NewPooledTransactionHashes72,
+    BYTES_PER_CELL, CELLS_PER_EXT_BLOB, MAX_BLOBS_PER_TX, MAX_CELLS_HASHES_SERVE,
+};
+pub use config::{
+    EthConfig, EthConfigBuilder, DEFAULT_COMMAND_CAPACITY, DEFAULT_EVENT_CAPACITY, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT,
 };
 pub use error::{ChainFileError, EthError, InvalidResponse, MessageError, StatusError};
 pub use file_chain::FileChain;
@@ -76,10 +80,6 @@ pub use serve::{
     mainnet_genesis_header, respond, serve_bodies, serve_headers, serve_pooled_transactions, serve_receipts,
     ChainReader, MemoryChain, MemoryChainBuilder, MAX_BODIES_SERVE, MAX_HEADERS_SERVE,
     MAX_POOLED_TRANSACTIONS_SERVE, MAX_RECEIPTS_SERVE, SOFT_RESPONSE_LIMIT,
-};
-pub use config::{
-    EthConfig, EthConfigBuilder, DEFAULT_COMMAND_CAPACITY, DEFAULT_EVENT_CAPACITY, DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_REQUEST_TIMEOUT,
 };
 pub use session::{EthEvent, EthEvents, EthPeer, EthPeerService, EthSession};
 pub use status::{validate_block_range, validate_status, StatusInfo};

@@ -438,9 +438,10 @@ fn synthetic_block_access_list(transactions: &[TxEnvelope]) -> Bytes {
     let mut balance = U256::ZERO;
     for (i, tx) in transactions.iter().enumerate() {
         balance += tx.value();
-        recipient
-            .balance_changes
-            .push(BalanceChange { block_access_index: BlockAccessIndex(i as u64 + 1), post_balance: balance });
+        recipient.balance_changes.push(BalanceChange {
+            block_access_index: BlockAccessIndex(i as u64 + 1),
+            post_balance: balance,
+        });
     }
     let accounts = if transactions.is_empty() { vec![] } else { vec![recipient] };
     encode_block_access_list(&accounts)

@@ -38,6 +38,7 @@ use tracing::{debug, trace};
 
 use crate::eth::bal::validate_block_access_lists;
 use crate::eth::cells::{validate_cells, CellMask, Cells, GetCells, MAX_CELLS_HASHES_SERVE};
+use crate::eth::config::EthConfig;
 use crate::eth::error::{EthError, InvalidResponse};
 use crate::eth::message::{
     decode_block_bodies_encoded, decode_block_headers_hashed, id, name_of, EthMessage, GetBlockHeaders,
@@ -50,7 +51,6 @@ use crate::eth::validate::{
     validate_bodies, validate_bodies_encoded, validate_headers, validate_headers_with_hashes,
     validate_pooled_transactions, validate_receipts, Outcome, RequestKind,
 };
-use crate::eth::config::EthConfig;
 use crate::eth::version::EthVersion;
 use crate::record::PeerId;
 use crate::rlpx::{CapMessage, DisconnectReason, Session};
@@ -253,7 +253,9 @@ impl Request {
             Self::Receipts(_, h) => EthMessage::GetReceipts(RequestPair::new(request_id, h.clone())),
             Self::Receipts70(a) => EthMessage::GetReceipts70(a.request(request_id)),
             Self::Pooled(h) => EthMessage::GetPooledTransactions(RequestPair::new(request_id, h.clone())),
-            Self::BlockAccessLists(_, h) => EthMessage::GetBlockAccessLists(RequestPair::new(request_id, h.clone())),
+            Self::BlockAccessLists(_, h) => {
+                EthMessage::GetBlockAccessLists(RequestPair::new(request_id, h.clone()))
+            }
             Self::Cells(hashes, cell_mask) => {
                 EthMessage::GetCells(GetCells { request_id, hashes: hashes.clone(), cell_mask: *cell_mask })
             }
@@ -332,9 +334,9 @@ impl EthPeer {
     /// queue in the returned guard (drop it to make the session look closed).
     #[cfg(test)]
     pub(crate) fn detached(peer_id: PeerId, version: EthVersion) -> (Self, Box<dyn std::any::Any + Send>) {
+        use crate::eth::config::{DEFAULT_COMMAND_CAPACITY, DEFAULT_REQUEST_TIMEOUT};
         use crate::eth::message::StatusHead;
         use crate::record::ForkId;
-        use crate::eth::config::{DEFAULT_COMMAND_CAPACITY, DEFAULT_REQUEST_TIMEOUT};
         let (commands, rx) = mpsc::channel(DEFAULT_COMMAND_CAPACITY);
         let remote_status = Status {
             version: version.as_u8(),
@@ -519,7 +521,9 @@ fn adapt_announcement(message: EthMessage, version: EthVersion) -> EthMessage {
                 cell_mask: CellMask::NONE,
             })
         }
-        EthMessage::NewPooledTransactionHashes72(m) if !version.has_cells() && version >= EthVersion::Eth68 => {
+        EthMessage::NewPooledTransactionHashes72(m)
+            if !version.has_cells() && version >= EthVersion::Eth68 =>
+        {
             EthMessage::NewPooledTransactionHashes68(NewPooledTransactionHashes68 {
                 types: m.types,
                 sizes: m.sizes,

@@ -165,7 +165,9 @@ mod tests {
         // go-ethereum `protocolLengths`: 18 ids for 69 and 70.
         assert_eq!(EthVersion::Eth70.message_count(), 18);
         assert_eq!((EthVersion::Eth71.message_count(), EthVersion::Eth72.message_count()), (20, 22));
-        assert!(EthVersion::Eth71.has_message(id::BLOCK_ACCESS_LISTS) && !EthVersion::Eth70.has_message(0x12));
+        assert!(
+            EthVersion::Eth71.has_message(id::BLOCK_ACCESS_LISTS) && !EthVersion::Eth70.has_message(0x12)
+        );
         assert!(EthVersion::Eth72.has_message(id::CELLS) && !EthVersion::Eth71.has_message(id::GET_CELLS));
         for v in EthVersion::ALL {
             assert!(!v.has_message(v.message_count()), "{v}: ids end below message_count");

@@ -14,8 +14,9 @@ use alloy_consensus::{Header, Sealed, EMPTY_ROOT_HASH};
 use alloy_primitives::{b256, keccak256, Bytes, B256};
 use ethp2p::{
     eth::{
-        Cell, CellMask, Cells, ChainReader, EthConfig, FileChain, EthError, EthEvent, EthMessage, EthSession, EthVersion,
-        GetBlockHeaders, InvalidResponse, MemoryChain, MessageError, Outcome, RequestKind, CELLS_PER_EXT_BLOB,
+        Cell, CellMask, Cells, ChainReader, EthConfig, EthError, EthEvent, EthMessage, EthSession,
+        EthVersion, FileChain, GetBlockHeaders, InvalidResponse, MemoryChain, MessageError, Outcome,
+        RequestKind, CELLS_PER_EXT_BLOB,
     },
     record::{ChainSpec, GethGenesis},
     rlpx::{dial, DisconnectReason, Protocol, RlpxConfig, RlpxError, RlpxListener},
@@ -47,7 +48,11 @@ fn modern_chain() -> (MemoryChain, B256, Vec<Vec<Cell>>) {
         .build();
     let blob_tx = B256::repeat_byte(0xb1);
     let blobs: Vec<Vec<Cell>> = (0..2u8)
-        .map(|b| (0..CELLS_PER_EXT_BLOB).map(|i| Cell::repeat_byte(b.wrapping_mul(128).wrapping_add(i as u8))).collect())
+        .map(|b| {
+            (0..CELLS_PER_EXT_BLOB)
+                .map(|i| Cell::repeat_byte(b.wrapping_mul(128).wrapping_add(i as u8)))
+                .collect()
+        })
         .collect();
     chain.insert_blob_cells(blob_tx, blobs.clone());
     (chain, blob_tx, blobs)
@@ -273,7 +278,10 @@ async fn message_ids_beyond_the_version_are_a_breach() {
     })
     .await;
     assert!(
-        matches!(&*closed, EthError::Message(MessageError::UnknownMessage { id: 0x0b, version: EthVersion::Eth72 })),
+        matches!(
+            &*closed,
+            EthError::Message(MessageError::UnknownMessage { id: 0x0b, version: EthVersion::Eth72 })
+        ),
         "{closed}"
     );
     assert!(closed.should_ban());
@@ -300,15 +308,25 @@ async fn sessions_with_geth_on_69_70_71_and_72() {
         let eth = chain.eth_config_for(genesis.spec()).versions(&[version]).build().unwrap();
         let rlpx = rlpx_for(&eth);
         let session = dial(&geth.enode(), &NodeKey::generate(), &rlpx).await.expect("rlpx with geth");
-        assert!(session.remote_hello().client_id.starts_with("Geth/v1.17.10"), "{}", session.remote_hello().client_id);
-        let session = EthSession::handshake(session, eth).await.unwrap_or_else(|e| panic!("{version} with geth: {e}"));
+        assert!(
+            session.remote_hello().client_id.starts_with("Geth/v1.17.10"),
+            "{}",
+            session.remote_hello().client_id
+        );
+        let session =
+            EthSession::handshake(session, eth).await.unwrap_or_else(|e| panic!("{version} with geth: {e}"));
         assert_eq!(session.version(), version);
         let (peer, _events) = start(session, chain.clone());
 
         let mut headers: Vec<Sealed<Header>> = Vec::new();
         while (headers.len() as u64) < head {
             let from = headers.len() as u64 + 1;
-            let request = GetBlockHeaders { origin: from.into(), count: (head - from + 1).min(192), skip: 0, reverse: false };
+            let request = GetBlockHeaders {
+                origin: from.into(),
+                count: (head - from + 1).min(192),
+                skip: 0,
+                reverse: false,
+            };
             let batch = peer.get_block_headers(request).await.expect("headers");
             assert!(!batch.is_empty());
             for h in batch {
@@ -350,10 +368,16 @@ async fn sessions_with_geth_on_69_70_71_and_72() {
                     }
                 }
             }
-            assert!(wanted > 0 && served == wanted, "geth serves the {wanted} BALs of the ethtest chain ({served})");
+            assert!(
+                wanted > 0 && served == wanted,
+                "geth serves the {wanted} BALs of the ethtest chain ({served})"
+            );
             assert!(file.missing_block_access_lists().is_empty());
             let last = headers.last().unwrap();
-            assert_eq!(file.block_access_list(&last.hash()).map(|b| keccak256(&b)), last.block_access_list_hash);
+            assert_eq!(
+                file.block_access_list(&last.hash()).map(|b| keccak256(&b)),
+                last.block_access_list_hash
+            );
             bal_note = format!("; BALs: {served} of {wanted} blocks' served and validated");
         }
         if version >= EthVersion::Eth72 {
