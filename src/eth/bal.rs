@@ -221,6 +221,30 @@ mod tests {
     }
 
     #[test]
+    fn serving_answers_every_position_within_the_soft_limit() {
+        let mut chain = crate::eth::MemoryChain::builder().blocks(4).build();
+        let hashes: Vec<B256> = (0..=4).map(|n| chain.hash(n).unwrap()).collect();
+        let hash = |n: u64| hashes[n as usize];
+        let big = |b: u8| {
+            let mut raw = vec![0xfa, 0x10, 0x00, 0x00];
+            raw.extend(std::iter::repeat_n(b, 0x10_0000));
+            Bytes::from(raw)
+        };
+        let (h1, h2, h3) = (hash(1), hash(2), hash(3));
+        chain.insert_block_access_list(h1, Bytes::from_static(&[0xc0]));
+        // Not one RLP list: never sent.
+        chain.insert_block_access_list(h2, Bytes::from_static(&[0xc1]));
+        let got = serve_block_access_lists(&chain, &[B256::ZERO, h1, h2, h3]);
+        assert_eq!(got, vec![None, Some(Bytes::from_static(&[0xc0])), None, None]);
+        // 1 MiB lists: the answer stops once it holds 2 MiB.
+        for n in 1..=4 {
+            chain.insert_block_access_list(hash(n), big(n as u8));
+        }
+        let got = serve_block_access_lists(&chain, &[hash(1), hash(2), hash(3), hash(4)]);
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
     fn validation_checks_each_hash() {
         let raw = encode_block_access_list(&one_account());
         let with = Header { block_access_list_hash: Some(keccak256(&raw)), ..Default::default() };

@@ -25,8 +25,9 @@ use alloy_primitives::{Bytes, FixedBytes, B256};
 use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
 
 use crate::eth::error::InvalidResponse;
-use crate::eth::message::RequestId;
+use crate::eth::message::{EthMessage, NewPooledTransactionHashes68, RequestId};
 use crate::eth::serve::{ChainReader, SOFT_RESPONSE_LIMIT};
+use crate::eth::version::EthVersion;
 
 /// EIP-7594 `CELLS_PER_EXT_BLOB`: columns of an extended blob, bits of a [`CellMask`].
 pub const CELLS_PER_EXT_BLOB: usize = 128;
@@ -230,6 +231,30 @@ pub fn validate_cells(hashes: &[B256], mask: CellMask, response: &Cells) -> Resu
     Ok(())
 }
 
+/// `NewPooledTransactionHashes` in the shape `version` takes (eth/68 ↔ eth/72).
+pub(crate) fn adapt_announcement(message: EthMessage, version: EthVersion) -> EthMessage {
+    match message {
+        EthMessage::NewPooledTransactionHashes68(m) if version.has_cells() => {
+            EthMessage::NewPooledTransactionHashes72(NewPooledTransactionHashes72 {
+                types: m.types,
+                sizes: m.sizes,
+                hashes: m.hashes,
+                cell_mask: CellMask::NONE,
+            })
+        }
+        EthMessage::NewPooledTransactionHashes72(m)
+            if !version.has_cells() && version >= EthVersion::Eth68 =>
+        {
+            EthMessage::NewPooledTransactionHashes68(NewPooledTransactionHashes68 {
+                types: m.types,
+                sizes: m.sizes,
+                hashes: m.hashes,
+            })
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +313,25 @@ mod tests {
         );
         let too_many = Cells { cells: vec![cells(14)], ..ok };
         assert!(matches!(validate_cells(&[a], mask, &too_many), Err(InvalidResponse::CellCount { .. })));
+    }
+
+    #[test]
+    fn serving_keeps_to_64_transactions_and_known_ones() {
+        let mut chain = crate::eth::MemoryChain::builder().blocks(0).build();
+        let blob: Vec<Cell> = (0..CELLS_PER_EXT_BLOB).map(|i| Cell::repeat_byte(i as u8)).collect();
+        let hashes: Vec<B256> = (0..70u8).map(B256::with_last_byte).collect();
+        for h in &hashes[1..] {
+            chain.insert_blob_cells(*h, vec![blob.clone()]);
+        }
+        let request =
+            GetCells { request_id: 3, hashes: hashes.clone(), cell_mask: CellMask::from_indices([2, 9]) };
+        let answer = serve_cells(&chain, &request);
+        // The first is unknown and left out; then 64 at most.
+        assert_eq!(answer.hashes, hashes[1..=MAX_CELLS_HASHES_SERVE - 1].to_vec());
+        assert_eq!(answer.cells[0], vec![blob[2], blob[9]]);
+        validate_cells(&request.hashes, request.cell_mask, &answer).unwrap();
+        let none = GetCells { cell_mask: CellMask::NONE, ..request };
+        assert!(serve_cells(&chain, &none).hashes.is_empty());
     }
 
     #[test]

@@ -37,7 +37,9 @@ use tokio::time::{sleep_until, Instant};
 use tracing::{debug, trace};
 
 use crate::eth::bal::validate_block_access_lists;
-use crate::eth::cells::{validate_cells, CellMask, Cells, GetCells, MAX_CELLS_HASHES_SERVE};
+use crate::eth::cells::{
+    adapt_announcement, validate_cells, CellMask, Cells, GetCells, MAX_CELLS_HASHES_SERVE,
+};
 use crate::eth::config::EthConfig;
 use crate::eth::error::{EthError, InvalidResponse};
 use crate::eth::message::{
@@ -505,32 +507,6 @@ impl EthPeer {
     /// Ends the session with `reason`.
     pub async fn disconnect(&self, reason: DisconnectReason) -> Result<(), EthError> {
         self.commands.send(Command::Disconnect(reason)).await.map_err(|_| EthError::SessionClosed)
-    }
-}
-
-/// `NewPooledTransactionHashes` in the shape `version` takes (eth/68 ↔ eth/72).
-fn adapt_announcement(message: EthMessage, version: EthVersion) -> EthMessage {
-    use crate::eth::cells::NewPooledTransactionHashes72;
-    use crate::eth::message::NewPooledTransactionHashes68;
-    match message {
-        EthMessage::NewPooledTransactionHashes68(m) if version.has_cells() => {
-            EthMessage::NewPooledTransactionHashes72(NewPooledTransactionHashes72 {
-                types: m.types,
-                sizes: m.sizes,
-                hashes: m.hashes,
-                cell_mask: CellMask::NONE,
-            })
-        }
-        EthMessage::NewPooledTransactionHashes72(m)
-            if !version.has_cells() && version >= EthVersion::Eth68 =>
-        {
-            EthMessage::NewPooledTransactionHashes68(NewPooledTransactionHashes68 {
-                types: m.types,
-                sizes: m.sizes,
-                hashes: m.hashes,
-            })
-        }
-        other => other,
     }
 }
 

@@ -15,8 +15,8 @@ use alloy_primitives::{b256, keccak256, Bytes, B256};
 use ethp2p::{
     eth::{
         Cell, CellMask, Cells, ChainReader, EthConfig, EthError, EthEvent, EthMessage, EthSession,
-        EthVersion, FileChain, GetBlockHeaders, InvalidResponse, MemoryChain, MessageError, Outcome,
-        RequestKind, CELLS_PER_EXT_BLOB,
+        EthVersion, FileChain, GetBlockHeaders, InvalidResponse, MemoryChain, MessageError,
+        NewPooledTransactionHashes68, Outcome, RequestKind, CELLS_PER_EXT_BLOB,
     },
     record::{ChainSpec, GethGenesis},
     rlpx::{dial, DisconnectReason, Protocol, RlpxConfig, RlpxError, RlpxListener},
@@ -92,7 +92,7 @@ async fn every_version_from_66_to_72_between_two_of_our_nodes() {
         let (ea, eb) = (ea.unwrap(), eb.unwrap());
         assert_eq!(ea.version(), version);
         let (a, mut events) = start(ea, chain.clone());
-        let (_b, _b_events) = start(eb, chain.clone());
+        let (_b, mut b_events) = start(eb, chain.clone());
 
         let request = GetBlockHeaders { origin: 1u64.into(), count: 24, skip: 0, reverse: false };
         let headers = a.get_block_headers(request).await.unwrap();
@@ -104,6 +104,30 @@ async fn every_version_from_66_to_72_between_two_of_our_nodes() {
         assert_eq!(receipts[3], chain.receipts(&headers[3].hash()).unwrap());
         let pooled = a.get_pooled_transactions(chain.pooled_hashes()).await.unwrap();
         assert_eq!(pooled.len(), 3);
+
+        // An eth/68-shaped announcement goes out in the version's shape (eth/72: with a mask).
+        if version >= EthVersion::Eth68 {
+            let hashes = vec![B256::repeat_byte(0xa1)];
+            let announcement =
+                NewPooledTransactionHashes68 { types: vec![2].into(), sizes: vec![120], hashes };
+            a.announce(EthMessage::NewPooledTransactionHashes68(announcement.clone())).await.unwrap();
+            let got = next_event(&mut b_events, |e| match e {
+                EthEvent::Announcement(m) => Some(m),
+                _ => None,
+            })
+            .await;
+            match got {
+                EthMessage::NewPooledTransactionHashes72(m) => {
+                    assert_eq!(version, EthVersion::Eth72);
+                    assert_eq!((m.hashes, m.cell_mask), (announcement.hashes, CellMask::NONE));
+                }
+                EthMessage::NewPooledTransactionHashes68(m) => {
+                    assert!(version < EthVersion::Eth72);
+                    assert_eq!(m, announcement);
+                }
+                other => panic!("{version}: {other:?}"),
+            }
+        }
 
         let bals = a.get_block_access_lists(headers.clone()).await;
         if version >= EthVersion::Eth71 {
