@@ -11,7 +11,8 @@ use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 use clap::Parser;
 use ethp2p::{
     crawl::{
-        probe, to_nodes_json, unix_now, CrawlConfig, CrawledNode, Crawler, ProbeConfig, SqliteStore, Summary,
+        probe, unix_now, write_nodes_json, CrawlConfig, CrawledNode, Crawler, ProbeConfig, SqliteStore,
+        Summary,
     },
     discovery::v4::{Discv4, Discv4Config},
     eth::EthVersion,
@@ -220,7 +221,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let nodes: Vec<&CrawledNode> = state.nodes().filter(keep).collect();
     if let Some(path) = &args.nodes_json {
-        std::fs::write(path, to_nodes_json(nodes.iter().copied()))?;
+        write_nodes_json(path, nodes.iter().copied())?;
         eprintln!("wrote {} nodes to {}", nodes.len(), path.display());
     }
     println!("{}", Summary::of(nodes.iter().copied()));

@@ -3,11 +3,22 @@
 //!
 //! The first line of stdout is our enode URL.
 //!
+//! A node meant to keep running gets a data directory: `--datadir DIR` keeps the node key
+//! in `DIR/nodekey` (created on the first run, unless `--nodekey` names one) and the
+//! address book in `DIR/peers.json` (saved periodically and on ctrl-c), so the node comes
+//! back with the same identity and redials the peers it knew. `--dns enrtree://…` adds
+//! EIP-1459 trees (resolved through `--dns-server IP:PORT` when given, the system's
+//! resolver otherwise; each tree is reported on stdout as `dns tree resolved: …` once
+//! walked), and `--nat none|extip:IP|upnp|pmp[:GATEWAY]|any` says how to learn and map the
+//! public address.
+//!
 //! ```text
 //! cargo run --release --example node -- --network mainnet --fetch-headers 1..2048
 //! cargo run --release --example node -- --no-discovery --static enode://...@127.0.0.1:30303 --listen 127.0.0.1:30304
 //! cargo run --release --example node -- --serve-memory-chain 5000 --listen 127.0.0.1:30303 --no-discovery
 //! cargo run --release --example node -- --network sepolia --metrics 127.0.0.1:9001
+//! cargo run --release --example node -- --datadir ~/.ethp2p --nat upnp \
+//!     --dns enrtree://AKA3AM6LPBYEUDMVNU3BSVQJ5AD45Y7YPOHJLEF6W26QOE4VTUDPE@all.mainnet.ethdisco.net
 //! cargo run --release --example node -- --network ./genesis.json --import ./chain.rlp \
 //!     --listen 127.0.0.1:0 --no-discovery --netrestrict 127.0.0.0/8 --static enode://…@127.0.0.1:30303
 //! ```
@@ -19,6 +30,7 @@
 
 use std::{
     net::SocketAddr,
+    path::{Path, PathBuf},
     str::FromStr,
     sync::Arc,
     time::{Duration, Instant},
@@ -27,11 +39,16 @@ use std::{
 use clap::Parser;
 use ethp2p::{
     crawl::unix_now,
-    discovery::{v4::Discv4Config, DiscoveryConfig},
+    discovery::{
+        dns::{DnsConfig, HickoryResolver},
+        v4::Discv4Config,
+        DiscoveryConfig,
+    },
     eth::{ChainReader, EthConfig, EthVersion, FileChain, GetBlockHeaders, MemoryChain, StatusInfo},
+    nat::NatConfig,
     node::{Node, NodeBuilder},
-    pool::{Direction, PoolConfig, RequestKind},
-    record::{bootnodes, parse_bootnode_list, Bootnode, GethGenesis},
+    pool::{Direction, PoolConfig, RequestKind, BOOK_FILE},
+    record::{bootnodes, default_key_path, parse_bootnode_list, Bootnode, GethGenesis},
     ChainSpec, Discv5Config, Enode, NetRestrict, NodeKey,
 };
 
@@ -77,13 +94,46 @@ struct Args {
     /// The eth versions to offer, comma-separated (e.g. `69,70`). Default: all, 72 to 66.
     #[arg(long, value_delimiter = ',')]
     eth: Vec<EthVersion>,
+    /// Data directory: the node key (`DIR/nodekey`, unless --nodekey is given) and the
+    /// address book (`DIR/peers.json`) persist there across runs. Without it, each run has a
+    /// fresh key and forgets its peers.
+    #[arg(long, value_name = "DIR")]
+    datadir: Option<PathBuf>,
+    /// The node key: 64 hex characters, or a file holding them (geth's `nodekey` format).
+    #[arg(long, value_name = "HEX|FILE")]
+    nodekey: Option<String>,
+    /// An EIP-1459 DNS tree to take peers from (`enrtree://KEY@domain`; repeatable).
+    #[arg(long = "dns", value_name = "URL")]
+    dns_trees: Vec<String>,
+    /// Resolve the DNS trees through this name server instead of the system's.
+    #[arg(long, value_name = "IP:PORT", requires = "dns_trees")]
+    dns_server: Option<SocketAddr>,
+    /// How to learn and map the public address: none, extip:IP, upnp, pmp[:GATEWAY] or any.
+    #[arg(long, default_value = "none")]
+    nat: NatConfig,
+}
+
+/// The node key: `--nodekey` (hex, else a file), else `DIR/nodekey` (created on the first
+/// run), else a fresh one.
+fn node_key(args: &Args) -> Result<NodeKey, Box<dyn std::error::Error>> {
+    if let Some(given) = &args.nodekey {
+        return match NodeKey::from_hex(given) {
+            Ok(key) => Ok(key),
+            Err(_) => NodeKey::load(Path::new(given)).map_err(|e| format!("--nodekey {given}: {e}").into()),
+        };
+    }
+    let Some(dir) = &args.datadir else { return Ok(NodeKey::generate()) };
+    let path = default_key_path(dir);
+    let (key, created) = NodeKey::load_or_create(&path)?;
+    eprintln!("node key {} {}", if created { "created at" } else { "loaded from" }, path.display());
+    Ok(key)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Args = common::init();
     let spec = ChainSpec::from_name_or_path(&args.network)?;
-    let key = NodeKey::generate();
+    let key = node_key(&args)?;
 
     let mut imported = None;
     let (chain, status): (Arc<dyn ChainReader>, StatusInfo) = match args.serve_memory_chain {
@@ -131,7 +181,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let statics: Vec<Enode> =
         args.static_peers.iter().map(|s| Enode::from_str(s)).collect::<Result<_, _>>()?;
     let pool = PoolConfig::builder().net_restrict(args.netrestrict.clone()).build()?;
-    let mut builder = NodeBuilder::new(eth, chain).key(key).listen(args.listen).pool(pool).bootnodes(statics);
+    let mut builder =
+        NodeBuilder::new(eth, chain).key(key).listen(args.listen).pool(pool).bootnodes(statics).nat(args.nat);
+    if let Some(dir) = &args.datadir {
+        eprintln!("address book at {}", dir.join(BOOK_FILE).display());
+        builder = builder.data_dir(dir);
+    }
+    if !args.dns_trees.is_empty() {
+        builder = builder.dns(args.dns_trees.iter().cloned(), DnsConfig::default());
+        if let Some(server) = args.dns_server {
+            builder = builder.dns_resolver(HickoryResolver::with_name_servers(&[server]));
+        }
+    }
 
     if !args.no_discovery {
         let boot = match &args.bootnodes {
@@ -156,6 +217,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{}", node.enode());
     if let Some(addr) = node.metrics_addr() {
         eprintln!("metrics at http://{addr}/metrics");
+    }
+
+    if node.dns().is_some() {
+        tokio::spawn(report_dns_trees(node.clone()));
     }
 
     if let Some(chain) = &imported {
@@ -341,6 +406,24 @@ async fn fetch_block_access_lists(node: &Node, chain: &FileChain) {
         }
     }
     eprintln!("block access lists imported: {} of {wanted}", wanted - missing.len());
+}
+
+/// Prints `dns tree resolved: URL seq N, M nodes` once for each tree (and linked tree) when
+/// its walk first completes, until the node stops.
+async fn report_dns_trees(node: Node) {
+    let Some(dns) = node.dns() else { return };
+    let mut reported = std::collections::HashSet::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let Ok(trees) = dns.status().await else { return };
+        for tree in trees {
+            if tree.complete && reported.insert(tree.link.to_string()) {
+                let seq = tree.seq.map_or("-".to_owned(), |s| s.to_string());
+                println!("dns tree resolved: {} seq {seq}, {} nodes", tree.link, tree.nodes);
+            }
+        }
+    }
 }
 
 /// Whether the node has a peer within `wait`.

@@ -15,8 +15,9 @@
 //!   │ discovery                  │            │ pool              │ scores, dials, routes
 //!   │  v4  (own, sans-IO core)   │            │  └── eth          │ Status, requests, validity
 //!   │  v5  (the discv5 crate)    │            │       └── rlpx    │ ECIES, frames, p2p Hello
-//!   │  dns (EIP-1459), nat, lan  │            └───────────────────┘
+//!   │  dns (EIP-1459), lan       │            └───────────────────┘
 //!   └─────────────┬──────────────┘
+//!                 │   nat: external address, port mappings
 //!                 └──────────────── record ────────────────────────────────
 //!                   keys, node ids, enode URLs, ENRs, fork ids, chain specs, bootnodes
 //! ```
@@ -28,7 +29,9 @@
 //!   file) and each network's embedded bootnodes. Pure data; every other layer uses it.
 //! - `discovery`: the [`Candidate`] stream shared by every source. `v4` is our own
 //!   discv4 (EIP-8, EIP-868) with a sans-IO core; `v5` wraps the `discv5` crate; both share
-//!   one UDP port. DNS trees (EIP-1459), NAT and LAN discovery feed the same stream.
+//!   one UDP port. DNS trees (EIP-1459) and LAN discovery feed the same stream.
+//! - [`nat`]: the public address: `--nat none|extip:IP|upnp|pmp|any`, gateway port mappings
+//!   (UPnP, NAT-PMP) and the hook that writes an external address into the local ENR.
 //! - [`rlpx`]: the ECIES handshake, frame codec and the p2p base protocol (Hello, Ping,
 //!   Disconnect, snappy).
 //! - [`eth`]: eth/66–70 messages, the Status handshake, request ids, response validity and
@@ -52,6 +55,8 @@ pub mod record;
 
 pub mod discovery;
 
+pub mod nat;
+
 pub mod rlpx;
 
 pub mod eth;
@@ -63,6 +68,8 @@ pub mod node;
 pub mod metrics;
 
 pub mod crawl;
+
+mod fsutil;
 
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;

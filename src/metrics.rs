@@ -13,7 +13,15 @@
 //!
 //! All names start with `ethp2p_`; the constants below document their labels.
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    io,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use crate::discovery::{Candidate, DiscoveryStats};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -65,9 +73,13 @@ const REQUEST_DURATION_BUCKETS: [f64; 12] =
 /// Histogram samples are folded into their buckets at least this often even if nobody
 /// scrapes, so memory stays bounded.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
-/// Scrapes served at once; more connections wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 16;
-/// A scrape request must arrive within this long.
+/// Connections held at once. Beyond it the oldest connection that has not sent its
+/// request yet is closed for the newest, so idle connections cannot starve scrapes (a
+/// scrape sends its request at once, and is never the one closed).
+const MAX_CONNECTIONS: usize = 64;
+/// A scrape's request head must arrive within this long (Prometheus sends it at once).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(1);
+/// The whole exchange, head and answer, within this long.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest request head we read (a Prometheus scrape is a few hundred bytes).
 const MAX_REQUEST_BYTES: usize = 8 * 1024;
@@ -193,16 +205,29 @@ fn describe() {
 
 async fn serve(listener: TcpListener, handle: PrometheusHandle) {
     let mut connections = JoinSet::new();
+    // Oldest first: what to close when a new connection finds every slot taken.
+    type Open = (tokio::task::AbortHandle, Arc<AtomicBool>);
+    let mut open: std::collections::VecDeque<Open> = Default::default();
     let mut upkeep = tokio::time::interval(UPKEEP_INTERVAL);
     loop {
         tokio::select! {
-            accepted = listener.accept(), if connections.len() < MAX_CONNECTIONS => {
+            accepted = listener.accept() => {
                 match accepted {
                     Ok((stream, _)) => {
-                        let handle = handle.clone();
-                        connections.spawn(async move {
-                            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &handle)).await;
+                        open.retain(|(c, _)| !c.is_finished());
+                        if open.len() >= MAX_CONNECTIONS {
+                            let idle = open.iter().position(|(_, asked)| !asked.load(Ordering::Relaxed));
+                            match idle.and_then(|i| open.remove(i)) {
+                                Some((oldest_idle, _)) => oldest_idle.abort(),
+                                None => continue, // every slot is answering: the newcomer goes
+                            }
+                        }
+                        let (handle, asked) = (handle.clone(), Arc::new(AtomicBool::new(false)));
+                        let flag = asked.clone();
+                        let task = connections.spawn(async move {
+                            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &handle, &flag)).await;
                         });
+                        open.push_back((task, asked));
                     }
                     Err(e) => {
                         tracing::warn!(target: "ethp2p::metrics", error = %e, "metrics accept failed");
@@ -217,11 +242,15 @@ async fn serve(listener: TcpListener, handle: PrometheusHandle) {
 }
 
 /// Reads one HTTP/1.x request head and answers it, then closes the connection.
-async fn answer(mut stream: TcpStream, handle: &PrometheusHandle) -> io::Result<()> {
+async fn answer(mut stream: TcpStream, handle: &PrometheusHandle, asked: &AtomicBool) -> io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).await?;
+        let Ok(n) = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await else {
+            return Ok(()); // idle: closed without an answer
+        };
+        let n = n?;
         if n == 0 {
             return Ok(());
         }
@@ -230,6 +259,7 @@ async fn answer(mut stream: TcpStream, handle: &PrometheusHandle) -> io::Result<
             return respond(&mut stream, "431 Request Header Fields Too Large", "").await;
         }
     }
+    asked.store(true, Ordering::Relaxed);
     let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
     let mut parts = line.split(|b| *b == b' ');
     let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
@@ -284,5 +314,38 @@ mod tests {
         assert!(!page.contains("ethp2p_dials_total"), "{page}");
         assert!(get(addr, "GET / HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 404"));
         assert!(get(addr, "POST /metrics HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 405"));
+    }
+
+    /// The attack of issue 16: idle connections that reconnect as soon as they are closed
+    /// held every slot, and no scrape got through. Now the oldest is closed for the newest
+    /// and idle ones time out: scrapes are answered during the flood.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_connections_cannot_starve_scrapes() {
+        let server = MetricsServer::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = server.local_addr();
+        // The reported attack: 32 idle connections (twice the old limit of 16), each
+        // reopened the moment the server closes it.
+        let flood: Vec<_> = (0..32)
+            .map(|_| {
+                tokio::spawn(async move {
+                    loop {
+                        if let Ok(mut s) = TcpStream::connect(addr).await {
+                            let _ = s.read(&mut [0u8; 16]).await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut answered = 0;
+        for _ in 0..7 {
+            let scrape =
+                tokio::time::timeout(Duration::from_secs(3), get(addr, "GET /metrics HTTP/1.1\r\n\r\n"));
+            if scrape.await.is_ok_and(|page| page.starts_with("HTTP/1.1 200 OK")) {
+                answered += 1;
+            }
+        }
+        flood.iter().for_each(|f| f.abort());
+        assert_eq!(answered, 7, "every scrape answered during the flood");
     }
 }

@@ -2,7 +2,7 @@
 //! come from the bytes given.
 #![no_main]
 
-use ethp2p::discovery::nat::{decode_pmp_response, PmpResponse};
+use ethp2p::nat::{decode_pmp_response, PmpResponse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

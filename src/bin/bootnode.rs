@@ -15,15 +15,16 @@ use std::{
 
 use clap::Parser;
 use ethp2p::{
-    discovery::{
-        nat::local_ip_towards, v4::Discv4Config, Discovery, DiscoveryConfig, Discv5Config, NatConfig,
-    },
+    discovery::{v4::Discv4Config, Discovery, DiscoveryConfig, Discv5Config},
     metrics::MetricsServer,
+    nat::{local_ip_towards, NatConfig},
     record::{default_key_path, parse_bootnode_list, Bootnode},
     ChainSpec, Enode, LocalEnr, NetRestrict, NodeKey,
 };
 use tracing::info;
 
+/// Our last signed record, in the data directory: the next start continues it.
+const ENR_FILE: &str = "enr";
 /// How often the metrics are refreshed from the discovery stats.
 const METRICS_REFRESH: Duration = Duration::from_secs(5);
 
@@ -93,6 +94,12 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     stats_interval: u64,
 
+    /// Kernel receive and send buffer of the UDP socket, in bytes (Linux caps it at
+    /// net.core.rmem_max / wmem_max; raise those for a busy public bootnode).
+    #[arg(long, value_name = "BYTES", default_value_t = ethp2p::discovery::DEFAULT_SOCKET_BUFFER,
+          value_parser = clap::value_parser!(usize))]
+    socket_buffer: usize,
+
     /// Serve Prometheus metrics (table size, sessions, packets, candidates) at
     /// http://IP:PORT/metrics; the URL (with the bound port) is the third line on stdout.
     /// [default: off]
@@ -131,6 +138,8 @@ struct Setup {
     key: NodeKey,
     chain: ChainSpec,
     advertised_ip: IpAddr,
+    /// `--nat extip:`: the advertised address is the operator's, never moved by votes.
+    fixed_ip: bool,
     netrestrict: NetRestrict,
     bootnodes: Vec<Bootnode>,
     protocols: Protocols,
@@ -156,7 +165,17 @@ async fn run(args: Args) -> Result<(), String> {
         IpAddr::V4(ip) => builder.ip4(ip),
         IpAddr::V6(ip) => builder.ip6(ip),
     };
-    let local = builder.fork_id(fork_id).build().map_err(|e| e.to_string())?;
+    if args.addr.port() != 0 {
+        // The port is known now: the record continued from the last run can be identical.
+        match setup.advertised_ip {
+            IpAddr::V4(_) => builder.udp4(args.addr.port()),
+            IpAddr::V6(_) => builder.udp6(args.addr.port()),
+        };
+    }
+    // The record continues the last run's (same record, or seq + 1 if anything changed),
+    // so nodes that cached it take the new one.
+    let record_path = args.datadir.join(ENR_FILE);
+    let local = builder.fork_id(fork_id).build_continuing(&record_path).map_err(|e| e.to_string())?;
 
     let enodes: Vec<Enode> = setup
         .bootnodes
@@ -169,7 +188,11 @@ async fn run(args: Args) -> Result<(), String> {
     let enrs: Vec<_> = setup.bootnodes.iter().filter_map(|b| b.enr().cloned()).collect();
 
     let mut v4_config = Discv4Config::builder();
-    v4_config.listen_addr(args.addr).netrestrict(setup.netrestrict.clone()).bootnodes(enodes.clone());
+    v4_config
+        .listen_addr(args.addr)
+        .netrestrict(setup.netrestrict.clone())
+        .bootnodes(enodes.clone())
+        .update_enr_ip(!setup.fixed_ip);
     let v4_config = v4_config.build().map_err(|e| e.to_string())?;
     let mut v5_config = Discv5Config::builder();
     v5_config
@@ -180,14 +203,25 @@ async fn run(args: Args) -> Result<(), String> {
     for enode in &enodes {
         v5_config.bootnode_enode(*enode);
     }
+    if setup.fixed_ip {
+        v5_config.disable_enr_update();
+    }
     let v5_config = v5_config.build().map_err(|e| e.to_string())?;
 
-    let config = DiscoveryConfig::new(
+    let mut config = DiscoveryConfig::new(
         setup.protocols.v4.then_some(v4_config),
         setup.protocols.v5.then_some(v5_config),
     );
+    config.socket_buffer = Some(args.socket_buffer);
     let (discovery, mut candidates) =
         Discovery::start(local.clone(), config).await.map_err(|e| format!("cannot start discovery: {e}"))?;
+    let save_record = |local: &LocalEnr| {
+        if let Err(e) = local.save(&record_path) {
+            tracing::warn!(target: "ethp2p::bootnode", path = %record_path.display(), error = %e, "cannot save our record");
+        }
+    };
+    save_record(&local);
+    let mut saved_seq = local.seq();
     let metrics = match args.metrics {
         Some(addr) => match MetricsServer::bind(addr).await {
             Ok(server) => Some(Arc::new(server)),
@@ -234,6 +268,7 @@ async fn run(args: Args) -> Result<(), String> {
     let mut ticker = tokio::time::interval(Duration::from_secs(args.stats_interval));
     ticker.tick().await;
     let mut last = (Instant::now(), discovery.stats().await.unwrap_or_default());
+    let mut last_drops = ethp2p::discovery::udp_receive_buffer_drops();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -248,19 +283,32 @@ async fn run(args: Args) -> Result<(), String> {
                 let now = Instant::now();
                 let stats = discovery.stats().await.unwrap_or_default();
                 let secs = now.duration_since(last.0).as_secs_f64().max(1e-3);
+                // Host-wide: datagrams the kernel dropped because a receive buffer was full.
+                let drops = ethp2p::discovery::udp_receive_buffer_drops();
+                let kernel_drops = drops.zip(last_drops).map(|(now, before)| now.saturating_sub(before));
+                last_drops = drops;
                 info!(
                     target: "ethp2p::bootnode",
                     table = stats.table_size,
                     sessions = stats.sessions,
                     packets_in_per_s = format!("{:.1}", (stats.packets_in - last.1.packets_in) as f64 / secs),
                     packets_out_per_s = format!("{:.1}", (stats.packets_out - last.1.packets_out) as f64 / secs),
+                    udp_buffer_drops = kernel_drops.map_or("n/a".to_owned(), |d| d.to_string()),
                     "stats"
                 );
                 last = (now, stats);
+                // Votes or a new fork id changed the record: keep it for the next start.
+                if local.seq() != saved_seq {
+                    save_record(&local);
+                    saved_seq = local.seq();
+                }
             }
         }
     }
     info!(target: "ethp2p::bootnode", "shutting down");
+    if local.seq() != saved_seq {
+        save_record(&local);
+    }
     discovery.shutdown().await;
     drain.abort();
     Ok(())
@@ -299,7 +347,8 @@ fn setup(args: &Args) -> Result<Setup, String> {
         }
         key
     };
-    Ok(Setup { key, chain, advertised_ip, netrestrict, bootnodes, protocols })
+    let fixed_ip = matches!(nat, NatConfig::ExtIp(_));
+    Ok(Setup { key, chain, advertised_ip, fixed_ip, netrestrict, bootnodes, protocols })
 }
 
 /// The IP to advertise when none is given: the listen IP, or, when listening on all
@@ -315,7 +364,8 @@ fn listen_ip(ip: IpAddr) -> Result<IpAddr, String> {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let directives = ethp2p::discovery::log_filter(std::env::var("RUST_LOG").ok().as_deref(), "info");
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()

@@ -28,7 +28,9 @@ pub use crawler::{
     DEFAULT_FLUSH_INTERVAL, DEFAULT_IDLE, DEFAULT_REPROBE_AFTER, DEFAULT_WORKERS,
 };
 pub use node::{unix_now, CrawlCounts, CrawlState, CrawledNode, Sighting};
-pub use nodeset::{nodeset, parse_nodes_json, rfc3339, to_nodes_json, Nodeset, NodesetEntry};
+pub use nodeset::{
+    nodeset, parse_nodes_json, rfc3339, to_nodes_json, write_nodes_json, Nodeset, NodesetEntry,
+};
 pub use probe::{probe, reason_text, HelloInfo, ProbeConfig, ProbeResult, StatusReport, PROBE_CLIENT_ID};
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;

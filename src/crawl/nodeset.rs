@@ -71,6 +71,16 @@ pub fn to_nodes_json<'a>(nodes: impl IntoIterator<Item = &'a CrawledNode>) -> St
     serde_json::to_string_pretty(&nodeset(nodes)).unwrap_or_else(|_| "{}".into())
 }
 
+/// Writes the nodeset of `nodes` to `path` atomically (a reader, or a crawler killed
+/// mid-write, never leaves a torn file), clearing temporaries an earlier kill left.
+pub fn write_nodes_json<'a>(
+    path: &std::path::Path,
+    nodes: impl IntoIterator<Item = &'a CrawledNode>,
+) -> std::io::Result<()> {
+    crate::fsutil::remove_stale_temporaries(path);
+    crate::fsutil::write_atomically(path, to_nodes_json(nodes).as_bytes())
+}
+
 /// Parses a nodeset file.
 pub fn parse_nodes_json(text: &str) -> Result<Nodeset, serde_json::Error> {
     serde_json::from_str(text)

@@ -45,6 +45,7 @@ use std::{
 
 use tokio::{net::UdpSocket, sync::mpsc};
 
+use super::socket::{bind_udp, DEFAULT_SOCKET_BUFFER};
 use super::{
     v4::{CandidateStream, Discv4, Discv4Config, Discv4Error, Discv4Stats},
     Candidate, Candidates, Discv5, Discv5Config, Discv5Error, Discv5Stats,
@@ -64,12 +65,15 @@ pub struct DiscoveryConfig {
     pub v4: Option<Discv4Config>,
     /// discv5, or `None` to not run it. Default: none.
     pub v5: Option<Discv5Config>,
+    /// Kernel receive and send buffer of the UDP socket, in bytes; `None` keeps the
+    /// kernel's default. Default: [`DEFAULT_SOCKET_BUFFER`] (4 MiB, capped by the kernel).
+    pub socket_buffer: Option<usize>,
 }
 
 impl DiscoveryConfig {
     /// A config running the given protocols.
     pub fn new(v4: Option<Discv4Config>, v5: Option<Discv5Config>) -> Self {
-        Self { v4, v5 }
+        Self { v4, v5, socket_buffer: Some(DEFAULT_SOCKET_BUFFER) }
     }
 }
 
@@ -158,7 +162,7 @@ impl Discovery {
                 ))
             }
             (Some(v4), None) => {
-                let (socket, local_addr) = bind(v4.listen_addr).await?;
+                let (socket, local_addr) = bind(v4.listen_addr, config.socket_buffer).await?;
                 record_udp_port(&local, local_addr)?;
                 let (discv4, candidates) = Discv4::spawn_on_socket(socket, v4, local.clone())?;
                 Ok((
@@ -168,7 +172,7 @@ impl Discovery {
             }
             (Some(v4), Some(v5)) => {
                 v4.check()?;
-                let (socket, local_addr) = bind(v4.listen_addr).await?;
+                let (socket, local_addr) = bind(v4.listen_addr, config.socket_buffer).await?;
                 record_udp_port(&local, local_addr)?;
                 let (to_v4, v4_inbound) = mpsc::channel(V4_INBOUND_CAPACITY);
                 let (discv5, v5_candidates) =
@@ -268,8 +272,11 @@ impl Discovery {
 }
 
 /// Binds the shared socket and reads back its address (the real port when 0 was asked for).
-async fn bind(addr: SocketAddr) -> Result<(Arc<UdpSocket>, SocketAddr), DiscoveryError> {
-    let socket = UdpSocket::bind(addr).await.map_err(|source| DiscoveryError::Bind { addr, source })?;
+async fn bind(
+    addr: SocketAddr,
+    buffer: Option<usize>,
+) -> Result<(Arc<UdpSocket>, SocketAddr), DiscoveryError> {
+    let socket = bind_udp(addr, buffer).map_err(|source| DiscoveryError::Bind { addr, source })?;
     let local_addr = socket.local_addr().map_err(|source| DiscoveryError::Bind { addr, source })?;
     Ok((Arc::new(socket), local_addr))
 }

@@ -1076,7 +1076,7 @@ mod tests {
         let header = chain.header(1).unwrap().clone();
         let hashes = vec![B256::repeat_byte(1), B256::repeat_byte(2)];
         let receipts = vec![chain.receipts_by_hash(&chain.hash(1).unwrap()).unwrap().clone()];
-        let pooled = crate::eth::serve_pooled_transactions(&chain, &chain.pooled_hashes());
+        let pooled = crate::eth::serve_pooled_transactions(&chain.tx_pool(), &chain.pooled_hashes());
         use EthVersion::*;
         vec![
             (Eth68, EthMessage::Status(status(Eth68, 8))),

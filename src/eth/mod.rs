@@ -7,6 +7,8 @@
 //!   their requests, and the [`Outcome`] the pool scores on;
 //! - [`ReceiptsAssembly`] and [`serve_receipts70`]: eth/70's partial receipt lists, asked
 //!   for and served (EIP-7975);
+//! - [`TxPool`]: the transaction pool pooled transactions are served from and broadcasts
+//!   are reported to, and [`MemoryTxPool`], a bounded one for tests and examples;
 //! - [`BlockAccessLists`], [`serve_block_access_lists`] and [`validate_block_access_lists`]:
 //!   eth/71's block access lists (EIP-8159), checked against the header's hash (EIP-7928);
 //! - [`GetCells`], [`Cells`], [`CellMask`], [`serve_cells`] and [`validate_cells`]: eth/72's
@@ -46,11 +48,13 @@ mod cells;
 mod config;
 mod error;
 mod file_chain;
+mod known;
 mod message;
 mod receipts70;
 mod serve;
 mod session;
 mod status;
+mod txpool;
 mod validate;
 mod version;
 
@@ -68,6 +72,7 @@ pub use config::{
 };
 pub use error::{ChainFileError, EthError, InvalidResponse, MessageError, StatusError};
 pub use file_chain::FileChain;
+pub use known::{MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS};
 pub use message::{
     decode_block_bodies_encoded, decode_block_headers_hashed, id, name_of, BlockHashNumber, BlockRange,
     Bodies, EthMessage, GetBlockHeaders, NewBlock, NewPooledTransactionHashes68, Receipt69, Receipts,
@@ -83,8 +88,13 @@ pub use serve::{
 };
 pub use session::{EthEvent, EthEvents, EthPeer, EthPeerService, EthSession};
 pub use status::{validate_block_range, validate_status, StatusInfo};
+pub(crate) use txpool::NoTxPool;
+pub use txpool::{MemoryTxPool, TxPool, DEFAULT_MEMORY_POOL_CAPACITY};
 pub use validate::{
     validate_bodies, validate_bodies_encoded, validate_body, validate_headers, validate_headers_with_hashes,
     validate_pooled_transactions, validate_receipts, Outcome, RequestKind,
 };
 pub use version::EthVersion;
+
+#[cfg(test)]
+pub(crate) use session::DetachedSession;

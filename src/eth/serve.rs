@@ -24,6 +24,7 @@ use crate::eth::cells::{serve_cells, Cell, CellMask};
 use crate::eth::message::{EthMessage, GetBlockHeaders, Receipts, RequestPair};
 use crate::eth::receipts70::{serve_receipts70, Receipts70};
 use crate::eth::status::StatusInfo;
+use crate::eth::txpool::{MemoryTxPool, TxPool, DEFAULT_MEMORY_POOL_CAPACITY};
 use crate::eth::version::EthVersion;
 use crate::record::{ChainSpec, ForkId};
 
@@ -53,10 +54,6 @@ pub trait ChainReader: Send + Sync + 'static {
     fn body(&self, hash: &B256) -> Option<BlockBody<TxEnvelope>>;
     /// The receipts of the block with this hash.
     fn receipts(&self, hash: &B256) -> Option<Vec<ReceiptEnvelope>>;
-    /// A transaction from the pool, in its network form. Default: none.
-    fn pooled_transaction(&self, _hash: &B256) -> Option<PooledTransaction> {
-        None
-    }
     /// eth/71 (EIP-8159): the block access list of the block with this hash, as its RLP list
     /// (`keccak256` of these bytes is the header's `block_access_list_hash`; build one with
     /// [`encode_block_access_list`]). Default: none (answered with the empty string, as for a
@@ -128,11 +125,11 @@ pub fn serve_receipts(chain: &dyn ChainReader, hashes: &[B256]) -> Vec<Vec<Recei
 }
 
 /// Pooled transactions for `hashes`; unknown ones are left out (devp2p `caps/eth.md`).
-pub fn serve_pooled_transactions(chain: &dyn ChainReader, hashes: &[B256]) -> Vec<PooledTransaction> {
+pub fn serve_pooled_transactions(pool: &dyn TxPool, hashes: &[B256]) -> Vec<PooledTransaction> {
     let mut bytes = 0;
     let mut txs = Vec::new();
     for hash in hashes.iter().take(MAX_POOLED_TRANSACTIONS_SERVE) {
-        if let Some(tx) = chain.pooled_transaction(hash) {
+        if let Some(tx) = pool.get(hash) {
             bytes += tx.length();
             txs.push(tx);
             if bytes >= SOFT_RESPONSE_LIMIT {
@@ -144,8 +141,14 @@ pub fn serve_pooled_transactions(chain: &dyn ChainReader, hashes: &[B256]) -> Ve
 }
 
 /// The response to a request message on `version`, or `None` if `request` is not a request.
-/// `GetNodeData` (eth/66) is answered with no data: we keep no state trie.
-pub fn respond(chain: &dyn ChainReader, version: EthVersion, request: &EthMessage) -> Option<EthMessage> {
+/// Blocks come from `chain`, pooled transactions from `pool`. `GetNodeData` (eth/66) is
+/// answered with no data: we keep no state trie.
+pub fn respond(
+    chain: &dyn ChainReader,
+    pool: &dyn TxPool,
+    version: EthVersion,
+    request: &EthMessage,
+) -> Option<EthMessage> {
     Some(match request {
         EthMessage::GetBlockHeaders(r) => {
             EthMessage::BlockHeaders(RequestPair::new(r.request_id, serve_headers(chain, &r.message)))
@@ -164,7 +167,7 @@ pub fn respond(chain: &dyn ChainReader, version: EthVersion, request: &EthMessag
         }
         EthMessage::GetPooledTransactions(r) => EthMessage::PooledTransactions(RequestPair::new(
             r.request_id,
-            serve_pooled_transactions(chain, &r.message),
+            serve_pooled_transactions(pool, &r.message),
         )),
         EthMessage::GetNodeData(r) => EthMessage::NodeData(RequestPair::new(r.request_id, Vec::new())),
         EthMessage::GetBlockAccessLists(r) => EthMessage::BlockAccessLists(BlockAccessLists {
@@ -501,6 +504,16 @@ impl MemoryChain {
         self.pool.keys().copied().collect()
     }
 
+    /// A [`MemoryTxPool`] holding the pooled transactions made by
+    /// [`MemoryChainBuilder::pooled_transactions`] (signed by this chain's test sender).
+    pub fn tx_pool(&self) -> MemoryTxPool {
+        let pool = MemoryTxPool::with_capacity(self.pool.len().max(DEFAULT_MEMORY_POOL_CAPACITY));
+        for tx in self.pool.values() {
+            pool.insert(tx.clone());
+        }
+        pool
+    }
+
     /// The sum of every block's difficulty: a `Status` total difficulty.
     pub fn total_difficulty(&self) -> U256 {
         self.headers.iter().map(|h| h.difficulty).sum()
@@ -552,10 +565,6 @@ impl ChainReader for MemoryChain {
 
     fn receipts(&self, hash: &B256) -> Option<Vec<ReceiptEnvelope>> {
         self.receipts_by_hash(hash).cloned()
-    }
-
-    fn pooled_transaction(&self, hash: &B256) -> Option<PooledTransaction> {
-        self.pool.get(hash).cloned()
     }
 
     fn block_access_list(&self, hash: &B256) -> Option<Bytes> {
@@ -661,12 +670,15 @@ mod tests {
     #[test]
     fn respond_answers_requests_only() {
         let c = MemoryChain::builder().blocks(4).pooled_transactions(3).build();
+        let pool = c.tx_pool();
         let get = EthMessage::GetPooledTransactions(RequestPair::new(9, c.pooled_hashes()));
-        let Some(EthMessage::PooledTransactions(p)) = respond(&c, EthVersion::Eth68, &get) else { panic!() };
+        let Some(EthMessage::PooledTransactions(p)) = respond(&c, &pool, EthVersion::Eth68, &get) else {
+            panic!()
+        };
         assert_eq!((p.request_id, p.message.len()), (9, 3));
         let get = EthMessage::GetReceipts(RequestPair::new(1, vec![c.hash(1).unwrap()]));
-        let Some(EthMessage::Receipts(r)) = respond(&c, EthVersion::Eth69, &get) else { panic!() };
+        let Some(EthMessage::Receipts(r)) = respond(&c, &pool, EthVersion::Eth69, &get) else { panic!() };
         assert!(matches!(r.message, Receipts::Bloomless(_)));
-        assert!(respond(&c, EthVersion::Eth68, &EthMessage::Transactions(vec![])).is_none());
+        assert!(respond(&c, &pool, EthVersion::Eth68, &EthMessage::Transactions(vec![])).is_none());
     }
 }

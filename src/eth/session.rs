@@ -42,6 +42,7 @@ use crate::eth::cells::{
 };
 use crate::eth::config::EthConfig;
 use crate::eth::error::{EthError, InvalidResponse};
+use crate::eth::known::KnownHashes;
 use crate::eth::message::{
     decode_block_bodies_encoded, decode_block_headers_hashed, id, name_of, EthMessage, GetBlockHeaders,
     RequestId, RequestPair, Status, TxEncodings, MAX_MESSAGE_SIZE,
@@ -49,6 +50,7 @@ use crate::eth::message::{
 use crate::eth::receipts70::{Assembled, ReceiptsAssembly};
 use crate::eth::serve::{respond, ChainReader};
 use crate::eth::status::{validate_block_range, validate_status};
+use crate::eth::txpool::{NoTxPool, TxPool};
 use crate::eth::validate::{
     validate_bodies, validate_bodies_encoded, validate_headers, validate_headers_with_hashes,
     validate_pooled_transactions, validate_receipts, Outcome, RequestKind,
@@ -148,7 +150,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthSession<S> {
     }
 
     /// Splits the session into a handle, the task that must be spawned to drive it, and its
-    /// event stream. Requests from the peer are answered from `chain`.
+    /// event stream. Requests for blocks are answered from `chain`; pooled transactions
+    /// from the pool given to [`EthPeerService::with_tx_pool`] (none by default).
     pub fn into_peer(self, chain: Arc<dyn ChainReader>) -> (EthPeer, EthPeerService<S>, EthEvents) {
         let (cmd_tx, cmd_rx) = mpsc::channel(self.config.command_capacity);
         let (ev_tx, ev_rx) = mpsc::channel(self.config.event_capacity);
@@ -164,6 +167,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthSession<S> {
             cap: self.cap,
             version: self.version,
             chain,
+            tx_pool: Arc::new(NoTxPool),
+            known: KnownHashes::default(),
             commands: cmd_rx,
             events: ev_tx,
             next_id: 0,
@@ -333,9 +338,9 @@ impl EthPeer {
     }
 
     /// A handle with no session behind it, for component tests of its owners: commands
-    /// queue in the returned guard (drop it to make the session look closed).
+    /// queue in the returned [`DetachedSession`] (drop it to make the session look closed).
     #[cfg(test)]
-    pub(crate) fn detached(peer_id: PeerId, version: EthVersion) -> (Self, Box<dyn std::any::Any + Send>) {
+    pub(crate) fn detached(peer_id: PeerId, version: EthVersion) -> (Self, DetachedSession) {
         use crate::eth::config::{DEFAULT_COMMAND_CAPACITY, DEFAULT_REQUEST_TIMEOUT};
         use crate::eth::message::StatusHead;
         use crate::record::ForkId;
@@ -352,7 +357,7 @@ impl EthPeer {
         };
         let peer =
             Self { commands, peer_id, version, remote_status, request_timeout: DEFAULT_REQUEST_TIMEOUT };
-        (peer, Box::new(rx))
+        (peer, DetachedSession(rx))
     }
 
     /// A handle whose requests time out after `timeout` instead of the session's
@@ -510,6 +515,24 @@ impl EthPeer {
     }
 }
 
+/// The other end of an [`EthPeer::detached`] handle.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct DetachedSession(mpsc::Receiver<Command>);
+
+#[cfg(test)]
+impl DetachedSession {
+    /// The messages queued for sending so far (requests and disconnects are skipped).
+    pub(crate) fn sent(&mut self) -> Vec<EthMessage> {
+        std::iter::from_fn(|| self.0.try_recv().ok())
+            .filter_map(|c| match c {
+                Command::Send(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// The task that owns one peer's session: run it with `tokio::spawn(service.run())` (or in
 /// the owner's `JoinSet`). It ends when the session fails, the peer disconnects, or every
 /// [`EthPeer`] handle is dropped (then it sends `ClientQuitting`).
@@ -519,6 +542,9 @@ pub struct EthPeerService<S> {
     cap: usize,
     version: EthVersion,
     chain: Arc<dyn ChainReader>,
+    tx_pool: Arc<dyn TxPool>,
+    /// What the peer has: broadcasts leave it out.
+    known: KnownHashes,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<EthEvent>,
     next_id: RequestId,
@@ -539,6 +565,12 @@ enum Flow {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
+    /// Serves the peer's `GetPooledTransactions` from `pool`.
+    pub fn with_tx_pool(mut self, pool: Arc<dyn TxPool>) -> Self {
+        self.tx_pool = pool;
+        self
+    }
+
     /// Ends a session that was never run: the peer gets a Disconnect with `reason` (say,
     /// the pool refused it) and nothing else; no request is served or sent.
     pub async fn refuse(mut self, reason: DisconnectReason) {
@@ -609,9 +641,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
                 let deadline = Instant::now() + timeout;
                 self.send_request(request_id, request, reply, deadline, timeout).await
             }
-            Command::Send(msg) => match self.send(&msg).await {
-                Ok(()) => Flow::Continue,
-                Err(e) => Flow::Stop(e),
+            // What the peer already has is cut out: nothing is echoed or sent twice.
+            Command::Send(msg) => match self.known.on_sending(msg) {
+                Some(msg) => match self.send(&msg).await {
+                    Ok(()) => Flow::Continue,
+                    Err(e) => Flow::Stop(e),
+                },
+                None => Flow::Continue,
             },
             Command::Disconnect(reason) => {
                 let _ = self.session.disconnect(reason).await;
@@ -697,7 +733,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             | EthMessage::GetBlockAccessLists(_)
             | EthMessage::GetCells(_)
             | EthMessage::GetNodeData(_)) => {
-                let Some(response) = respond(&*self.chain, self.version, &request) else {
+                let Some(response) = respond(&*self.chain, &*self.tx_pool, self.version, &request) else {
                     return Flow::Continue;
                 };
                 match self.send(&response).await {
@@ -719,13 +755,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             | EthMessage::PooledTransactions(_)
             | EthMessage::BlockAccessLists(_)
             | EthMessage::Cells(_)
-            | EthMessage::NodeData(_)) => match self.on_response(response, Received::Nothing, size) {
-                Some((request_id, Pending { request, reply, deadline, timeout, .. })) => {
-                    self.send_request(request_id, request, reply, deadline, timeout).await
+            | EthMessage::NodeData(_)) => {
+                self.known.on_received(&response);
+                match self.on_response(response, Received::Nothing, size) {
+                    Some((request_id, Pending { request, reply, deadline, timeout, .. })) => {
+                        self.send_request(request_id, request, reply, deadline, timeout).await
+                    }
+                    None => Flow::Continue,
                 }
-                None => Flow::Continue,
-            },
+            }
             announcement => {
+                self.known.on_received(&announcement);
                 self.emit(EthEvent::Announcement(announcement));
                 Flow::Continue
             }
@@ -776,7 +816,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
         let outcome = match &result {
             Ok(r) if r.len() == 0 => Outcome::Empty { rtt },
             Ok(r) => Outcome::Valid { rtt, size, items: r.len() },
-            Err(reason) => Outcome::Invalid { reason: reason.clone(), rtt, size },
+            Err(reason) => {
+                debug!(target: "ethp2p::eth", peer = ?self.session.remote_id(), request_id,
+                       request = pending.request.kind().as_str(), %reason, "invalid response");
+                Outcome::Invalid { reason: reason.clone(), rtt, size }
+            }
         };
         self.emit(EthEvent::RequestOutcome { kind: pending.request.kind(), outcome });
         let _ = pending.reply.send(result.map_err(EthError::from));

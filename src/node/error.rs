@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use crate::{
-    discovery::{dns::DnsError, nat::NatError, DiscoveryError},
+    discovery::{dns::DnsError, DiscoveryError},
     eth::EthError,
+    nat::NatError,
     pool::PoolError,
     rlpx::RlpxError,
 };

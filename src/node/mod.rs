@@ -18,32 +18,37 @@
 
 mod announce;
 mod error;
+mod fanout;
+mod head;
 mod service;
 mod sessions;
 mod stats;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use alloy_consensus::{Header, Sealed};
+use alloy_consensus::{transaction::PooledTransaction, Header, Sealed};
+use alloy_primitives::B256;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use announce::{Announcement, Announcements};
 pub use error::NodeError;
+pub use fanout::{BroadcastSummary, MAX_BROADCAST_TX_SIZE};
+pub use head::BLOCK_RANGE_UPDATE_INTERVAL;
 pub use stats::{DialFailure, NodeStats};
 
-use self::service::{Command, NodeService};
+use self::service::{Broadcast, Command, NodeService};
 use crate::{
     discovery::{
         dns::{DnsConfig, DnsDiscovery, DnsError, HickoryResolver, LinkEntry},
-        nat::{ExternalAddr, PortMapper, PortMapping},
-        Candidate, Discovery, DiscoveryConfig, NatConfig,
+        Candidate, Discovery, DiscoveryConfig,
     },
-    eth::RequestKind,
+    eth::{BlockHashNumber, NewBlock, RequestKind, TxPool},
     eth::{ChainReader, EthConfig, EthError, EthPeer, GetBlockHeaders},
     metrics::{self, MetricsServer, Recorder},
-    pool::{PeerSnapshot, PoolConfig, PoolEvent},
+    nat::{ExternalAddr, NatConfig, PortMapper, PortMapping},
+    pool::{PeerSnapshot, PoolConfig, PoolEvent, ReputationChange},
     record::{Enode, NodeKey, PeerId},
-    rlpx::RlpxConfig,
+    rlpx::{DisconnectReason, RlpxConfig},
 };
 
 /// Commands queued from handles to the service.
@@ -69,6 +74,7 @@ pub struct NodeBuilder {
     listen: SocketAddr,
     eth: EthConfig,
     chain: Arc<dyn ChainReader>,
+    tx_pool: Arc<dyn TxPool>,
     pool: PoolConfig,
     rlpx: RlpxConfig,
     data_dir: Option<PathBuf>,
@@ -95,6 +101,7 @@ impl NodeBuilder {
             listen: SocketAddr::from(([0, 0, 0, 0], 30303)),
             eth,
             chain,
+            tx_pool: Arc::new(crate::eth::NoTxPool),
             pool: PoolConfig::default(),
             rlpx: RlpxConfig::default(),
             data_dir: None,
@@ -111,6 +118,14 @@ impl NodeBuilder {
             #[cfg(feature = "lan")]
             lan: None,
         }
+    }
+
+    /// The transaction pool peers' `GetPooledTransactions` are served from, and that hears
+    /// the transactions they broadcast and announce. Default: none (nothing is served,
+    /// broadcasts still reach [`Node::announcements`]).
+    pub fn tx_pool(mut self, pool: Arc<dyn TxPool>) -> Self {
+        self.tx_pool = pool;
+        self
     }
 
     /// The node key. Default: a fresh random key.
@@ -296,6 +311,7 @@ impl NodeBuilder {
             listen: self.listen,
             eth: self.eth,
             chain: self.chain,
+            tx_pool: self.tx_pool,
             pool: self.pool,
             rlpx: self.rlpx,
             data_dir: self.data_dir,
@@ -447,8 +463,14 @@ impl Node {
         &self,
         request: GetBlockHeaders,
     ) -> Result<(PeerId, Vec<Sealed<Header>>), NodeError> {
+        // A peer is asked only if its announced range holds the first block wanted.
+        let block = match request.origin {
+            alloy_eips::BlockHashOrNumber::Number(n) => Some(n),
+            alloy_eips::BlockHashOrNumber::Hash(_) => None,
+        };
         self.route(
             RequestKind::BlockHeaders,
+            block,
             |peer| async move { peer.get_block_headers(request).await },
             |h| h.len(),
         )
@@ -461,8 +483,10 @@ impl Node {
         &self,
         headers: Vec<Sealed<Header>>,
     ) -> Result<(PeerId, Vec<alloy_consensus::BlockBody<alloy_consensus::TxEnvelope>>), NodeError> {
+        let block = headers.iter().map(|h| h.number).min();
         self.route(
             RequestKind::BlockBodies,
+            block,
             |peer| {
                 let headers = headers.clone();
                 async move { peer.get_block_bodies(headers).await }
@@ -478,8 +502,10 @@ impl Node {
         &self,
         headers: Vec<Sealed<Header>>,
     ) -> Result<(PeerId, Vec<Vec<alloy_consensus::ReceiptEnvelope>>), NodeError> {
+        let block = headers.iter().map(|h| h.number).min();
         self.route(
             RequestKind::Receipts,
+            block,
             |peer| {
                 let headers = headers.clone();
                 async move { peer.get_receipts(headers).await }
@@ -489,9 +515,87 @@ impl Node {
         .await
     }
 
+    /// Transactions from `peer`'s pool (usually the peer that announced them), validated:
+    /// each must be one that was asked for. Not retried elsewhere: other peers may not
+    /// have them. [`NodeError::NoPeers`] if `peer` is not connected.
+    pub async fn get_pooled_transactions(
+        &self,
+        peer: PeerId,
+        hashes: Vec<B256>,
+    ) -> Result<Vec<PooledTransaction>, NodeError> {
+        let Some((handle, timeout)) = self.ask(|reply| Command::Peer { peer_id: peer, reply }).await? else {
+            return Err(NodeError::NoPeers);
+        };
+        handle
+            .with_request_timeout(timeout)
+            .get_pooled_transactions(hashes)
+            .await
+            .map_err(|e| NodeError::RequestFailed { attempts: 1, last: Arc::new(e) })
+    }
+
+    /// Our head moved to block `number` with `hash` and `timestamp` (forwards, or back
+    /// in a reorg): new sessions' `Status` and fork-id checks follow it; when a fork is
+    /// crossed, our record's `eth` entry changes (one sequence number bump); eth/69+ peers
+    /// get a `BlockRangeUpdate` every [`BLOCK_RANGE_UPDATE_INTERVAL`] blocks and at once
+    /// when the head moves back, as go-ethereum sends them.
+    pub async fn set_head(&self, number: u64, hash: B256, timestamp: u64) -> Result<(), NodeError> {
+        self.send(Command::SetHead { number, hash, timestamp }).await
+    }
+
+    /// Broadcasts transactions as go-ethereum does: in full to √n of the peers (blob
+    /// transactions and those over [`MAX_BROADCAST_TX_SIZE`] bytes never), as hashes to
+    /// the others; never to a peer that sent or announced them to us, never twice to one
+    /// peer. Peers that then ask for them are served from the node's
+    /// [`NodeBuilder::tx_pool`], so put them there first.
+    pub async fn broadcast_transactions(
+        &self,
+        txs: Vec<PooledTransaction>,
+    ) -> Result<BroadcastSummary, NodeError> {
+        self.ask(|reply| Command::Broadcast { what: Broadcast::Transactions(txs), reply }).await
+    }
+
+    /// Propagates a new block to eth/66–68 peers: in full (`NewBlock`) to √n of them,
+    /// its hash (`NewBlockHashes`) to the rest; eth/69+ peers learn of it from
+    /// [`Self::set_head`]'s `BlockRangeUpdate`. Never sent to a peer that announced it.
+    pub async fn broadcast_block(&self, block: NewBlock) -> Result<BroadcastSummary, NodeError> {
+        self.ask(|reply| Command::Broadcast { what: Broadcast::Block(Box::new(block)), reply }).await
+    }
+
+    /// Announces block hashes (`NewBlockHashes`) to every eth/66–68 peer that does not
+    /// know them.
+    pub async fn announce_block_hashes(
+        &self,
+        hashes: Vec<BlockHashNumber>,
+    ) -> Result<BroadcastSummary, NodeError> {
+        self.ask(|reply| Command::Broadcast { what: Broadcast::BlockHashes(hashes), reply }).await
+    }
+
+    /// Ends the session with `peer` with `reason` (a judgement made above the network
+    /// layer); the pool may dial it again later.
+    pub async fn disconnect(&self, peer: PeerId, reason: DisconnectReason) -> Result<(), NodeError> {
+        self.send(Command::Disconnect { peer_id: peer, reason }).await
+    }
+
+    /// Bans `peer` for `duration`: disconnected now, neither dialed nor accepted until then.
+    pub async fn ban(&self, peer: PeerId, duration: Duration) -> Result<(), NodeError> {
+        self.send(Command::Ban { peer_id: peer, duration }).await
+    }
+
+    /// Scores `peer` for something it did that only a higher layer can judge (a block
+    /// that fails execution, a transaction flood): `change` is applied to its reputation,
+    /// which bans it if it falls below the threshold.
+    pub async fn report(&self, peer: PeerId, change: ReputationChange) -> Result<(), NodeError> {
+        self.send(Command::Report { peer_id: peer, change }).await
+    }
+
+    async fn send(&self, command: Command) -> Result<(), NodeError> {
+        self.inner.commands.send(command).await.map_err(|_| NodeError::Shutdown)
+    }
+
     /// eth/71 block access lists for `headers`, each checked against its header's hash
-    /// (`None` where the peer has none), routed like [`Self::get_receipts`] but only to peers
-    /// whose session negotiated eth/71 or later: older ones are left out of the choice, so
+    /// (`None` where the peer has none), routed like [`Self::get_receipts`] (to peers whose
+    /// announced range holds the first block) but only to peers whose session negotiated
+    /// eth/71 or later: older ones are left out of the choice, so
     /// no attempt is spent on a peer that cannot answer.
     pub async fn get_block_access_lists(
         &self,
@@ -508,7 +612,9 @@ impl Node {
         let (mut tried, mut last) = (Vec::new(), None);
         while tried.len() < MAX_REQUEST_ATTEMPTS {
             let exclude = tried.iter().chain(&older).copied().collect();
-            let Some((peer, timeout)) = self.ask(|reply| Command::Acquire { kind, exclude, reply }).await?
+            let block = headers.first().map(|h| h.number);
+            let Some((peer, timeout)) =
+                self.ask(|reply| Command::Acquire { kind, block, exclude, reply }).await?
             else {
                 break;
             };
@@ -532,6 +638,7 @@ impl Node {
     async fn route<T, F, Fut>(
         &self,
         kind: RequestKind,
+        block: Option<u64>,
         send: F,
         count: impl Fn(&T) -> usize,
     ) -> Result<(PeerId, T), NodeError>
@@ -543,7 +650,8 @@ impl Node {
         let mut last = None;
         while tried.len() < MAX_REQUEST_ATTEMPTS {
             let exclude = tried.clone();
-            let Some((peer, timeout)) = self.ask(|reply| Command::Acquire { kind, exclude, reply }).await?
+            let Some((peer, timeout)) =
+                self.ask(|reply| Command::Acquire { kind, block, exclude, reply }).await?
             else {
                 break;
             };

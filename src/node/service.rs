@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use alloy_primitives::B256;
 use futures::StreamExt;
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -15,8 +16,12 @@ use tokio::{
     task::JoinSet,
 };
 
+use rand::SeedableRng;
+
 use super::{
     announce::Announcement,
+    fanout::{plan_block, plan_block_hashes, plan_transactions, BroadcastSummary, Planned},
+    head::LocalHead,
     sessions::{
         SessionCommand, SessionEvent, SessionManager, SESSION_COMMAND_CAPACITY, SESSION_EVENT_CAPACITY,
     },
@@ -24,18 +29,19 @@ use super::{
     NodeError, NodeStats,
 };
 use crate::{
-    discovery::{
-        nat::{ExternalAddr, PortMapping},
-        Candidate, CandidateSource, Discovery, DiscoveryConfig, NatConfig,
+    discovery::{Candidate, CandidateSource, Discovery, DiscoveryConfig},
+    eth::{
+        BlockHashNumber, BlockRange, ChainReader, EthConfig, EthMessage, EthPeer, EthVersion, NewBlock,
+        RequestKind, StatusHead, TxPool,
     },
-    eth::{ChainReader, EthConfig, EthPeer, RequestKind},
     metrics::{self, Recorder},
+    nat::{ExternalAddr, NatConfig, PortMapping},
     pool::{
         AddressBook, Direction, ForkIdFilter, PeerSnapshot, PoolAction, PoolConfig, PoolEvent, PoolState,
         ReputationChange, BOOK_FILE,
     },
     record::{Enode, ForkId, LocalEnr, NodeKey, PeerId},
-    rlpx::{RlpxConfig, RlpxError},
+    rlpx::{DisconnectReason, RlpxConfig, RlpxError},
 };
 
 /// Reports from the tasks the service spawned.
@@ -45,8 +51,48 @@ pub(super) enum Command {
     Candidate(Candidate),
     Peers(oneshot::Sender<Vec<PeerSnapshot>>),
     Stats(oneshot::Sender<NodeStats>),
-    Acquire { kind: RequestKind, exclude: Vec<PeerId>, reply: oneshot::Sender<Option<(EthPeer, Duration)>> },
+    Acquire {
+        kind: RequestKind,
+        /// The block the request starts at, when known: peers whose announced range does
+        /// not hold it are not asked.
+        block: Option<u64>,
+        exclude: Vec<PeerId>,
+        reply: oneshot::Sender<Option<(EthPeer, Duration)>>,
+    },
+    /// The session handle of one connected peer, for a request to that peer.
+    Peer {
+        peer_id: PeerId,
+        reply: oneshot::Sender<Option<(EthPeer, Duration)>>,
+    },
+    SetHead {
+        number: u64,
+        hash: B256,
+        timestamp: u64,
+    },
+    Broadcast {
+        what: Broadcast,
+        reply: oneshot::Sender<BroadcastSummary>,
+    },
+    Disconnect {
+        peer_id: PeerId,
+        reason: DisconnectReason,
+    },
+    Ban {
+        peer_id: PeerId,
+        duration: Duration,
+    },
+    Report {
+        peer_id: PeerId,
+        change: ReputationChange,
+    },
     Shutdown(oneshot::Sender<()>),
+}
+
+/// What [`Node`](super::Node) asks the service to broadcast.
+pub(super) enum Broadcast {
+    Transactions(Vec<alloy_consensus::transaction::PooledTransaction>),
+    Block(Box<NewBlock>),
+    BlockHashes(Vec<BlockHashNumber>),
 }
 
 /// Reports from the demand lookups the service spawned.
@@ -79,12 +125,21 @@ struct DemandLookups {
 
 pub(super) struct NodeService {
     pool: PoolState,
+    /// Our head: new sessions' `Status`, the fork filter, our record's fork id.
+    head: LocalHead,
+    /// Told about the transactions peers broadcast and announce.
+    tx_pool: Arc<dyn TxPool>,
+    /// Chooses the peers that get full broadcasts.
+    rng: rand::rngs::StdRng,
     /// Candidates from every source, merged.
     candidates: CandidateStreams,
     /// Raw TCP connections from the accept task, not yet handshaken.
     inbound: mpsc::Receiver<(TcpStream, SocketAddr)>,
     /// The handle of each session the pool admitted, for routing requests to it.
     peers: HashMap<PeerId, EthPeer>,
+    /// The block range each eth/69+ peer last announced (its `Status`, then its
+    /// `BlockRangeUpdate`s): requests for blocks outside it go elsewhere.
+    ranges: HashMap<PeerId, BlockRange>,
     /// Commands to the session manager, and its events.
     session_tx: mpsc::Sender<SessionCommand>,
     session_rx: mpsc::Receiver<SessionEvent>,
@@ -97,6 +152,9 @@ pub(super) struct NodeService {
     events: broadcast::Sender<PoolEvent>,
     announcements: broadcast::Sender<Announcement>,
     book_path: Option<PathBuf>,
+    /// The address book save in progress: saves never overlap, so an older snapshot
+    /// cannot land after a newer one.
+    book_save: Option<tokio::task::JoinHandle<()>>,
     tick: Duration,
     dial_failures: BTreeMap<DialFailure, u64>,
     inbound_connections: u64,
@@ -125,8 +183,11 @@ impl NodeService {
     /// A service with fake neighbours: its session manager is the other end of
     /// `session_tx` / `session_rx`, and nothing else (no listener, discovery, NAT or book).
     #[cfg(test)]
+    #[allow(clippy::too_many_arguments)]
     fn with_fake_sessions(
         pool: PoolState,
+        (status, fork_filter): (crate::eth::StatusInfo, crate::record::ForkFilter),
+        tx_pool: Arc<dyn TxPool>,
         commands: mpsc::Receiver<Command>,
         session_tx: mpsc::Sender<SessionCommand>,
         session_rx: mpsc::Receiver<SessionEvent>,
@@ -135,10 +196,14 @@ impl NodeService {
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CAPACITY);
         Self {
+            head: LocalHead::new(status, fork_filter),
+            tx_pool,
+            rng: rand::rngs::StdRng::seed_from_u64(1),
             pool,
             candidates: CandidateStreams::new(),
             inbound: mpsc::channel(1).1,
             peers: HashMap::new(),
+            ranges: HashMap::new(),
             session_tx,
             session_rx,
             commands,
@@ -149,6 +214,7 @@ impl NodeService {
             events,
             announcements,
             book_path: None,
+            book_save: None,
             tick: Duration::from_secs(3600),
             dial_failures: BTreeMap::new(),
             inbound_connections: 0,
@@ -270,7 +336,11 @@ impl NodeService {
         match command {
             Command::Candidate(c) => self.add_candidate(&c, now),
             Command::Peers(reply) => {
-                let _ = reply.send(self.pool.peers(now));
+                let mut peers = self.pool.peers(now);
+                for p in &mut peers {
+                    p.block_range = self.ranges.get(&p.peer_id).copied();
+                }
+                let _ = reply.send(peers);
             }
             Command::Stats(reply) => {
                 let _ = reply.send(NodeStats {
@@ -283,7 +353,16 @@ impl NodeService {
                     inbound_handshakes: self.inbound_handshakes,
                 });
             }
-            Command::Acquire { kind, exclude, reply } => {
+            Command::Acquire { kind, block, mut exclude, reply } => {
+                if let Some(block) = block {
+                    // Headers are kept for all history; bodies and receipts only from
+                    // `earliest` on (eth/69 history expiry).
+                    let history = kind != RequestKind::BlockHeaders;
+                    exclude.extend(self.ranges.iter().filter_map(|(id, r)| {
+                        let holds = block <= r.latest && (!history || block >= r.earliest);
+                        (!holds).then_some(*id)
+                    }));
+                }
                 let choice = self.pool.best_peer(kind, &exclude).and_then(|id| {
                     let peer = self.peers.get(&id)?.clone();
                     self.pool.on_request_sent(&id);
@@ -293,8 +372,84 @@ impl NodeService {
                     self.pool.on_request_cancelled(&peer.peer_id());
                 }
             }
+            Command::Peer { peer_id, reply } => {
+                let choice = self.peers.get(&peer_id).cloned().map(|peer| {
+                    self.pool.on_request_sent(&peer_id);
+                    (peer, self.pool.request_timeout(&peer_id, RequestKind::PooledTransactions))
+                });
+                if let Err(Some((peer, _))) = reply.send(choice) {
+                    self.pool.on_request_cancelled(&peer.peer_id());
+                }
+            }
+            Command::SetHead { number, hash, timestamp } => self.set_head(number, hash, timestamp),
+            Command::Broadcast { what, reply } => {
+                let _ = reply.send(self.broadcast(what));
+            }
+            Command::Disconnect { peer_id, reason } => {
+                self.command_sessions(SessionCommand::Disconnect { peer_id, reason })
+            }
+            Command::Ban { peer_id, duration } => self.pool.ban_for(&peer_id, duration, now),
+            Command::Report { peer_id, change } => self.pool.change_reputation(&peer_id, change, now),
             Command::Shutdown(_) => unreachable!("handled in run"),
         }
+    }
+
+    /// Moves our head: new sessions' `Status` and fork filter, the candidate filter and
+    /// our record's `eth` entry when the fork changes, and a `BlockRangeUpdate` to every
+    /// eth/69+ peer when one is due.
+    fn set_head(&mut self, number: u64, hash: B256, timestamp: u64) {
+        let change = self.head.set(number, hash, timestamp);
+        tracing::debug!(target: "ethp2p::pool", number, %hash, fork = ?change.fork_id, "head moved");
+        if let Some(fork_id) = change.fork_id {
+            self.pool.set_filter(ForkIdFilter::from_fork_filter(self.head.fork_filter().clone(), true));
+            if let Some(d) = &self.discovery {
+                if let Err(e) = d.local_enr().set_fork_id(Some(fork_id)) {
+                    tracing::warn!(target: "ethp2p::pool", error = %e, "cannot put the new fork id in our record");
+                }
+            }
+        }
+        self.command_sessions(SessionCommand::SetHead {
+            status: *self.head.status(),
+            fork_filter: self.head.fork_filter().clone(),
+        });
+        if let Some(range) = change.range {
+            let plan = self
+                .peers
+                .values()
+                .filter(|p| p.version() >= EthVersion::Eth69)
+                .map(|p| (p.peer_id(), EthMessage::BlockRangeUpdate(range), false))
+                .collect();
+            self.send_planned(plan);
+        }
+    }
+
+    fn broadcast(&mut self, what: Broadcast) -> BroadcastSummary {
+        let peers: Vec<(PeerId, EthVersion)> =
+            self.peers.values().map(|p| (p.peer_id(), p.version())).collect();
+        let plan = match &what {
+            Broadcast::Transactions(txs) => plan_transactions(peers, txs, &mut self.rng),
+            Broadcast::Block(block) => plan_block(peers, block, &mut self.rng),
+            Broadcast::BlockHashes(hashes) => plan_block_hashes(peers, hashes),
+        };
+        self.send_planned(plan)
+    }
+
+    /// Sends each planned message without waiting: a peer whose queue is full loses its
+    /// copy, and nobody else waits for it.
+    fn send_planned(&mut self, plan: Vec<Planned>) -> BroadcastSummary {
+        let mut summary = BroadcastSummary::default();
+        for (peer_id, message, full) in plan {
+            let Some(peer) = self.peers.get(&peer_id) else { continue };
+            match peer.try_announce(message) {
+                Ok(()) if full => summary.direct += 1,
+                Ok(()) => summary.announced += 1,
+                Err(e) => {
+                    tracing::trace!(target: "ethp2p::pool", ?peer_id, error = %e, "broadcast copy dropped");
+                    summary.dropped += 1;
+                }
+            }
+        }
+        summary
     }
 
     /// A TCP connection arrived. The pool's per-IP throttle and pending-handshake cap are
@@ -337,6 +492,9 @@ impl NodeService {
                 let command = match self.pool.on_session_established(peer_id, addr, direction, now) {
                     Ok(()) => {
                         self.pool.set_peer_info(&peer_id, &client_id, peer.version());
+                        if let StatusHead::Range(range) = peer.remote_status().head {
+                            self.ranges.insert(peer_id, range);
+                        }
                         self.peers.insert(peer_id, peer);
                         SessionCommand::Admit { id }
                     }
@@ -356,7 +514,9 @@ impl NodeService {
                 }
                 self.pool.on_dial_failed(&peer_id, backoff, now);
             }
-            SessionEvent::InboundFailed => self.pool.on_inbound_failed(),
+            SessionEvent::InboundFailed { addr, backoff } => {
+                self.pool.on_inbound_failed_from(addr.ip(), backoff, now)
+            }
             SessionEvent::Offence { peer_id, ban } => {
                 let change =
                     if ban { ReputationChange::ProtocolBreach } else { ReputationChange::BadMessage };
@@ -366,11 +526,25 @@ impl NodeService {
                 self.pool.on_response(&peer_id, kind, &outcome, now)
             }
             SessionEvent::Announcement(a) => {
+                match &a.message {
+                    EthMessage::Transactions(txs) => self.tx_pool.on_transactions(a.peer_id, txs),
+                    EthMessage::NewPooledTransactionHashes66(hashes) => {
+                        self.tx_pool.on_announced(a.peer_id, hashes)
+                    }
+                    EthMessage::NewPooledTransactionHashes68(m) => {
+                        self.tx_pool.on_announced(a.peer_id, &m.hashes)
+                    }
+                    EthMessage::BlockRangeUpdate(range) if self.peers.contains_key(&a.peer_id) => {
+                        self.ranges.insert(a.peer_id, *range);
+                    }
+                    _ => {}
+                }
                 // Nobody listening is fine; a slow listener loses the oldest, not the node.
                 let _ = self.announcements.send(a);
             }
             SessionEvent::Closed { peer_id, close } => {
                 self.peers.remove(&peer_id);
+                self.ranges.remove(&peer_id);
                 self.pool.on_session_closed(&peer_id, close, now);
             }
         }
@@ -416,13 +590,15 @@ impl NodeService {
 
     fn save_book_in_background(&mut self) {
         let Some(path) = self.book_path.clone() else { return };
+        if self.book_save.as_ref().is_some_and(|s| !s.is_finished()) {
+            return; // the next interval saves a fresher book
+        }
         let book = self.pool.to_book(Instant::now(), SystemTime::now());
-        self.tasks.spawn(async move {
-            let result = tokio::task::spawn_blocking(move || book.save(&path)).await;
-            if let Ok(Err(e)) = result {
+        self.book_save = Some(tokio::task::spawn_blocking(move || {
+            if let Err(e) = book.save(&path) {
                 tracing::warn!(target: "ethp2p::pool", error = %e, "saving the address book failed");
             }
-        });
+        }));
     }
 
     async fn shutdown(&mut self) {
@@ -434,7 +610,11 @@ impl NodeService {
         if let Some(lan) = self.lan.take() {
             lan.shutdown().await;
         }
-        // Save before waiting on sessions, so a stuck peer cannot cost us the book.
+        // Save before waiting on sessions, so a stuck peer cannot cost us the book; after
+        // a periodic save still running, so the final book lands last.
+        if let Some(running) = self.book_save.take() {
+            let _ = running.await;
+        }
         if let Some(path) = self.book_path.clone() {
             let book = self.pool.to_book(Instant::now(), SystemTime::now());
             match tokio::task::spawn_blocking(move || book.save(&path)).await {

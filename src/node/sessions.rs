@@ -31,10 +31,13 @@ use tokio::{
 
 use super::{announce::Announcement, stats::DialFailure};
 use crate::{
-    eth::{ChainReader, EthConfig, EthError, EthEvent, EthEvents, EthPeer, EthPeerService, EthSession},
+    eth::{
+        ChainReader, EthConfig, EthError, EthEvent, EthEvents, EthPeer, EthPeerService, EthSession,
+        StatusInfo, TxPool,
+    },
     eth::{Outcome, RequestKind},
     pool::{Direction, SessionClose},
-    record::{NodeKey, PeerId},
+    record::{ForkFilter, NodeKey, PeerId},
     rlpx::{self, Backoff, DisconnectReason, RlpxConfig, RlpxError},
 };
 
@@ -65,8 +68,8 @@ pub(crate) enum SessionEvent {
     },
     /// A dial failed before a session existed, classified by the failing error.
     DialFailed { peer_id: PeerId, backoff: Backoff, ban: bool, failure: DialFailure },
-    /// An inbound handshake failed.
-    InboundFailed,
+    /// An inbound handshake from `addr` failed, classified by the failing error.
+    InboundFailed { addr: SocketAddr, backoff: Backoff },
     /// The admitted session of `peer_id` ended.
     Closed { peer_id: PeerId, close: SessionClose },
     /// A non-fatal offence (an unsolicited response); `ban` when the error merits one.
@@ -91,6 +94,8 @@ pub(crate) enum SessionCommand {
     Refuse { id: u64, reason: DisconnectReason },
     /// Close the peer's session with this reason; its close is reported as local.
     Disconnect { peer_id: PeerId, reason: DisconnectReason },
+    /// Our head moved: new handshakes send this `Status` and check with this filter.
+    SetHead { status: StatusInfo, fork_filter: ForkFilter },
     /// Disconnect everyone with `ClientQuitting`, wait a moment, stop every task.
     Shutdown(oneshot::Sender<()>),
 }
@@ -137,6 +142,7 @@ enum Report {
     },
     Failed {
         peer_id: Option<PeerId>,
+        addr: SocketAddr,
         error: EthError,
         failure: DialFailure,
     },
@@ -160,6 +166,7 @@ pub(crate) struct SessionManager {
     rlpx: RlpxConfig,
     eth: EthConfig,
     chain: Arc<dyn ChainReader>,
+    tx_pool: Arc<dyn TxPool>,
     commands: mpsc::Receiver<SessionCommand>,
     events: mpsc::Sender<SessionEvent>,
     reports_tx: mpsc::Sender<Report>,
@@ -191,6 +198,7 @@ impl SessionManager {
         rlpx: RlpxConfig,
         eth: EthConfig,
         chain: Arc<dyn ChainReader>,
+        tx_pool: Arc<dyn TxPool>,
         commands: mpsc::Receiver<SessionCommand>,
         events: mpsc::Sender<SessionEvent>,
     ) -> Self {
@@ -200,6 +208,7 @@ impl SessionManager {
             rlpx,
             eth,
             chain,
+            tx_pool,
             commands,
             events,
             reports_tx,
@@ -264,6 +273,10 @@ impl SessionManager {
                     });
                 }
             }
+            SessionCommand::SetHead { status, fork_filter } => {
+                self.eth.status = status;
+                self.eth.fork_filter = fork_filter;
+            }
             SessionCommand::Shutdown(_) => unreachable!("handled in run"),
         }
     }
@@ -312,7 +325,7 @@ impl SessionManager {
                 Err(error) => {
                     tracing::trace!(target: "ethp2p::pool", %addr, ?dir, %error, "handshake failed");
                     let failure = DialFailure::of_eth(&error);
-                    Report::Failed { peer_id, error, failure }
+                    Report::Failed { peer_id, addr, error, failure }
                 }
             };
             let _ = tx.send(report).await;
@@ -326,13 +339,15 @@ impl SessionManager {
                 self.pending.insert(id, Pending { peer: peer.clone(), service, events });
                 Some(SessionEvent::Handshaken { id, peer, addr, direction, client_id })
             }
-            Report::Failed { peer_id: Some(peer_id), error, failure } => Some(SessionEvent::DialFailed {
+            Report::Failed { peer_id: Some(peer_id), error, failure, .. } => Some(SessionEvent::DialFailed {
                 peer_id,
                 backoff: error.backoff(),
                 ban: error.should_ban(),
                 failure,
             }),
-            Report::Failed { peer_id: None, .. } => Some(SessionEvent::InboundFailed),
+            Report::Failed { peer_id: None, addr, error, .. } => {
+                Some(SessionEvent::InboundFailed { addr, backoff: error.backoff() })
+            }
             Report::Closed { peer_id, session, error } => {
                 // A refused or replaced duplicate closing must not end the admitted session.
                 if self.active.get(&peer_id).is_none_or(|(s, _)| *s != session) {
@@ -355,6 +370,7 @@ impl SessionManager {
     fn admit(&mut self, id: u64) {
         let Some(Pending { peer, service, mut events }) = self.pending.remove(&id) else { return };
         let (peer_id, tx) = (peer.peer_id(), self.reports_tx.clone());
+        let service = service.with_tx_pool(self.tx_pool.clone());
         self.tasks.spawn(async move {
             let error = service.run().await;
             let _ = tx.send(Report::Closed { peer_id, session: id, error }).await;

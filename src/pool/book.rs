@@ -12,7 +12,6 @@
 //! starts with an empty book: never fatal, and the evidence is never overwritten.
 
 use std::{
-    io::Write,
     net::SocketAddr,
     path::{Path, PathBuf},
     time::SystemTime,
@@ -81,11 +80,14 @@ impl AddressBook {
         self.entries.iter().filter(|e| !e.tried)
     }
 
-    /// Loads the book at `path`. A missing file is an empty book. A file that cannot be
+    /// Loads the book at `path`, removing temporaries of interrupted saves. A missing file
+    /// is an empty book. A file that cannot be
     /// parsed is renamed to `<path>.corrupt-<unix time>` with a warning, and an empty book
     /// is returned; the returned path says where it went.
     pub fn load(path: &Path) -> Result<(Self, Option<PathBuf>), PoolError> {
         let io = |source| PoolError::BookIo { path: path.to_owned(), source };
+        // A save killed mid-write left its temporary; the book itself is whole.
+        crate::fsutil::remove_stale_temporaries(path);
         let bytes = match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Self::default(), None)),
             Err(e) => return Err(io(e)),
@@ -124,27 +126,9 @@ impl AddressBook {
     /// Writes the book to `path` atomically: temporary file, fsync, rename, fsync of the
     /// directory.
     pub fn save(&self, path: &Path) -> Result<(), PoolError> {
-        let io = |source| PoolError::BookIo { path: path.to_owned(), source };
         let json = serde_json::to_vec_pretty(self)?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".tmp-{}", std::process::id()));
-        let tmp = PathBuf::from(tmp);
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&json)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            // The rename is durable only once the directory entry is.
-            #[cfg(unix)]
-            std::fs::File::open(dir)?.sync_all()?;
-            Ok(())
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(e)
-        })
+        crate::fsutil::write_atomically(path, &json)
+            .map_err(|source| PoolError::BookIo { path: path.to_owned(), source })
     }
 }
 

@@ -7,7 +7,7 @@ use super::{
     reputation::ReputationWeights,
     PoolError,
 };
-use crate::{discovery::NetRestrict, record::Enode};
+use crate::record::{Enode, NetRestrict};
 
 /// geth `MaxPeers` default.
 pub const DEFAULT_MAX_PEERS: usize = 50;

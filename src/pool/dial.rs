@@ -24,10 +24,7 @@ use std::{
 };
 
 use super::{reputation::PeerKind, PoolConfig};
-use crate::{
-    discovery::{Candidate, CandidateSource, EthEntry},
-    record::{ForkFilter, ForkId, PeerId},
-};
+use crate::record::{Candidate, CandidateSource, EthEntry, ForkFilter, ForkId, PeerId};
 
 pub use crate::rlpx::Backoff;
 

@@ -13,6 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::record::net::is_lan;
+
 /// Default peers per IPv4 /24 and per IPv6 /48.
 pub const DEFAULT_SUBNET_LIMIT: usize = 2;
 
@@ -25,16 +27,6 @@ pub const V6_SUBNET_BITS: u8 = 48;
 /// geth `inboundThrottleTime`, reth `INBOUND_IP_THROTTLE_DURATION`: one inbound connection
 /// per source IP per 30 s.
 pub const INBOUND_THROTTLE: Duration = Duration::from_secs(30);
-
-/// Loopback, private, link-local or unique-local: an address on the local network.
-pub fn is_lan(ip: IpAddr) -> bool {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local() || v6.is_unspecified()
-        }
-    }
-}
 
 /// The subnet an address counts against: its /24 or /48 network address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

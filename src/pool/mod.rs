@@ -12,10 +12,12 @@
 //! - `book`: the address book on disk ([`AddressBook`]);
 //! - `peers`: the state machine tying them together.
 
+mod admission;
 mod book;
 pub mod config;
 pub mod dial;
 mod error;
+mod event;
 pub mod latency;
 pub mod limits;
 mod peers;
@@ -25,8 +27,9 @@ pub use book::{AddressBook, BookEntry, BOOK_FILE, BOOK_VERSION};
 pub use config::{PoolConfig, PoolConfigBuilder};
 pub use dial::{backoff_duration, Backoff, CandidateFilter, DialTarget, ForkIdFilter};
 pub use error::PoolError;
+pub use event::{Direction, PeerSnapshot, PoolAction, PoolEvent, PoolStats, SessionClose};
 pub use latency::{PeerLatency, RequestKind};
-pub use peers::{Direction, PeerSnapshot, PoolAction, PoolEvent, PoolState, PoolStats, SessionClose};
+pub use peers::PoolState;
 pub use reputation::{PeerKind, Reputation, ReputationChange, ReputationWeights};
 
 #[cfg(test)]

@@ -11,6 +11,9 @@
 //! an inbound flood cannot take the pool; we dial until we hold `min_peers` even if
 //! nobody dials us (an outbound-only node must keep refilling). Trusted peers are admitted
 //! over every limit; static and trusted peers are redialed forever and never rotated out.
+//!
+//! Whether one more peer fits (slots, subnet limits, the inbound throttle) is decided in
+//! `admission.rs`; this file keeps the peer set and asks it.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -21,176 +24,22 @@ use std::{
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::{
+    admission::{AdmissionControl, Standing},
     book::{AddressBook, BookEntry},
-    dial::{Admission, Backoff, CandidateFilter, DialScheduler, DialTarget},
+    dial::{Admission, Backoff, CandidateFilter, DialScheduler},
+    event::{Direction, PeerSnapshot, PoolAction, PoolEvent, PoolStats, SessionClose},
     latency::{rank_best, PeerLatency, RequestKind},
-    limits::{InboundThrottle, SubnetLimiter},
     reputation::{PeerKind, Reputation, ReputationChange, ReputationOutcome},
     PoolConfig,
 };
 use crate::{
-    discovery::Candidate,
-    eth::{EthError, EthVersion, Outcome},
-    record::PeerId,
-    rlpx::{DisconnectReason, RlpxError},
+    eth::{EthVersion, Outcome},
+    record::{Candidate, PeerId},
+    rlpx::DisconnectReason,
 };
 
 /// reth: a banned trusted or static peer is banned for only `backoff_low / 2`.
 const VOUCHED_BAN_DIVISOR: u32 = 2;
-
-/// Who opened the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Direction {
-    /// The remote dialed us.
-    Inbound,
-    /// We dialed the remote.
-    Outbound,
-}
-
-/// How a session ended, as the session layer reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SessionClose {
-    /// We closed it.
-    Local,
-    /// The remote sent a p2p Disconnect with this reason, or closed the socket (`None`).
-    Remote(Option<DisconnectReason>),
-    /// It failed; the failing layer classified the error (`backoff()`, `should_ban()`).
-    Error {
-        /// How long to wait before redialing.
-        backoff: Backoff,
-        /// The error is a protocol breach that deserves a ban.
-        ban: bool,
-    },
-}
-
-impl SessionClose {
-    /// How a session that ended with `error` reads to the pool. Nothing is reinterpreted:
-    /// the error answers [`EthError::backoff`] and [`EthError::should_ban`] itself; the
-    /// remote's Disconnect is kept as such so it is scored as a drop, not an error.
-    pub fn from_error(error: &EthError) -> Self {
-        match error {
-            EthError::SessionClosed | EthError::Rlpx(RlpxError::Closed) => Self::Local,
-            EthError::Rlpx(RlpxError::Disconnected(reason)) => Self::Remote(Some(*reason)),
-            e => Self::Error { backoff: e.backoff(), ban: e.should_ban() },
-        }
-    }
-
-    /// Backoff before a redial: the remote's reason classifies itself
-    /// ([`DisconnectReason::backoff`]); a clean close still waits out the remote's inbound
-    /// throttle (reth).
-    fn backoff(self) -> Backoff {
-        match self {
-            Self::Local | Self::Remote(None) => Backoff::Low,
-            Self::Remote(Some(reason)) => reason.backoff(),
-            Self::Error { backoff, .. } => backoff,
-        }
-    }
-}
-
-/// Something the pool observed, for the node's event stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PoolEvent {
-    /// A session was admitted.
-    PeerConnected {
-        /// Who.
-        peer_id: PeerId,
-        /// Its address.
-        addr: SocketAddr,
-        /// Who dialed.
-        direction: Direction,
-    },
-    /// A session ended.
-    PeerDisconnected {
-        /// Who.
-        peer_id: PeerId,
-        /// Why.
-        reason: SessionClose,
-    },
-    /// A peer was banned.
-    PeerBanned {
-        /// Who.
-        peer_id: PeerId,
-        /// For how long.
-        duration: Duration,
-    },
-    /// A ban expired or was lifted.
-    PeerUnbanned {
-        /// Who.
-        peer_id: PeerId,
-    },
-}
-
-/// What the pool wants done.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PoolAction {
-    /// Dial this node.
-    Dial(DialTarget),
-    /// Close this session with this reason.
-    Disconnect {
-        /// Who.
-        peer_id: PeerId,
-        /// The reason to send.
-        reason: DisconnectReason,
-    },
-    /// Tell the world.
-    Event(PoolEvent),
-}
-
-/// Counters for the node's stats and metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PoolStats {
-    /// Dials started.
-    pub dials: u64,
-    /// Dials that ended in a session.
-    pub dials_succeeded: u64,
-    /// Dials that failed, by backoff class: low, medium, high.
-    pub dial_failures: [u64; 3],
-    /// Candidates dropped by the filter (wrong fork, no TCP port, ourselves, banned).
-    pub candidates_rejected: u64,
-    /// Sessions refused at admission (limits, subnet, throttle, ban, duplicate).
-    pub sessions_refused: u64,
-    /// Bans imposed.
-    pub bans: u64,
-    /// Peers rotated out.
-    pub rotations: u64,
-}
-
-/// A snapshot of one connected peer.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct PeerSnapshot {
-    /// Who.
-    pub peer_id: PeerId,
-    /// Its address.
-    pub addr: SocketAddr,
-    /// Who dialed.
-    pub direction: Direction,
-    /// Static, trusted or basic.
-    pub kind: PeerKind,
-    /// Its reputation.
-    pub reputation: Reputation,
-    /// Its latency estimate.
-    pub latency: PeerLatency,
-    /// Requests in flight.
-    pub in_flight: u32,
-    /// How long it has been connected.
-    pub connected_for: Duration,
-    /// The client id from its RLPx Hello, once reported with [`PoolState::set_peer_info`].
-    pub client_id: Option<String>,
-    /// The negotiated eth version, once reported with [`PoolState::set_peer_info`].
-    pub eth_version: Option<EthVersion>,
-}
-
-impl PeerSnapshot {
-    /// Its reputation points (0 is neutral; the ban threshold is far below).
-    pub fn score(&self) -> i32 {
-        self.reputation.get()
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Known {
@@ -219,12 +68,9 @@ pub struct PoolState {
     rng: StdRng,
     known: HashMap<PeerId, Known>,
     sessions: HashMap<PeerId, Session>,
-    /// Subnet reservations of dials in flight.
-    dial_ips: HashMap<PeerId, IpAddr>,
-    pending_inbound: usize,
     dials: DialScheduler,
-    subnets: SubnetLimiter,
-    throttle: InboundThrottle,
+    /// Subnet slots, dial reservations, the inbound throttle and pending handshakes.
+    admission: AdmissionControl,
     next_rotation: Instant,
     last_tick: Instant,
     actions: VecDeque<PoolAction>,
@@ -255,16 +101,13 @@ impl PoolState {
         let mut rng = StdRng::seed_from_u64(seed);
         let next_rotation = now + jitter(&mut rng, &config);
         let mut state = Self {
-            subnets: SubnetLimiter::new(config.subnet_limit, config.limit_lan),
-            throttle: InboundThrottle::new(config.inbound_throttle, config.limit_lan),
+            admission: AdmissionControl::new(&config),
             config,
             local_id,
             filter: Box::new(filter),
             rng,
             known: HashMap::new(),
             sessions: HashMap::new(),
-            dial_ips: HashMap::new(),
-            pending_inbound: 0,
             dials: DialScheduler::new(),
             next_rotation,
             last_tick: now,
@@ -389,8 +232,8 @@ impl PoolState {
         if max == 0 {
             return;
         }
-        let (sessions, known, subnets, local) =
-            (&self.sessions, &self.known, &mut self.subnets, self.local_id);
+        let (sessions, known, admission, local) =
+            (&self.sessions, &self.known, &mut self.admission, self.local_id);
         let targets = self.dials.next_dials(now, max, self.config.dial_history, |id, addr, kind| {
             if *id == local || sessions.contains_key(id) {
                 return Admission::Skip;
@@ -403,7 +246,7 @@ impl PoolState {
             }
             // The dial reserves its subnet slot now, so a batch of dials cannot overshoot
             // the limit; the slot passes to the session or is released on failure.
-            if basic_budget == 0 || !subnets.add(addr.ip()) {
+            if basic_budget == 0 || !admission.reserve_subnet(addr.ip()) {
                 return Admission::Later;
             }
             basic_budget -= 1;
@@ -411,7 +254,7 @@ impl PoolState {
         });
         for target in targets {
             if !target.kind.is_vouched() {
-                self.dial_ips.insert(target.peer_id, target.addr.ip());
+                self.admission.dial_started(target.peer_id, target.addr.ip());
             }
             self.stats.dials += 1;
             tracing::trace!(target: "ethp2p::pool", peer_id = ?target.peer_id, addr = %target.addr, "dial");
@@ -419,15 +262,9 @@ impl PoolState {
         }
     }
 
-    fn release_dial_reservation(&mut self, peer_id: &PeerId) {
-        if let Some(ip) = self.dial_ips.remove(peer_id) {
-            self.subnets.remove(ip);
-        }
-    }
-
     /// A dial (or the handshake after it) failed, classified by `backoff`.
     pub fn on_dial_failed(&mut self, peer_id: &PeerId, backoff: Backoff, now: Instant) {
-        self.release_dial_reservation(peer_id);
+        self.admission.release_dial(peer_id);
         let class = match backoff {
             Backoff::None | Backoff::Low => 0,
             Backoff::Medium => 1,
@@ -450,20 +287,28 @@ impl PoolState {
     /// it at once; `Ok` means handshake it, then report [`Self::on_session_established`]
     /// or [`Self::on_inbound_failed`].
     pub fn on_inbound_connection(&mut self, ip: IpAddr, now: Instant) -> Result<(), DisconnectReason> {
-        if self.pending_inbound >= self.config.max_pending_inbound
-            || !self.config.net_restrict.allows(&ip)
-            || !self.throttle.check(ip, now)
-        {
+        let result = self.admission.inbound_connection(ip, now, &self.config);
+        if result.is_err() {
             self.stats.sessions_refused += 1;
-            return Err(DisconnectReason::TooManyPeers);
         }
-        self.pending_inbound += 1;
-        Ok(())
+        result
     }
 
-    /// An inbound handshake failed.
+    /// An inbound handshake failed (for a reason that is nobody's fault, or unknown).
     pub fn on_inbound_failed(&mut self) {
-        self.pending_inbound = self.pending_inbound.saturating_sub(1);
+        self.admission.inbound_finished();
+    }
+
+    /// An inbound handshake from `ip` failed, classified by the failing error: a peer on
+    /// another chain, one that sent garbage or stalled is refused before any handshake
+    /// work for the class's backoff ([`backoff_duration`](super::dial::backoff_duration));
+    /// [`Backoff::None`] (a local fault) costs it nothing.
+    pub fn on_inbound_failed_from(&mut self, ip: IpAddr, backoff: Backoff, now: Instant) {
+        self.admission.inbound_finished();
+        if backoff != Backoff::None {
+            let wait = super::dial::backoff_duration(backoff, &self.config, 0);
+            self.admission.inbound_failed_from(ip, now + wait);
+        }
     }
 
     /// A handshake completed with `peer_id` at `addr`. `Ok` admits the session; `Err` says
@@ -484,7 +329,7 @@ impl PoolState {
             // newer differs by side) could close both.
             if direction == Direction::Outbound {
                 // The existing session already holds the subnet slot.
-                self.release_dial_reservation(&peer_id);
+                self.admission.release_dial(&peer_id);
                 self.stats.dials_succeeded += 1;
                 self.dials.on_dial_success(&peer_id);
             }
@@ -502,15 +347,15 @@ impl PoolState {
             tracing::debug!(target: "ethp2p::pool", ?peer_id, ?direction, "simultaneous dial: keeping the connection the lower id dialed");
             return Ok(());
         }
-        let reserved = direction == Direction::Outbound && self.dial_ips.contains_key(&peer_id);
+        let reserved = direction == Direction::Outbound && self.admission.has_dial_reservation(&peer_id);
         let result = self.admit(peer_id, addr, direction, reserved, now);
         if direction == Direction::Outbound {
             if result.is_ok() {
                 self.stats.dials_succeeded += 1;
                 self.dials.on_dial_success(&peer_id);
-                self.dial_ips.remove(&peer_id); // the reservation now belongs to the session
+                self.admission.dial_connected(&peer_id); // the reservation now belongs to the session
             } else {
-                self.release_dial_reservation(&peer_id);
+                self.admission.release_dial(&peer_id);
                 self.dials.on_dial_failure(&peer_id, Backoff::Low, now, &self.config);
             }
         }
@@ -562,6 +407,8 @@ impl PoolState {
         (self.local_id < *peer_id) == we_dialed_new
     }
 
+    /// Whether to admit the session (see `admission.rs`): what the peer set knows about the
+    /// peer, judged against the limits.
     fn admit(
         &mut self,
         peer_id: PeerId,
@@ -570,33 +417,15 @@ impl PoolState {
         reserved: bool,
         now: Instant,
     ) -> Result<(), DisconnectReason> {
-        if peer_id == self.local_id {
-            return Err(DisconnectReason::ConnectedToSelf);
-        }
-        if self.sessions.contains_key(&peer_id) {
-            return Err(DisconnectReason::AlreadyConnected);
-        }
-        if self.is_banned(&peer_id, now) {
-            return Err(DisconnectReason::ProtocolBreach);
-        }
-        let kind = self.kind(&peer_id);
-        if kind == PeerKind::Trusted {
-            return Ok(());
-        }
-        let total = self.sessions.len();
-        let full = match direction {
-            Direction::Inbound => {
-                total >= self.config.max_peers || self.count(Direction::Inbound) >= self.config.max_inbound()
-            }
-            Direction::Outbound => total >= self.config.max_peers,
+        let standing = Standing {
+            is_self: peer_id == self.local_id,
+            connected: self.sessions.contains_key(&peer_id),
+            banned: self.is_banned(&peer_id, now),
+            kind: self.kind(&peer_id),
+            sessions: self.sessions.len(),
+            inbound: self.count(Direction::Inbound),
         };
-        if full && !kind.is_vouched() {
-            return Err(DisconnectReason::TooManyPeers);
-        }
-        if !kind.is_vouched() && !reserved && !self.subnets.add(addr.ip()) {
-            return Err(DisconnectReason::TooManyPeers);
-        }
-        Ok(())
+        self.admission.admit(addr, direction, reserved, standing, &self.config)
     }
 
     /// What the handshakes told about an admitted session: the client id from its RLPx
@@ -614,7 +443,7 @@ impl PoolState {
         let Some(session) = self.sessions.remove(peer_id) else { return };
         let kind = self.kind(peer_id);
         if !kind.is_vouched() {
-            self.subnets.remove(session.addr.ip());
+            self.admission.session_closed(session.addr.ip());
         }
         if let Some(k) = self.known.get_mut(peer_id) {
             k.reputation.recover(now.saturating_duration_since(self.last_tick.max(session.since)));
@@ -697,12 +526,19 @@ impl PoolState {
     /// Bans `peer_id` for the configured duration (a vouched peer for only
     /// `backoff_low / 2`), disconnecting it if connected.
     pub fn ban(&mut self, peer_id: &PeerId, now: Instant) {
-        let kind = self.kind(peer_id);
-        let duration = if kind.is_vouched() {
+        let duration = if self.kind(peer_id).is_vouched() {
             self.config.backoff_low / VOUCHED_BAN_DIVISOR
         } else {
             self.config.ban_duration
         };
+        self.ban_for(peer_id, duration, now);
+    }
+
+    /// Bans `peer_id` for `duration` (a judgement made above the network layer),
+    /// disconnecting it if connected. A static or trusted peer is banned too: the caller
+    /// decided.
+    pub fn ban_for(&mut self, peer_id: &PeerId, duration: Duration, now: Instant) {
+        let kind = self.kind(peer_id);
         let known = self.known_mut(*peer_id, now);
         known.banned_until = Some(now + duration);
         if !kind.is_vouched() {
@@ -750,7 +586,7 @@ impl PoolState {
             // Vouched peers were never removed from the scheduler; put them back in line.
             self.dials.requeue(id);
         }
-        self.throttle.expire(now);
+        self.admission.expire(now);
         self.prune_known();
         if now >= self.next_rotation {
             self.rotate(now);
@@ -852,6 +688,7 @@ impl PoolState {
                 connected_for: now.saturating_duration_since(s.since),
                 client_id: s.client_id.clone(),
                 eth_version: s.eth_version,
+                block_range: None,
             })
             .collect()
     }

@@ -10,9 +10,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::{
-    discovery::{Candidate, CandidateSource, EthEntry},
     eth::{InvalidResponse, Outcome},
-    record::{Enode, ForkId, PeerId},
+    record::{Candidate, CandidateSource, Enode, EthEntry, ForkId, PeerId},
     rlpx::DisconnectReason,
 };
 
@@ -537,5 +536,41 @@ fn simultaneous_dial_keeps_the_connection_the_lower_id_dialed() {
             p.on_session_established(low, addr, Direction::Inbound, now),
             Err(DisconnectReason::AlreadyConnected)
         );
+    }
+}
+
+// Issue 16: a peer rejected for a wrong genesis reconnected at once and got another
+// handshake. A failed inbound handshake now keeps its IP out, before any ECIES work, for
+// its class's backoff; loopback and private hosts only when `limit_lan` is on.
+#[test]
+fn a_failed_inbound_handshake_keeps_its_ip_out_for_the_backoff() {
+    let now = Instant::now();
+    let config = PoolConfig::builder().inbound_throttle(Duration::from_millis(100)).build().unwrap();
+    let mut p = pool(config.clone(), now);
+    let wrong_chain = ip(7, 1);
+    p.on_inbound_connection(wrong_chain, now).unwrap();
+    p.on_inbound_failed_from(wrong_chain, Backoff::High, now);
+    let soon = now + Duration::from_secs(60);
+    assert!(p.on_inbound_connection(wrong_chain, soon).is_err(), "refused before the handshake");
+    assert!(p.on_inbound_connection(ip(8, 1), soon).is_ok(), "others are not affected");
+    let later = now + config.backoff_high + Duration::from_secs(1);
+    assert!(p.on_inbound_connection(wrong_chain, later).is_ok(), "after the backoff it may try again");
+    // A failure that says nothing about the peer costs it nothing.
+    let honest = ip(9, 1);
+    p.on_inbound_connection(honest, now).unwrap();
+    p.on_inbound_failed_from(honest, Backoff::None, now);
+    assert!(p.on_inbound_connection(honest, now + Duration::from_secs(1)).is_ok());
+    // Loopback is exempt by default (a devnet on one host), not with `limit_lan`.
+    let lo: IpAddr = [127, 0, 0, 1].into();
+    for (limit_lan, refused) in [(false, false), (true, true)] {
+        let config = PoolConfig::builder()
+            .inbound_throttle(Duration::from_millis(100))
+            .limit_lan(limit_lan)
+            .build()
+            .unwrap();
+        let mut p = pool(config, now);
+        p.on_inbound_connection(lo, now).unwrap();
+        p.on_inbound_failed_from(lo, Backoff::High, now);
+        assert_eq!(p.on_inbound_connection(lo, soon).is_err(), refused, "limit_lan {limit_lan}");
     }
 }

@@ -12,7 +12,7 @@ use super::{
     enr::{parse_enr, peer_id_of_enr},
     BootnodeError, Enode, Enr, NodeId, PeerId,
 };
-use crate::discovery::{Candidate, CandidateSource};
+use super::{Candidate, CandidateSource};
 
 /// `(network name, file contents)` of every embedded list, in [`super::BUILTIN_CHAINS`] order.
 const BUILTIN_LISTS: [(&str, &str); 5] = [

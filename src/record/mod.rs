@@ -15,6 +15,7 @@
 //! moves its head; [`LocalEnr`] is the one shared value (a short synchronous lock).
 
 mod bootnodes;
+mod candidate;
 mod chain;
 mod enode;
 mod enr;
@@ -22,8 +23,10 @@ mod error;
 mod forkid;
 mod genesis;
 mod key;
+pub mod net;
 
 pub use bootnodes::{bootnodes, parse_bootnode_file, parse_bootnode_list, Bootnode};
+pub use candidate::{eth_entry_of, Candidate, CandidateSource, EthEntry};
 pub use chain::{
     ChainSpec, Fork, ForkActivation, BSC_GENESIS_HASH, BUILTIN_CHAINS, HOLESKY_GENESIS_HASH,
     HOODI_GENESIS_HASH, MAINNET_GENESIS_HASH, SEPOLIA_GENESIS_HASH,
@@ -39,6 +42,7 @@ pub use genesis::{
     GENESIS_GAS_LIMIT, GETH_BLOCK_FORKS, GETH_TIME_FORKS, INITIAL_BASE_FEE,
 };
 pub use key::{default_key_path, node_id, peer_id_of, public_key_of, NodeId, NodeKey, PeerId};
+pub use net::{NetRestrict, NetRestrictError};
 
 /// The ENR type used throughout: the `discv5` crate's record, whose key can be secp256k1
 /// (what every execution-layer node uses) or ed25519.

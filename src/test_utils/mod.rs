@@ -13,6 +13,7 @@ pub mod crawl;
 pub mod dns;
 pub mod nat;
 pub mod procfs;
+pub mod stateful;
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 

@@ -164,3 +164,100 @@ async fn scrape(addr: std::net::SocketAddr) -> String {
     stream.read_to_string(&mut page).await.unwrap();
     page
 }
+
+/// Bytes the bootnode logs at `rust_log` while one unauthenticated source replays 3,000
+/// discv5 handshake packets with one source id, answering a challenge never sent.
+fn log_bytes_under_a_replay(rust_log: &str) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(BIN)
+        .args(["--datadir", dir.path().to_str().unwrap(), "--addr", "127.0.0.1:0"])
+        .args(["--netrestrict", "127.0.0.0/8"])
+        .env("RUST_LOG", rust_log)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let enode: Enode = lines.next().unwrap().unwrap().parse().unwrap();
+    let enr = parse_enr(&lines.next().unwrap().unwrap()).unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let src: [u8; 32] = rand::random();
+    let dst = enr.node_id().raw();
+    let before = std::fs::metadata(&log).unwrap().len();
+    for _ in 0..3000 {
+        let _ = socket.send_to(&discv5_message_packet(&src, &dst), (enode.ip, enode.udp_port));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let after = std::fs::metadata(&log).unwrap().len();
+    let _ = child.kill();
+    let _ = child.wait();
+    after - before
+}
+
+/// Issue 16: a replayed discv5 packet made the discv5 crate log a WARN per datagram (26 MB
+/// in 5 s at `RUST_LOG=info`). The bootnode keeps that target at error unless asked.
+#[test]
+fn a_replayed_discv5_packet_flood_does_not_flood_the_log() {
+    let quiet = log_bytes_under_a_replay("info");
+    assert!(quiet < 4096, "{quiet} log bytes for 3,000 replayed packets at RUST_LOG=info");
+    // Asked for by name, the crate's diagnostics are there (the test can fail).
+    let loud = log_bytes_under_a_replay("info,discv5=warn");
+    assert!(loud > 4 * quiet.max(1024), "discv5=warn logs the replays: {loud} bytes");
+    eprintln!("replayed discv5 handshakes: {quiet} log bytes at info, {loud} with discv5=warn");
+}
+
+/// A discv5 handshake packet from `src` to `dst` answering a WHOAREYOU that was never
+/// sent: what an unauthenticated sender can replay at will (its signature and ephemeral key
+/// are never looked at, as no challenge matches).
+fn discv5_message_packet(src: &[u8; 32], dst: &[u8; 32]) -> Vec<u8> {
+    use ctr::cipher::{KeyIvInit, StreamCipher};
+    let iv: [u8; 16] = rand::random();
+    let mut header = b"discv5".to_vec();
+    header.extend_from_slice(&[0, 1, 2]); // version 1, flag 2: handshake
+    header.extend_from_slice(&rand::random::<[u8; 12]>()); // nonce
+    header.extend_from_slice(&(32u16 + 2 + 64 + 33).to_be_bytes());
+    header.extend_from_slice(src);
+    header.extend_from_slice(&[64, 33]); // signature and ephemeral key sizes
+    header.extend_from_slice(&[7u8; 64]);
+    header.extend_from_slice(&[2u8; 33]);
+    let mut cipher = ctr::Ctr64BE::<aes::Aes128>::new_from_slices(&dst[..16], &iv).unwrap();
+    cipher.apply_keystream(&mut header);
+    let mut packet = iv.to_vec();
+    packet.extend_from_slice(&header);
+    packet.extend_from_slice(&rand::random::<[u8; 32]>());
+    packet
+}
+
+/// Starts the bootnode on `port` with `nat` and `datadir`, reads its record, stops it.
+fn record_of_a_run(datadir: &std::path::Path, port: u16, nat: &str) -> ethp2p::Enr {
+    let mut child = Command::new(BIN)
+        .args(["--datadir", datadir.to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}")])
+        .args(["--netrestrict", "127.0.0.0/8", "--nat", nat])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _enode = lines.next().unwrap().unwrap();
+    let enr = parse_enr(&lines.next().unwrap().unwrap()).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    enr
+}
+
+/// Issue 17: `--datadir D --nat extip:127.0.0.5`, stopped, then `--nat extip:127.0.0.6`
+/// signed both records with seq 2, so nodes that cached the first kept the old address.
+/// Now a restart with the same settings keeps the record, and one that changes it signs a
+/// higher seq, so a client holding the old record takes the new one (EIP-778).
+#[test]
+fn the_record_survives_restarts_and_a_change_raises_its_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let first = record_of_a_run(dir.path(), port, "extip:127.0.0.5");
+    let same = record_of_a_run(dir.path(), port, "extip:127.0.0.5");
+    assert_eq!(same.to_base64(), first.to_base64(), "an unchanged restart keeps the record");
+    let moved = record_of_a_run(dir.path(), port, "extip:127.0.0.6");
+    assert!(moved.seq() > first.seq(), "seq {} after {}", moved.seq(), first.seq());
+    assert_eq!(moved.ip4(), Some([127, 0, 0, 6].into()));
+}

@@ -89,7 +89,9 @@ async fn eth69_between_two_of_our_nodes() {
         StatusHead::Range(BlockRange { earliest: 0, latest: 40, latest_hash: chain_b.hash(40).unwrap() })
     );
     let (a, mut a_events) = start(ea, chain_a.clone());
-    let (b, _b_events) = start(eb, chain_b.clone());
+    // b serves pooled transactions from its pool.
+    let (b, b_service, _b_events) = eb.into_peer(chain_b.clone());
+    tokio::spawn(b_service.with_tx_pool(Arc::new(chain_b.tx_pool())).run());
 
     let headers = a.get_block_headers(headers_req(0, 16)).await.unwrap();
     assert_eq!(headers.len(), 16);
@@ -407,6 +409,7 @@ async fn eth68_announcements_arrive_as_sent() {
     assert_eq!(a.version(), EthVersion::Eth68);
 
     let body = chain.body_by_number(5).unwrap().clone();
+    let other = chain.body_by_number(4).unwrap().clone();
     let block = alloy_consensus::Block { header: chain.header(5).unwrap().clone(), body: body.clone() };
     let sent = [
         EthMessage::NewBlockHashes(vec![BlockHashNumber { hash: chain.hash(6).unwrap(), number: 6 }]),
@@ -414,8 +417,8 @@ async fn eth68_announcements_arrive_as_sent() {
         EthMessage::Transactions(body.transactions.clone()),
         EthMessage::NewPooledTransactionHashes68(NewPooledTransactionHashes68 {
             types: vec![0u8; 2].into(),
-            sizes: body.transactions.iter().map(|t| t.length() as u32).collect(),
-            hashes: body.transactions.iter().map(|t| *t.tx_hash()).collect(),
+            sizes: other.transactions.iter().map(|t| t.length() as u32).collect(),
+            hashes: other.transactions.iter().map(|t| *t.tx_hash()).collect(),
         }),
     ];
     for m in &sent {
@@ -429,6 +432,20 @@ async fn eth68_announcements_arrive_as_sent() {
         .await;
         assert_eq!(&got, m);
     }
+    // What the peer has (sent or announced either way) is never sent to it again: the
+    // repeats are cut by the session, and the next thing b hears is the new block hash.
+    a.announce(EthMessage::Transactions(body.transactions.clone())).await.unwrap();
+    a.announce(EthMessage::Transactions(other.transactions.clone())).await.unwrap();
+    a.announce(sent[0].clone()).await.unwrap();
+    let marker =
+        EthMessage::NewBlockHashes(vec![BlockHashNumber { hash: chain.hash(3).unwrap(), number: 3 }]);
+    a.announce(marker.clone()).await.unwrap();
+    let got = next_event(&mut b_events, |e| match e {
+        EthEvent::Announcement(m) => Some(m),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got, marker);
     // The eth/66 shape does not exist on eth/68, and a request is not an announcement.
     let err = a.announce(EthMessage::NewPooledTransactionHashes66(vec![])).await.unwrap_err();
     assert!(matches!(err, EthError::NotForVersion { .. }));

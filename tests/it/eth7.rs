@@ -92,7 +92,9 @@ async fn every_version_from_66_to_72_between_two_of_our_nodes() {
         let (ea, eb) = (ea.unwrap(), eb.unwrap());
         assert_eq!(ea.version(), version);
         let (a, mut events) = start(ea, chain.clone());
-        let (_b, mut b_events) = start(eb, chain.clone());
+        // B serves pooled transactions from the chain's pool.
+        let (_b, b_service, mut b_events) = eb.into_peer(chain.clone());
+        tokio::spawn(b_service.with_tx_pool(Arc::new(chain.tx_pool())).run());
 
         let request = GetBlockHeaders { origin: 1u64.into(), count: 24, skip: 0, reverse: false };
         let headers = a.get_block_headers(request).await.unwrap();

@@ -18,7 +18,7 @@ use ethp2p::{
         v4::{Discv4, Discv4Config},
         DiscoveryConfig,
     },
-    eth::{FileChain, GetBlockHeaders, MemoryChain},
+    eth::{EthMessage, FileChain, GetBlockHeaders, MemoryChain},
     node::{Node, NodeBuilder},
     pool::PeerSnapshot,
     record::GethGenesis,
@@ -410,6 +410,7 @@ async fn we_sync_from_geth(discovery: Discovery, hold: Duration) {
     let head = geth.block_number();
     let geth_id = geth.enode().peer_id;
     let node = genesis_node(&genesis, &boot, discovery, 42_000 + discovery as u64).await;
+    let mut announcements = node.announcements();
 
     let started = Instant::now();
     let session = wait_for_peer(&node, geth_id, Duration::from_secs(90)).await;
@@ -433,9 +434,50 @@ async fn we_sync_from_geth(discovery: Discovery, hold: Duration) {
     );
     assert_eq!(txs, receipts, "one receipt per transaction");
 
-    // The session stays up: geth keeps us, we keep geth.
+    // The session stays up: geth keeps us, we keep geth, and block ranges flow both ways.
     if !hold.is_zero() {
-        tokio::time::sleep(hold).await;
+        let held = Instant::now();
+        let our_id = hex::encode(node.peer_id());
+        // Ours to geth: our head moved from the genesis to geth's head, a BlockRangeUpdate
+        // is due, and geth's peer list shows the range it got.
+        let top = headers.last().unwrap();
+        node.set_head(top.number, top.hash(), top.timestamp).await.unwrap();
+        let latest_at_geth = format!(
+            "admin.peers.filter(function(p) {{ return p.enode.indexOf('{our_id}') >= 0 }})\
+             .map(function(p) {{ return p.protocols.eth.latestBlock }})[0]"
+        );
+        let mut seen = String::new();
+        while held.elapsed() < Duration::from_secs(30) {
+            seen = geth.exec(&latest_at_geth);
+            if seen == head.to_string() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(seen, head.to_string(), "geth got our BlockRangeUpdate\n{}", geth.log_tail(20));
+        // geth to us: geth's head moves back (debug.setHead), which go-ethereum announces at
+        // once; it reaches our announcements stream, validated.
+        let back = head - 5;
+        geth.exec(&format!("debug.setHead('0x{back:x}')"));
+        let range = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let a = announcements.recv().await.expect("node running");
+                if let (true, EthMessage::BlockRangeUpdate(r)) = (a.peer_id == geth_id, a.message) {
+                    return r;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no BlockRangeUpdate from geth\n{}", geth.log_tail(20)));
+        assert_eq!(range.latest, back);
+        assert_eq!(range.latest_hash.to_string(), geth.exec("eth.getBlock('latest').hash"));
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "interop geth sync-from-geth {discovery:?}: BlockRangeUpdate sent (geth shows latestBlock {seen}) \
+             and received (latest {})",
+            range.latest
+        );
+        tokio::time::sleep(hold.saturating_sub(held.elapsed())).await;
         let ours = node.peers().await.unwrap();
         let still = ours.iter().find(|p| p.peer_id == geth_id);
         assert!(
@@ -446,7 +488,6 @@ async fn we_sync_from_geth(discovery: Discovery, hold: Duration) {
         let since = still.unwrap().connected_for;
         assert!(since >= hold, "the same session all along (up {since:?})");
         let theirs = geth.peer_enodes();
-        let our_id = hex::encode(node.peer_id());
         assert!(theirs.iter().any(|e| e.contains(&our_id)), "geth keeps us as a peer: {theirs:?}");
         let _ = writeln!(
             std::io::stderr().lock(),
@@ -580,5 +621,68 @@ async fn a_geth_that_dies_mid_sync_leaves_us_syncing_from_another() {
         served_by.len() - 1
     );
     assert_eq!(headers.len() as u64, head);
+    node.shutdown().await;
+}
+
+/// geth sends something we reject: receipts for a block whose header we hold with another
+/// receipts root (our header, geth's hash). The answer fails validation: the request fails
+/// with the reason, the peer is scored down, and the session goes on — the next request is
+/// answered on the same session, and geth keeps us.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_from_geth_that_fails_validation_is_scored_and_the_session_survives() {
+    peers::init_tracing();
+    let dir = peers::ethtest_dir();
+    let genesis = GethGenesis::from_file(dir.join("genesis.json")).unwrap();
+    let geth = GethNode::builder()
+        .genesis(&dir.join("genesis.json"))
+        .import(&dir.join("chain.rlp"))
+        .discovery(Discovery::Off)
+        .start();
+    let geth_id = geth.enode().peer_id;
+    let chain = Arc::new(MemoryChain::builder().genesis(genesis.header().clone()).blocks(0).build());
+    let node = NodeBuilder::new(chain.eth_config_for(genesis.spec()).build().unwrap(), chain)
+        .key(key_from_seed(44_000))
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .bootnodes([geth.enode()])
+        .start()
+        .await
+        .expect("node starts");
+    let before = wait_for_peer(&node, geth_id, Duration::from_secs(60)).await.expect("session with geth");
+
+    let request = GetBlockHeaders { origin: 1u64.into(), count: 20, skip: 0, reverse: false };
+    let (_, headers) = node.get_block_headers(request).await.expect("headers");
+    // A block with transactions, held with a wrong receipts root under its real hash.
+    let honest =
+        headers.iter().find(|h| h.receipts_root != alloy_consensus::EMPTY_ROOT_HASH).unwrap().clone();
+    let mut wrong = honest.inner().clone();
+    wrong.receipts_root = B256::repeat_byte(0xbd);
+    let tampered = Sealed::new_unchecked(wrong, honest.hash());
+    let err = node.get_receipts(vec![tampered]).await.expect_err("geth's receipts do not match our root");
+    let text = err.to_string();
+    assert!(text.contains("receipts root") || text.contains("root"), "the reason is named: {text}");
+    // The outcome reaches the pool from the session task, a moment after the answer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let after = loop {
+        let after = wait_for_peer(&node, geth_id, Duration::from_secs(5)).await.expect("still connected");
+        if after.score() < before.score() || Instant::now() > deadline {
+            break after;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(after.score() < before.score(), "scored down: {} -> {}", before.score(), after.score());
+
+    // The same session answers the honest request.
+    let (_, lists) = node.get_receipts(vec![honest.clone()]).await.expect("honest receipts");
+    assert_eq!(lists.len(), 1);
+    let now = wait_for_peer(&node, geth_id, Duration::from_secs(5)).await.expect("still connected");
+    assert!(now.connected_for > after.connected_for, "the same session");
+    let our_id = hex::encode(node.peer_id());
+    assert!(geth.peer_enodes().iter().any(|e| e.contains(&our_id)), "geth keeps us");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "interop geth bad-answer: rejected ({text}); score {} -> {}; session kept",
+        before.score(),
+        after.score()
+    );
     node.shutdown().await;
 }

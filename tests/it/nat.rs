@@ -7,7 +7,7 @@ use std::{
 };
 
 use ethp2p::{
-    discovery::nat::{
+    nat::{
         apply_external_addr, ExternalAddr, PmpGateway, PortMapConfig, PortMapper, PortMapping, UpnpGateway,
         UpnpSearchOptions,
     },
@@ -108,7 +108,7 @@ async fn upnp_search_without_gateway_fails() {
         .with_ssdp_addr(silent.local_addr().unwrap(), SocketAddr::from((LOCAL, 0)))
         .with_timeout(Duration::from_millis(300));
     let error = UpnpGateway::search(options).await.unwrap_err();
-    assert!(matches!(error, ethp2p::discovery::nat::NatError::NoGateway(_)), "{error:?}");
+    assert!(matches!(error, ethp2p::nat::NatError::NoGateway(_)), "{error:?}");
 }
 
 #[tokio::test]
@@ -156,5 +156,5 @@ async fn pmp_without_gateway_fails() {
     let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let gateway = PmpGateway::new(silent.local_addr().unwrap()).with_tries(2);
     let error = gateway.external_ip().await.unwrap_err();
-    assert_eq!(error, ethp2p::discovery::nat::NatError::Timeout);
+    assert_eq!(error, ethp2p::nat::NatError::Timeout);
 }

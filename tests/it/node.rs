@@ -7,11 +7,11 @@ use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Duration};
 use ethp2p::{
     discovery::{
         dns::{sign_tree, DnsConfig, HickoryResolver},
-        nat::PmpGateway,
         v4::Discv4Config,
-        DiscoveryConfig, NatConfig,
+        DiscoveryConfig,
     },
     eth::{EthConfig, EthVersion, GetBlockHeaders, MemoryChain},
+    nat::{NatConfig, PmpGateway},
     node::{DialFailure, Node, NodeBuilder, NodeError},
     pool::{Direction, PoolConfig, ReputationWeights},
     record::ChainSpec,

@@ -16,6 +16,10 @@
 //! - a PONG must quote the hash of a PING we sent to that key at that IP;
 //! - NEIGHBOURS and ENRResponse count only when we asked that key at that IP;
 //! - requests are rate-limited per source IP, before the signature is even checked.
+//!
+//! The endpoint proofs (PING/PONG, their bookkeeping and the requests that wait on them) are
+//! in `core/bonding.rs`; what the core reports ([`CoreEvent`], [`Inbound`], [`Discv4Stats`])
+//! is in `event.rs`.
 
 use std::{
     cmp::Reverse,
@@ -29,167 +33,26 @@ use alloy_primitives::B256;
 use lru::LruCache;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
+mod bonding;
+
+use self::bonding::{AfterPingBack, Bonds, PendingPing, Waiter};
+use super::event::{CoreEvent, Discv4Stats, Drop, Inbound, RequestId};
 use super::{
     config::{Discv4Config, MAX_PENDING_REQUESTS, MAX_TRACKED_NODES},
     lookup::Lookup,
-    proto::{
-        self, Endpoint, EnrRequest, EnrResponse, FindNode, Message, Neighbours, NodeRecord, Packet, Ping,
-        Pong,
-    },
-    table::{is_lan, InsertResult, Table, TableEntry},
-    PacketError,
+    proto::{self, Endpoint, EnrRequest, EnrResponse, FindNode, Message, Neighbours, NodeRecord, Packet},
+    table::{Table, TableEntry},
 };
+use crate::discovery::votes::{local_is_lan, IpVotes};
 use crate::{
     discovery::{eth_entry_of, Candidate, CandidateSource, EthEntry},
-    record::{node_id, Enode, Enr, LocalEnr, PeerId},
+    record::{
+        net::{canonical, relay_allowed},
+        node_id, Enode, Enr, LocalEnr, PeerId,
+    },
 };
 
 const TARGET: &str = "ethp2p::discv4";
-
-/// Identifies a command whose answer arrives later as a [`CoreEvent`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RequestId(pub u64);
-
-/// What the core reports.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum CoreEvent {
-    /// A node proved its endpoint and entered the table (or its record changed).
-    Discovered(Candidate),
-    /// A lookup ended.
-    LookupFinished {
-        /// The command that started it; `None` for self and random lookups.
-        request: Option<RequestId>,
-        /// The nodes closest to the target that answered, closest first.
-        closest: Vec<NodeRecord>,
-        /// The hop at which the target key itself was first seen (0 = already in our table).
-        target_hop: Option<u32>,
-        /// FindNode queries that were answered.
-        queries: u32,
-    },
-    /// Answer to [`Discv4Core::ping`]: the node's ENR seq from its PONG, or `Err` on timeout.
-    PingResult {
-        /// The command.
-        request: RequestId,
-        /// `Ok(enr_seq)` or `Err(())` on timeout.
-        result: Result<Option<u64>, ()>,
-    },
-    /// Answer to [`Discv4Core::request_enr`].
-    EnrResult {
-        /// The command.
-        request: RequestId,
-        /// The verified record, or `None` on timeout.
-        enr: Option<Enr>,
-    },
-    /// A majority of recent PONGs now says our external IP is this.
-    ExternalIp(IpAddr),
-}
-
-/// What [`Discv4Core::handle_datagram`] did with a datagram.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Inbound {
-    /// A valid discv4 packet, processed.
-    Handled,
-    /// Not a discv4 packet (no valid discv4 hash, or too short or too large to have one).
-    Foreign,
-    /// A discv4 packet that was dropped, and why.
-    Dropped(Drop),
-}
-
-/// Why a discv4 packet was dropped. Each is counted in [`Discv4Stats`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Drop {
-    /// Malformed or badly signed.
-    Malformed(PacketError),
-    /// Its expiration has passed.
-    Expired,
-    /// A reply we did not ask for (or from another key or IP than we asked).
-    Unsolicited,
-    /// A request from an endpoint that has not proved itself.
-    NotBonded,
-    /// Over the per-IP rate.
-    RateLimited,
-    /// Source outside `netrestrict`.
-    Restricted,
-    /// Sent with our own key (a reflection).
-    FromSelf,
-}
-
-/// Counters since start.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Discv4Stats {
-    /// Valid discv4 packets received.
-    pub packets_in: u64,
-    /// Datagrams sent.
-    pub packets_out: u64,
-    /// Bytes received in valid packets.
-    pub bytes_in: u64,
-    /// Bytes sent.
-    pub bytes_out: u64,
-    /// Datagrams that were not discv4 (no valid hash). With a shared port these are what
-    /// neither discv5 nor discv4 could decode.
-    pub foreign: u64,
-    /// Malformed or badly signed packets.
-    pub malformed: u64,
-    /// Expired packets.
-    pub expired: u64,
-    /// Replies nobody asked for.
-    pub unsolicited: u64,
-    /// Requests from endpoints without a valid proof.
-    pub not_bonded: u64,
-    /// Requests over the per-IP rate.
-    pub rate_limited: u64,
-    /// Packets from outside `netrestrict`.
-    pub restricted: u64,
-    /// Live table entries.
-    pub table_len: u64,
-    /// Candidates reported.
-    pub candidates: u64,
-    /// Candidates dropped because the candidate stream's reader lagged (service only).
-    pub candidates_dropped: u64,
-}
-
-impl Discv4Stats {
-    /// Every datagram the core was given, whatever became of it.
-    pub fn datagrams_in(&self) -> u64 {
-        self.packets_in
-            + self.foreign
-            + self.malformed
-            + self.expired
-            + self.unsolicited
-            + self.not_bonded
-            + self.rate_limited
-            + self.restricted
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Bond {
-    ip: IpAddr,
-    /// Our PING was answered by a matching PONG: their endpoint is proven to us.
-    pong_received: Option<Instant>,
-    /// They pinged us and we answered: we are (presumably) proven to them.
-    ping_received: Option<Instant>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Waiter {
-    Lookup(u64),
-    Request(RequestId),
-    EnrAfterPong(RequestId),
-    Revalidate,
-    Inbound,
-}
-
-#[derive(Debug)]
-struct PendingPing {
-    peer: PeerId,
-    addr: SocketAddr,
-    tcp_port: u16,
-    waiters: Vec<Waiter>,
-}
 
 #[derive(Debug)]
 struct PendingFindNode {
@@ -220,18 +83,6 @@ enum Timer {
     Lookup,
 }
 
-/// A request held back until the node it goes to pings us (geth's `ensureBond`): a node
-/// answers FINDNODE and ENRRequest only from nodes whose endpoint it has proven, which it
-/// does by pinging them after they pinged it. Asking at once, on their PONG, races their
-/// PING and is dropped.
-#[derive(Debug, Clone, Copy)]
-enum AfterPingBack {
-    /// A lookup's FINDNODE (the address is the lookup's).
-    FindNode(u64),
-    /// An ENRRequest.
-    Enr(EnrAsk),
-}
-
 /// An ENRRequest to send: where to, for which caller (if any), and whether the node is new
 /// to the table (it is reported when the answer, or the timeout, comes).
 #[derive(Debug, Clone, Copy)]
@@ -260,7 +111,7 @@ pub struct Discv4Core {
     local: LocalEnr,
     peer_id: PeerId,
     table: Table,
-    bonds: LruCache<PeerId, Bond>,
+    bonds: Bonds,
     pings: HashMap<B256, PendingPing>,
     ping_by_peer: HashMap<PeerId, B256>,
     findnodes: HashMap<PeerId, PendingFindNode>,
@@ -278,8 +129,8 @@ pub struct Discv4Core {
     timer_kinds: HashMap<u64, Timer>,
     next_timer: u64,
     limiter: LruCache<IpAddr, RateBucket>,
-    votes: LruCache<PeerId, (IpAddr, Instant)>,
-    predicted_ip: Option<IpAddr>,
+    /// What verified PONGs say our address is (see [`IpVotes`]).
+    votes: IpVotes,
     outbox: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<CoreEvent>,
     stats: Discv4Stats,
@@ -301,7 +152,7 @@ impl Discv4Core {
             local,
             peer_id,
             table,
-            bonds: LruCache::new(tracked),
+            bonds: Bonds::new(tracked, config.bond_expiration),
             pings: HashMap::new(),
             ping_by_peer: HashMap::new(),
             findnodes: HashMap::new(),
@@ -316,8 +167,11 @@ impl Discv4Core {
             timer_kinds: HashMap::new(),
             next_timer: 0,
             limiter: LruCache::new(tracked),
-            votes: LruCache::new(NonZeroUsize::new(config.min_ip_votes.max(1) * 4).expect("non-zero")),
-            predicted_ip: None,
+            votes: IpVotes::new(
+                config.ip_vote_window,
+                config.min_ip_votes,
+                local_is_lan(config.listen_addr.ip()),
+            ),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             stats: Discv4Stats::default(),
@@ -363,7 +217,7 @@ impl Discv4Core {
 
     /// The external IP that a majority of recent PONGs reported, if any.
     pub fn predicted_ip(&self) -> Option<IpAddr> {
-        self.predicted_ip
+        self.votes.predicted()
     }
 
     /// The next datagram to send.
@@ -401,7 +255,7 @@ impl Discv4Core {
     /// Fetches a node's record (bonding first); the answer comes as [`CoreEvent::EnrResult`].
     pub fn request_enr(&mut self, now: Instant, enode: &Enode, request: RequestId) {
         let addr = enode.udp_addr();
-        if self.is_proven(&enode.peer_id, addr.ip(), now) {
+        if self.bonds.is_proven(&enode.peer_id, addr.ip(), now) {
             self.send_enr_request(now, enode.peer_id, addr, Some(request), false);
         } else {
             self.send_ping(now, enode.peer_id, addr, enode.tcp_port, Waiter::EnrAfterPong(request));
@@ -450,31 +304,10 @@ impl Discv4Core {
         hash
     }
 
-    fn bond(&mut self, peer: &PeerId, ip: IpAddr) -> &mut Bond {
-        let fresh = Bond { ip, pong_received: None, ping_received: None };
-        let bond = self.bonds.get_or_insert_mut(*peer, || fresh);
-        if bond.ip != ip {
-            // A proof holds for one IP only.
-            *bond = fresh;
-        }
-        bond
-    }
-
-    fn within(&self, at: Option<Instant>, now: Instant) -> bool {
-        at.is_some_and(|t| now.saturating_duration_since(t) < self.config.bond_expiration)
-    }
-
-    /// Their endpoint is proven to us (they answered our PING from this IP, recently).
-    fn is_proven(&self, peer: &PeerId, ip: IpAddr, now: Instant) -> bool {
-        self.bonds.peek(peer).is_some_and(|b| b.ip == ip && self.within(b.pong_received, now))
-    }
-
-    /// We are proven to them (they pinged us from this IP and we answered, recently).
-    fn knows_us(&self, peer: &PeerId, ip: IpAddr, now: Instant) -> bool {
-        self.bonds.peek(peer).is_some_and(|b| b.ip == ip && self.within(b.ping_received, now))
-    }
-
-    fn allow_request(&mut self, ip: IpAddr, now: Instant) -> bool {
+    /// Whether `ip` has a request left in its bucket (refilled to `now`), without
+    /// spending it: checked before the signature recovery, spent only after it (see
+    /// [`Self::charge_request`]).
+    fn request_allowed(&mut self, ip: IpAddr, now: Instant) -> bool {
         let Some(rate) = self.config.reply_rate_per_ip else { return true };
         let rate = f64::from(rate);
         let burst = rate * 2.0;
@@ -482,11 +315,14 @@ impl Discv4Core {
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
         bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
+        bucket.tokens >= 1.0
+    }
+
+    /// Spends one request of `ip`'s bucket: only for a request whose signature checked
+    /// out, so junk spoofed from a victim's address cannot use up the victim's replies.
+    fn charge_request(&mut self, ip: IpAddr) {
+        if let Some(bucket) = self.limiter.get_mut(&ip) {
+            bucket.tokens = (bucket.tokens - 1.0).max(0.0);
         }
     }
 
@@ -532,14 +368,17 @@ impl Discv4Core {
         if !self.config.netrestrict.allows(&from.ip()) {
             return Err(Drop::Restricted);
         }
-        // Requests are rate-limited before the costly signature recovery.
-        if matches!(proto::packet_type(bytes), Some(0x01 | 0x03 | 0x05))
-            && !self.allow_request(from.ip(), now)
-        {
+        // An IP whose requests are used up is refused before the costly signature
+        // recovery; a request is charged only once its signature checks out.
+        let request = matches!(proto::packet_type(bytes), Some(0x01 | 0x03 | 0x05));
+        if request && !self.request_allowed(from.ip(), now) {
             return Err(Drop::RateLimited);
         }
         let Packet { message, peer_id, hash } =
             proto::decode_checked(bytes, hash).map_err(Drop::Malformed)?;
+        if request {
+            self.charge_request(from.ip());
+        }
         if peer_id == self.peer_id {
             return Err(Drop::FromSelf);
         }
@@ -559,85 +398,6 @@ impl Discv4Core {
         }
     }
 
-    fn on_ping(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        peer: PeerId,
-        hash: B256,
-        ping: Ping,
-    ) -> Result<(), Drop> {
-        // The PONG goes to where the datagram came from, never to `ping.from`: answering a
-        // claimed address would let anyone aim our replies at a third party.
-        let pong = Pong {
-            to: Endpoint { ip: from.ip(), udp_port: from.port(), tcp_port: ping.from.tcp_port },
-            ping_hash: hash,
-            expiration: self.expiration(now),
-            enr_seq: Some(self.local.seq()),
-        };
-        self.send(from, &Message::Pong(pong));
-        self.bond(&peer, from.ip()).ping_received = Some(now);
-
-        // Requests waiting for this node to ping us back can go now.
-        self.release_ping_backs(now, peer, Some(from));
-        if self.is_proven(&peer, from.ip(), now) {
-            self.check_enr_seq(now, peer, from, ping.enr_seq);
-        } else if !self.ping_by_peer.contains_key(&peer) {
-            // Verify them in turn (geth does the same): until we hold a proof of their
-            // endpoint we will not answer their FINDNODE, and they will not answer ours until
-            // they hold one of us, which our PONG just gave them. One PING in flight per key,
-            // and the per-IP request limit above, bound what a flood of fresh keys costs.
-            self.send_ping(now, peer, from, ping.from.tcp_port, Waiter::Inbound);
-        }
-        Ok(())
-    }
-
-    fn on_pong(&mut self, now: Instant, from: SocketAddr, peer: PeerId, pong: Pong) -> Result<(), Drop> {
-        // Only a PONG quoting a PING we sent, to this key at this IP, proves anything.
-        match self.pings.get(&pong.ping_hash) {
-            Some(p) if p.peer == peer && p.addr.ip() == from.ip() => {}
-            _ => return Err(Drop::Unsolicited),
-        }
-        let pending = self.pings.remove(&pong.ping_hash).expect("checked above");
-        self.ping_by_peer.remove(&peer);
-        self.bond(&peer, from.ip()).pong_received = Some(now);
-        self.vote(now, peer, pong.to.ip);
-
-        let endpoint = Endpoint { ip: from.ip(), udp_port: from.port(), tcp_port: pending.tcp_port };
-        let mut entry = TableEntry::new(peer, endpoint, now);
-        entry.enr_seq = pong.enr_seq;
-        match self.table.insert(entry) {
-            InsertResult::Inserted => {
-                tracing::debug!(target: TARGET, ?peer, %from, "table: added");
-                self.on_new_node(now, peer, from, pong.enr_seq);
-                if self.self_lookup_pending {
-                    self.start_self_lookup(now);
-                }
-            }
-            InsertResult::Updated => {
-                self.table.mark_live(&peer, now, pong.enr_seq);
-                self.check_enr_seq(now, peer, from, pong.enr_seq);
-            }
-            // Its bucket is full, but the node has just proved its endpoint: the pool may
-            // still want it. A table holds a few dozen of the busiest buckets' nodes; a
-            // pool that dialed only table entries would never see the rest of a network
-            // (go-ethereum's dialer takes every node its lookups meet, not only its table).
-            InsertResult::Replacement => self.report(now, peer, endpoint, None),
-            InsertResult::SubnetLimited | InsertResult::IsSelf => {}
-        }
-        for waiter in pending.waiters {
-            match waiter {
-                Waiter::Lookup(id) => self.after_ping_back(now, peer, from, AfterPingBack::FindNode(id)),
-                Waiter::Request(request) => {
-                    self.events.push_back(CoreEvent::PingResult { request, result: Ok(pong.enr_seq) })
-                }
-                Waiter::EnrAfterPong(request) => self.send_enr_request(now, peer, from, Some(request), false),
-                Waiter::Revalidate | Waiter::Inbound => {}
-            }
-        }
-        Ok(())
-    }
-
     fn on_findnode(
         &mut self,
         now: Instant,
@@ -646,7 +406,7 @@ impl Discv4Core {
         find: FindNode,
     ) -> Result<(), Drop> {
         // Answering an unproven endpoint would make us an amplifier for spoofed sources.
-        if !self.is_proven(&peer, from.ip(), now) {
+        if !self.bonds.is_proven(&peer, from.ip(), now) {
             return Err(Drop::NotBonded);
         }
         let target = node_id(&find.target);
@@ -655,7 +415,7 @@ impl Discv4Core {
             .table
             .closest(&target, self.config.bucket_size)
             .into_iter()
-            .filter(|e| relay_ok(requester, e.endpoint.ip))
+            .filter(|e| relay_allowed(requester, e.endpoint.ip))
             .map(TableEntry::record)
             .collect();
         for bytes in proto::encode_neighbours(&nodes, self.expiration(now), self.local.key().secret()) {
@@ -690,7 +450,7 @@ impl Discv4Core {
                     && r.endpoint.udp_port != 0
                     && !r.endpoint.ip.is_unspecified()
                     && !r.endpoint.ip.is_multicast()
-                    && relay_ok(sender, r.endpoint.ip)
+                    && relay_allowed(sender, r.endpoint.ip)
                     && self.config.netrestrict.allows(&r.endpoint.ip)
             })
             .collect();
@@ -711,7 +471,7 @@ impl Discv4Core {
         peer: PeerId,
         hash: B256,
     ) -> Result<(), Drop> {
-        if !self.is_proven(&peer, from.ip(), now) {
+        if !self.bonds.is_proven(&peer, from.ip(), now) {
             return Err(Drop::NotBonded);
         }
         let response = EnrResponse { request_hash: hash, enr: self.local.record() };
@@ -796,69 +556,6 @@ impl Discv4Core {
         }));
     }
 
-    fn send_ping(&mut self, now: Instant, peer: PeerId, addr: SocketAddr, tcp_port: u16, waiter: Waiter) {
-        let addr = canonical_addr(addr);
-        if peer == self.peer_id || !self.config.netrestrict.allows(&addr.ip()) {
-            self.fail_waiter(now, peer, waiter);
-            return;
-        }
-        // One PING in flight per node: later askers wait for the same PONG.
-        if let Some(hash) = self.ping_by_peer.get(&peer) {
-            if let Some(p) = self.pings.get_mut(hash) {
-                if p.addr == addr {
-                    if !p.waiters.contains(&waiter) {
-                        p.waiters.push(waiter);
-                    }
-                    return;
-                }
-            }
-        }
-        if self.pings.len() >= MAX_PENDING_REQUESTS {
-            self.fail_waiter(now, peer, waiter);
-            return;
-        }
-        let ping = Ping {
-            from: self.local_endpoint(),
-            to: Endpoint { ip: addr.ip(), udp_port: addr.port(), tcp_port },
-            expiration: self.expiration(now),
-            enr_seq: Some(self.local.seq()),
-        };
-        let hash = self.send(addr, &Message::Ping(ping));
-        let deadline = now + self.config.request_timeout;
-        self.pings.insert(hash, PendingPing { peer, addr, tcp_port, waiters: vec![waiter] });
-        self.ping_by_peer.insert(peer, hash);
-        self.schedule(deadline, Timer::Ping(hash));
-    }
-
-    fn fail_waiter(&mut self, now: Instant, peer: PeerId, waiter: Waiter) {
-        match waiter {
-            Waiter::Lookup(id) => {
-                if let Some(state) = self.lookups.get_mut(&id) {
-                    state.lookup.on_failure(&peer);
-                }
-                self.advance_lookup(now, id);
-            }
-            Waiter::Request(request) => {
-                self.events.push_back(CoreEvent::PingResult { request, result: Err(()) })
-            }
-            Waiter::EnrAfterPong(request) => {
-                self.events.push_back(CoreEvent::EnrResult { request, enr: None })
-            }
-            Waiter::Revalidate => {
-                if let Some(promoted) = self.table.remove(&peer) {
-                    tracing::debug!(target: TARGET, ?peer, ?promoted, "table: replaced dead node");
-                    if let Some(entry) = self.table.get(&promoted) {
-                        let (addr, tcp) = (entry.endpoint.udp_addr(), entry.endpoint.tcp_port);
-                        self.send_ping(now, promoted, addr, tcp, Waiter::Revalidate);
-                    }
-                } else {
-                    tracing::debug!(target: TARGET, ?peer, "table: removed dead node");
-                }
-            }
-            Waiter::Inbound => {}
-        }
-    }
-
     fn send_findnode(&mut self, now: Instant, lookup: u64, peer: PeerId, addr: SocketAddr) {
         let Some(state) = self.lookups.get(&lookup) else { return };
         let target = state.lookup.target;
@@ -885,45 +582,6 @@ impl Discv4Core {
             self.queued_findnodes.remove(&peer);
         }
         self.send_findnode(now, next.0, peer, next.1);
-    }
-
-    /// Sends `request` at once if the node has pinged us (we are bonded on its side), else
-    /// when it does, or after `request_timeout` if it does not (it may know us from before).
-    fn after_ping_back(&mut self, now: Instant, peer: PeerId, from: SocketAddr, request: AfterPingBack) {
-        if self.knows_us(&peer, from.ip(), now) {
-            self.send_after_ping_back(now, peer, Some(from), request);
-            return;
-        }
-        if !self.ping_backs.contains_key(&peer) {
-            self.schedule(now + self.config.request_timeout, Timer::PingBack(peer));
-        }
-        self.ping_backs.entry(peer).or_default().push(request);
-    }
-
-    /// Sends what waited for `peer` to ping us; `from` is where its PING came from, if it did.
-    fn release_ping_backs(&mut self, now: Instant, peer: PeerId, from: Option<SocketAddr>) {
-        for request in self.ping_backs.remove(&peer).unwrap_or_default() {
-            self.send_after_ping_back(now, peer, from, request);
-        }
-    }
-
-    fn send_after_ping_back(
-        &mut self,
-        now: Instant,
-        peer: PeerId,
-        from: Option<SocketAddr>,
-        request: AfterPingBack,
-    ) {
-        match request {
-            AfterPingBack::FindNode(id) => {
-                if let Some(addr) = from.or_else(|| self.lookup_addr(id, &peer)) {
-                    self.send_findnode(now, id, peer, addr);
-                }
-            }
-            AfterPingBack::Enr(ask) => {
-                self.send_enr_request_now(now, peer, EnrAsk { addr: from.unwrap_or(ask.addr), ..ask })
-            }
-        }
     }
 
     /// Asks `peer` for its record, once it knows us (see [`AfterPingBack`] and [`EnrAsk`]).
@@ -966,7 +624,9 @@ impl Discv4Core {
             }
             for record in queries {
                 let addr = record.endpoint.udp_addr();
-                if self.is_proven(&record.id, addr.ip(), now) && self.knows_us(&record.id, addr.ip(), now) {
+                if self.bonds.is_proven(&record.id, addr.ip(), now)
+                    && self.bonds.knows_us(&record.id, addr.ip(), now)
+                {
                     self.send_findnode(now, id, record.id, addr);
                 } else {
                     self.send_ping(now, record.id, addr, record.endpoint.tcp_port, Waiter::Lookup(id));
@@ -997,36 +657,19 @@ impl Discv4Core {
         self.lookup(now, self.peer_id, None);
     }
 
-    fn vote(&mut self, now: Instant, reporter: PeerId, ip: IpAddr) {
-        if ip.is_unspecified() {
-            return;
-        }
-        self.votes.put(reporter, (canonical_ip(ip), now));
-        let window = self.config.ip_vote_window;
-        let mut counts: HashMap<IpAddr, usize> = HashMap::new();
-        let mut total = 0;
-        for (_, (ip, at)) in self.votes.iter() {
-            if now.saturating_duration_since(*at) < window {
-                *counts.entry(*ip).or_default() += 1;
-                total += 1;
+    /// A verified PONG from `reporter` says we are at `ip`; once the votes settle on a new
+    /// address (see [`IpVotes`]: once per reporting network, only addresses we could have,
+    /// a quorum and a majority), it goes into our record unless the config keeps it fixed.
+    fn vote(&mut self, now: Instant, reporter: IpAddr, ip: IpAddr) {
+        let Some(best) = self.votes.vote(now, reporter, ip) else { return };
+        tracing::debug!(target: TARGET, ip = %best, "external IP predicted");
+        if self.config.update_enr_ip {
+            let udp = self.config.listen_addr.port();
+            if let Err(e) = self.local.set_endpoint(best, udp, self.config.tcp_port) {
+                tracing::warn!(target: TARGET, error = %e, "could not update local ENR");
             }
         }
-        if total < self.config.min_ip_votes {
-            return;
-        }
-        let Some((best, count)) = counts.into_iter().max_by_key(|(_, c)| *c) else { return };
-        // A strict majority of distinct recent reporters.
-        if count * 2 > total && self.predicted_ip != Some(best) {
-            self.predicted_ip = Some(best);
-            tracing::debug!(target: TARGET, ip = %best, votes = count, "external IP predicted");
-            if self.config.update_enr_ip {
-                let udp = self.config.listen_addr.port();
-                if let Err(e) = self.local.set_endpoint(best, udp, self.config.tcp_port) {
-                    tracing::warn!(target: TARGET, error = %e, "could not update local ENR");
-                }
-            }
-            self.events.push_back(CoreEvent::ExternalIp(best));
-        }
+        self.events.push_back(CoreEvent::ExternalIp(best));
     }
 
     /// Fires every timer due at `now`.
@@ -1133,31 +776,7 @@ impl Discv4Core {
     }
 }
 
-/// geth `netutil.CheckRelayIP`: a node at `sender` may tell us about `addr` only if that
-/// address means something from where the sender stands (no LAN or loopback addresses
-/// relayed by a public node).
-fn relay_ok(sender: IpAddr, addr: IpAddr) -> bool {
-    let (sender, addr) = (canonical_ip(sender), canonical_ip(addr));
-    if addr.is_unspecified() {
-        return false;
-    }
-    if addr.is_loopback() && !sender.is_loopback() {
-        return false;
-    }
-    if is_lan(&addr) && !is_lan(&sender) {
-        return false;
-    }
-    true
-}
-
-fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        IpAddr::V4(_) => ip,
-    }
-}
-
 /// A dual-stack socket reports IPv4 peers as IPv4-mapped IPv6; we think of them as IPv4.
 fn canonical_addr(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(canonical_ip(addr.ip()), addr.port())
+    SocketAddr::new(canonical(addr.ip()), addr.port())
 }

@@ -19,6 +19,7 @@ pub mod table;
 mod config;
 mod core;
 mod error;
+mod event;
 mod lookup;
 mod service;
 
@@ -27,8 +28,9 @@ pub use config::{
     IP_VOTE_WINDOW, LOOKUP_INTERVAL, MAX_PENDING_REQUESTS, MAX_REPLACEMENTS, MAX_TRACKED_NODES, MIN_IP_VOTES,
     PACKET_EXPIRATION, REPLY_RATE_PER_IP, REQUEST_TIMEOUT, REVALIDATION_INTERVAL,
 };
-pub use core::{CoreEvent, Discv4Core, Discv4Stats, Drop, Inbound, RequestId};
+pub use core::Discv4Core;
 pub use error::{Discv4Error, PacketError};
+pub use event::{CoreEvent, Discv4Stats, Drop, Inbound, RequestId};
 pub(crate) use service::Datagram;
 pub use service::{CandidateStream, Discv4, Discv4Service};
 

@@ -26,7 +26,8 @@ use tokio::{
 };
 
 use super::{
-    core::{CoreEvent, Discv4Core, Discv4Stats, RequestId},
+    core::Discv4Core,
+    event::{CoreEvent, Discv4Stats, RequestId},
     proto::{NodeRecord, MAX_PACKET_SIZE},
     Discv4Config, Discv4Error,
 };
@@ -120,7 +121,9 @@ impl Discv4 {
     ) -> Result<(Self, CandidateStream), Discv4Error> {
         config.check()?;
         let addr = config.listen_addr;
-        let socket = UdpSocket::bind(addr).await.map_err(|source| Discv4Error::Io { addr, source })?;
+        let socket =
+            crate::discovery::socket::bind_udp(addr, Some(crate::discovery::socket::DEFAULT_SOCKET_BUFFER))
+                .map_err(|source| Discv4Error::Io { addr, source })?;
         Self::spawn_on_socket(Arc::new(socket), config, local)
     }
 

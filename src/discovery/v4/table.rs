@@ -16,16 +16,12 @@
 //! replacement lists, table-wide subnet counts and endpoint-proof times, which are a few
 //! hundred lines on their own.
 
-use std::{
-    collections::HashMap,
-    net::{IpAddr, Ipv6Addr},
-    time::Instant,
-};
+use std::{collections::HashMap, net::IpAddr, time::Instant};
 
 use alloy_primitives::B256;
 
 use super::proto::{Endpoint, NodeRecord};
-use crate::record::{node_id, Enr, NodeId, PeerId};
+use crate::record::{net, node_id, Enr, NodeId, PeerId};
 
 /// Number of buckets: one per possible log2 distance (1..=256).
 const BUCKETS: usize = 256;
@@ -166,8 +162,8 @@ impl Table {
     }
 
     fn subnet(&self, ip: &IpAddr) -> Option<Subnet> {
-        let ip = canonical(ip);
-        if !self.limits.limit_private && is_lan(&ip) {
+        let ip = net::canonical(*ip);
+        if !self.limits.limit_private && net::is_lan(ip) {
             return None;
         }
         Some(match ip {
@@ -348,28 +344,6 @@ fn leading_zero_bits(x: &B256) -> u32 {
         }
     }
     zeros
-}
-
-/// An IPv4-mapped IPv6 address is judged as the IPv4 address it is.
-fn canonical(ip: &IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(*ip),
-        IpAddr::V4(_) => *ip,
-    }
-}
-
-/// Loopback, private (RFC 1918 / RFC 4193), link-local or unspecified.
-pub(crate) fn is_lan(ip: &IpAddr) -> bool {
-    match canonical(ip) {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6 == Ipv6Addr::LOCALHOST
-        }
-    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ fn test_config(addr: SocketAddr) -> Discv4Config {
 /// The core under test at 10.0.0.1:30303, and remote test keys that talk to it.
 struct Harness {
     core: Discv4Core,
+    /// The record the core signs (a handle sharing it).
+    local: LocalEnr,
     addr: SocketAddr,
     t0: Instant,
     now: Instant,
@@ -71,8 +73,9 @@ impl Harness {
         let mut config = test_config(addr);
         change(&mut config);
         let t0 = Instant::now();
-        let core = Discv4Core::new(config, local_enr(&key(1), addr), t0, UNIX0, 1);
-        Self { core, addr, t0, now: t0 }
+        let local = local_enr(&key(1), addr);
+        let core = Discv4Core::new(config, local.clone(), t0, UNIX0, 1);
+        Self { core, local, addr, t0, now: t0 }
     }
     fn exp(&self) -> u64 {
         UNIX0 + 20 + self.now.duration_since(self.t0).as_secs()
@@ -307,7 +310,8 @@ fn unsolicited_neighbours_ignored() {
     assert!(h.core.table().get(&stranger.key.peer_id()).is_none());
 }
 
-// Rule: replies are rate-limited per source IP (checked before signature recovery).
+// Rule: replies are rate-limited per source IP (checked before signature recovery,
+// charged after it).
 #[test]
 fn requests_rate_limited_per_ip() {
     let mut h = Harness::with(|c| c.reply_rate_per_ip = Some(5));
@@ -321,6 +325,25 @@ fn requests_rate_limited_per_ip() {
     h.advance(Duration::from_secs(1));
     let answered = remotes.iter().filter(|r| h.ping_from(r).0 == Inbound::Handled).count();
     assert_eq!(answered, 5);
+}
+
+// Issue 16's spoofing attack: unsigned junk with a valid hash, "from" a victim's IP, used
+// to drain the victim's reply budget. Only requests whose signature checks out are
+// charged, so the victim's real PINGs are still answered.
+#[test]
+fn junk_spoofed_from_a_victim_does_not_use_up_its_replies() {
+    let mut h = Harness::with(|c| c.reply_rate_per_ip = Some(5));
+    let victim = Remote::new(300, "10.0.0.7:4000");
+    for i in 0..100u8 {
+        let mut body = vec![0u8; 65]; // not a signature anything recovers from
+        body.push(0x01); // a PING
+        body.extend_from_slice(&[0xc3, 0x01, 0x02, i]);
+        let mut packet = alloy_primitives::keccak256(&body).to_vec();
+        packet.extend_from_slice(&body);
+        assert!(matches!(h.recv_raw(victim.addr, &packet), Inbound::Dropped(Drop::Malformed(_))));
+    }
+    assert_eq!(h.core.stats().rate_limited, 0);
+    assert_eq!(h.ping_from(&victim).0, Inbound::Handled, "the victim is still answered");
 }
 
 #[test]
@@ -450,6 +473,40 @@ fn external_ip_majority() {
     let ip: IpAddr = "7.7.7.7".parse().unwrap();
     assert_eq!(reported, vec![ip]);
     assert_eq!(h.core.predicted_ip(), Some(ip));
+}
+
+// Issue 16's attack: twelve keys on one IP answer our PINGs with PONGs naming an address
+// of their choice. Before, one vote per key moved our record; now a host (or a /24) counts
+// once, and impossible addresses (documentation, multicast, broadcast) never win.
+#[test]
+fn one_host_with_many_keys_cannot_move_our_address() {
+    let mut h = Harness::with(|c| c.min_ip_votes = 3);
+    let before = h.local.record().clone();
+    for (n, claim) in ["192.0.2.66", "224.0.0.251", "255.255.255.255", "8.8.4.4"].iter().enumerate() {
+        for i in 0..12u64 {
+            let remote = Remote::new(100 + 20 * n as u64 + i, &format!("10.9.9.9:{}", 4000 + i));
+            h.ping_from(&remote);
+            let ping_hash = h
+                .sent()
+                .iter()
+                .rev()
+                .find(|(to, p)| *to == remote.addr && matches!(p.message, Message::Ping(_)))
+                .unwrap()
+                .1
+                .hash;
+            let pong = Message::Pong(Pong {
+                to: Endpoint { ip: claim.parse().unwrap(), udp_port: 30303, tcp_port: 0 },
+                ping_hash,
+                expiration: h.exp(),
+                enr_seq: None,
+            });
+            h.recv(&remote, &pong);
+        }
+    }
+    assert!(!h.events().iter().any(|e| matches!(e, CoreEvent::ExternalIp(_))));
+    assert_eq!(h.core.predicted_ip(), None);
+    assert_eq!(h.local.record().seq(), before.seq(), "the record was not re-signed");
+    assert_eq!(h.local.record().ip4(), before.ip4());
 }
 
 // Revalidation: a table entry that stops answering is removed.

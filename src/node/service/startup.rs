@@ -3,7 +3,7 @@
 //! is handed to the [`NodeService`], which from then on only turns events into pool calls.
 
 use super::*;
-use crate::discovery::nat::{start_port_mapping, PortMapConfig};
+use crate::nat::{start_port_mapping, PortMapConfig};
 use std::net::IpAddr;
 use std::time::SystemTime;
 
@@ -23,6 +23,7 @@ pub(in crate::node) struct Setup {
     pub(in crate::node) listen: SocketAddr,
     pub(in crate::node) eth: EthConfig,
     pub(in crate::node) chain: Arc<dyn ChainReader>,
+    pub(in crate::node) tx_pool: Arc<dyn TxPool>,
     pub(in crate::node) pool: PoolConfig,
     pub(in crate::node) rlpx: RlpxConfig,
     pub(in crate::node) data_dir: Option<PathBuf>,
@@ -74,7 +75,7 @@ async fn start_nat(
     let mapping = match port_mapper {
         Some(factory) => {
             let internal = if tcp.ip().is_unspecified() {
-                crate::discovery::nat::local_ip_towards(IpAddr::from([192, 0, 2, 1])).unwrap_or(tcp.ip())
+                crate::nat::local_ip_towards(IpAddr::from([192, 0, 2, 1])).unwrap_or(tcp.ip())
             } else {
                 tcp.ip()
             };
@@ -138,7 +139,7 @@ fn lan_record(
 ) -> Result<crate::record::Enr, NodeError> {
     /// RFC 6762: the mDNS IPv4 multicast group.
     const MDNS_GROUP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(224, 0, 0, 251));
-    let lan_ip = crate::discovery::nat::local_ip_towards(MDNS_GROUP).ok();
+    let lan_ip = crate::nat::local_ip_towards(MDNS_GROUP).ok();
     let local = local_record(key, None, udp, tcp, fork_id)?;
     let udp_port = udp.map_or(tcp.port(), |a| a.port());
     local
@@ -198,6 +199,7 @@ impl NodeService {
             discovery,
             tick,
             seed,
+            tx_pool,
             commands,
             events,
             announcements,
@@ -235,11 +237,15 @@ impl NodeService {
         // running, so a failed start leaves nothing behind.
         let discovery = match discovery {
             Some(mut config) => {
+                // A configured external address is never overridden by what peers say.
+                let fixed = nat.static_ip().is_some();
                 if let Some(v4) = &mut config.v4 {
                     v4.tcp_port = v4.tcp_port.or(Some(local_addr.port()));
+                    v4.update_enr_ip &= !fixed;
                 }
                 if let Some(v5) = &mut config.v5 {
                     v5.fork_filter = v5.fork_filter.take().or_else(|| Some(eth.fork_filter.clone()));
+                    v5.enr_update &= !fixed;
                 }
                 let udp = config.v4.as_ref().map(|c| c.listen_addr).or(config.v5.as_ref().map(|c| c.listen));
                 let local = local_record(&key, nat.static_ip(), udp, local_addr, eth.status.fork_id)?;
@@ -314,12 +320,18 @@ impl NodeService {
         let (session_tx, manager_rx) = mpsc::channel(SESSION_COMMAND_CAPACITY);
         let (manager_tx, session_rx) = mpsc::channel(SESSION_EVENT_CAPACITY);
         let mut tasks = JoinSet::new();
-        tasks.spawn(SessionManager::new(key, rlpx, eth, chain, manager_rx, manager_tx).run());
+        let head = LocalHead::new(eth.status, eth.fork_filter.clone());
+        let manager = SessionManager::new(key, rlpx, eth, chain, tx_pool.clone(), manager_rx, manager_tx);
+        tasks.spawn(manager.run());
         let service = Self {
+            head,
+            tx_pool,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
             candidates: merged,
             pool: state,
             inbound,
             peers: HashMap::new(),
+            ranges: HashMap::new(),
             session_tx,
             session_rx,
             commands,
@@ -330,6 +342,7 @@ impl NodeService {
             events,
             announcements,
             book_path,
+            book_save: None,
             tick,
             dial_failures: BTreeMap::new(),
             inbound_connections: 0,

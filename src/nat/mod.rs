@@ -65,11 +65,11 @@ impl FromStr for NatConfig {
     type Err = NatConfigError;
 
     /// ```
-    /// use ethp2p::discovery::NatConfig;
+    /// use ethp2p::nat::NatConfig;
     /// assert_eq!("extip:203.0.113.7".parse::<NatConfig>()?, NatConfig::ExtIp([203, 0, 113, 7].into()));
     /// assert_eq!("any".parse::<NatConfig>()?, NatConfig::Any);
     /// assert!("stun".parse::<NatConfig>().is_err());
-    /// # Ok::<(), ethp2p::discovery::NatConfigError>(())
+    /// # Ok::<(), ethp2p::nat::NatConfigError>(())
     /// ```
     fn from_str(text: &str) -> Result<Self, NatConfigError> {
         let text = text.trim();
