@@ -15,6 +15,7 @@ use ethp2p::{
         Summary,
     },
     discovery::v4::{Discv4, Discv4Config},
+    eth::EthVersion,
     record::{bootnodes, parse_bootnode_list, Bootnode},
     CandidateSource, ChainSpec, Discv5, Discv5Config, Enode, LocalEnr, NodeKey,
 };
@@ -65,6 +66,9 @@ struct Args {
     /// Per-probe connect and handshake timeout.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     probe_timeout: Duration,
+    /// The eth versions probes offer, comma-separated (e.g. `69,70`). Default: all, 72 to 66.
+    #[arg(long, value_delimiter = ',')]
+    eth: Vec<EthVersion>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -85,7 +89,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Args = common::init();
     let key = NodeKey::generate();
-    let probe_config = ProbeConfig::with_timeout(args.probe_timeout);
+    let probe_config = if args.eth.is_empty() {
+        ProbeConfig::with_timeout(args.probe_timeout)
+    } else {
+        ProbeConfig::with_versions(args.probe_timeout, &args.eth)
+    };
 
     if let Some(url) = &args.probe {
         let enode = Enode::from_str(url)?;

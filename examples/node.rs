@@ -44,7 +44,7 @@ use ethp2p::{
         v4::Discv4Config,
         DiscoveryConfig,
     },
-    eth::{ChainReader, EthConfig, FileChain, GetBlockHeaders, MemoryChain, StatusInfo},
+    eth::{ChainReader, EthConfig, EthVersion, FileChain, GetBlockHeaders, MemoryChain, StatusInfo},
     nat::NatConfig,
     node::{Node, NodeBuilder},
     pool::{Direction, PoolConfig, RequestKind, BOOK_FILE},
@@ -91,6 +91,9 @@ struct Args {
     /// Seconds between peer tables.
     #[arg(long, default_value_t = 5)]
     every: u64,
+    /// The eth versions to offer, comma-separated (e.g. `69,70`). Default: all, 72 to 66.
+    #[arg(long, value_delimiter = ',')]
+    eth: Vec<EthVersion>,
     /// Data directory: the node key (`DIR/nodekey`, unless --nodekey is given) and the
     /// address book (`DIR/peers.json`) persist there across runs. Without it, each run has a
     /// fresh key and forgets its peers.
@@ -169,7 +172,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(c) => spec.fork_filter(c.head().number, c.head().timestamp),
         None => spec.fork_filter(status.latest, unix_now()),
     };
-    let eth = EthConfig::builder(status, filter).build()?;
+    let mut eth = EthConfig::builder(status, filter);
+    if !args.eth.is_empty() {
+        eth.versions(&args.eth);
+    }
+    let eth = eth.build()?;
 
     let statics: Vec<Enode> =
         args.static_peers.iter().map(|s| Enode::from_str(s)).collect::<Result<_, _>>()?;
@@ -217,6 +224,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     if let Some(chain) = &imported {
+        // BALs first: the receipts report below is what says the chain is ready to serve.
+        fetch_block_access_lists(&node, chain).await;
         fetch_receipts(&node, chain).await;
     }
 
@@ -360,6 +369,43 @@ async fn fetch_receipts(node: &Node, chain: &FileChain) {
         "receipts imported: {} blocks; without receipts: {numbers:?}",
         chain.head_number() + 1 - missing.len() as u64
     );
+}
+
+/// Fetches the block access lists (eth/71, EIP-8159) of an imported chain's post-Amsterdam
+/// blocks from peers that speak eth/71, each checked against its header's hash by the node
+/// and again by the chain, so that the node serves them too. Gives up quietly when no peer
+/// has them: a BAL may be pruned, and the node then answers with the empty string.
+async fn fetch_block_access_lists(node: &Node, chain: &FileChain) {
+    let mut missing = chain.missing_block_access_lists();
+    let wanted = missing.len();
+    let mut failures = 0;
+    while !missing.is_empty() && failures < 3 {
+        if !wait_for_peer(node, Duration::from_secs(60)).await {
+            break;
+        }
+        let batch: Vec<_> = missing.iter().take(RECEIPTS_BATCH).cloned().collect();
+        match node.get_block_access_lists(batch.clone()).await {
+            Ok((_, lists)) if lists.iter().any(Option::is_some) => {
+                for (header, list) in batch.iter().zip(lists) {
+                    if let Some(bal) = list {
+                        if let Err(e) = chain.import_block_access_list(&header.hash(), bal) {
+                            eprintln!("block access lists: {e}");
+                        }
+                    }
+                }
+                let before = missing.len();
+                missing.retain(|h| chain.block_access_list(&h.hash()).is_none());
+                if missing.len() == before {
+                    failures += 1;
+                }
+            }
+            Ok(_) | Err(_) => {
+                failures += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    eprintln!("block access lists imported: {} of {wanted}", wanted - missing.len());
 }
 
 /// Prints `dns tree resolved: URL seq N, M nodes` once for each tree (and linked tree) when

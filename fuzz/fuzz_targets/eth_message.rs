@@ -16,10 +16,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, payload)) = data.split_first() else { return };
-    // Three bits pick the version (in `EthVersion::ALL` order, 70 down to 66), five the id.
+    // Three bits pick the version (in `EthVersion::ALL` order, 72 down to 66), five the id.
     let version = EthVersion::ALL[usize::from(selector >> 5) % EthVersion::ALL.len()];
-    // 0x00..=0x13 covers every id of every version, plus a few undefined ones.
-    let id = (selector & 0x1f) % 0x14;
+    // 0x00..=0x16 covers every id of every version, plus a few undefined ones.
+    let id = (selector & 0x1f) % 0x17;
     let decoded = EthMessage::decode(version, id, payload);
     if id == id::BLOCK_HEADERS && version.has_message(id) {
         // The hashing decoder accepts exactly what the plain one accepts, with the same headers.

@@ -105,12 +105,18 @@ impl Default for ProbeConfig {
 
 impl ProbeConfig {
     /// RLPx settings for probing: connect and handshake within `timeout` each, offering
-    /// eth/66-69 and snap/1 under [`PROBE_CLIENT_ID`].
+    /// every eth version we speak (72 down to 66, [`EthVersion::ALL`]) and snap/1 under
+    /// [`PROBE_CLIENT_ID`].
     pub fn default_rlpx(timeout: Duration) -> RlpxConfig {
+        Self::rlpx_for(timeout, &EthVersion::ALL)
+    }
+
+    /// Like [`Self::default_rlpx`], offering only these eth versions.
+    pub fn rlpx_for(timeout: Duration, versions: &[EthVersion]) -> RlpxConfig {
         let mut builder = RlpxConfig::builder();
         builder.client_id(PROBE_CLIENT_ID).connect_timeout(timeout).handshake_timeout(timeout);
-        for version in [66, 67, 68, 69] {
-            builder.protocol(Protocol::eth(version));
+        for version in versions {
+            builder.protocol(Protocol::eth(version.as_u8().into()));
         }
         builder.protocol(Protocol::snap());
         builder.build().unwrap_or_default()
@@ -119,6 +125,12 @@ impl ProbeConfig {
     /// Probe settings with `timeout` for the connect and for the handshake.
     pub fn with_timeout(timeout: Duration) -> Self {
         Self { rlpx: Self::default_rlpx(timeout) }
+    }
+
+    /// Probe settings with `timeout`, offering only these eth versions (a crawl that asks
+    /// which nodes speak eth/71, say).
+    pub fn with_versions(timeout: Duration, versions: &[EthVersion]) -> Self {
+        Self { rlpx: Self::rlpx_for(timeout, versions) }
     }
 }
 

@@ -205,6 +205,39 @@ pub enum InvalidResponse {
         /// The bound.
         max: u64,
     },
+    /// eth/71 (EIP-8159): a block access list that does not hash to its header's
+    /// `block_access_list_hash`.
+    #[error("block {index}: block access list hash mismatch")]
+    BlockAccessListHash {
+        /// Position of the block in the request.
+        index: usize,
+    },
+    /// eth/71: a block access list for a header that commits to none (pre-Amsterdam).
+    #[error("block {index}: a block access list for a header without a block access list hash")]
+    UnexpectedBlockAccessList {
+        /// Position of the block in the request.
+        index: usize,
+    },
+    /// eth/72 (EIP-8070): cells for a transaction that was not asked for (or twice).
+    #[error("cells for transaction {hash}, which was not requested")]
+    UnrequestedCells {
+        /// The transaction's hash.
+        hash: B256,
+    },
+    /// eth/72: a `Cells` mask with columns that were not asked for.
+    #[error("cells for columns that were not requested")]
+    CellMaskNotRequested,
+    /// eth/72: a transaction's cells are not a whole number of blobs (1 to
+    /// `MAX_BLOBS_PER_TX`) times the mask's columns.
+    #[error("transaction {index}: {count} cells for {per_blob} columns per blob")]
+    CellCount {
+        /// Position of the transaction in the response.
+        index: usize,
+        /// Cells received for it.
+        count: usize,
+        /// Columns in the answered mask.
+        per_blob: usize,
+    },
     /// eth/70 (EIP-7975): an incomplete list has more log bytes than the gas used / 8.
     #[error("block {index}: {size} bytes of logs so far, the block's gas allows {max}")]
     ReceiptsTooLarge {
@@ -273,6 +306,14 @@ pub enum ChainFileError {
     /// Receipts for a block that is not in the chain.
     #[error("no block {0} in the chain")]
     UnknownBlock(B256),
+    /// A block access list that does not match the block's header.
+    #[error("block access list of block {number}: {error}")]
+    InvalidBlockAccessList {
+        /// The block.
+        number: u64,
+        /// The mismatch.
+        error: InvalidResponse,
+    },
     /// Receipts that do not match the block's receipts root.
     #[error("receipts of block {number}: {error}")]
     InvalidReceipts {
@@ -333,6 +374,15 @@ pub enum EthError {
     /// An invalid configuration.
     #[error("invalid eth config: {0}")]
     Config(String),
+    /// A request with more items than the protocol lets us ask for at once (eth/72
+    /// `GetCells`: 64 transactions).
+    #[error("{got} items in one request, at most {max}")]
+    RequestTooLarge {
+        /// The limit.
+        max: usize,
+        /// Items asked for.
+        got: usize,
+    },
     /// An error of the RLPx session below (including the peer's Disconnect).
     #[error(transparent)]
     Rlpx(#[from] RlpxError),
@@ -387,6 +437,7 @@ impl EthError {
             | Self::Timeout
             | Self::NotForVersion { .. }
             | Self::Config(_)
+            | Self::RequestTooLarge { .. }
             | Self::SessionClosed => false,
         }
     }
@@ -403,7 +454,10 @@ impl EthError {
             Self::Status(e) => e.backoff(),
             Self::Rlpx(e) => e.backoff(),
             Self::NoSharedVersion => Backoff::High,
-            Self::SessionClosed | Self::NotForVersion { .. } | Self::Config(_) => Backoff::None,
+            Self::SessionClosed
+            | Self::NotForVersion { .. }
+            | Self::Config(_)
+            | Self::RequestTooLarge { .. } => Backoff::None,
             e if e.should_ban() => Backoff::High,
             Self::HandshakeTimeout | Self::Timeout => Backoff::Low,
             _ => Backoff::Medium,
@@ -414,6 +468,11 @@ impl EthError {
     pub fn disconnect_reason(&self) -> Option<DisconnectReason> {
         Some(match self {
             Self::Status(e) => e.disconnect_reason(),
+            // A message id inside the eth capability's space that the negotiated version does
+            // not define: go-ethereum's `handleMessage` fails with `errInvalidMsgCode`, which
+            // its p2p layer turns into `DiscSubprotocolError` (0x10). Still a breach for the
+            // pool: `should_ban`.
+            Self::Message(MessageError::UnknownMessage { .. }) => DisconnectReason::SubprotocolSpecific,
             Self::Message(_)
             | Self::InvalidResponse(_)
             | Self::MessageBeforeStatus(_)
@@ -422,9 +481,11 @@ impl EthError {
             Self::HandshakeTimeout => DisconnectReason::PingTimeout,
             Self::NoSharedVersion => DisconnectReason::UselessPeer,
             Self::UnsolicitedResponse { .. } | Self::Timeout => return None,
-            Self::SessionClosed | Self::Rlpx(_) | Self::NotForVersion { .. } | Self::Config(_) => {
-                return None
-            }
+            Self::SessionClosed
+            | Self::Rlpx(_)
+            | Self::NotForVersion { .. }
+            | Self::Config(_)
+            | Self::RequestTooLarge { .. } => return None,
         })
     }
 }

@@ -8,6 +8,9 @@
 //! [`FileChain::import_receipts`], which checks it against the header's receipts root before
 //! it is served. Until then `GetReceipts` for that block is answered as for an unknown one.
 //!
+//! Block access lists (eth/71) are held the same way: [`FileChain::import_block_access_list`]
+//! checks one against its header's `block_access_list_hash` before it is served.
+//!
 //! Shared, not owned: the chain sits behind an `Arc` that every session task reads. Headers
 //! and bodies never change after load; each block's receipts are set at most once, in a
 //! `OnceLock`, so readers take no lock.
@@ -15,9 +18,10 @@
 use std::{collections::HashMap, path::Path, sync::OnceLock};
 
 use alloy_consensus::{Block, BlockBody, Header, ReceiptEnvelope, Sealed, TxEnvelope};
-use alloy_primitives::{B256, U256};
+use alloy_primitives::{Bytes, B256, U256};
 use alloy_rlp::Decodable;
 
+use crate::eth::bal::validate_block_access_lists;
 use crate::eth::error::ChainFileError;
 use crate::eth::serve::ChainReader;
 use crate::eth::status::StatusInfo;
@@ -42,6 +46,8 @@ pub struct FileChain {
     numbers: HashMap<B256, u64>,
     bodies: Vec<BlockBody<TxEnvelope>>,
     receipts: Vec<OnceLock<Vec<ReceiptEnvelope>>>,
+    /// Block access lists (RLP), set once each when imported.
+    bals: Vec<OnceLock<Bytes>>,
 }
 
 impl FileChain {
@@ -73,6 +79,7 @@ impl FileChain {
             headers: vec![genesis],
             // The genesis block has no transactions, so its receipts are known: none.
             receipts: vec![OnceLock::from(Vec::new())],
+            bals: vec![OnceLock::new()],
         };
         let mut index = 0;
         while !bytes.is_empty() {
@@ -109,6 +116,7 @@ impl FileChain {
             chain.headers.push(header);
             chain.bodies.push(body);
             chain.receipts.push(receipts);
+            chain.bals.push(OnceLock::new());
             index += 1;
         }
         Ok(chain)
@@ -148,6 +156,28 @@ impl FileChain {
         validate_receipts(std::slice::from_ref(&self.headers[n]), std::slice::from_ref(&receipts))
             .map_err(|error| ChainFileError::InvalidReceipts { number, error })?;
         let _ = self.receipts[n].set(receipts);
+        Ok(())
+    }
+
+    /// Headers (with their hashes) of the blocks that commit to a block access list
+    /// (post-Amsterdam, EIP-7928) whose list is not known yet, in order.
+    pub fn missing_block_access_lists(&self) -> Vec<Sealed<Header>> {
+        self.bals
+            .iter()
+            .enumerate()
+            .filter(|(n, b)| self.headers[*n].block_access_list_hash.is_some() && b.get().is_none())
+            .map(|(n, _)| Sealed::new_unchecked(self.headers[n].clone(), self.hashes[n]))
+            .collect()
+    }
+
+    /// Stores the block access list (its RLP) of the block with this hash after checking it
+    /// against the header's `block_access_list_hash`; a header without one takes none.
+    pub fn import_block_access_list(&self, hash: &B256, bal: Bytes) -> Result<(), ChainFileError> {
+        let number = *self.numbers.get(hash).ok_or(ChainFileError::UnknownBlock(*hash))?;
+        let n = number as usize;
+        validate_block_access_lists(std::slice::from_ref(&self.headers[n]), &[Some(bal.clone())])
+            .map_err(|error| ChainFileError::InvalidBlockAccessList { number, error })?;
+        let _ = self.bals[n].set(bal);
         Ok(())
     }
 
@@ -202,6 +232,10 @@ impl ChainReader for FileChain {
 
     fn receipts(&self, hash: &B256) -> Option<Vec<ReceiptEnvelope>> {
         self.receipts.get(*self.numbers.get(hash)? as usize)?.get().cloned()
+    }
+
+    fn block_access_list(&self, hash: &B256) -> Option<Bytes> {
+        self.bals.get(*self.numbers.get(hash)? as usize)?.get().cloned()
     }
 }
 

@@ -1,5 +1,6 @@
-//! eth/66–70 wire messages (devp2p `caps/eth.md`, EIP-2481, EIP-4938, EIP-5793, EIP-7642,
-//! EIP-7975; eth/70's receipt messages are in `receipts70.rs`).
+//! eth/66–72 wire messages (devp2p `caps/eth.md`, EIP-2481, EIP-4938, EIP-5793, EIP-7642,
+//! EIP-7975, EIP-8159, EIP-8070; eth/70's receipt messages are in `receipts70.rs`, eth/71's
+//! block access lists in `bal.rs`, eth/72's cells and cell-mask announcement in `cells.rs`).
 //!
 //! A message is a message id (relative to the eth capability's offset) and an RLP payload,
 //! snappy-decompressed by RLPx. [`EthMessage::decode`] turns one into a typed value for a
@@ -19,6 +20,8 @@ use alloy_eips::BlockHashOrNumber;
 use alloy_primitives::{Bytes, B256, U256};
 use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
 
+use crate::eth::bal::BlockAccessLists;
+use crate::eth::cells::{Cells, GetCells, NewPooledTransactionHashes72};
 use crate::eth::error::MessageError;
 use crate::eth::receipts70::{GetReceipts70, Receipts70};
 use crate::eth::version::EthVersion;
@@ -61,6 +64,14 @@ pub mod id {
     pub const RECEIPTS: u8 = 0x10;
     /// `BlockRangeUpdate` (0x11), eth/69.
     pub const BLOCK_RANGE_UPDATE: u8 = 0x11;
+    /// `GetBlockAccessLists` (0x12), eth/71 (EIP-8159).
+    pub const GET_BLOCK_ACCESS_LISTS: u8 = 0x12;
+    /// `BlockAccessLists` (0x13), eth/71.
+    pub const BLOCK_ACCESS_LISTS: u8 = 0x13;
+    /// `GetCells` (0x14), eth/72 (EIP-8070).
+    pub const GET_CELLS: u8 = 0x14;
+    /// `Cells` (0x15), eth/72.
+    pub const CELLS: u8 = 0x15;
 }
 
 /// EIP-2481 request id: chosen by the requester, echoed by the responder.
@@ -427,8 +438,10 @@ pub enum EthMessage {
     NewBlock(Box<NewBlock>),
     /// `NewPooledTransactionHashes` (0x08) in its eth/66–67 shape: hashes only.
     NewPooledTransactionHashes66(Vec<B256>),
-    /// `NewPooledTransactionHashes` (0x08) in its eth/68+ shape.
+    /// `NewPooledTransactionHashes` (0x08) in its eth/68–71 shape.
     NewPooledTransactionHashes68(NewPooledTransactionHashes68),
+    /// `NewPooledTransactionHashes` (0x08) in its eth/72 shape, with a cell mask (EIP-8070).
+    NewPooledTransactionHashes72(NewPooledTransactionHashes72),
     /// `GetPooledTransactions` (0x09): transaction hashes.
     GetPooledTransactions(RequestPair<Vec<B256>>),
     /// `PooledTransactions` (0x0a): in their network form (blob transactions with sidecars).
@@ -447,6 +460,14 @@ pub enum EthMessage {
     Receipts70(Receipts70),
     /// `BlockRangeUpdate` (0x11, eth/69).
     BlockRangeUpdate(BlockRange),
+    /// `GetBlockAccessLists` (0x12, eth/71): block hashes.
+    GetBlockAccessLists(RequestPair<Vec<B256>>),
+    /// `BlockAccessLists` (0x13, eth/71).
+    BlockAccessLists(BlockAccessLists),
+    /// `GetCells` (0x14, eth/72).
+    GetCells(GetCells),
+    /// `Cells` (0x15, eth/72).
+    Cells(Cells),
 }
 
 impl EthMessage {
@@ -461,9 +482,9 @@ impl EthMessage {
             Self::GetBlockBodies(_) => id::GET_BLOCK_BODIES,
             Self::BlockBodies(_) => id::BLOCK_BODIES,
             Self::NewBlock(_) => id::NEW_BLOCK,
-            Self::NewPooledTransactionHashes66(_) | Self::NewPooledTransactionHashes68(_) => {
-                id::NEW_POOLED_TRANSACTION_HASHES
-            }
+            Self::NewPooledTransactionHashes66(_)
+            | Self::NewPooledTransactionHashes68(_)
+            | Self::NewPooledTransactionHashes72(_) => id::NEW_POOLED_TRANSACTION_HASHES,
             Self::GetPooledTransactions(_) => id::GET_POOLED_TRANSACTIONS,
             Self::PooledTransactions(_) => id::POOLED_TRANSACTIONS,
             Self::GetNodeData(_) => id::GET_NODE_DATA,
@@ -471,6 +492,10 @@ impl EthMessage {
             Self::GetReceipts(_) | Self::GetReceipts70(_) => id::GET_RECEIPTS,
             Self::Receipts(_) | Self::Receipts70(_) => id::RECEIPTS,
             Self::BlockRangeUpdate(_) => id::BLOCK_RANGE_UPDATE,
+            Self::GetBlockAccessLists(_) => id::GET_BLOCK_ACCESS_LISTS,
+            Self::BlockAccessLists(_) => id::BLOCK_ACCESS_LISTS,
+            Self::GetCells(_) => id::GET_CELLS,
+            Self::Cells(_) => id::CELLS,
         }
     }
 
@@ -497,6 +522,10 @@ impl EthMessage {
             Self::Receipts(p) => p.request_id,
             Self::GetReceipts70(p) => p.request_id,
             Self::Receipts70(p) => p.request_id,
+            Self::GetBlockAccessLists(p) => p.request_id,
+            Self::BlockAccessLists(p) => p.request_id,
+            Self::GetCells(p) => p.request_id,
+            Self::Cells(p) => p.request_id,
             _ => return None,
         })
     }
@@ -505,7 +534,8 @@ impl EthMessage {
     pub fn is_valid_for(&self, version: EthVersion) -> bool {
         match self {
             Self::NewPooledTransactionHashes66(_) => version < EthVersion::Eth68,
-            Self::NewPooledTransactionHashes68(_) => version >= EthVersion::Eth68,
+            Self::NewPooledTransactionHashes68(_) => version >= EthVersion::Eth68 && !version.has_cells(),
+            Self::NewPooledTransactionHashes72(_) => version.has_cells(),
             Self::Status(s) => s.head_matches(version),
             Self::GetReceipts(_) => !version.has_partial_receipts(),
             Self::Receipts(r) => {
@@ -530,6 +560,7 @@ impl EthMessage {
             Self::NewBlock(m) => m.encode(out),
             Self::NewPooledTransactionHashes66(m) => m.encode(out),
             Self::NewPooledTransactionHashes68(m) => m.encode(out),
+            Self::NewPooledTransactionHashes72(m) => m.encode(out),
             Self::GetPooledTransactions(m) => m.encode(out),
             Self::PooledTransactions(m) => m.encode(out),
             Self::GetNodeData(m) => m.encode(out),
@@ -539,6 +570,10 @@ impl EthMessage {
             Self::GetReceipts70(m) => m.encode(out),
             Self::Receipts70(m) => m.encode(out),
             Self::BlockRangeUpdate(m) => m.encode(out),
+            Self::GetBlockAccessLists(m) => m.encode(out),
+            Self::BlockAccessLists(m) => m.encode(out),
+            Self::GetCells(m) => m.encode(out),
+            Self::Cells(m) => m.encode(out),
         }
     }
 
@@ -572,6 +607,9 @@ impl EthMessage {
             id::GET_BLOCK_BODIES => Self::GetBlockBodies(rlp(name, b)?),
             id::BLOCK_BODIES => Self::BlockBodies(rlp(name, b)?),
             id::NEW_BLOCK => Self::NewBlock(Box::new(rlp(name, b)?)),
+            id::NEW_POOLED_TRANSACTION_HASHES if version.has_cells() => {
+                Self::NewPooledTransactionHashes72(rlp(name, b)?)
+            }
             id::NEW_POOLED_TRANSACTION_HASHES if version >= EthVersion::Eth68 => {
                 Self::NewPooledTransactionHashes68(rlp(name, b)?)
             }
@@ -592,6 +630,10 @@ impl EthMessage {
                 Self::Receipts(RequestPair::new(p.request_id, Receipts::WithBloom(p.message)))
             }
             id::BLOCK_RANGE_UPDATE => Self::BlockRangeUpdate(rlp(name, b)?),
+            id::GET_BLOCK_ACCESS_LISTS => Self::GetBlockAccessLists(rlp(name, b)?),
+            id::BLOCK_ACCESS_LISTS => Self::BlockAccessLists(rlp(name, b)?),
+            id::GET_CELLS => Self::GetCells(rlp(name, b)?),
+            id::CELLS => Self::Cells(rlp(name, b)?),
             _ => return Err(MessageError::UnknownMessage { id, version }),
         };
         if !buf.is_empty() {
@@ -722,6 +764,10 @@ pub fn name_of(id: u8) -> &'static str {
         id::GET_RECEIPTS => "GetReceipts",
         id::RECEIPTS => "Receipts",
         id::BLOCK_RANGE_UPDATE => "BlockRangeUpdate",
+        id::GET_BLOCK_ACCESS_LISTS => "GetBlockAccessLists",
+        id::BLOCK_ACCESS_LISTS => "BlockAccessLists",
+        id::GET_CELLS => "GetCells",
+        id::CELLS => "Cells",
         _ => "unknown",
     }
 }
@@ -894,6 +940,9 @@ mod tests {
             (EthVersion::Eth69, id::NEW_BLOCK),
             (EthVersion::Eth68, id::BLOCK_RANGE_UPDATE),
             (EthVersion::Eth69, 0x12),
+            (EthVersion::Eth70, id::GET_BLOCK_ACCESS_LISTS),
+            (EthVersion::Eth71, id::GET_CELLS),
+            (EthVersion::Eth72, 0x16),
         ] {
             let err = EthMessage::decode(v, id, &payload).unwrap_err();
             assert!(matches!(err, MessageError::UnknownMessage { .. }), "{v} {id}: {err}");
@@ -1093,6 +1142,44 @@ mod tests {
                         .collect(),
                 }),
             ),
+            (Eth71, EthMessage::GetBlockAccessLists(RequestPair::new(1, hashes.clone()))),
+            (
+                Eth71,
+                EthMessage::BlockAccessLists(BlockAccessLists {
+                    request_id: 1,
+                    lists: vec![
+                        None,
+                        Some(Bytes::from_static(&[0xc0])),
+                        Some(crate::eth::encode_block_access_list(&[Default::default()])),
+                    ],
+                }),
+            ),
+            (
+                Eth72,
+                EthMessage::NewPooledTransactionHashes72(NewPooledTransactionHashes72 {
+                    types: vec![3, 2].into(),
+                    sizes: vec![131_000, 200],
+                    hashes: hashes.clone(),
+                    cell_mask: crate::eth::CellMask::from_indices([1, 64]),
+                }),
+            ),
+            (
+                Eth72,
+                EthMessage::GetCells(GetCells {
+                    request_id: 1,
+                    hashes: hashes.clone(),
+                    cell_mask: crate::eth::CellMask::from_indices([0, 5]),
+                }),
+            ),
+            (
+                Eth72,
+                EthMessage::Cells(Cells {
+                    request_id: 1,
+                    hashes: hashes[..1].to_vec(),
+                    cells: vec![vec![crate::eth::Cell::repeat_byte(7); 2]],
+                    cell_mask: crate::eth::CellMask::from_indices([0, 5]),
+                }),
+            ),
         ]
     }
 
@@ -1278,7 +1365,7 @@ mod tests {
 
         /// Arbitrary bytes under every id and version: an error or a value, never a panic.
         #[test]
-        fn arbitrary_bytes_never_panic(v in 0usize..EthVersion::ALL.len(), id in 0u8..0x13, bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        fn arbitrary_bytes_never_panic(v in 0usize..EthVersion::ALL.len(), id in 0u8..0x17, bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = EthMessage::decode(EthVersion::ALL[v], id, &bytes);
         }
     }

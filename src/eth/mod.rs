@@ -1,4 +1,4 @@
-//! The `eth` wire protocol, versions 66 to 70.
+//! The `eth` wire protocol, versions 66 to 72.
 //!
 //! Pure parts, usable without a socket:
 //! - [`EthMessage`]: the codec for every message of every version, into alloy-consensus types;
@@ -9,6 +9,10 @@
 //!   for and served (EIP-7975);
 //! - [`TxPool`]: the transaction pool pooled transactions are served from and broadcasts
 //!   are reported to, and [`MemoryTxPool`], a bounded one for tests and examples;
+//! - [`BlockAccessLists`], [`serve_block_access_lists`] and [`validate_block_access_lists`]:
+//!   eth/71's block access lists (EIP-8159), checked against the header's hash (EIP-7928);
+//! - [`GetCells`], [`Cells`], [`CellMask`], [`serve_cells`] and [`validate_cells`]: eth/72's
+//!   blob cells (EIP-8070), served from [`ChainReader::cells`];
 //! - [`ChainReader`] and [`respond`]: serving requests within the usual limits, and
 //!   [`MemoryChain`], an in-memory chain for tests and examples, and [`FileChain`], a chain
 //!   read from a `geth export` RLP file with receipts fetched from peers.
@@ -39,6 +43,9 @@
 //! # Ok(()) }
 //! ```
 
+mod bal;
+mod cells;
+mod config;
 mod error;
 mod file_chain;
 mod known;
@@ -51,6 +58,18 @@ mod txpool;
 mod validate;
 mod version;
 
+pub use bal::{
+    decode_block_access_list, encode_block_access_list, serve_block_access_lists,
+    validate_block_access_lists, BlockAccessLists, MAX_BLOCK_ACCESS_LISTS_SERVE,
+};
+pub use cells::{
+    serve_cells, validate_cells, Cell, CellMask, Cells, GetCells, NewPooledTransactionHashes72,
+    BYTES_PER_CELL, CELLS_PER_EXT_BLOB, MAX_BLOBS_PER_TX, MAX_CELLS_HASHES_SERVE,
+};
+pub use config::{
+    EthConfig, EthConfigBuilder, DEFAULT_COMMAND_CAPACITY, DEFAULT_EVENT_CAPACITY, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT,
+};
 pub use error::{ChainFileError, EthError, InvalidResponse, MessageError, StatusError};
 pub use file_chain::FileChain;
 pub use known::{MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS};
@@ -67,10 +86,7 @@ pub use serve::{
     ChainReader, MemoryChain, MemoryChainBuilder, MAX_BODIES_SERVE, MAX_HEADERS_SERVE,
     MAX_POOLED_TRANSACTIONS_SERVE, MAX_RECEIPTS_SERVE, SOFT_RESPONSE_LIMIT,
 };
-pub use session::{
-    EthConfig, EthConfigBuilder, EthEvent, EthEvents, EthPeer, EthPeerService, EthSession,
-    DEFAULT_COMMAND_CAPACITY, DEFAULT_EVENT_CAPACITY, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
-};
+pub use session::{EthEvent, EthEvents, EthPeer, EthPeerService, EthSession};
 pub use status::{validate_block_range, validate_status, StatusInfo};
 pub(crate) use txpool::NoTxPool;
 pub use txpool::{MemoryTxPool, TxPool, DEFAULT_MEMORY_POOL_CAPACITY};

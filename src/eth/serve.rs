@@ -19,6 +19,8 @@ use alloy_eips::{eip4895::Withdrawals, BlockHashOrNumber};
 use alloy_primitives::{address, b256, hex, Address, Bytes, Log, LogData, Signature, TxKind, B256, U256};
 use alloy_rlp::Encodable;
 
+use crate::eth::bal::{encode_block_access_list, serve_block_access_lists, BlockAccessLists};
+use crate::eth::cells::{serve_cells, Cell, CellMask};
 use crate::eth::message::{EthMessage, GetBlockHeaders, Receipts, RequestPair};
 use crate::eth::receipts70::{serve_receipts70, Receipts70};
 use crate::eth::status::StatusInfo;
@@ -52,6 +54,20 @@ pub trait ChainReader: Send + Sync + 'static {
     fn body(&self, hash: &B256) -> Option<BlockBody<TxEnvelope>>;
     /// The receipts of the block with this hash.
     fn receipts(&self, hash: &B256) -> Option<Vec<ReceiptEnvelope>>;
+    /// eth/71 (EIP-8159): the block access list of the block with this hash, as its RLP list
+    /// (`keccak256` of these bytes is the header's `block_access_list_hash`; build one with
+    /// [`encode_block_access_list`]). Default: none (answered with the empty string, as for a
+    /// pruned list).
+    fn block_access_list(&self, _hash: &B256) -> Option<Bytes> {
+        None
+    }
+    /// eth/72 (EIP-8070): the serving hook of a blob pool. The cells of `mask`'s columns for
+    /// every blob of the pooled transaction `tx_hash`, blob by blob, each blob's columns
+    /// ascending (`blobs × mask.count()` cells), or `None` if it does not hold them all.
+    /// Default: none (the transaction is left out of the `Cells` answer).
+    fn cells(&self, _tx_hash: &B256, _mask: CellMask) -> Option<Vec<Cell>> {
+        None
+    }
 }
 
 /// Headers for `request`, at most [`MAX_HEADERS_SERVE`] and about [`SOFT_RESPONSE_LIMIT`]
@@ -154,6 +170,11 @@ pub fn respond(
             serve_pooled_transactions(pool, &r.message),
         )),
         EthMessage::GetNodeData(r) => EthMessage::NodeData(RequestPair::new(r.request_id, Vec::new())),
+        EthMessage::GetBlockAccessLists(r) => EthMessage::BlockAccessLists(BlockAccessLists {
+            request_id: r.request_id,
+            lists: serve_block_access_lists(chain, &r.message),
+        }),
+        EthMessage::GetCells(r) => EthMessage::Cells(serve_cells(chain, r)),
         _ => return None,
     })
 }
@@ -203,6 +224,10 @@ pub struct MemoryChain {
     bodies: Vec<BlockBody<TxEnvelope>>,
     receipts: Vec<Vec<ReceiptEnvelope>>,
     pool: HashMap<B256, PooledTransaction>,
+    /// Block access lists (RLP) by block hash.
+    bals: HashMap<B256, Bytes>,
+    /// Per blob transaction: its blobs, each all [`CELLS_PER_EXT_BLOB`](crate::eth::CELLS_PER_EXT_BLOB) cells.
+    blob_cells: HashMap<B256, Vec<Vec<Cell>>>,
 }
 
 /// Builder of a [`MemoryChain`].
@@ -213,6 +238,7 @@ pub struct MemoryChainBuilder {
     transactions_per_block: usize,
     chain_id: u64,
     pooled: usize,
+    block_access_lists: bool,
 }
 
 impl Default for MemoryChainBuilder {
@@ -223,6 +249,7 @@ impl Default for MemoryChainBuilder {
             transactions_per_block: 2,
             chain_id: 1,
             pooled: 0,
+            block_access_lists: false,
         }
     }
 }
@@ -263,6 +290,15 @@ impl MemoryChainBuilder {
         self
     }
 
+    /// Gives every block after genesis a block access list (EIP-7928: the recipient's
+    /// balance after each transaction) and its hash in the header, for eth/71. The genesis
+    /// must carry prague's header fields (`requests_hash`), since the hash is the header's
+    /// next field. Default: false.
+    pub fn block_access_lists(&mut self, yes: bool) -> &mut Self {
+        self.block_access_lists = yes;
+        self
+    }
+
     /// Builds the chain.
     pub fn build(&self) -> MemoryChain {
         let genesis = self.genesis.clone();
@@ -286,13 +322,17 @@ impl MemoryChainBuilder {
             }],
             receipts: vec![vec![]],
             pool: HashMap::new(),
+            bals: HashMap::new(),
+            blob_cells: HashMap::new(),
         };
+        let with_bals = self.block_access_lists && genesis.requests_hash.is_some();
         for number in 1..=self.blocks {
             let transactions: Vec<TxEnvelope> = (0..self.transactions_per_block).map(&mut sign).collect();
             let receipts: Vec<ReceiptEnvelope> =
                 transactions.iter().enumerate().map(|(i, tx)| make_receipt(tx, i)).collect();
             let withdrawals = genesis.withdrawals_root.map(|_| Withdrawals::default());
             let parent = &chain.headers[chain.headers.len() - 1];
+            let bal = with_bals.then(|| synthetic_block_access_list(&transactions));
             let header = Header {
                 parent_hash: chain.hashes[chain.hashes.len() - 1],
                 ommers_hash: EMPTY_OMMER_ROOT_HASH,
@@ -313,9 +353,13 @@ impl MemoryChainBuilder {
                 excess_blob_gas: genesis.excess_blob_gas.map(|_| 0),
                 parent_beacon_block_root: genesis.parent_beacon_block_root.map(|_| B256::with_last_byte(1)),
                 requests_hash: genesis.requests_hash,
+                block_access_list_hash: bal.as_ref().map(alloy_primitives::keccak256),
                 ..Default::default()
             };
             let hash = header.hash_slow();
+            if let Some(bal) = bal {
+                chain.bals.insert(hash, bal);
+            }
             chain.headers.push(header);
             chain.hashes.push(hash);
             chain.numbers.insert(hash, number);
@@ -388,6 +432,24 @@ fn make_receipt(tx: &TxEnvelope, index: usize) -> ReceiptEnvelope {
     ReceiptEnvelope::from_typed(ty, ReceiptWithBloom::from(receipt))
 }
 
+/// A block access list for `transactions` (EIP-7928): the recipient's balance after each
+/// one (block access index `i + 1`), RLP-encoded.
+fn synthetic_block_access_list(transactions: &[TxEnvelope]) -> Bytes {
+    use alloy_consensus::Transaction;
+    use alloy_eips::eip7928::{AccountChanges, BalanceChange, BlockAccessIndex};
+    let mut recipient = AccountChanges::new(RECIPIENT);
+    let mut balance = U256::ZERO;
+    for (i, tx) in transactions.iter().enumerate() {
+        balance += tx.value();
+        recipient.balance_changes.push(BalanceChange {
+            block_access_index: BlockAccessIndex(i as u64 + 1),
+            post_balance: balance,
+        });
+    }
+    let accounts = if transactions.is_empty() { vec![] } else { vec![recipient] };
+    encode_block_access_list(&accounts)
+}
+
 impl MemoryChain {
     /// A builder with the defaults (mainnet genesis, 32 blocks, 2 transactions each).
     pub fn builder() -> MemoryChainBuilder {
@@ -417,6 +479,24 @@ impl MemoryChain {
     /// The receipts of the block with this hash.
     pub fn receipts_by_hash(&self, hash: &B256) -> Option<&Vec<ReceiptEnvelope>> {
         self.receipts.get(*self.numbers.get(hash)? as usize)
+    }
+
+    /// The block access list (RLP) of the block with this hash.
+    pub fn block_access_list_by_hash(&self, hash: &B256) -> Option<&Bytes> {
+        self.bals.get(hash)
+    }
+
+    /// Stores a block access list for the block with this hash, to serve it on eth/71 (the
+    /// caller vouches for it: the header's hash is not checked here, so tests can serve a
+    /// wrong one).
+    pub fn insert_block_access_list(&mut self, hash: B256, bal: Bytes) {
+        self.bals.insert(hash, bal);
+    }
+
+    /// Holds the cells of a blob transaction, to serve them on eth/72: `blobs[b]` is blob
+    /// `b`'s extended cells, [`CELLS_PER_EXT_BLOB`](crate::eth::CELLS_PER_EXT_BLOB) of them.
+    pub fn insert_blob_cells(&mut self, tx_hash: B256, blobs: Vec<Vec<Cell>>) {
+        self.blob_cells.insert(tx_hash, blobs);
     }
 
     /// Hashes of the pooled transactions.
@@ -485,6 +565,21 @@ impl ChainReader for MemoryChain {
 
     fn receipts(&self, hash: &B256) -> Option<Vec<ReceiptEnvelope>> {
         self.receipts_by_hash(hash).cloned()
+    }
+
+    fn block_access_list(&self, hash: &B256) -> Option<Bytes> {
+        self.bals.get(hash).cloned()
+    }
+
+    fn cells(&self, tx_hash: &B256, mask: CellMask) -> Option<Vec<Cell>> {
+        let blobs = self.blob_cells.get(tx_hash)?;
+        let mut out = Vec::with_capacity(blobs.len() * mask.count());
+        for blob in blobs {
+            for i in mask.indices() {
+                out.push(*blob.get(i)?);
+            }
+        }
+        Some(out)
     }
 }
 

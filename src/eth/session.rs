@@ -17,6 +17,10 @@
 //! go-ethereum does), each answer with its own outcome event, all within the first
 //! request's timeout (so a peer that drips receipts cannot hold a request open for long),
 //! and the caller gets the whole lists once ([`ReceiptsAssembly`]).
+//!
+//! eth/71's block access lists and eth/72's cells are requests like the others, asked for
+//! only on a session whose version has them ([`EthPeer::get_block_access_lists`],
+//! [`EthPeer::get_cells`]) and served from the [`ChainReader`]'s optional hooks.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -25,13 +29,18 @@ use std::time::Duration;
 use alloy_consensus::{
     transaction::PooledTransaction, BlockBody, Header, ReceiptEnvelope, Sealed, TxEnvelope,
 };
-use alloy_primitives::B256;
+use alloy_primitives::{Bytes, B256};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, trace};
 
+use crate::eth::bal::validate_block_access_lists;
+use crate::eth::cells::{
+    adapt_announcement, validate_cells, CellMask, Cells, GetCells, MAX_CELLS_HASHES_SERVE,
+};
+use crate::eth::config::EthConfig;
 use crate::eth::error::{EthError, InvalidResponse};
 use crate::eth::known::KnownHashes;
 use crate::eth::message::{
@@ -40,106 +49,19 @@ use crate::eth::message::{
 };
 use crate::eth::receipts70::{Assembled, ReceiptsAssembly};
 use crate::eth::serve::{respond, ChainReader};
-use crate::eth::status::{validate_block_range, validate_status, StatusInfo};
+use crate::eth::status::{validate_block_range, validate_status};
 use crate::eth::txpool::{NoTxPool, TxPool};
 use crate::eth::validate::{
     validate_bodies, validate_bodies_encoded, validate_headers, validate_headers_with_hashes,
     validate_pooled_transactions, validate_receipts, Outcome, RequestKind,
 };
 use crate::eth::version::EthVersion;
-use crate::record::{ForkFilter, PeerId};
+use crate::record::PeerId;
 use crate::rlpx::{CapMessage, DisconnectReason, Session};
 
-/// geth `eth/handshake.go` `handshakeTimeout`: the peer's `Status` must arrive within 5 s.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a request may wait for its response. reth's downloader starts from 20 s
-/// (`INITIAL_REQUEST_TIMEOUT`); a syncer with latency estimates will want less.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
-/// Commands queued from handles to one session task before callers wait.
-pub const DEFAULT_COMMAND_CAPACITY: usize = 64;
-/// Events queued for the owner; when full, further events are dropped (never the session's
-/// progress: a caller awaiting a response must not deadlock on an unread event queue).
-pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 /// Late responses to timed-out requests that are remembered, so they are not reported as
 /// unsolicited.
 const TIMED_OUT_MEMORY: usize = 64;
-
-/// Configuration of eth sessions.
-#[derive(Debug, Clone)]
-pub struct EthConfig {
-    /// What we announce in `Status`. No default: it describes the caller's chain.
-    pub status: StatusInfo,
-    /// Our EIP-2124 fork filter, to validate the peer's fork id. No default.
-    pub fork_filter: ForkFilter,
-    /// Time allowed for the peer's `Status`. Default: [`DEFAULT_HANDSHAKE_TIMEOUT`] (5 s).
-    pub handshake_timeout: Duration,
-    /// Time allowed for each response. Default: [`DEFAULT_REQUEST_TIMEOUT`] (20 s).
-    pub request_timeout: Duration,
-    /// Capacity of the handle → task command channel. Default: [`DEFAULT_COMMAND_CAPACITY`].
-    pub command_capacity: usize,
-    /// Capacity of the event channel. Default: [`DEFAULT_EVENT_CAPACITY`].
-    pub event_capacity: usize,
-}
-
-impl EthConfig {
-    /// A builder for a chain we describe with `status` and `fork_filter`.
-    pub fn builder(status: StatusInfo, fork_filter: ForkFilter) -> EthConfigBuilder {
-        EthConfigBuilder {
-            config: EthConfig {
-                status,
-                fork_filter,
-                handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-                request_timeout: DEFAULT_REQUEST_TIMEOUT,
-                command_capacity: DEFAULT_COMMAND_CAPACITY,
-                event_capacity: DEFAULT_EVENT_CAPACITY,
-            },
-        }
-    }
-}
-
-/// Builder of an [`EthConfig`].
-#[derive(Debug, Clone)]
-pub struct EthConfigBuilder {
-    config: EthConfig,
-}
-
-impl EthConfigBuilder {
-    /// See [`EthConfig::handshake_timeout`].
-    pub fn handshake_timeout(&mut self, t: Duration) -> &mut Self {
-        self.config.handshake_timeout = t;
-        self
-    }
-
-    /// See [`EthConfig::request_timeout`].
-    pub fn request_timeout(&mut self, t: Duration) -> &mut Self {
-        self.config.request_timeout = t;
-        self
-    }
-
-    /// See [`EthConfig::command_capacity`].
-    pub fn command_capacity(&mut self, n: usize) -> &mut Self {
-        self.config.command_capacity = n;
-        self
-    }
-
-    /// See [`EthConfig::event_capacity`].
-    pub fn event_capacity(&mut self, n: usize) -> &mut Self {
-        self.config.event_capacity = n;
-        self
-    }
-
-    /// The configuration, if its timeouts and capacities are non-zero.
-    pub fn build(&self) -> Result<EthConfig, EthError> {
-        let c = &self.config;
-        if c.handshake_timeout.is_zero() || c.request_timeout.is_zero() {
-            return Err(EthError::Config("timeouts must be non-zero".into()));
-        }
-        if c.command_capacity == 0 || c.event_capacity == 0 {
-            return Err(EthError::Config("channel capacities must be non-zero".into()));
-        }
-        Ok(c.clone())
-    }
-}
 
 /// An RLPx session whose eth `Status` handshake succeeded.
 #[derive(Debug)]
@@ -179,6 +101,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthSession<S> {
         let cap = session.capability_index("eth").ok_or(EthError::NoSharedVersion)?;
         let version = EthVersion::try_from(session.shared_capabilities()[cap].cap.version as u8)
             .map_err(|_| EthError::NoSharedVersion)?;
+        // RLPx negotiated what its configuration offered; the eth configuration has the last
+        // word on which versions we speak.
+        if !config.versions.contains(&version) {
+            return Err(EthError::NoSharedVersion);
+        }
         let ours = EthMessage::Status(config.status.status(version));
         session.send(CapMessage::new(cap, id::STATUS, ours.encoded())).await?;
         let theirs = tokio::time::timeout(config.handshake_timeout, async {
@@ -297,6 +224,10 @@ enum Request {
     /// eth/70: the same, assembled across partial answers.
     Receipts70(Box<ReceiptsAssembly>),
     Pooled(Vec<B256>),
+    /// eth/71: the headers whose block access lists are requested, and their hashes.
+    BlockAccessLists(Vec<Header>, Vec<B256>),
+    /// eth/72: blob transactions and the columns asked for.
+    Cells(Vec<B256>, CellMask),
 }
 
 impl Request {
@@ -306,6 +237,8 @@ impl Request {
             Self::Bodies(..) => RequestKind::BlockBodies,
             Self::Receipts(..) | Self::Receipts70(_) => RequestKind::Receipts,
             Self::Pooled(_) => RequestKind::PooledTransactions,
+            Self::BlockAccessLists(..) => RequestKind::BlockAccessLists,
+            Self::Cells(..) => RequestKind::Cells,
         }
     }
 
@@ -315,6 +248,8 @@ impl Request {
             Self::Bodies(..) => "BlockBodies",
             Self::Receipts(..) | Self::Receipts70(_) => "Receipts",
             Self::Pooled(_) => "PooledTransactions",
+            Self::BlockAccessLists(..) => "BlockAccessLists",
+            Self::Cells(..) => "Cells",
         }
     }
 
@@ -325,6 +260,12 @@ impl Request {
             Self::Receipts(_, h) => EthMessage::GetReceipts(RequestPair::new(request_id, h.clone())),
             Self::Receipts70(a) => EthMessage::GetReceipts70(a.request(request_id)),
             Self::Pooled(h) => EthMessage::GetPooledTransactions(RequestPair::new(request_id, h.clone())),
+            Self::BlockAccessLists(_, h) => {
+                EthMessage::GetBlockAccessLists(RequestPair::new(request_id, h.clone()))
+            }
+            Self::Cells(hashes, cell_mask) => {
+                EthMessage::GetCells(GetCells { request_id, hashes: hashes.clone(), cell_mask: *cell_mask })
+            }
         }
     }
 }
@@ -336,15 +277,20 @@ enum Response {
     Bodies(Vec<BlockBody<TxEnvelope>>),
     Receipts(Vec<Vec<ReceiptEnvelope>>),
     Pooled(Vec<PooledTransaction>),
+    BlockAccessLists(Vec<Option<Bytes>>),
+    Cells(Cells),
 }
 
 impl Response {
+    /// Items that carry data: a block access list the peer does not have is no item.
     fn len(&self) -> usize {
         match self {
             Self::Headers(v) => v.len(),
             Self::Bodies(v) => v.len(),
             Self::Receipts(v) => v.len(),
             Self::Pooled(v) => v.len(),
+            Self::BlockAccessLists(v) => v.iter().flatten().count(),
+            Self::Cells(c) => c.hashes.len(),
         }
     }
 }
@@ -395,6 +341,7 @@ impl EthPeer {
     /// queue in the returned [`DetachedSession`] (drop it to make the session look closed).
     #[cfg(test)]
     pub(crate) fn detached(peer_id: PeerId, version: EthVersion) -> (Self, DetachedSession) {
+        use crate::eth::config::{DEFAULT_COMMAND_CAPACITY, DEFAULT_REQUEST_TIMEOUT};
         use crate::eth::message::StatusHead;
         use crate::record::ForkId;
         let (commands, rx) = mpsc::channel(DEFAULT_COMMAND_CAPACITY);
@@ -489,9 +436,49 @@ impl EthPeer {
         }
     }
 
+    /// eth/71 (EIP-8159): the block access lists of these blocks, in order; `None` where the
+    /// peer does not have one. Each list returned hashes to its header's
+    /// `block_access_list_hash` (a list for a header without one is invalid). The peer may
+    /// answer fewer blocks than asked. [`EthError::NotForVersion`] below eth/71.
+    pub async fn get_block_access_lists(
+        &self,
+        headers: Vec<Sealed<Header>>,
+    ) -> Result<Vec<Option<Bytes>>, EthError> {
+        if !self.version.has_block_access_lists() {
+            return Err(EthError::NotForVersion { message: "GetBlockAccessLists", version: self.version });
+        }
+        let (headers, hashes) = headers.into_iter().map(Sealed::split).unzip();
+        match self.request(Request::BlockAccessLists(headers, hashes)).await? {
+            Response::BlockAccessLists(l) => Ok(l),
+            _ => Err(EthError::SessionClosed),
+        }
+    }
+
+    /// eth/72 (EIP-8070): the cells of `mask`'s columns for these blob transactions, at most
+    /// [`MAX_CELLS_HASHES_SERVE`] (64) per request ([`EthError::RequestTooLarge`] above). The
+    /// answer is validated: only transactions and columns asked for, each transaction's
+    /// cells a whole number of blobs; the peer may leave transactions and columns out.
+    /// [`EthError::NotForVersion`] below eth/72.
+    pub async fn get_cells(&self, hashes: Vec<B256>, mask: CellMask) -> Result<Cells, EthError> {
+        if !self.version.has_cells() {
+            return Err(EthError::NotForVersion { message: "GetCells", version: self.version });
+        }
+        if hashes.len() > MAX_CELLS_HASHES_SERVE {
+            return Err(EthError::RequestTooLarge { max: MAX_CELLS_HASHES_SERVE, got: hashes.len() });
+        }
+        match self.request(Request::Cells(hashes, mask)).await? {
+            Response::Cells(c) => Ok(c),
+            _ => Err(EthError::SessionClosed),
+        }
+    }
+
     /// Sends an announcement (`NewBlockHashes`, `NewBlock`, `Transactions`,
     /// `NewPooledTransactionHashes`, `BlockRangeUpdate`) if the negotiated version has it.
+    /// `NewPooledTransactionHashes` is sent in the version's shape: an eth/68 one goes to an
+    /// eth/72 peer with an empty cell mask (we announce no cells we do not hold), an eth/72
+    /// one to an older peer without its mask.
     pub async fn announce(&self, message: EthMessage) -> Result<(), EthError> {
+        let message = adapt_announcement(message, self.version);
         self.check_announcement(&message)?;
         self.commands.send(Command::Send(message)).await.map_err(|_| EthError::SessionClosed)
     }
@@ -500,6 +487,7 @@ impl EthPeer {
     /// the message is dropped (a broadcast must not stall on one slow peer) and the error
     /// says so ([`EthError::SessionClosed`] for a full or closed queue).
     pub fn try_announce(&self, message: EthMessage) -> Result<(), EthError> {
+        let message = adapt_announcement(message, self.version);
         self.check_announcement(&message)?;
         self.commands.try_send(Command::Send(message)).map_err(|_| EthError::SessionClosed)
     }
@@ -512,6 +500,7 @@ impl EthPeer {
                 | EthMessage::Transactions(_)
                 | EthMessage::NewPooledTransactionHashes66(_)
                 | EthMessage::NewPooledTransactionHashes68(_)
+                | EthMessage::NewPooledTransactionHashes72(_)
                 | EthMessage::BlockRangeUpdate(_)
         );
         if !is_announcement || !message.is_valid_for(self.version) {
@@ -741,6 +730,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             | EthMessage::GetReceipts(_)
             | EthMessage::GetReceipts70(_)
             | EthMessage::GetPooledTransactions(_)
+            | EthMessage::GetBlockAccessLists(_)
+            | EthMessage::GetCells(_)
             | EthMessage::GetNodeData(_)) => {
                 let Some(response) = respond(&*self.chain, &*self.tx_pool, self.version, &request) else {
                     return Flow::Continue;
@@ -762,6 +753,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             | EthMessage::Receipts(_)
             | EthMessage::Receipts70(_)
             | EthMessage::PooledTransactions(_)
+            | EthMessage::BlockAccessLists(_)
+            | EthMessage::Cells(_)
             | EthMessage::NodeData(_)) => {
                 self.known.on_received(&response);
                 match self.on_response(response, Received::Nothing, size) {
@@ -885,6 +878,14 @@ fn check_response(
         (Request::Pooled(hashes), EthMessage::PooledTransactions(p)) => {
             validate_pooled_transactions(hashes, &p.message)?;
             Ok(Response::Pooled(p.message))
+        }
+        (Request::BlockAccessLists(headers, _), EthMessage::BlockAccessLists(r)) => {
+            validate_block_access_lists(headers, &r.lists)?;
+            Ok(Response::BlockAccessLists(r.lists))
+        }
+        (Request::Cells(hashes, mask), EthMessage::Cells(c)) => {
+            validate_cells(hashes, *mask, &c)?;
+            Ok(Response::Cells(c))
         }
         (_, other) => Err(wrong(&other)),
     }

@@ -36,21 +36,33 @@ pub enum RequestKind {
     Receipts,
     /// `GetPooledTransactions`.
     PooledTransactions,
+    /// `GetBlockAccessLists` (eth/71).
+    BlockAccessLists,
+    /// `GetCells` (eth/72).
+    Cells,
 }
 
 impl RequestKind {
     /// Every kind, in a fixed order (the pool indexes its estimates by it).
-    pub const ALL: [Self; 4] =
-        [Self::BlockHeaders, Self::BlockBodies, Self::Receipts, Self::PooledTransactions];
+    pub const ALL: [Self; 6] = [
+        Self::BlockHeaders,
+        Self::BlockBodies,
+        Self::Receipts,
+        Self::PooledTransactions,
+        Self::BlockAccessLists,
+        Self::Cells,
+    ];
 
-    /// A short name (`block_headers`, `block_bodies`, `receipts`, `pooled_transactions`),
-    /// used as a metric label.
+    /// A short name (`block_headers`, `block_bodies`, `receipts`, `pooled_transactions`,
+    /// `block_access_lists`, `cells`), used as a metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BlockHeaders => "block_headers",
             Self::BlockBodies => "block_bodies",
             Self::Receipts => "receipts",
             Self::PooledTransactions => "pooled_transactions",
+            Self::BlockAccessLists => "block_access_lists",
+            Self::Cells => "cells",
         }
     }
 
@@ -61,6 +73,8 @@ impl RequestKind {
             Self::BlockBodies => "GetBlockBodies",
             Self::Receipts => "GetReceipts",
             Self::PooledTransactions => "GetPooledTransactions",
+            Self::BlockAccessLists => "GetBlockAccessLists",
+            Self::Cells => "GetCells",
         }
     }
 }

@@ -48,7 +48,7 @@ use crate::{
     nat::{ExternalAddr, NatConfig, PortMapper, PortMapping},
     pool::{PeerSnapshot, PoolConfig, PoolEvent, ReputationChange},
     record::{Enode, NodeKey, PeerId},
-    rlpx::{DisconnectReason, Protocol, RlpxConfig},
+    rlpx::{DisconnectReason, RlpxConfig},
 };
 
 /// Commands queued from handles to the service.
@@ -146,8 +146,9 @@ impl NodeBuilder {
         self
     }
 
-    /// RLPx timeouts and client id. Default: [`RlpxConfig::default`]; eth/68, 69 and 70
-    /// are added when no protocol is configured. Inbound handshakes are capped by the
+    /// RLPx timeouts and client id. Default: [`RlpxConfig::default`]; the versions of the
+    /// [`EthConfig`] ([`EthConfig::protocols`]: every one we speak unless configured) are
+    /// added when no protocol is configured. Inbound handshakes are capped by the
     /// pool's `max_pending_inbound` (checked with the per-IP throttle before the
     /// handshake), not by `max_pending_handshakes`, which only [`crate::rlpx::RlpxListener`]
     /// uses.
@@ -265,7 +266,7 @@ impl NodeBuilder {
             return Err(NodeError::InvalidConfig("tick interval must be non-zero".into()));
         }
         if self.rlpx.protocols.is_empty() {
-            self.rlpx.protocols = vec![Protocol::eth(70), Protocol::eth(69), Protocol::eth(68)];
+            self.rlpx.protocols = self.eth.protocols();
         }
         let key = self.key.take().unwrap_or_else(NodeKey::generate);
         let metrics = match self.metrics {
@@ -589,6 +590,49 @@ impl Node {
 
     async fn send(&self, command: Command) -> Result<(), NodeError> {
         self.inner.commands.send(command).await.map_err(|_| NodeError::Shutdown)
+    }
+
+    /// eth/71 block access lists for `headers`, each checked against its header's hash
+    /// (`None` where the peer has none), routed like [`Self::get_receipts`] (to peers whose
+    /// announced range holds the first block) but only to peers whose session negotiated
+    /// eth/71 or later: older ones are left out of the choice, so
+    /// no attempt is spent on a peer that cannot answer.
+    pub async fn get_block_access_lists(
+        &self,
+        headers: Vec<Sealed<Header>>,
+    ) -> Result<(PeerId, Vec<Option<alloy_primitives::Bytes>>), NodeError> {
+        let kind = RequestKind::BlockAccessLists;
+        let older: Vec<PeerId> = self
+            .peers()
+            .await?
+            .into_iter()
+            .filter(|p| !p.eth_version.is_some_and(|v| v.has_block_access_lists()))
+            .map(|p| p.peer_id)
+            .collect();
+        let (mut tried, mut last) = (Vec::new(), None);
+        while tried.len() < MAX_REQUEST_ATTEMPTS {
+            let exclude = tried.iter().chain(&older).copied().collect();
+            let block = headers.first().map(|h| h.number);
+            let Some((peer, timeout)) =
+                self.ask(|reply| Command::Acquire { kind, block, exclude, reply }).await?
+            else {
+                break;
+            };
+            let peer_id = peer.peer_id();
+            tried.push(peer_id);
+            // As in `route`: the session scores the answer; the caller only picks the next peer.
+            let value = peer.with_request_timeout(timeout).get_block_access_lists(headers.clone()).await;
+            match value.map_err(Arc::new) {
+                Ok(v) if v.iter().any(Option::is_some) => return Ok((peer_id, v)),
+                Ok(v) => last = last.or(Some(Ok((peer_id, v)))),
+                Err(e) => last = Some(Err(e)),
+            }
+        }
+        match last {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(NodeError::RequestFailed { attempts: tried.len(), last: e }),
+            None => Err(NodeError::NoPeers),
+        }
     }
 
     async fn route<T, F, Fut>(

@@ -113,7 +113,8 @@ pub enum RlpxError {
 
 impl RlpxError {
     /// Whether the pool should ban the peer: it did something no honest implementation does
-    /// (a snappy bomb, a Hello that lies about its identity, an absurd capability name).
+    /// (a snappy bomb, a Hello that lies about its identity, an absurd capability name, a message
+    /// id outside every capability it negotiated).
     pub fn should_ban(&self) -> bool {
         matches!(
             self,
@@ -122,6 +123,7 @@ impl RlpxError {
                 | Self::BadNodeIdLength(_)
                 | Self::CapabilityNameTooLong(_)
                 | Self::UnexpectedHello
+                | Self::UnknownMessageId(_)
         )
     }
 
@@ -178,8 +180,12 @@ impl RlpxError {
             | Self::HelloExpected(_)
             | Self::UnexpectedHello
             | Self::BadNodeIdLength(_)
-            | Self::CapabilityNameTooLong(_)
-            | Self::UnknownMessageId(_) => DisconnectReason::ProtocolBreach,
+            | Self::CapabilityNameTooLong(_) => DisconnectReason::ProtocolBreach,
+            // A message id beyond every negotiated capability's space (say, eth/71's 0x12 on an
+            // eth/70 session): go-ethereum's read loop fails on it ("msg code out of range"),
+            // which it classes `DiscNetworkError` and closes the connection without writing a
+            // Disconnect (`rlpxTransport.close`). We do the same; the error still bans.
+            Self::UnknownMessageId(_) => return None,
             _ => return None,
         })
     }

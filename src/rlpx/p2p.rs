@@ -67,10 +67,18 @@ impl Protocol {
         Self { cap: Capability::new(name, version), messages }
     }
 
-    /// `eth/<version>`: 17 message ids (0x00–0x10) up to eth/68, 18 from eth/69, which adds
-    /// `BlockRangeUpdate` (0x11).
+    /// `eth/<version>`: 17 message ids (0x00–0x10) up to eth/68, 18 for eth/69 and 70
+    /// (`BlockRangeUpdate`, 0x11), 20 for eth/71 (block access lists, 0x12–0x13) and 22 from
+    /// eth/72 (cells, 0x14–0x15): go-ethereum's `protocolLengths`. The length decides where
+    /// the next capability's ids start, so it must match the peer's table exactly.
     pub fn eth(version: u32) -> Self {
-        Self::new("eth", version, if version >= 69 { 18 } else { 17 })
+        let messages = match version {
+            ..=68 => 17,
+            69 | 70 => 18,
+            71 => 20,
+            _ => 22,
+        };
+        Self::new("eth", version, messages)
     }
 
     /// `snap/1`: 8 message ids.

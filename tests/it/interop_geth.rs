@@ -289,8 +289,8 @@ async fn crawl_of_a_mixed_geth_ejs_ethp2p_network() {
     );
     assert_eq!(summary.by_client.get("ethereumjs-devp2p"), EJS, "{summary}");
     assert_eq!(summary.by_client.get("ethp2p"), OURS, "{summary}");
-    // geth offers eth/69-72, ethereumjs 66-68, ours 68-70: the census shows the highest.
-    assert_eq!(summary.by_eth_version.get("eth/72"), GETH, "{summary}");
+    // geth offers eth/69-72, ethereumjs 66-68, ours 66-72: the census shows the highest.
+    assert_eq!(summary.by_eth_version.get("eth/72"), GETH + OURS, "{summary}");
     assert_eq!(summary.by_eth_version.get("eth/68"), EJS, "{summary}");
 
     // go-ethereum reads our nodes.json: `devp2p nodeset filter` keeps every node under -ip.
@@ -387,7 +387,7 @@ async fn download(node: &Node, genesis_hash: B256, head: u64) -> (Vec<Sealed<Hea
 }
 
 /// We sync from geth: geth holds the ethtest chain (600 blocks, every fork up to Amsterdam);
-/// our node, which knows only our bootnode, finds it through discovery, negotiates eth/70
+/// our node, which knows only our bootnode, finds it through discovery, negotiates eth/72
 /// (the highest both speak), downloads and checks every header, body and receipt; block 14's
 /// receipt list (over 10 MiB) arrives as partial lists (EIP-7975), completed and checked
 /// against its receipts root.
@@ -417,7 +417,7 @@ async fn we_sync_from_geth(discovery: Discovery, hold: Duration) {
     let found_after = started.elapsed();
     let session = session
         .unwrap_or_else(|| panic!("our node never reached geth over {discovery:?}\n{}", geth.log_tail(40)));
-    assert_eq!(session.eth_version.map(|v| v.as_u8()), Some(70), "eth/70 is the highest version both speak");
+    assert_eq!(session.eth_version.map(|v| v.as_u8()), Some(72), "eth/72 is the highest version both speak");
     assert!(session.client_id.as_deref().unwrap_or("").starts_with("Geth/v"), "{session:?}");
 
     let t = Instant::now();

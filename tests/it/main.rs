@@ -6,6 +6,7 @@ mod discovery;
 mod dns;
 mod ejs;
 mod eth;
+mod eth7;
 mod eth70;
 mod geth;
 mod hardening;
