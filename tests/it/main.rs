@@ -24,3 +24,4 @@ mod peers;
 mod pool;
 mod rlpx;
 mod shared_port;
+mod sync;
