@@ -17,11 +17,15 @@ use alloy_primitives::B256;
 use ethp2p::{eth::MemoryChain, ChainReader};
 use parking_lot::Mutex;
 
-/// Calls closer together than this belong to one answer (a session serves a request in one
-/// go, microseconds per item).
-const SAME_ANSWER: Duration = Duration::from_millis(20);
+/// Calls closer together than this belong to one answer: a session looks up a request's
+/// items in one go, a few microseconds apart, while between two answers it encodes,
+/// encrypts and writes one and reads and decodes the next (pipelined requests arrive back
+/// to back, so a gap of milliseconds would merge them).
+const SAME_ANSWER: Duration = Duration::from_micros(300);
 
-/// Answers like `inner`, `delay` late: the first lookup of each answer sleeps.
+/// Answers like `inner`, `delay` late: the first lookup of each answer sleeps (answers are
+/// told apart by the gap between lookups, see [`SAME_ANSWER`]: close to one sleep per
+/// answer, not exactly).
 #[derive(Debug)]
 pub(crate) struct Slow {
     inner: Arc<MemoryChain>,
