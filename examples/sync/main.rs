@@ -192,6 +192,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let result = syncer::run(node.clone(), store.clone(), config, progress.clone(), stop).await;
     display.abort();
+    // How the pool judged each peer: liars and empty answerers end low or banned.
+    if let (Ok(peers), Ok(stats)) = (node.peers().await, node.stats().await) {
+        for p in peers {
+            eprintln!("peer {} score {}", p.addr, p.score());
+        }
+        eprintln!("peers banned: {}", stats.pool.bans);
+    }
     node.shutdown().await;
     let head = result?;
     eprintln!(

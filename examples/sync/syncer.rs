@@ -557,15 +557,17 @@ impl Syncer {
             let (drop_skeleton, skeleton_peer) =
                 (distinct.len() >= SKELETON_DISPUTES || s.disputes[k].len() >= SEGMENT_FAILURES, s.peer);
             self.retry();
-            self.dispute(peer).await;
             if drop_skeleton {
-                // Two peers disagree with the skeleton at the same point: it is the suspect.
+                // Two peers disagree with the skeleton at the same point: it is the suspect,
+                // and only its peer is reported (the fillers may well have been right).
                 tracing::debug!(target: "sync", segment = k, "skeleton disputed; fetching another");
                 self.dispute(skeleton_peer).await;
                 self.skeleton = None;
             }
             return;
         }
+        // The skeleton holds at this point, so whoever disagreed with it here was wrong.
+        let wrong = std::mem::take(&mut s.disputes[k]);
         s.segments[k] = Segment::Done(headers);
         // Link every finished segment that follows the verified tip.
         let mut ready = Vec::new();
@@ -580,6 +582,9 @@ impl Syncer {
         }
         if s.linked == s.segments.len() {
             self.skeleton = None;
+        }
+        for peer in wrong {
+            self.dispute(peer).await;
         }
         if !ready.is_empty() {
             self.verified(ready);
