@@ -148,6 +148,9 @@ enum Job {
     Receipts(Vec<Sealed<Header>>),
 }
 
+/// A job's outcome: the answer and the peer that gave it, or why there is none.
+type Served = Result<(PeerId, Answer), NodeError>;
+
 #[derive(Debug)]
 enum Answer {
     Headers(Vec<Sealed<Header>>),
@@ -239,7 +242,7 @@ pub(crate) async fn run(
         last_set_head: Instant::now(),
     };
     let mut announcements = node.announcements();
-    let mut jobs: JoinSet<(Job, Result<(PeerId, Answer), NodeError>)> = JoinSet::new();
+    let mut jobs: JoinSet<(Job, Served)> = JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tokio::pin!(stop);
     let mut peers = 0;
@@ -288,7 +291,7 @@ pub(crate) async fn run(
 }
 
 /// Sends one job through the node (which picks the peer, validates, retries and scores).
-async fn send(node: &Node, job: &Job) -> Result<(PeerId, Answer), NodeError> {
+async fn send(node: &Node, job: &Job) -> Served {
     let headers = |from: u64, count: u64, skip: u64| GetBlockHeaders {
         origin: from.into(),
         count,
