@@ -66,7 +66,7 @@ struct Args {
     #[arg(long, default_value_t = 50)]
     lie_every: u64,
     /// The syncer's requests in flight at most.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 96)]
     max_in_flight: usize,
     /// Times the bound is measured (the median is reported).
     #[arg(long, default_value_t = 3)]

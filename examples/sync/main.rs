@@ -77,7 +77,7 @@ struct Args {
     #[arg(long, default_value = "")]
     netrestrict: NetRestrict,
     /// Requests in flight at most, across the pool.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 96)]
     max_in_flight: usize,
     /// Wait for this many peers before the first request.
     #[arg(long, default_value_t = 1)]

@@ -83,7 +83,7 @@ const SET_HEAD_INTERVAL: Duration = Duration::from_millis(500);
 /// How the syncer runs.
 #[derive(Debug, Clone)]
 pub(crate) struct SyncConfig {
-    /// Requests in flight at most, across the pool. Default: 64.
+    /// Requests in flight at most, across the pool. Default: 96, two each for 48 peers.
     pub(crate) max_in_flight: usize,
     /// Requests in flight per connected peer (the node spreads them, least loaded first).
     /// Default: 2, so a peer has the next request queued while it answers one.
@@ -98,7 +98,7 @@ pub(crate) struct SyncConfig {
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        Self { max_in_flight: 64, per_peer: 2, max_ahead: 16_384, exit_when_synced: false, min_peers: 1 }
+        Self { max_in_flight: 96, per_peer: 2, max_ahead: 16_384, exit_when_synced: false, min_peers: 1 }
     }
 }
 
