@@ -68,6 +68,9 @@ struct Args {
     /// The syncer's requests in flight at most.
     #[arg(long, default_value_t = 96)]
     max_in_flight: usize,
+    /// Requests in flight per connected peer.
+    #[arg(long, default_value_t = 2)]
+    per_peer: usize,
     /// Times the bound is measured (the median is reported).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -112,6 +115,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let progress = Arc::new(Progress::default());
     let config = SyncConfig {
         max_in_flight: args.max_in_flight,
+        per_peer: args.per_peer.max(1),
         exit_when_synced: true,
         min_peers: servers.len(),
         ..SyncConfig::default()
@@ -119,6 +123,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The download ends when the last block is stored (the syncer's own exit waits a few
     // seconds more to be sure no peer has a newer head).
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let watch = {
         let progress = progress.clone();
         let head = args.blocks;
@@ -134,6 +139,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let head =
         syncer::run(node.clone(), store.clone(), config, progress.clone(), std::future::pending()).await?;
     let (took, in_use) = watch.await?;
+    let cpu = cpu_seconds() - cpu_before;
     assert_eq!(Some(head.hash()), chain.hash(args.blocks), "synced to the source's head");
     for n in [1, args.blocks / 2, args.blocks] {
         assert_eq!(
@@ -147,13 +153,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sync_bps = args.blocks as f64 / secs;
     println!(
         "sync: {} blocks ({:.1} MB of headers, bodies and receipts) in {secs:.2} s: {sync_bps:.0} blocks/s, {:.2} MB/s; \
-         {} peers, up to {in_use} in use at once, {} re-queued, {} disputed",
+         {} peers, up to {in_use} in use at once, {} re-queued, {} hedged, {} disputed; CPU {cpu:.2} s ({:.0}% of 2 cores, \
+         servers included)",
         args.blocks,
         bytes / 1e6,
         bytes / 1e6 / secs,
         servers.len(),
         progress.retries.load(Relaxed),
+        progress.hedged.load(Relaxed),
         progress.disputes.load(Relaxed),
+        100.0 * cpu / (2.0 * secs),
     );
     node.shutdown().await;
     for s in &servers {
@@ -185,6 +194,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sync_bps / bound2
     );
     Ok(())
+}
+
+/// User + system CPU time of this process so far, from `/proc/self/stat` (Linux; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces, so split after its ')').
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Every message a download of blocks 1..=n receives, encoded, with the headers each batch

@@ -79,6 +79,9 @@ struct Args {
     /// Requests in flight at most, across the pool.
     #[arg(long, default_value_t = 96)]
     max_in_flight: usize,
+    /// Requests in flight per connected peer.
+    #[arg(long, default_value_t = 2)]
+    per_peer: usize,
     /// Wait for this many peers before the first request.
     #[arg(long, default_value_t = 1)]
     min_peers: usize,
@@ -183,6 +186,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let display = tokio::spawn(show_progress(progress.clone(), args.log_every.max(1)));
     let config = SyncConfig {
         max_in_flight: args.max_in_flight.max(1),
+        per_peer: args.per_peer.max(1),
         exit_when_synced: args.exit_synced,
         min_peers: args.min_peers,
         ..SyncConfig::default()
@@ -202,9 +206,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     node.shutdown().await;
     let head = result?;
     eprintln!(
-        "stored {} blocks this run; {} retries, {} disputed answers",
+        "stored {} blocks this run; {} retries, {} hedged, {} disputed answers",
         progress.blocks.load(Relaxed),
         progress.retries.load(Relaxed),
+        progress.hedged.load(Relaxed),
         progress.disputes.load(Relaxed)
     );
     println!("synced {} {}", head.number, head.hash());

@@ -79,6 +79,12 @@ const SYNCED_CONFIRMATIONS: u32 = 3;
 const IN_USE_WINDOW: Duration = Duration::from_secs(5);
 /// The node is told of our head at most this often (it sends `BlockRangeUpdate` itself).
 const SET_HEAD_INTERVAL: Duration = Duration::from_millis(500);
+/// With nothing else to ask, a request in flight for this many times the usual answer time
+/// is sent again to another peer (the first answer wins): one slow peer then never holds
+/// up the end of a download, or the in-order writer.
+const HEDGE_FACTOR: u32 = 4;
+/// ... but never sooner than this.
+const MIN_HEDGE_AFTER: Duration = Duration::from_millis(50);
 
 /// How the syncer runs.
 #[derive(Debug, Clone)]
@@ -125,6 +131,8 @@ pub(crate) struct Progress {
     pub(crate) retries: AtomicU64,
     /// Answers that were valid to the library but did not join the chain (reported).
     pub(crate) disputes: AtomicU64,
+    /// Requests sent again to another peer because the first was slow.
+    pub(crate) hedged: AtomicU64,
 }
 
 /// Why the syncer stopped with an error.
@@ -163,6 +171,25 @@ enum Segment {
     Pending,
     InFlight,
     Done(Vec<Sealed<Header>>),
+    /// Moved into the verified headers.
+    Linked,
+}
+
+/// A request in flight, for hedging: what it asked for, and since when.
+#[derive(Debug)]
+struct Outstanding {
+    class: usize,
+    started: Instant,
+    /// What a duplicate would ask for (`None`: skeletons and tails are not hedged, nor are
+    /// duplicates themselves).
+    hedge: Option<Hedge>,
+}
+
+#[derive(Debug, Clone)]
+enum Hedge {
+    Fill { segment: usize, from: u64 },
+    Bodies(Vec<u64>),
+    Receipts(Vec<u64>),
 }
 
 #[derive(Debug)]
@@ -205,6 +232,11 @@ struct Syncer {
     at_head: Option<(Instant, u32)>,
     served: HashMap<PeerId, Instant>,
     last_set_head: Instant,
+    /// Requests in flight by id (ids grow, so the oldest comes first).
+    outstanding: BTreeMap<u64, Outstanding>,
+    next_id: u64,
+    /// A moving average of answer times.
+    rtt: Duration,
 }
 
 /// Request classes, for the in-flight split.
@@ -240,20 +272,23 @@ pub(crate) async fn run(
         at_head: None,
         served: HashMap::new(),
         last_set_head: Instant::now(),
+        outstanding: BTreeMap::new(),
+        next_id: 0,
+        rtt: MIN_HEDGE_AFTER,
     };
     let mut announcements = node.announcements();
-    let mut jobs: JoinSet<(Job, Served)> = JoinSet::new();
+    let mut jobs: JoinSet<(u64, Job, Served)> = JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tokio::pin!(stop);
     let mut peers = 0;
     loop {
         if peers >= syncer.config.min_peers.max(1) {
             syncer.config.min_peers = 0;
-            for job in syncer.next_jobs(peers, jobs.len()) {
+            for (id, job) in syncer.next_jobs(peers, jobs.len()) {
                 let node = node.clone();
                 jobs.spawn(async move {
                     let answer = send(&node, &job).await;
-                    (job, answer)
+                    (id, job, answer)
                 });
             }
         }
@@ -264,8 +299,8 @@ pub(crate) async fn run(
         tokio::select! {
             _ = &mut stop => break,
             Some(done) = jobs.join_next() => {
-                let (job, answer) = done.expect("request tasks do not panic");
-                syncer.on_answer(job, answer).await?;
+                let (id, job, answer) = done.expect("request tasks do not panic");
+                syncer.on_answer(id, job, answer).await?;
             }
             _ = tick.tick() => {
                 peers = node.peers().await.map_err(|_| SyncError::Shutdown)?.len();
@@ -324,8 +359,8 @@ impl Syncer {
             && self.at_head.is_some_and(|(_, n)| n >= SYNCED_CONFIRMATIONS)
     }
 
-    /// The requests to send now, within the in-flight budget.
-    fn next_jobs(&mut self, peers: usize, in_flight: usize) -> Vec<Job> {
+    /// The requests to send now, within the in-flight budget, each with its id.
+    fn next_jobs(&mut self, peers: usize, in_flight: usize) -> Vec<(u64, Job)> {
         let now = Instant::now();
         if self.paused_until.is_some_and(|t| now < t) {
             return Vec::new();
@@ -343,13 +378,77 @@ impl Syncer {
                     continue;
                 }
                 if let Some(job) = self.next_job(class, now) {
-                    self.in_flight[class] += 1;
                     free -= 1;
-                    jobs.push(job);
+                    jobs.push(self.track(class, job, true));
                 }
             }
             if jobs.len() == before {
                 break;
+            }
+        }
+        if free > 0 && jobs.is_empty() && self.need_bodies.is_empty() && self.need_receipts.is_empty() {
+            jobs.extend(self.hedges(free, now));
+        }
+        jobs
+    }
+
+    /// Gives `job` an id and remembers it as in flight.
+    fn track(&mut self, class: usize, job: Job, hedgeable: bool) -> (u64, Job) {
+        let hedge = match &job {
+            _ if !hedgeable => None,
+            Job::Fill { segment, from } => Some(Hedge::Fill { segment: *segment, from: *from }),
+            Job::Bodies(h) => Some(Hedge::Bodies(h.iter().map(|h| h.number).collect())),
+            Job::Receipts(h) => Some(Hedge::Receipts(h.iter().map(|h| h.number).collect())),
+            Job::Skeleton { .. } | Job::Tail { .. } => None,
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        self.in_flight[class] += 1;
+        self.outstanding.insert(id, Outstanding { class, started: Instant::now(), hedge });
+        (id, job)
+    }
+
+    /// Duplicates of the oldest requests still waiting long past the usual answer time, for
+    /// what they still lack (at most `free`).
+    fn hedges(&mut self, free: usize, now: Instant) -> Vec<(u64, Job)> {
+        let after = (self.rtt * HEDGE_FACTOR).max(MIN_HEDGE_AFTER);
+        let mut picked = Vec::new();
+        for o in self.outstanding.values_mut() {
+            if picked.len() == free || now.duration_since(o.started) < after {
+                break;
+            }
+            if let Some(hedge) = o.hedge.take() {
+                picked.push((o.class, hedge));
+            }
+        }
+        let mut jobs = Vec::new();
+        for (class, hedge) in picked {
+            let job = match hedge {
+                Hedge::Fill { segment, from } => {
+                    let live = self.skeleton.as_ref().is_some_and(|s| {
+                        s.anchor.number + SEGMENT * segment as u64 + 1 == from
+                            && matches!(s.segments.get(segment), Some(Segment::InFlight))
+                    });
+                    live.then_some(Job::Fill { segment, from })
+                }
+                Hedge::Bodies(n) => {
+                    let missing: Vec<u64> = n
+                        .into_iter()
+                        .filter(|n| self.blocks.get(n).is_some_and(|p| p.body.is_none()))
+                        .collect();
+                    (!missing.is_empty()).then(|| Job::Bodies(self.headers_of(&missing)))
+                }
+                Hedge::Receipts(n) => {
+                    let missing: Vec<u64> = n
+                        .into_iter()
+                        .filter(|n| self.blocks.get(n).is_some_and(|p| p.receipts.is_none()))
+                        .collect();
+                    (!missing.is_empty()).then(|| Job::Receipts(self.headers_of(&missing)))
+                }
+            };
+            if let Some(job) = job {
+                self.progress.hedged.fetch_add(1, Relaxed);
+                jobs.push(self.track(class, job, false));
             }
         }
         jobs
@@ -397,17 +496,13 @@ impl Syncer {
         numbers.iter().map(|n| self.blocks[n].header.clone()).collect()
     }
 
-    async fn on_answer(
-        &mut self,
-        job: Job,
-        answer: Result<(PeerId, Answer), NodeError>,
-    ) -> Result<(), SyncError> {
-        let class = match &job {
-            Job::Skeleton { .. } | Job::Tail { .. } | Job::Fill { .. } => HEADERS,
-            Job::Bodies(_) => BODIES,
-            Job::Receipts(_) => RECEIPTS,
-        };
-        self.in_flight[class] -= 1;
+    async fn on_answer(&mut self, id: u64, job: Job, answer: Served) -> Result<(), SyncError> {
+        if let Some(o) = self.outstanding.remove(&id) {
+            self.in_flight[o.class] -= 1;
+            if answer.is_ok() {
+                self.rtt = (self.rtt * 7 + o.started.elapsed()) / 8;
+            }
+        }
         let answer = match answer {
             Ok((peer, answer)) => {
                 self.served.insert(peer, Instant::now());
@@ -539,6 +634,9 @@ impl Syncer {
         if s.anchor.number + SEGMENT * k as u64 + 1 != from || k >= s.segments.len() {
             return; // An answer for a skeleton since dropped.
         }
+        if matches!(s.segments[k], Segment::Done(_) | Segment::Linked) {
+            return; // A duplicate's answer, after the other one's.
+        }
         let Some((peer, headers)) = answer else {
             s.segments[k] = Segment::Pending;
             self.retry();
@@ -578,7 +676,7 @@ impl Syncer {
             if !matches!(s.segments[s.linked], Segment::Done(_)) {
                 break;
             }
-            if let Segment::Done(h) = std::mem::replace(&mut s.segments[s.linked], Segment::InFlight) {
+            if let Segment::Done(h) = std::mem::replace(&mut s.segments[s.linked], Segment::Linked) {
                 ready.extend(h);
             }
             s.linked += 1;
