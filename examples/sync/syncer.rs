@@ -548,8 +548,9 @@ impl Syncer {
                     self.retry();
                 }
                 for (header, body) in asked.iter().zip(got) {
-                    self.progress.bytes.fetch_add(body.length() as u64, Relaxed);
-                    if let Some(p) = self.blocks.get_mut(&header.number) {
+                    // A hedged duplicate's answer may come second: counted and kept once.
+                    if let Some(p) = self.blocks.get_mut(&header.number).filter(|p| p.body.is_none()) {
+                        self.progress.bytes.fetch_add(body.length() as u64, Relaxed);
                         p.body = Some(body);
                     }
                 }
@@ -568,8 +569,8 @@ impl Syncer {
                     self.retry();
                 }
                 for (header, receipts) in asked.iter().zip(got) {
-                    self.progress.bytes.fetch_add(receipts.length() as u64, Relaxed);
-                    if let Some(p) = self.blocks.get_mut(&header.number) {
+                    if let Some(p) = self.blocks.get_mut(&header.number).filter(|p| p.receipts.is_none()) {
+                        self.progress.bytes.fetch_add(receipts.length() as u64, Relaxed);
                         p.receipts = Some(receipts);
                     }
                 }
