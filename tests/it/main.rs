@@ -27,3 +27,4 @@ mod peers;
 mod pool;
 mod rlpx;
 mod shared_port;
+mod sync;
