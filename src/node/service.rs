@@ -353,17 +353,27 @@ impl NodeService {
                     inbound_handshakes: self.inbound_handshakes,
                 });
             }
-            Command::Acquire { kind, block, mut exclude, reply } => {
-                if let Some(block) = block {
-                    // Headers are kept for all history; bodies and receipts only from
-                    // `earliest` on (eth/69 history expiry).
-                    let history = kind != RequestKind::BlockHeaders;
-                    exclude.extend(self.ranges.iter().filter_map(|(id, r)| {
-                        let holds = block <= r.latest && (!history || block >= r.earliest);
-                        (!holds).then_some(*id)
-                    }));
-                }
-                let choice = self.pool.best_peer(kind, &exclude).and_then(|id| {
+            Command::Acquire { kind, block, exclude, reply } => {
+                // Peers whose announced range holds the block first. Headers are kept for
+                // all history; bodies and receipts only from `earliest` on (eth/69 history
+                // expiry). When no peer's range holds it, the best peer is asked anyway:
+                // ranges are announced only every 32 blocks, so a peer can be up to 31
+                // blocks past its last update, and "nothing newer" is an empty answer.
+                let outside: Vec<PeerId> = block
+                    .map(|block| {
+                        let history = kind != RequestKind::BlockHeaders;
+                        self.ranges
+                            .iter()
+                            .filter(|(_, r)| !(block <= r.latest && (!history || block >= r.earliest)))
+                            .map(|(id, _)| *id)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut narrowed = exclude.clone();
+                narrowed.extend(outside);
+                let best =
+                    self.pool.best_peer(kind, &narrowed).or_else(|| self.pool.best_peer(kind, &exclude));
+                let choice = best.and_then(|id| {
                     let peer = self.peers.get(&id)?.clone();
                     self.pool.on_request_sent(&id);
                     Some((peer, self.pool.request_timeout(&id, kind)))

@@ -378,5 +378,7 @@ async fn requests_go_only_to_peers_whose_announced_range_holds_the_block() {
     }
     // Headers are kept for all history: block 5's header may come from either.
     assert!(acquire(RequestKind::BlockHeaders, Some(5)).await.is_some());
-    assert_eq!(acquire(RequestKind::Receipts, Some(500)).await, None, "nobody has block 500");
+    // Nobody announced block 500: the best peer is asked anyway (ranges lag up to 31
+    // blocks), and an empty answer says there is nothing newer.
+    assert!(acquire(RequestKind::Receipts, Some(500)).await.is_some());
 }
