@@ -58,12 +58,13 @@ pub(crate) fn plan_transactions(
         .filter(|t| !t.is_eip4844() && t.encode_2718_len() <= MAX_BROADCAST_TX_SIZE)
         .filter_map(|t| TxEnvelope::decode_2718(&mut t.encoded_2718().as_slice()).ok())
         .collect();
+    let in_full: std::collections::HashSet<_> = full.iter().map(|t| *t.tx_hash()).collect();
     let direct = direct_share(peers.len());
     let mut plan = Vec::with_capacity(peers.len() * 2);
     for (i, (peer, version)) in peers.into_iter().enumerate() {
         let announced: Vec<&PooledTransaction> = if i < direct && !full.is_empty() {
             plan.push((peer, EthMessage::Transactions(full.clone()), true));
-            txs.iter().filter(|t| !full.iter().any(|f| f.tx_hash() == t.hash())).collect()
+            txs.iter().filter(|t| !in_full.contains(t.hash())).collect()
         } else {
             txs.iter().collect()
         };

@@ -609,30 +609,18 @@ impl Node {
             .filter(|p| !p.eth_version.is_some_and(|v| v.has_block_access_lists()))
             .map(|p| p.peer_id)
             .collect();
-        let (mut tried, mut last) = (Vec::new(), None);
-        while tried.len() < MAX_REQUEST_ATTEMPTS {
-            let exclude = tried.iter().chain(&older).copied().collect();
-            let block = headers.first().map(|h| h.number);
-            let Some((peer, timeout)) =
-                self.ask(|reply| Command::Acquire { kind, block, exclude, reply }).await?
-            else {
-                break;
-            };
-            let peer_id = peer.peer_id();
-            tried.push(peer_id);
-            // As in `route`: the session scores the answer; the caller only picks the next peer.
-            let value = peer.with_request_timeout(timeout).get_block_access_lists(headers.clone()).await;
-            match value.map_err(Arc::new) {
-                Ok(v) if v.iter().any(Option::is_some) => return Ok((peer_id, v)),
-                Ok(v) => last = last.or(Some(Ok((peer_id, v)))),
-                Err(e) => last = Some(Err(e)),
-            }
-        }
-        match last {
-            Some(Ok(v)) => Ok(v),
-            Some(Err(e)) => Err(NodeError::RequestFailed { attempts: tried.len(), last: e }),
-            None => Err(NodeError::NoPeers),
-        }
+        let block = headers.first().map(|h| h.number);
+        self.route_skipping(
+            kind,
+            block,
+            older,
+            |peer| {
+                let headers = headers.clone();
+                async move { peer.get_block_access_lists(headers).await }
+            },
+            |v| v.iter().filter(|l| l.is_some()).count(),
+        )
+        .await
     }
 
     async fn route<T, F, Fut>(
@@ -646,10 +634,26 @@ impl Node {
         F: Fn(EthPeer) -> Fut,
         Fut: std::future::Future<Output = Result<T, EthError>>,
     {
+        self.route_skipping(kind, block, Vec::new(), send, count).await
+    }
+
+    /// [`Self::route`], never choosing a peer in `skip` (one that cannot answer this kind).
+    async fn route_skipping<T, F, Fut>(
+        &self,
+        kind: RequestKind,
+        block: Option<u64>,
+        skip: Vec<PeerId>,
+        send: F,
+        count: impl Fn(&T) -> usize,
+    ) -> Result<(PeerId, T), NodeError>
+    where
+        F: Fn(EthPeer) -> Fut,
+        Fut: std::future::Future<Output = Result<T, EthError>>,
+    {
         let mut tried = Vec::new();
         let mut last = None;
         while tried.len() < MAX_REQUEST_ATTEMPTS {
-            let exclude = tried.clone();
+            let exclude = tried.iter().chain(&skip).copied().collect();
             let Some((peer, timeout)) =
                 self.ask(|reply| Command::Acquire { kind, block, exclude, reply }).await?
             else {
