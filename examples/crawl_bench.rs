@@ -27,6 +27,7 @@ use enr::k256::{
         Signature, SigningKey,
     },
 };
+use ethp2p::discovery::CandidateSource;
 use ethp2p::{
     crawl::{CrawlConfig, Crawler, ProbeConfig, Summary},
     discovery::{v4::Discv4, Discv5},
@@ -36,7 +37,7 @@ use ethp2p::{
         key_from_seed,
         procfs::{cpu_seconds, memory_kib},
     },
-    Candidate, CandidateSource, LocalEnr,
+    Candidate, LocalEnr,
 };
 
 #[tokio::main]

@@ -9,6 +9,9 @@
 use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::Parser;
+use ethp2p::discovery::CandidateSource;
+use ethp2p::discovery::Discv5;
+use ethp2p::discovery::Discv5Config;
 use ethp2p::{
     crawl::{
         probe, unix_now, write_nodes_json, CrawlConfig, CrawledNode, Crawler, ProbeConfig, SqliteStore,
@@ -17,7 +20,7 @@ use ethp2p::{
     discovery::v4::{Discv4, Discv4Config},
     eth::EthVersion,
     record::{bootnodes, parse_bootnode_list, Bootnode},
-    CandidateSource, ChainSpec, Discv5, Discv5Config, Enode, LocalEnr, NodeKey,
+    ChainSpec, Enode, LocalEnr, NodeKey,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 

@@ -12,7 +12,9 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
-use ethp2p::{record::parse_enr, Discv5, Discv5Config, LocalEnr, NetRestrict, NodeKey};
+use ethp2p::discovery::Discv5;
+use ethp2p::discovery::Discv5Config;
+use ethp2p::{record::parse_enr, LocalEnr, NetRestrict, NodeKey};
 
 mod common;
 

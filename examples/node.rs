@@ -37,6 +37,7 @@ use std::{
 };
 
 use clap::Parser;
+use ethp2p::discovery::Discv5Config;
 use ethp2p::{
     crawl::unix_now,
     discovery::{
@@ -44,12 +45,13 @@ use ethp2p::{
         v4::Discv4Config,
         DiscoveryConfig,
     },
+    eth::RequestKind,
     eth::{ChainReader, EthConfig, EthVersion, FileChain, GetBlockHeaders, MemoryChain, StatusInfo},
     nat::NatConfig,
     node::{Node, NodeBuilder},
-    pool::{Direction, PoolConfig, RequestKind, BOOK_FILE},
+    pool::{Direction, PoolConfig, BOOK_FILE},
     record::{bootnodes, default_key_path, parse_bootnode_list, Bootnode, GethGenesis},
-    ChainSpec, Discv5Config, Enode, NetRestrict, NodeKey,
+    ChainSpec, Enode, NetRestrict, NodeKey,
 };
 
 mod common;

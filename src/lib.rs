@@ -52,6 +52,19 @@
 //! `ethp2p::discv4`, `ethp2p::discv5`, `ethp2p::rlpx`, `ethp2p::eth`, `ethp2p::pool`,
 //! `ethp2p::dns`.
 
+/// Re-exports a layer's internals (sans-IO cores, codecs, ECIES) publicly with the
+/// `test-utils` feature, for benches, fuzz targets and simulations, and crate-wide otherwise:
+/// the public surface a user sees stays small.
+macro_rules! pub_with_test_utils {
+    ($($path:tt)*) => {
+        #[cfg(any(test, feature = "test-utils"))]
+        pub use $($path)*;
+        #[cfg(not(any(test, feature = "test-utils")))]
+        #[allow(unused_imports)]
+        pub(crate) use $($path)*;
+    };
+}
+
 pub mod record;
 
 pub mod discovery;
@@ -75,14 +88,12 @@ mod fsutil;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
 
-pub use discovery::{
-    Candidate, CandidateSource, Candidates, Discv5, Discv5Config, Discv5Error, Discv5Stats, EthEntry,
-    NetRestrict, NetRestrictError,
-};
-pub use eth::{ChainReader, EthConfig, EthError, EthEvent, EthPeer, EthSession, EthVersion};
-pub use node::{Node, NodeBuilder, NodeError, NodeStats};
-pub use pool::{PoolConfig, PoolError, PoolEvent};
-pub use record::{
-    Bootnode, BootnodeError, ChainError, ChainSpec, Enode, EnodeError, Enr, EnrError, ForkFilter, ForkId,
-    ForkIdError, KeyError, LocalEnr, NodeId, NodeKey, PeerId,
-};
+// The names a newcomer needs: start a node, give it a chain and a pool, fetch and serve. Every
+// other public name lives in its layer's module (`ethp2p::eth::GetBlockHeaders`,
+// `ethp2p::discovery::dns::DnsConfig`, ...).
+pub use discovery::{Candidate, DiscoveryConfig, NetRestrict};
+pub use eth::{ChainReader, EthConfig, EthVersion, MemoryChain, MemoryTxPool, TxPool};
+pub use node::{Announcement, Node, NodeBuilder, NodeError, NodeStats};
+pub use pool::{PeerSnapshot, PoolConfig};
+pub use record::{Bootnode, ChainSpec, Enode, Enr, ForkId, LocalEnr, NodeId, NodeKey, PeerId};
+pub use rlpx::DisconnectReason;

@@ -32,13 +32,14 @@ use std::{
 use alloy_consensus::{BlockBody, Header, ReceiptEnvelope, TxEnvelope};
 use alloy_primitives::B256;
 use clap::Parser;
+use ethp2p::discovery::Discv5Config;
 use ethp2p::{
     discovery::{dns::DnsConfig, v4::Discv4Config, DiscoveryConfig},
     eth::{mainnet_genesis_header, EthConfig, GetBlockHeaders, StatusInfo},
     node::{Node, NodeBuilder},
     pool::PoolConfig,
     record::{bootnodes, parse_bootnode_list, Bootnode, GethGenesis},
-    ChainReader, ChainSpec, Discv5Config, Enode, NetRestrict,
+    ChainReader, ChainSpec, Enode, NetRestrict,
 };
 
 use crate::{

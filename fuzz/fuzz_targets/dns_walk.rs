@@ -16,10 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ethp2p::{
-    discovery::dns::{entry::subdomain, DnsConfig, DnsWalker, LinkEntry, ResolveError, RootEntry, WalkEvent},
-    NodeKey,
-};
+use ethp2p::{discovery::dns::{entry::subdomain, DnsConfig, DnsWalker, LinkEntry, ResolveError, RootEntry, WalkEvent}, NodeKey};
 use libfuzzer_sys::fuzz_target;
 
 const DOMAIN: &str = "fuzz.example";

@@ -3,11 +3,8 @@
 //! its `eth` entry or turning it into a candidate never panics either.
 #![no_main]
 
-use ethp2p::{
-    discovery::eth_entry_of,
-    record::{decode_enr, parse_enr},
-    Candidate, CandidateSource,
-};
+use ethp2p::{discovery::eth_entry_of, record::{decode_enr, parse_enr}, Candidate};
+use ethp2p::discovery::CandidateSource;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

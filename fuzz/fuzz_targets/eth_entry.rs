@@ -4,10 +4,7 @@
 #![no_main]
 
 use alloy_rlp::Decodable;
-use ethp2p::{
-    record::{decode_eth_entry, encode_eth_entry},
-    ForkId,
-};
+use ethp2p::{record::{decode_eth_entry, encode_eth_entry}, ForkId};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

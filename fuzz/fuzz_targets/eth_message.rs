@@ -5,13 +5,10 @@
 //! decoder (which must agree with the plain one) and the response checks.
 #![no_main]
 
-use ethp2p::{
-    eth::{
+use ethp2p::{eth::{
         decode_block_headers_hashed, id, validate_block_range, validate_headers_with_hashes, validate_status,
         EthMessage, EthVersion, GetBlockHeaders, StatusInfo,
-    },
-    ChainSpec,
-};
+    }, ChainSpec};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,10 +5,7 @@
 use std::sync::OnceLock;
 
 use bytes::BytesMut;
-use ethp2p::{
-    rlpx::{Handshake, RlpxCodec, Secrets},
-    NodeKey,
-};
+use ethp2p::{rlpx::{Handshake, RlpxCodec, Secrets}, NodeKey};
 use libfuzzer_sys::fuzz_target;
 
 /// Both sides' frame codecs, fresh for each input. The handshake runs once (it dominated

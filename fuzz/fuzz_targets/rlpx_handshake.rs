@@ -2,10 +2,7 @@
 //! reach the body parsers, the same bytes ECIES-encrypted to the right key. Never panics.
 #![no_main]
 
-use ethp2p::{
-    rlpx::{encrypt_to, packet_len, Handshake, PacketKind},
-    NodeKey,
-};
+use ethp2p::{rlpx::{encrypt_to, packet_len, Handshake, PacketKind}, NodeKey};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -13,13 +13,10 @@ use std::sync::OnceLock;
 use futures::{SinkExt, StreamExt};
 use libfuzzer_sys::fuzz_target;
 
-use ethp2p::{
-    rlpx::{
+use ethp2p::{rlpx::{
         EciesStream, Hello, P2PMessage, Protocol, RlpxConfig, Session, BASE_PROTOCOL_VERSION,
         MAX_DECOMPRESSED_SIZE,
-    },
-    NodeKey,
-};
+    }, NodeKey};
 
 struct Fixture {
     runtime: tokio::runtime::Runtime,

@@ -256,7 +256,7 @@ enum Done {
 /// A crawl: the discovery services to ask, the key to probe with, and where to save.
 ///
 /// ```no_run
-/// # async fn run(discv5: ethp2p::Discv5, candidates: ethp2p::Candidates) -> Result<(), ethp2p::crawl::CrawlError> {
+/// # async fn run(discv5: ethp2p::discovery::Discv5, candidates: ethp2p::discovery::Candidates) -> Result<(), ethp2p::crawl::CrawlError> {
 /// use ethp2p::crawl::{CrawlConfig, Crawler, Summary};
 /// let config = CrawlConfig::builder().workers(64).build()?;
 /// let crawler = Crawler::new(config, ethp2p::NodeKey::generate()).discv5(discv5, candidates);

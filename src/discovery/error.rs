@@ -32,7 +32,7 @@ pub enum Discv5Error {
     /// A lookup failed.
     #[error("discv5 lookup failed: {0}")]
     Query(String),
-    /// The service has stopped (after [`shutdown`](crate::Discv5::shutdown)).
+    /// The service has stopped (after [`shutdown`](crate::discovery::Discv5::shutdown)).
     #[error("the discv5 service has stopped")]
     Stopped,
 }

@@ -73,6 +73,7 @@ impl IpVotes {
     }
 
     /// The address the votes settled on, if any.
+    #[cfg_attr(not(any(test, feature = "test-utils")), allow(dead_code))]
     pub(crate) fn predicted(&self) -> Option<IpAddr> {
         self.predicted
     }

@@ -17,6 +17,11 @@
 //! are skipped without consuming a dial slot. Static and trusted peers are looked at before
 //! any queue and are never forgotten.
 
+// Crate-internal: `pub` items here are re-exported by `pool` only where the public API or the
+// `test-utils` feature needs them.
+#![allow(unreachable_pub)]
+#![cfg_attr(not(test), allow(dead_code))]
+
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     net::SocketAddr,
@@ -364,11 +369,6 @@ impl DialScheduler {
         self.dialing.len()
     }
 
-    /// Whether `peer_id` is being dialed.
-    pub fn is_dialing(&self, peer_id: &PeerId) -> bool {
-        self.dialing.contains(peer_id)
-    }
-
     /// The dial succeeded: the node is now known good.
     pub fn on_dial_success(&mut self, peer_id: &PeerId) {
         self.dialing.remove(peer_id);
@@ -419,19 +419,9 @@ impl DialScheduler {
         self.entries.len()
     }
 
-    /// Whether no node is known.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Whether `peer_id` is known.
     pub fn contains(&self, peer_id: &PeerId) -> bool {
         self.entries.contains_key(peer_id)
-    }
-
-    /// The known address of `peer_id`.
-    pub fn addr(&self, peer_id: &PeerId) -> Option<SocketAddr> {
-        self.entries.get(peer_id).map(|e| e.addr)
     }
 
     /// Every known node with its address and whether we were ever connected to it.

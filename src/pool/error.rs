@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 /// What can go wrong in the pool: configuration and the address book on disk.
 ///
-/// Decisions about peers are not errors: they come out of [`PoolState`](super::PoolState)
-/// as [`PoolAction`](super::PoolAction)s.
+/// Decisions about peers are not errors: they come out of the pool's state machine
+/// as actions for the node.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PoolError {

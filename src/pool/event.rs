@@ -2,6 +2,11 @@
 //! shows ([`PeerSnapshot`], [`PoolStats`]), and the words for a session's direction and end
 //! ([`Direction`], [`SessionClose`]).
 
+// Crate-internal: `pub` items here are re-exported by `pool` only where the public API or the
+// `test-utils` feature needs them.
+#![allow(unreachable_pub)]
+#![cfg_attr(not(test), allow(dead_code))]
+
 use std::{net::SocketAddr, time::Duration};
 
 #[cfg(doc)]
@@ -158,9 +163,9 @@ pub struct PeerSnapshot {
     pub in_flight: u32,
     /// How long it has been connected.
     pub connected_for: Duration,
-    /// The client id from its RLPx Hello, once reported with [`PoolState::set_peer_info`].
+    /// The client id from its RLPx Hello, once the session reported it.
     pub client_id: Option<String>,
-    /// The negotiated eth version, once reported with [`PoolState::set_peer_info`].
+    /// The negotiated eth version, once the session reported it.
     pub eth_version: Option<EthVersion>,
     /// The blocks an eth/69+ peer serves, as it last announced them (its `Status`, then
     /// its `BlockRangeUpdate`s); filled in by the node, `None` from the pool alone.

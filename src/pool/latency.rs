@@ -11,6 +11,11 @@
 //! yet measured is assumed to be as good as the median measured peer (geth starts new
 //! peers from the mean), so it gets tried without displacing a peer known to be faster.
 
+// Crate-internal: `pub` items here are re-exported by `pool` only where the public API or the
+// `test-utils` feature needs them.
+#![allow(unreachable_pub)]
+#![cfg_attr(not(test), allow(dead_code))]
+
 use std::time::Duration;
 
 use crate::record::PeerId;

@@ -7,6 +7,11 @@
 //! Loopback and private addresses are exempt by default, as in geth's `DistinctNetSet`
 //! use: a devnet on one LAN would otherwise be capped at two peers.
 
+// Crate-internal: `pub` items here are re-exported by `pool` only where the public API or the
+// `test-utils` feature needs them.
+#![allow(unreachable_pub)]
+#![cfg_attr(not(test), allow(dead_code))]
+
 use std::{
     collections::HashMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -17,12 +22,6 @@ use crate::record::net::is_lan;
 
 /// Default peers per IPv4 /24 and per IPv6 /48.
 pub const DEFAULT_SUBNET_LIMIT: usize = 2;
-
-/// The IPv4 prefix length the limit applies to.
-pub const V4_SUBNET_BITS: u8 = 24;
-
-/// The IPv6 prefix length the limit applies to (one site, RFC 6177).
-pub const V6_SUBNET_BITS: u8 = 48;
 
 /// geth `inboundThrottleTime`, reth `INBOUND_IP_THROTTLE_DURATION`: one inbound connection
 /// per source IP per 30 s.
@@ -137,11 +136,6 @@ impl InboundThrottle {
     pub fn expire(&mut self, now: Instant) {
         let window = self.window;
         self.recent.retain(|_, at| now.saturating_duration_since(*at) < window);
-    }
-
-    /// Entries remembered.
-    pub fn len(&self) -> usize {
-        self.recent.len()
     }
 
     /// Whether nothing is remembered.

@@ -15,6 +15,11 @@
 //! Whether one more peer fits (slots, subnet limits, the inbound throttle) is decided in
 //! `admission.rs`; this file keeps the peer set and asks it.
 
+// Crate-internal: `pub` items here are re-exported by `pool` only where the public API or the
+// `test-utils` feature needs them.
+#![allow(unreachable_pub)]
+#![cfg_attr(not(test), allow(dead_code))]
+
 use std::{
     collections::{HashMap, VecDeque},
     net::{IpAddr, SocketAddr},

@@ -16,6 +16,11 @@
 //! the latency estimate in [`latency`](super::latency) (reth#826: reputation decides
 //! connect/disconnect, round-trip time decides routing).
 
+// Crate-internal: `pub` items here are re-exported by `pool` only where the public API or the
+// `test-utils` feature needs them.
+#![allow(unreachable_pub)]
+#![cfg_attr(not(test), allow(dead_code))]
+
 use std::time::Duration;
 
 /// reth `REPUTATION_UNIT`: every weight is a multiple of it.
@@ -84,7 +89,7 @@ pub enum ReputationChange {
 /// | `empty_response` | −1 unit | may be honest (pruned history), but a peer that is always empty is useless |
 /// | `bad_message` | −16 units | reth `BadMessage`: four undecodable messages ban |
 /// | `protocol_breach` | `i32::MIN` | reth `BadProtocol`: instant ban |
-/// | `valid_response` | +128 | see [`VALID_RESPONSE_REWARD`] |
+/// | `valid_response` | +128 | credit capped at +8,192 (8 units) |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReputationWeights {
     /// Remote disconnect. Default: −4096 (4 units).

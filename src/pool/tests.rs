@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::{
-    eth::{InvalidResponse, Outcome},
+    eth::{InvalidResponse, Outcome, RequestKind},
     record::{Candidate, CandidateSource, Enode, EthEntry, ForkId, PeerId},
     rlpx::DisconnectReason,
 };

@@ -31,8 +31,8 @@ const BUILTIN_LISTS: [(&str, &str); 5] = [
 /// let node: Bootnode = url.parse()?;
 /// assert!(matches!(node, Bootnode::Enode(_)));
 /// assert_eq!(node.udp_addr().unwrap().port(), 30303);
-/// assert!(matches!("http://x".parse::<Bootnode>(), Err(ethp2p::BootnodeError::UnknownScheme(_))));
-/// # Ok::<(), ethp2p::BootnodeError>(())
+/// assert!(matches!("http://x".parse::<Bootnode>(), Err(ethp2p::record::BootnodeError::UnknownScheme(_))));
+/// # Ok::<(), ethp2p::record::BootnodeError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bootnode {
@@ -122,7 +122,7 @@ impl FromStr for Bootnode {
 /// let nodes = ethp2p::record::bootnodes("sepolia")?;
 /// assert!(nodes.iter().any(|n| matches!(n, ethp2p::Bootnode::Enode(_))));
 /// assert!(nodes.iter().any(|n| matches!(n, ethp2p::Bootnode::Enr(_))));
-/// # Ok::<(), ethp2p::BootnodeError>(())
+/// # Ok::<(), ethp2p::record::BootnodeError>(())
 /// ```
 pub fn bootnodes(network: &str) -> Result<Vec<Bootnode>, BootnodeError> {
     let (_, text) = BUILTIN_LISTS
@@ -152,7 +152,7 @@ pub fn parse_bootnode_file(text: &str) -> Result<Vec<Bootnode>, BootnodeError> {
 /// let list = "enode://d860a01f9722d78051619d1e2351aba3f43f943f6f00718d1b9baa4101932a1f5011f16bb2b1bb35db20d6fe28fa0bf09636d26a87d31de9ec6203eeedb1f666@127.0.0.1:30303, \
 ///             enr:-IS4QHCYrYZbAKWCBRlAy5zzaDZXJBGkcnh4MHcBFZntXNFrdvJjX04jRzjzCBOonrkTfj499SZuOh8R33Ls8RRcy5wBgmlkgnY0gmlwhH8AAAGJc2VjcDI1NmsxoQPKY0yuDUmstAHYpMa2_oxVtw0RW_QAdpzBQA8yWM0xOIN1ZHCCdl8";
 /// assert_eq!(ethp2p::record::parse_bootnode_list(list)?.len(), 2);
-/// # Ok::<(), ethp2p::BootnodeError>(())
+/// # Ok::<(), ethp2p::record::BootnodeError>(())
 /// ```
 pub fn parse_bootnode_list(list: &str) -> Result<Vec<Bootnode>, BootnodeError> {
     if list.trim().is_empty() {

@@ -158,7 +158,7 @@ impl Candidate {
 /// let fork = ForkId { hash: [0xfc, 0x64, 0xec, 0x04].into(), next: 1_150_000 };
 /// let local = LocalEnr::builder(&NodeKey::generate()).fork_id(fork).build()?;
 /// assert_eq!(eth_entry_of(&local.record()), EthEntry::ForkId(fork));
-/// # Ok::<(), ethp2p::EnrError>(())
+/// # Ok::<(), ethp2p::record::EnrError>(())
 /// ```
 pub fn eth_entry_of(enr: &Enr) -> EthEntry {
     match enr.get_raw_rlp(ETH_ENR_KEY) {

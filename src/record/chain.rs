@@ -60,7 +60,7 @@ pub struct Fork {
 /// assert_eq!(mainnet.fork_id(1_150_000, 0), ForkId::new([0x97, 0xc2, 0xc3, 0x4c], 1_920_000));
 /// let sepolia = ChainSpec::from_name_or_path("sepolia")?;
 /// assert_eq!(sepolia.network_id, 11_155_111);
-/// # Ok::<(), ethp2p::ChainError>(())
+/// # Ok::<(), ethp2p::record::ChainError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainSpec {
@@ -333,7 +333,7 @@ impl ChainSpec {
         Self::from_file(path)
     }
 
-    /// Loads a custom chain from a JSON file: our format (in the [module docs](self)) or a
+    /// Loads a custom chain from a JSON file: our format (in the `record` module docs) or a
     /// go-ethereum `genesis.json`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ChainError> {
         let path = path.as_ref();

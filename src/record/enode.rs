@@ -16,7 +16,7 @@ use super::{key::public_key_of, node_id, EnodeError, NodeId, PeerId};
 /// let enode: Enode = url.parse()?;
 /// assert_eq!(enode.tcp_port, 30303);
 /// assert_eq!(enode.to_string(), url);
-/// # Ok::<(), ethp2p::EnodeError>(())
+/// # Ok::<(), ethp2p::record::EnodeError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Enode {

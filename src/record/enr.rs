@@ -1,6 +1,6 @@
 //! Ethereum Node Records (EIP-778): parsing remote records with typed errors, and the local
 //! record that every discovery task advertises, with its `eth` entry (EIP-868). Reading a
-//! remote record's `eth` entry into an [`EthEntry`](crate::EthEntry) is
+//! remote record's `eth` entry into an [`EthEntry`](crate::discovery::EthEntry) is
 //! [`eth_entry_of`](super::eth_entry_of)'s job, next to the `Candidate` it feeds.
 //!
 //! The local record is a [`LocalEnr`]: a cheap `Clone` handle around one record behind a
@@ -40,8 +40,8 @@ pub const ETH_ENR_KEY: &str = "eth";
 /// let enr = ethp2p::record::parse_enr(text)?;
 /// assert_eq!(enr.seq(), 1);
 /// assert_eq!(enr.udp4(), Some(30303));
-/// assert!(matches!(ethp2p::record::parse_enr("enr:!!"), Err(ethp2p::EnrError::BadBase64)));
-/// # Ok::<(), ethp2p::EnrError>(())
+/// assert!(matches!(ethp2p::record::parse_enr("enr:!!"), Err(ethp2p::record::EnrError::BadBase64)));
+/// # Ok::<(), ethp2p::record::EnrError>(())
 /// ```
 pub fn parse_enr(text: &str) -> Result<Enr, EnrError> {
     use base64::Engine as _;
@@ -249,7 +249,7 @@ fn sign_error(e: enr::Error) -> EnrError {
 /// assert!(local.set_fork_id(Some(fork))?);
 /// assert!(!local.set_fork_id(Some(fork))?); // unchanged: no bump
 /// assert_eq!(local.seq(), 2);
-/// # Ok::<(), ethp2p::EnrError>(())
+/// # Ok::<(), ethp2p::record::EnrError>(())
 /// ```
 #[derive(Clone)]
 pub struct LocalEnr {

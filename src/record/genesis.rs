@@ -82,7 +82,7 @@ pub const GETH_TIME_FORKS: [&str; 12] = [
 /// use ethp2p::record::GethGenesis;
 /// let genesis = GethGenesis::from_file("genesis.json")?;
 /// assert_eq!(genesis.header().hash_slow(), genesis.spec().genesis_hash);
-/// # Ok::<(), ethp2p::ChainError>(())
+/// # Ok::<(), ethp2p::record::ChainError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct GethGenesis {

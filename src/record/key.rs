@@ -23,7 +23,7 @@ pub type NodeId = B256;
 /// use ethp2p::NodeKey;
 /// let key = NodeKey::from_hex("b71c71a67e1177ad4e901695e1b4b9ee17ae16c6668d313eac2f96dbcda3f291")?;
 /// assert_eq!(key.node_id(), ethp2p::record::node_id(&key.peer_id()));
-/// # Ok::<(), ethp2p::KeyError>(())
+/// # Ok::<(), ethp2p::record::KeyError>(())
 /// ```
 #[derive(Clone)]
 pub struct NodeKey {

@@ -23,7 +23,7 @@ mod error;
 mod forkid;
 mod genesis;
 mod key;
-pub mod net;
+pub(crate) mod net;
 
 pub use bootnodes::{bootnodes, parse_bootnode_file, parse_bootnode_list, Bootnode};
 pub use candidate::{eth_entry_of, Candidate, CandidateSource, EthEntry};

@@ -26,7 +26,7 @@ use std::{
 use ipnet::IpNet;
 
 /// An IPv4-mapped IPv6 address becomes the IPv4 address it carries; others are unchanged.
-pub fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         IpAddr::V4(_) => ip,
@@ -38,7 +38,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 /// (169.254.0.0/16, fe80::/10) or unique-local (fc00::/7).
 ///
 /// geth `netutil.IsLAN`, plus IPv4 link-local and `::` (see the module docs).
-pub fn is_lan(ip: IpAddr) -> bool {
+pub(crate) fn is_lan(ip: IpAddr) -> bool {
     match canonical(ip) {
         IpAddr::V4(v4) => v4.is_loopback() || v4.octets()[0] == 0 || v4.is_private() || v4.is_link_local(),
         IpAddr::V6(v6) => {
@@ -93,7 +93,7 @@ const SPECIAL_V6: &[(Ipv6Addr, u8)] = &[
 /// A special-use address: multicast, limited broadcast, documentation (TEST-NET-1..3,
 /// 2001:db8::/32), benchmarking, 6to4, TEREDO and the other IANA special-purpose blocks no
 /// peer lives in. geth `netutil.IsSpecialNetwork`.
-pub fn is_special(ip: IpAddr) -> bool {
+pub(crate) fn is_special(ip: IpAddr) -> bool {
     match canonical(ip) {
         IpAddr::V4(v4) => {
             v4.is_multicast()
@@ -120,7 +120,7 @@ fn prefix_matches(ip: &[u8], net: &[u8], len: u8) -> bool {
 /// (100.64.0.0/10, RFC 6598: carrier NAT, never reachable from outside), the IETF protocol
 /// block 192.0.0.0/24 or the reserved 240.0.0.0/4 (with broadcast); for IPv6 within the
 /// global unicast space 2000::/3.
-pub fn is_global_unicast(ip: IpAddr) -> bool {
+pub(crate) fn is_global_unicast(ip: IpAddr) -> bool {
     let ip = canonical(ip);
     if is_lan(ip) || is_special(ip) || ip.is_unspecified() || ip.is_multicast() {
         return false;
@@ -139,7 +139,7 @@ pub fn is_global_unicast(ip: IpAddr) -> bool {
 /// from where the sender stands. geth `netutil.CheckRelayIP`, whose four rules are:
 /// unspecified and special-use addresses are never valid; loopback only from a loopback
 /// sender; LAN only from a LAN sender; anything else from anyone.
-pub fn relay_allowed(sender: IpAddr, addr: IpAddr) -> bool {
+pub(crate) fn relay_allowed(sender: IpAddr, addr: IpAddr) -> bool {
     let (sender, addr) = (canonical(sender), canonical(addr));
     if addr.is_unspecified() || is_special(addr) {
         return false;
@@ -159,7 +159,7 @@ pub fn relay_allowed(sender: IpAddr, addr: IpAddr) -> bool {
 /// let only_loopback: NetRestrict = "127.0.0.0/8".parse()?;
 /// assert!(only_loopback.allows(&"127.0.0.5".parse().unwrap()));
 /// assert!(!only_loopback.allows(&"8.8.8.8".parse().unwrap()));
-/// # Ok::<(), ethp2p::NetRestrictError>(())
+/// # Ok::<(), ethp2p::discovery::NetRestrictError>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetRestrict {

@@ -10,6 +10,8 @@
 //! frame-size field is 24 bits, which caps a frame at 16 MiB; the decoder never reserves
 //! buffer space by a claimed size (the read buffer only grows with bytes that arrived).
 
+#![cfg_attr(not(any(test, feature = "test-utils")), allow(unreachable_pub, dead_code))]
+
 use aes::{cipher::KeyIvInit, Aes256};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use ctr::cipher::StreamCipher;

@@ -8,6 +8,8 @@
 //!
 //! We always send EIP-8 packets and accept both EIP-8 and the older fixed-size format.
 
+#![cfg_attr(not(any(test, feature = "test-utils")), allow(unreachable_pub, dead_code))]
+
 use aes::{
     cipher::{KeyIvInit, StreamCipher},
     Aes128,

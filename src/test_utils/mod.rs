@@ -180,7 +180,7 @@ impl TestnetBuilder {
 /// N discovery nodes on loopback, optionally with a bootnode. See the module docs.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), ethp2p::Discv5Error> {
+/// # async fn run() -> Result<(), ethp2p::discovery::Discv5Error> {
 /// use std::time::Duration;
 /// use ethp2p::test_utils::{poll_until, Testnet};
 /// let net = Testnet::builder(4).start().await?;

@@ -8,11 +8,12 @@ use std::{
     time::Duration,
 };
 
+use ethp2p::discovery::Discv5;
 use ethp2p::{
     discovery::v4::{Discv4, Discv4Config},
     record::parse_enr,
     test_utils::{key_from_seed, test_discv5_config},
-    Discv5, Enode, LocalEnr, NetRestrict,
+    Enode, LocalEnr, NetRestrict,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_bootnode");

@@ -3,6 +3,7 @@
 
 use std::{collections::HashSet, time::Duration};
 
+use ethp2p::discovery::CandidateSource;
 use ethp2p::{
     crawl::{parse_nodes_json, to_nodes_json, CrawlConfig, Crawler, ProbeConfig, SqliteStore, Summary},
     discovery::{v4::Discv4, Discv5},
@@ -11,7 +12,7 @@ use ethp2p::{
         crawl::{crawl_net_discv4_config, crawl_net_discv5_config, CrawlNet, NodeProtocols},
         key_from_seed,
     },
-    Candidate, CandidateSource, NodeKey,
+    Candidate, NodeKey,
 };
 
 /// Nodes in the CI crawl, as the issue asks: a third discv4-only, a third discv5-only, a third

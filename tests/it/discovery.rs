@@ -3,10 +3,14 @@
 
 use std::{collections::HashSet, time::Duration};
 
+use ethp2p::discovery::CandidateSource;
+use ethp2p::discovery::Discv5;
+use ethp2p::discovery::Discv5Config;
+use ethp2p::discovery::EthEntry;
 use ethp2p::{
     record::parse_enr,
     test_utils::{poll_until, test_discv5_config, Testnet},
-    CandidateSource, Discv5, Discv5Config, EthEntry, ForkId, LocalEnr, NetRestrict, NodeId, NodeKey,
+    ForkId, LocalEnr, NetRestrict, NodeId, NodeKey,
 };
 
 /// Generous: on an idle machine the 33-node network converges in about ten seconds.
@@ -206,7 +210,9 @@ async fn loopback_node_refuses_public_bootnode() {
     config.bootnodes = vec![public];
     let local = LocalEnr::builder(&NodeKey::generate()).build().unwrap();
     let err = Discv5::start(local, config).await.unwrap_err();
-    assert!(matches!(err, ethp2p::Discv5Error::BootnodeRestricted(_, ip) if ip.to_string() == "8.8.8.8"));
+    assert!(
+        matches!(err, ethp2p::discovery::Discv5Error::BootnodeRestricted(_, ip) if ip.to_string() == "8.8.8.8")
+    );
 
     // And once running, adding one is refused too.
     let local = LocalEnr::builder(&NodeKey::generate()).build().unwrap();
@@ -214,7 +220,10 @@ async fn loopback_node_refuses_public_bootnode() {
     let mut b = ethp2p::Enr::builder();
     b.ip4([10, 0, 0, 1].into()).udp4(30303);
     let private = b.build(&key.to_combined_key()).unwrap();
-    assert!(matches!(discv5.add_enr(private).await, Err(ethp2p::Discv5Error::BootnodeRestricted(..))));
+    assert!(matches!(
+        discv5.add_enr(private).await,
+        Err(ethp2p::discovery::Discv5Error::BootnodeRestricted(..))
+    ));
     assert_eq!(discv5.stats().await.unwrap().table_size, 0);
     discv5.shutdown().await;
 }
@@ -513,7 +522,8 @@ mod wire_vectors {
         let raw = bytes(&vector["packet"]);
         let node_b = key(&v["keys"]["node-b-key"]);
         let local = ethp2p::LocalEnr::builder(&node_b).ip4([127, 0, 0, 1].into()).build().unwrap();
-        let (b, _candidates) = ethp2p::Discv5::start(local, super::test_discv5_config()).await.unwrap();
+        let (b, _candidates) =
+            ethp2p::discovery::Discv5::start(local, super::test_discv5_config()).await.unwrap();
         let sender = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
 
         // Truncated below the minimum size; a flipped header byte breaks the protocol id; a

@@ -6,11 +6,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use ethp2p::discovery::CandidateSource;
 use ethp2p::{
     discovery::dns::{sign_tree, DnsConfig, DnsDiscovery, DnsError, HickoryResolver, LinkEntry, TreeStatus},
     record::Enr,
     test_utils::dns::DnsTestServer,
-    Candidate, CandidateSource, NodeKey, PeerId,
+    Candidate, NodeKey, PeerId,
 };
 use tokio::sync::mpsc;
 

@@ -3,11 +3,12 @@
 
 use std::{sync::Arc, time::Duration};
 
+use ethp2p::discovery::CandidateSource;
 use ethp2p::{
     crawl::{probe, CrawlConfig, Crawler, ProbeConfig},
     discovery::v4::{Discv4, Discv4Config},
     record::{ChainSpec, LocalEnr},
-    Candidate, CandidateSource, NetRestrict, NodeKey,
+    Candidate, NetRestrict, NodeKey,
 };
 use tokio::net::UdpSocket;
 

@@ -5,10 +5,12 @@
 
 use std::{sync::Arc, time::Duration};
 
+use ethp2p::discovery::CandidateSource;
+use ethp2p::discovery::EthEntry;
 use ethp2p::{
     discovery::v4::{CandidateStream, Discv4, Discv4Config},
     record::LocalEnr,
-    CandidateSource, EthEntry, NetRestrict, NodeKey,
+    NetRestrict, NodeKey,
 };
 use tokio::net::UdpSocket;
 

@@ -11,6 +11,7 @@ use std::{
 
 use alloy_consensus::Header;
 use alloy_primitives::{Sealed, B256};
+use ethp2p::discovery::CandidateSource;
 use ethp2p::{
     crawl::{to_nodes_json, CrawlConfig, Crawler, ProbeConfig, Summary},
     discovery::{
@@ -23,7 +24,7 @@ use ethp2p::{
     pool::PeerSnapshot,
     record::GethGenesis,
     test_utils::{dns::DnsTestServer, key_from_seed, test_discv5_config},
-    Candidate, CandidateSource, ChainSpec, Enode, Enr, LocalEnr, NetRestrict, NodeKey, PeerId,
+    Candidate, ChainSpec, Enode, Enr, LocalEnr, NetRestrict, NodeKey, PeerId,
 };
 use tokio::sync::mpsc;
 

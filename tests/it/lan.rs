@@ -13,13 +13,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use ethp2p::discovery::CandidateSource;
 use ethp2p::{
     discovery::lan::{LanConfig, LanDiscovery, LanInterfaces},
     eth::MemoryChain,
     node::NodeBuilder,
     record::{ChainSpec, Enr},
     test_utils::{key_from_seed, poll_until},
-    CandidateSource, NodeKey,
+    NodeKey,
 };
 use tokio::sync::mpsc;
 

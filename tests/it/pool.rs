@@ -14,9 +14,10 @@ use alloy_consensus::{BlockBody, Header, ReceiptEnvelope, TxEnvelope};
 use alloy_eips::BlockHashOrNumber;
 use alloy_primitives::B256;
 use ethp2p::{
+    eth::RequestKind,
     eth::{ChainReader, EthConfig, GetBlockHeaders, MemoryChain},
     node::{Node, NodeBuilder},
-    pool::{PoolConfig, PoolEvent, RequestKind},
+    pool::{PoolConfig, PoolEvent},
     record::ChainSpec,
     Enode, NodeKey,
 };

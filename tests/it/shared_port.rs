@@ -5,13 +5,14 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use ethp2p::discovery::Discv5;
 use ethp2p::{
     discovery::{
         v4::{Discv4, Discv4Config},
         Discovery, DiscoveryConfig,
     },
     test_utils::{key_from_seed, poll_until, test_discv5_config},
-    Discv5, Enode, LocalEnr, NetRestrict,
+    Enode, LocalEnr, NetRestrict,
 };
 
 fn loopback_v4(bootnodes: Vec<Enode>) -> Discv4Config {

@@ -12,7 +12,7 @@
 //! - [`DnsDiscovery`]: the handle to the task that owns a walker, performs lookups
 //!   through a [`Resolver`] (rate-limited, with a timeout), rechecks roots, and sends the
 //!   nodes it finds as [`Candidate`](crate::Candidate)s with source
-//!   [`CandidateSource::Dns`](crate::CandidateSource::Dns) on a bounded channel.
+//!   [`CandidateSource::Dns`](crate::discovery::CandidateSource::Dns) on a bounded channel.
 //! - [`sign_tree`] / [`SignedTree`]: build and sign a tree from node records, and write it
 //!   as a zone file or as JSON.
 

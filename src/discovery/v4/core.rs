@@ -21,6 +21,8 @@
 //! in `core/bonding.rs`; what the core reports ([`CoreEvent`], [`Inbound`], [`Discv4Stats`])
 //! is in `event.rs`.
 
+#![cfg_attr(not(any(test, feature = "test-utils")), allow(unreachable_pub, dead_code))]
+
 use std::{
     cmp::Reverse,
     collections::{BinaryHeap, HashMap, VecDeque},
@@ -36,7 +38,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 mod bonding;
 
 use self::bonding::{AfterPingBack, Bonds, PendingPing, Waiter};
-use super::event::{CoreEvent, Discv4Stats, Drop, Inbound, RequestId};
+use super::event::{CoreEvent, Discv4Stats, DropReason, Inbound, RequestId};
 use super::{
     config::{Discv4Config, MAX_PENDING_REQUESTS, MAX_TRACKED_NODES},
     lookup::Lookup,
@@ -345,12 +347,12 @@ impl Discv4Core {
             }
             Err(drop) => {
                 match drop {
-                    Drop::Malformed(_) | Drop::FromSelf => self.stats.malformed += 1,
-                    Drop::Expired => self.stats.expired += 1,
-                    Drop::Unsolicited => self.stats.unsolicited += 1,
-                    Drop::NotBonded => self.stats.not_bonded += 1,
-                    Drop::RateLimited => self.stats.rate_limited += 1,
-                    Drop::Restricted => self.stats.restricted += 1,
+                    DropReason::Malformed(_) | DropReason::FromSelf => self.stats.malformed += 1,
+                    DropReason::Expired => self.stats.expired += 1,
+                    DropReason::Unsolicited => self.stats.unsolicited += 1,
+                    DropReason::NotBonded => self.stats.not_bonded += 1,
+                    DropReason::RateLimited => self.stats.rate_limited += 1,
+                    DropReason::Restricted => self.stats.restricted += 1,
                 }
                 tracing::trace!(target: TARGET, %from, ?drop, "dropped");
                 Inbound::Dropped(drop.clone())
@@ -364,27 +366,27 @@ impl Discv4Core {
         from: SocketAddr,
         bytes: &[u8],
         hash: B256,
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         if !self.config.netrestrict.allows(&from.ip()) {
-            return Err(Drop::Restricted);
+            return Err(DropReason::Restricted);
         }
         // An IP whose requests are used up is refused before the costly signature
         // recovery; a request is charged only once its signature checks out.
         let request = matches!(proto::packet_type(bytes), Some(0x01 | 0x03 | 0x05));
         if request && !self.request_allowed(from.ip(), now) {
-            return Err(Drop::RateLimited);
+            return Err(DropReason::RateLimited);
         }
         let Packet { message, peer_id, hash } =
-            proto::decode_checked(bytes, hash).map_err(Drop::Malformed)?;
+            proto::decode_checked(bytes, hash).map_err(DropReason::Malformed)?;
         if request {
             self.charge_request(from.ip());
         }
         if peer_id == self.peer_id {
-            return Err(Drop::FromSelf);
+            return Err(DropReason::FromSelf);
         }
         if let Some(expiration) = message.expiration() {
             if proto::is_expired(expiration, self.unix_now(now)) {
-                return Err(Drop::Expired);
+                return Err(DropReason::Expired);
             }
         }
         tracing::trace!(target: TARGET, %from, kind = message.name(), "recv");
@@ -404,10 +406,10 @@ impl Discv4Core {
         from: SocketAddr,
         peer: PeerId,
         find: FindNode,
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         // Answering an unproven endpoint would make us an amplifier for spoofed sources.
         if !self.bonds.is_proven(&peer, from.ip(), now) {
-            return Err(Drop::NotBonded);
+            return Err(DropReason::NotBonded);
         }
         let target = node_id(&find.target);
         let requester = from.ip();
@@ -430,10 +432,10 @@ impl Discv4Core {
         from: SocketAddr,
         peer: PeerId,
         n: Neighbours,
-    ) -> Result<(), Drop> {
-        let Some(pending) = self.findnodes.get_mut(&peer) else { return Err(Drop::Unsolicited) };
+    ) -> Result<(), DropReason> {
+        let Some(pending) = self.findnodes.get_mut(&peer) else { return Err(DropReason::Unsolicited) };
         if pending.addr.ip() != from.ip() {
-            return Err(Drop::Unsolicited);
+            return Err(DropReason::Unsolicited);
         }
         pending.received += n.nodes.len();
         let lookup_id = pending.lookup;
@@ -470,9 +472,9 @@ impl Discv4Core {
         from: SocketAddr,
         peer: PeerId,
         hash: B256,
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         if !self.bonds.is_proven(&peer, from.ip(), now) {
-            return Err(Drop::NotBonded);
+            return Err(DropReason::NotBonded);
         }
         let response = EnrResponse { request_hash: hash, enr: self.local.record() };
         self.send(from, &Message::EnrResponse(response));
@@ -485,14 +487,14 @@ impl Discv4Core {
         from: SocketAddr,
         peer: PeerId,
         response: EnrResponse,
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         match self.enrs.get(&peer) {
             Some(p) if p.hash == response.request_hash && p.addr.ip() == from.ip() => {}
-            _ => return Err(Drop::Unsolicited),
+            _ => return Err(DropReason::Unsolicited),
         }
         // A record signed by another key is no answer.
         if response.enr.node_id().raw() != node_id(&peer).0 {
-            return Err(Drop::Unsolicited);
+            return Err(DropReason::Unsolicited);
         }
         let pending = self.enrs.remove(&peer).expect("checked above");
         let enr = response.enr;

@@ -1,6 +1,8 @@
 //! What the discv4 core reports: events for the service, the fate of each datagram, and
 //! counters.
 
+#![cfg_attr(not(any(test, feature = "test-utils")), allow(unreachable_pub, dead_code))]
+
 use std::net::IpAddr;
 
 #[cfg(doc)]
@@ -55,13 +57,13 @@ pub enum Inbound {
     /// Not a discv4 packet (no valid discv4 hash, or too short or too large to have one).
     Foreign,
     /// A discv4 packet that was dropped, and why.
-    Dropped(Drop),
+    Dropped(DropReason),
 }
 
 /// Why a discv4 packet was dropped. Each is counted in [`Discv4Stats`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Drop {
+pub enum DropReason {
     /// Malformed or badly signed.
     Malformed(PacketError),
     /// Its expiration has passed.

@@ -2,9 +2,10 @@
 //! forward compatibility and EIP-868 ENR requests.
 //!
 //! Three parts, as everywhere in ethp2p:
-//! - pure pieces: [`proto`] (the packet codec), [`table`] (the Kademlia table with
-//!   replacement lists and subnet limits), the lookup bookkeeping, and [`Discv4Core`], the
-//!   sans-IO state machine that ties them together and takes `now` with every input;
+//! - pure pieces: `proto` (the packet codec), `table` (the Kademlia table with replacement
+//!   lists and subnet limits), the lookup bookkeeping, and `Discv4Core`, the sans-IO state
+//!   machine that ties them together and takes `now` with every input (public only with the
+//!   `test-utils` feature, for benches, fuzz targets and simulations);
 //! - one task, `Discv4Service`, that owns the UDP socket (or shares it with discv5) and
 //!   the core, and does the I/O;
 //! - a cheap `Clone` handle, [`Discv4`], that talks to the task over a bounded channel.
@@ -13,8 +14,16 @@
 //! [`CandidateStream`] as [`Candidate`](crate::Candidate)s, with their fork id when their
 //! record (fetched with an ENRRequest) has an `eth` entry.
 
+// The sans-IO pieces are the crate's own; benches, fuzz targets and simulations reach them
+// through the `test-utils` feature.
+#[cfg(any(test, feature = "test-utils"))]
 pub mod proto;
+#[cfg(not(any(test, feature = "test-utils")))]
+pub(crate) mod proto;
+#[cfg(any(test, feature = "test-utils"))]
 pub mod table;
+#[cfg(not(any(test, feature = "test-utils")))]
+pub(crate) mod table;
 
 mod config;
 mod core;
@@ -28,9 +37,11 @@ pub use config::{
     IP_VOTE_WINDOW, LOOKUP_INTERVAL, MAX_PENDING_REQUESTS, MAX_REPLACEMENTS, MAX_TRACKED_NODES, MIN_IP_VOTES,
     PACKET_EXPIRATION, REPLY_RATE_PER_IP, REQUEST_TIMEOUT, REVALIDATION_INTERVAL,
 };
-pub use core::Discv4Core;
+pub_with_test_utils!(core::Discv4Core);
 pub use error::{Discv4Error, PacketError};
-pub use event::{CoreEvent, Discv4Stats, Drop, Inbound, RequestId};
+pub use event::Discv4Stats;
+pub_with_test_utils!(event::{CoreEvent, DropReason, Inbound, RequestId});
+
 pub(crate) use service::Datagram;
 pub use service::{CandidateStream, Discv4, Discv4Service};
 

@@ -13,6 +13,8 @@
 //! sizing an allocation by a length the remote claims: every list is walked item by item
 //! inside a datagram of at most 1280 bytes.
 
+#![cfg_attr(not(any(test, feature = "test-utils")), allow(unreachable_pub, dead_code))]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use alloy_primitives::{keccak256, B256};

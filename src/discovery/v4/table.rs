@@ -16,6 +16,8 @@
 //! replacement lists, table-wide subnet counts and endpoint-proof times, which are a few
 //! hundred lines on their own.
 
+#![cfg_attr(not(any(test, feature = "test-utils")), allow(unreachable_pub, dead_code))]
+
 use std::{collections::HashMap, net::IpAddr, time::Instant};
 
 use alloy_primitives::B256;

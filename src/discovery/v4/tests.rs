@@ -12,7 +12,7 @@ use alloy_primitives::B256;
 
 use super::{
     proto::{self, Endpoint, EnrRequest, FindNode, Message, Neighbours, NodeRecord, Packet, Ping, Pong},
-    CoreEvent, Discv4Config, Discv4Core, Drop, Inbound, PacketError, RequestId,
+    CoreEvent, Discv4Config, Discv4Core, DropReason, Inbound, PacketError, RequestId,
 };
 use crate::{
     discovery::EthEntry,
@@ -172,7 +172,7 @@ fn expired_packets_ignored() {
     for expiration in [UNIX0 - 1, UNIX0, u64::MAX, 1 << 63] {
         let ping =
             Message::Ping(Ping { from: remote.endpoint(), to: remote.endpoint(), expiration, enr_seq: None });
-        assert_eq!(h.recv(&remote, &ping).0, Inbound::Dropped(Drop::Expired), "{expiration}");
+        assert_eq!(h.recv(&remote, &ping).0, Inbound::Dropped(DropReason::Expired), "{expiration}");
     }
     assert!(h.sent().is_empty());
     assert_eq!(h.core.stats().expired, 4);
@@ -186,7 +186,7 @@ fn unknown_type_ignored() {
     let bytes = proto::sign_raw(0x09, &[0xc2, 0x01, 0x02], remote.key.secret());
     assert_eq!(
         h.recv_raw(remote.addr, &bytes),
-        Inbound::Dropped(Drop::Malformed(PacketError::UnknownType(9)))
+        Inbound::Dropped(DropReason::Malformed(PacketError::UnknownType(9)))
     );
     assert!(h.sent().is_empty());
     assert_eq!(h.core.stats().malformed, 1);
@@ -198,13 +198,13 @@ fn findnode_requires_bond() {
     let mut h = Harness::with(|c| c.bond_expiration = Duration::from_secs(60));
     let remote = Remote::new(2, "10.0.0.2:4000");
     let find = Message::FindNode(FindNode { target: key(7).peer_id(), expiration: h.exp() });
-    assert_eq!(h.recv(&remote, &find).0, Inbound::Dropped(Drop::NotBonded));
+    assert_eq!(h.recv(&remote, &find).0, Inbound::Dropped(DropReason::NotBonded));
     assert!(h.sent().is_empty());
 
     // A PING alone is not a proof: we have not seen them answer our PING.
     h.ping_from(&remote);
     h.sent();
-    assert_eq!(h.recv(&remote, &find).0, Inbound::Dropped(Drop::NotBonded));
+    assert_eq!(h.recv(&remote, &find).0, Inbound::Dropped(DropReason::NotBonded));
 
     let mut h = Harness::with(|c| c.bond_expiration = Duration::from_secs(60));
     h.bond(&remote);
@@ -217,13 +217,13 @@ fn findnode_requires_bond() {
 
     // The same key from another IP is not bonded.
     let moved = Remote { key: remote.key.clone(), addr: "10.0.0.3:4000".parse().unwrap() };
-    assert_eq!(h.recv(&moved, &find).0, Inbound::Dropped(Drop::NotBonded));
+    assert_eq!(h.recv(&moved, &find).0, Inbound::Dropped(DropReason::NotBonded));
 
     // Proofs expire.
     h.advance(Duration::from_secs(61));
     h.sent();
     let find = Message::FindNode(FindNode { target: key(7).peer_id(), expiration: h.exp() });
-    assert_eq!(h.recv(&remote, &find).0, Inbound::Dropped(Drop::NotBonded));
+    assert_eq!(h.recv(&remote, &find).0, Inbound::Dropped(DropReason::NotBonded));
 }
 
 // Rule: ENRRequest is answered only for a bonded endpoint, with our record and the hash.
@@ -232,7 +232,7 @@ fn enr_request_requires_bond() {
     let mut h = Harness::new();
     let remote = Remote::new(2, "10.0.0.2:4000");
     let request = Message::EnrRequest(EnrRequest { expiration: h.exp() });
-    assert_eq!(h.recv(&remote, &request).0, Inbound::Dropped(Drop::NotBonded));
+    assert_eq!(h.recv(&remote, &request).0, Inbound::Dropped(DropReason::NotBonded));
     assert!(h.sent().is_empty());
     h.bond(&remote);
     h.sent();
@@ -257,22 +257,22 @@ fn pong_with_wrong_hash_proves_nothing() {
     let ping_hash = h.sent().iter().find(|(_, p)| matches!(p.message, Message::Ping(_))).unwrap().1.hash;
 
     let wrong = h.pong(&remote, B256::repeat_byte(0xaa), None);
-    assert_eq!(h.recv(&remote, &wrong).0, Inbound::Dropped(Drop::Unsolicited));
+    assert_eq!(h.recv(&remote, &wrong).0, Inbound::Dropped(DropReason::Unsolicited));
     // The right hash from another key proves nothing either.
     let other = Remote::new(3, "10.0.0.2:4000");
     let right = h.pong(&remote, ping_hash, None);
-    assert_eq!(h.recv(&other, &right).0, Inbound::Dropped(Drop::Unsolicited));
+    assert_eq!(h.recv(&other, &right).0, Inbound::Dropped(DropReason::Unsolicited));
     // Nor from the right key at another IP.
     let elsewhere = Remote { key: remote.key.clone(), addr: "10.0.0.9:4000".parse().unwrap() };
-    assert_eq!(h.recv(&elsewhere, &right).0, Inbound::Dropped(Drop::Unsolicited));
+    assert_eq!(h.recv(&elsewhere, &right).0, Inbound::Dropped(DropReason::Unsolicited));
     assert!(h.core.table().is_empty());
     let find = Message::FindNode(FindNode { target: key(7).peer_id(), expiration: h.exp() });
-    assert_eq!(h.recv(&remote, &find).0, Inbound::Dropped(Drop::NotBonded));
+    assert_eq!(h.recv(&remote, &find).0, Inbound::Dropped(DropReason::NotBonded));
 
     // The genuine PONG works, once.
     assert_eq!(h.recv(&remote, &right).0, Inbound::Handled);
     assert_eq!(h.core.table().len(), 1);
-    assert_eq!(h.recv(&remote, &right).0, Inbound::Dropped(Drop::Unsolicited));
+    assert_eq!(h.recv(&remote, &right).0, Inbound::Dropped(DropReason::Unsolicited));
 }
 
 // Rule: a PONG after the PING timed out is not accepted.
@@ -284,7 +284,7 @@ fn late_pong_ignored() {
     let ping_hash = h.sent().iter().find(|(_, p)| matches!(p.message, Message::Ping(_))).unwrap().1.hash;
     h.advance(Duration::from_secs(1));
     let pong = h.pong(&remote, ping_hash, None);
-    assert_eq!(h.recv(&remote, &pong).0, Inbound::Dropped(Drop::Unsolicited));
+    assert_eq!(h.recv(&remote, &pong).0, Inbound::Dropped(DropReason::Unsolicited));
     assert!(h.core.table().is_empty());
 }
 
@@ -304,7 +304,7 @@ fn unsolicited_neighbours_ignored() {
     // once that query has timed out, nothing from `remote` is expected.
     h.advance(Duration::from_secs(1));
     h.sent();
-    assert_eq!(h.recv(&remote, &neighbours).0, Inbound::Dropped(Drop::Unsolicited));
+    assert_eq!(h.recv(&remote, &neighbours).0, Inbound::Dropped(DropReason::Unsolicited));
     assert!(h.sent().is_empty(), "no ping to the advertised node");
     assert_eq!(h.core.table().len(), 1);
     assert!(h.core.table().get(&stranger.key.peer_id()).is_none());
@@ -340,7 +340,7 @@ fn junk_spoofed_from_a_victim_does_not_use_up_its_replies() {
         body.extend_from_slice(&[0xc3, 0x01, 0x02, i]);
         let mut packet = alloy_primitives::keccak256(&body).to_vec();
         packet.extend_from_slice(&body);
-        assert!(matches!(h.recv_raw(victim.addr, &packet), Inbound::Dropped(Drop::Malformed(_))));
+        assert!(matches!(h.recv_raw(victim.addr, &packet), Inbound::Dropped(DropReason::Malformed(_))));
     }
     assert_eq!(h.core.stats().rate_limited, 0);
     assert_eq!(h.ping_from(&victim).0, Inbound::Handled, "the victim is still answered");
@@ -353,7 +353,7 @@ fn foreign_and_restricted() {
     assert_eq!(h.recv_raw("10.0.0.2:1".parse().unwrap(), &[0u8; 120]), Inbound::Foreign);
     assert_eq!(h.core.stats().foreign, 1);
     let outsider = Remote::new(2, "10.0.1.2:4000");
-    assert_eq!(h.ping_from(&outsider).0, Inbound::Dropped(Drop::Restricted));
+    assert_eq!(h.ping_from(&outsider).0, Inbound::Dropped(DropReason::Restricted));
     assert!(h.sent().is_empty());
 }
 
@@ -406,7 +406,7 @@ fn enr_response_must_match_key() {
         .expect("a new node with enr-seq gets an ENRRequest");
     let impostor = local_enr(&key(99), remote.addr).record();
     let bad = Message::EnrResponse(proto::EnrResponse { request_hash: enr_req_hash, enr: impostor });
-    assert_eq!(h.recv(&remote, &bad).0, Inbound::Dropped(Drop::Unsolicited));
+    assert_eq!(h.recv(&remote, &bad).0, Inbound::Dropped(DropReason::Unsolicited));
     let fork = ForkId { hash: [1, 2, 3, 4].into(), next: 0 };
     let genuine = LocalEnr::builder(&remote.key).udp_socket(remote.addr).fork_id(fork).build().unwrap();
     let good = Message::EnrResponse(proto::EnrResponse { request_hash: enr_req_hash, enr: genuine.record() });

@@ -108,7 +108,7 @@ impl Discv5Config {
 ///     .netrestrict(NetRestrict::loopback())
 ///     .build()?;
 /// assert_eq!(config.listen.port(), 0);
-/// # Ok::<(), ethp2p::Discv5Error>(())
+/// # Ok::<(), ethp2p::discovery::Discv5Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Discv5ConfigBuilder {

@@ -22,7 +22,7 @@
 //! uses, the class *is* the list, so no test node can send a packet off the machine.
 //!
 //! Records are emitted once per node and sequence number; a record with a foreign or missing
-//! `eth` entry is still emitted (with its [`EthEntry`](crate::EthEntry)) and counted in [`Discv5Stats`].
+//! `eth` entry is still emitted (with its [`EthEntry`](crate::discovery::EthEntry)) and counted in [`Discv5Stats`].
 
 mod config;
 mod filter;

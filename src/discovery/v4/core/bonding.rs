@@ -17,7 +17,7 @@ use std::{
 use alloy_primitives::B256;
 use lru::LruCache;
 
-use super::{canonical_addr, CoreEvent, Discv4Core, Drop, EnrAsk, RequestId, Timer, TARGET};
+use super::{canonical_addr, CoreEvent, Discv4Core, DropReason, EnrAsk, RequestId, Timer, TARGET};
 use crate::discovery::v4::{
     config::MAX_PENDING_REQUESTS,
     proto::{Endpoint, Message, Ping, Pong},
@@ -127,7 +127,7 @@ impl Discv4Core {
         peer: PeerId,
         hash: B256,
         ping: Ping,
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         // The PONG goes to where the datagram came from, never to `ping.from`: answering a
         // claimed address would let anyone aim our replies at a third party.
         let pong = Pong {
@@ -159,11 +159,11 @@ impl Discv4Core {
         from: SocketAddr,
         peer: PeerId,
         pong: Pong,
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         // Only a PONG quoting a PING we sent, to this key at this IP, proves anything.
         match self.pings.get(&pong.ping_hash) {
             Some(p) if p.peer == peer && p.addr.ip() == from.ip() => {}
-            _ => return Err(Drop::Unsolicited),
+            _ => return Err(DropReason::Unsolicited),
         }
         let pending = self.pings.remove(&pong.ping_hash).expect("checked above");
         self.ping_by_peer.remove(&peer);
