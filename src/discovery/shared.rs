@@ -135,7 +135,8 @@ impl Discovery {
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// use ethp2p::{discovery::{v4::Discv4Config, Discovery, DiscoveryConfig}, Discv5Config, LocalEnr, NodeKey};
+    /// use ethp2p::discovery::{v4::Discv4Config, Discovery, DiscoveryConfig, Discv5Config};
+    /// use ethp2p::{LocalEnr, NodeKey};
     /// let key = NodeKey::generate();
     /// let local = LocalEnr::builder(&key).ip4([127, 0, 0, 1].into()).build()?;
     /// let v4 = Discv4Config::builder().listen_addr("127.0.0.1:0".parse()?).build()?;

@@ -154,7 +154,7 @@ impl Candidate {
 /// items are ignored for forward compatibility, as geth does with its `rlp:"tail"` field).
 ///
 /// ```
-/// use ethp2p::{record::eth_entry_of, EthEntry, ForkId, LocalEnr, NodeKey};
+/// use ethp2p::{discovery::EthEntry, record::eth_entry_of, ForkId, LocalEnr, NodeKey};
 /// let fork = ForkId { hash: [0xfc, 0x64, 0xec, 0x04].into(), next: 1_150_000 };
 /// let local = LocalEnr::builder(&NodeKey::generate()).fork_id(fork).build()?;
 /// assert_eq!(eth_entry_of(&local.record()), EthEntry::ForkId(fork));

@@ -91,7 +91,7 @@ fn gather_forks(
 /// [`ForkId`] and decides whether a remote's fork id is compatible.
 ///
 /// ```
-/// use ethp2p::{ForkFilter, ForkId, ForkIdError};
+/// use ethp2p::{record::{ForkFilter, ForkIdError}, ForkId};
 /// let genesis = "0xd4e56740f876aef8c010b86a40d5f56745a118d0906a34e69aec8c0db1cb8fa3".parse()?;
 /// // Mainnet's block forks up to Istanbul, head in Petersburg.
 /// let forks = [1_150_000, 1_920_000, 2_463_000, 2_675_000, 4_370_000, 7_280_000, 9_069_000];

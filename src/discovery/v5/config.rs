@@ -102,7 +102,7 @@ impl Discv5Config {
 /// Builds a [`Discv5Config`].
 ///
 /// ```
-/// use ethp2p::{Discv5Config, NetRestrict};
+/// use ethp2p::{discovery::Discv5Config, NetRestrict};
 /// let config = Discv5Config::builder()
 ///     .listen("127.0.0.1:0".parse().unwrap())
 ///     .netrestrict(NetRestrict::loopback())

@@ -177,7 +177,7 @@ enum Command {
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// use ethp2p::{record::LocalEnr, Discv5, Discv5Config, NodeKey};
+/// use ethp2p::{discovery::{Discv5, Discv5Config}, LocalEnr, NodeKey};
 /// let key = NodeKey::generate();
 /// let local = LocalEnr::builder(&key).build()?;
 /// let bootnode = ethp2p::record::parse_enr("enr:-IS4Q...")?;
