@@ -40,7 +40,7 @@ struct Args {
     datadir: PathBuf,
 
     /// Node key file (64 hex characters, mode 0600); created if missing.
-    /// [default: <datadir>/nodekey]
+    /// [default: DATADIR/nodekey]
     #[arg(long, value_name = "FILE", conflicts_with = "nodekeyhex")]
     nodekey: Option<PathBuf>,
 
