@@ -17,6 +17,7 @@ mod interop_eth;
 mod interop_geth;
 mod interop_pool;
 mod interop_rlpx;
+mod ip_votes;
 #[cfg(feature = "lan")]
 mod lan;
 mod nat;
