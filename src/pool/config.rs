@@ -58,6 +58,12 @@ pub const DEFAULT_ROTATION_MIN_UPTIME: Duration = Duration::from_secs(10 * 60);
 /// so a discovery flood cannot grow memory (reth#22013 saw 45k tracked peers).
 pub const DEFAULT_MAX_CANDIDATES: usize = 4096;
 
+/// At most `outbound target / DEFAULT_DNS_DIAL_RATIO` outbound peers (and dials) may be
+/// nodes a DNS tree listed: a tree whose signer or crawler was fooled into listing only an
+/// attacker's nodes (Wang et al. 2026) then cannot fill every outbound slot, and the rest
+/// come from discovery, as geth's dialer mixes its sources fairly.
+pub const DEFAULT_DNS_DIAL_RATIO: usize = 2;
+
 /// How often the service writes the address book (besides at shutdown).
 pub const DEFAULT_BOOK_SAVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
@@ -93,6 +99,10 @@ pub struct PoolConfig {
     /// Apply the subnet limit and the inbound throttle to loopback and private addresses
     /// too. Default: false (a LAN devnet would otherwise be capped).
     pub limit_lan: bool,
+    /// At most `outbound target / dns_dial_ratio` outbound peers and dials in flight are
+    /// nodes listed by a DNS tree (EIP-1459), whatever else found them too. Default: 2
+    /// ([`DEFAULT_DNS_DIAL_RATIO`]: half).
+    pub dns_dial_ratio: usize,
     /// Backoff after a low-severity failure (too many peers, reset). Default: 30 s.
     pub backoff_low: Duration,
     /// Backoff after a medium-severity failure (bad message, timeout). Default: 3 min.
@@ -138,6 +148,7 @@ impl Default for PoolConfig {
             inbound_throttle: INBOUND_THROTTLE,
             subnet_limit: DEFAULT_SUBNET_LIMIT,
             limit_lan: false,
+            dns_dial_ratio: DEFAULT_DNS_DIAL_RATIO,
             backoff_low: DEFAULT_BACKOFF_LOW,
             backoff_medium: DEFAULT_BACKOFF_MEDIUM,
             backoff_high: DEFAULT_BACKOFF_HIGH,
@@ -187,6 +198,9 @@ impl PoolConfig {
         }
         if self.max_concurrent_dials == 0 {
             return bad("max_concurrent_dials must be at least 1");
+        }
+        if self.dns_dial_ratio == 0 {
+            return bad("dns_dial_ratio must be at least 1");
         }
         if self.subnet_limit == 0 {
             return bad("subnet_limit must be at least 1");
@@ -242,6 +256,8 @@ impl PoolConfigBuilder {
         subnet_limit: usize,
         /// See [`PoolConfig::limit_lan`].
         limit_lan: bool,
+        /// See [`PoolConfig::dns_dial_ratio`].
+        dns_dial_ratio: usize,
         /// See [`PoolConfig::ban_duration`].
         ban_duration: Duration,
         /// See [`PoolConfig::rotation_min_uptime`].
