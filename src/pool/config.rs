@@ -27,6 +27,10 @@ pub const DEFAULT_MAX_CONCURRENT_DIALS: usize = 30;
 /// Inbound handshakes in progress at once; bounds the work an inbound flood can cause.
 pub const DEFAULT_MAX_PENDING_INBOUND: usize = 30;
 
+/// Inbound handshakes in progress at once from one /24 (IPv4) or /48 (IPv6): one host,
+/// even with a block of addresses, holds at most this many of the pending slots.
+pub const DEFAULT_MAX_PENDING_PER_SUBNET: usize = 4;
+
 /// geth `dialHistoryExpiration`: the 30 s inbound throttle plus 5 s, so our redial never
 /// hits the remote's own throttle.
 pub const DEFAULT_DIAL_HISTORY: Duration = Duration::from_secs(35);
@@ -90,6 +94,9 @@ pub struct PoolConfig {
     pub max_concurrent_dials: usize,
     /// Inbound handshakes in flight at once. Default: 30.
     pub max_pending_inbound: usize,
+    /// Of those, at most this many from one /24 or /48 (loopback and private addresses are
+    /// exempt unless `limit_lan`). Default: 4 ([`DEFAULT_MAX_PENDING_PER_SUBNET`]).
+    pub max_pending_per_subnet: usize,
     /// No node is dialed twice within this window. Default: 35 s.
     pub dial_history: Duration,
     /// One inbound connection per IP per this window. Default: 30 s.
@@ -144,6 +151,7 @@ impl Default for PoolConfig {
             dial_ratio: DEFAULT_DIAL_RATIO,
             max_concurrent_dials: DEFAULT_MAX_CONCURRENT_DIALS,
             max_pending_inbound: DEFAULT_MAX_PENDING_INBOUND,
+            max_pending_per_subnet: DEFAULT_MAX_PENDING_PER_SUBNET,
             dial_history: DEFAULT_DIAL_HISTORY,
             inbound_throttle: INBOUND_THROTTLE,
             subnet_limit: DEFAULT_SUBNET_LIMIT,
@@ -199,6 +207,9 @@ impl PoolConfig {
         if self.max_concurrent_dials == 0 {
             return bad("max_concurrent_dials must be at least 1");
         }
+        if self.max_pending_per_subnet == 0 {
+            return bad("max_pending_per_subnet must be at least 1");
+        }
         if self.dns_dial_ratio == 0 {
             return bad("dns_dial_ratio must be at least 1");
         }
@@ -248,6 +259,8 @@ impl PoolConfigBuilder {
         max_concurrent_dials: usize,
         /// See [`PoolConfig::max_pending_inbound`].
         max_pending_inbound: usize,
+        /// See [`PoolConfig::max_pending_per_subnet`].
+        max_pending_per_subnet: usize,
         /// See [`PoolConfig::dial_history`].
         dial_history: Duration,
         /// See [`PoolConfig::inbound_throttle`].

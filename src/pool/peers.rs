@@ -305,9 +305,10 @@ impl PoolState {
         result
     }
 
-    /// An inbound handshake failed (for a reason that is nobody's fault, or unknown).
-    pub fn on_inbound_failed(&mut self) {
-        self.admission.inbound_finished();
+    /// An inbound handshake from `ip` failed (for a reason that is nobody's fault, or
+    /// unknown).
+    pub fn on_inbound_failed(&mut self, ip: IpAddr) {
+        self.admission.inbound_finished(ip);
     }
 
     /// An inbound handshake from `ip` failed, classified by the failing error: a peer on
@@ -315,7 +316,7 @@ impl PoolState {
     /// work for the class's backoff ([`backoff_duration`](super::dial::backoff_duration));
     /// [`Backoff::None`] (a local fault) costs it nothing.
     pub fn on_inbound_failed_from(&mut self, ip: IpAddr, backoff: Backoff, now: Instant) {
-        self.admission.inbound_finished();
+        self.admission.inbound_finished(ip);
         if backoff != Backoff::None {
             let wait = super::dial::backoff_duration(backoff, &self.config, 0);
             self.admission.inbound_failed_from(ip, now + wait);
@@ -332,7 +333,7 @@ impl PoolState {
         now: Instant,
     ) -> Result<(), DisconnectReason> {
         if direction == Direction::Inbound {
-            self.on_inbound_failed(); // no longer pending either way
+            self.on_inbound_failed(addr.ip()); // no longer pending either way
         }
         if self.replaces_session(&peer_id, direction) {
             // Both sides dialed at once. Each side keeps the connection the lower id dialed,

@@ -52,3 +52,48 @@ async fn a_wrong_chain_peer_is_not_handshaken_again() {
     assert_eq!((stats.inbound_connections, stats.inbound_handshakes), (2, 1), "{stats:?}");
     node.shutdown().await;
 }
+
+/// One host with a block of addresses (here 127.0.0.1–8, one /24) opens connections and
+/// sends nothing, to hold the pending-handshake slots: only `max_pending_per_subnet` of
+/// them get a handshake; a host on another /24 still does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_host_cannot_hold_the_pending_handshake_slots() {
+    let chain = Arc::new(MemoryChain::builder().blocks(2).build());
+    let pool = PoolConfig::builder()
+        .limit_lan(true)
+        .inbound_throttle(Duration::from_millis(1)) // distinct IPs anyway; only the new rule is under test
+        .build()
+        .unwrap();
+    let per_subnet = pool.max_pending_per_subnet;
+    let node: Node = NodeBuilder::new(eth_config(&chain), chain.clone())
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .pool(pool)
+        // The held connections must still be pending when the last one arrives.
+        .rlpx(RlpxConfig::builder().handshake_timeout(Duration::from_secs(120)).build().unwrap())
+        .start()
+        .await
+        .unwrap();
+    let target = node.local_addr();
+    let mut held = Vec::new();
+    let sources: Vec<[u8; 4]> = (1..=8).map(|h| [127, 0, 0, h]).chain([[127, 0, 9, 1]]).collect();
+    for source in &sources {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((*source, 0))).unwrap();
+        held.push(socket.connect(target).await.unwrap());
+        let seen = held.len() as u64;
+        let counted = poll_until(Duration::from_secs(10), Duration::from_millis(10), || {
+            let node = node.clone();
+            async move { node.stats().await.map(|s| s.inbound_connections == seen).unwrap_or(false) }
+        })
+        .await;
+        assert!(counted, "connection {seen} reached the node");
+    }
+    let stats = node.stats().await.unwrap();
+    println!(
+        "{} connections from one /24 and one from another: {} handshakes",
+        sources.len() - 1,
+        stats.inbound_handshakes
+    );
+    assert_eq!(stats.inbound_handshakes, per_subnet as u64 + 1, "{stats:?}");
+    node.shutdown().await;
+}
