@@ -50,7 +50,8 @@ for t in "${targets[@]}"; do
         failed=1
     fi
     runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | awk '{print $2}')
-    rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | tail -1 | awk '{print $2}')
+    # libFuzzer's final stats have no rate: executions over the time given.
+    rate=$([[ -n "$runs" ]] && echo $((runs / seconds)) || true)
     last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
     cov=$(grep -o 'cov: [0-9]*' <<<"$last" | awk '{print $2}')
     ft=$(grep -o 'ft: [0-9]*' <<<"$last" | awk '{print $2}')
@@ -67,7 +68,8 @@ table="$logs/table.md"
 {
     echo "<!-- campaign -->"
     echo "Last campaign: ${seconds} s per target, one target at a time, $(date -u +%Y-%m-%d) ($(nproc) cores;"
-    echo "\`scripts/fuzz-campaign.sh $seconds\`). \`corpus\` is the inputs kept before → after \`cargo fuzz cmin\`."
+    echo "\`scripts/fuzz-campaign.sh $seconds\`). \`corpus\` is the inputs kept before → after \`cargo fuzz cmin\`;"
+    echo "exec/s is executions over the time given."
     echo
     echo "| target | time | executions | exec/s | cov | ft | corpus | result |"
     echo "|---|---|---|---|---|---|---|---|"
