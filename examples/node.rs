@@ -101,6 +101,9 @@ struct Args {
     /// fresh key and forgets its peers.
     #[arg(long, value_name = "DIR")]
     datadir: Option<PathBuf>,
+    /// Milliseconds between address book saves (besides the one at ctrl-c).
+    #[arg(long, value_name = "MS", default_value_t = 300_000)]
+    book_save_ms: u64,
     /// The node key: 64 hex characters, or a file holding them (geth's `nodekey` format).
     #[arg(long, value_name = "HEX|FILE")]
     nodekey: Option<String>,
@@ -182,7 +185,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let statics: Vec<Enode> =
         args.static_peers.iter().map(|s| Enode::from_str(s)).collect::<Result<_, _>>()?;
-    let pool = PoolConfig::builder().net_restrict(args.netrestrict.clone()).build()?;
+    let pool = PoolConfig::builder()
+        .net_restrict(args.netrestrict.clone())
+        .book_save_interval(std::time::Duration::from_millis(args.book_save_ms.max(1)))
+        .build()?;
     let mut builder =
         NodeBuilder::new(eth, chain).key(key).listen(args.listen).pool(pool).bootnodes(statics).nat(args.nat);
     if let Some(dir) = &args.datadir {

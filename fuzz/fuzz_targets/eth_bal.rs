@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 
 use alloy_rlp::Encodable;
 use ethp2p::eth::{
-    decode_block_access_list, id, validate_block_access_lists, ChainReader, EthMessage, EthVersion, MemoryChain,
+    decode_block_access_list, id, validate_block_access_lists, ChainReader, EthMessage, EthVersion,
+    MemoryChain,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -24,7 +25,12 @@ fn chain() -> &'static MemoryChain {
         genesis.excess_blob_gas = Some(0);
         genesis.parent_beacon_block_root = Some(Default::default());
         genesis.requests_hash = Some(Default::default());
-        MemoryChain::builder().genesis(genesis).blocks(3).transactions_per_block(2).block_access_lists(true).build()
+        MemoryChain::builder()
+            .genesis(genesis)
+            .blocks(3)
+            .transactions_per_block(2)
+            .block_access_lists(true)
+            .build()
     })
 }
 

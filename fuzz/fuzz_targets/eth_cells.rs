@@ -39,7 +39,8 @@ fuzz_target!(|data: &[u8]| {
         EthMessage::GetCells(request) => {
             let answer = serve_cells(chain(), &request);
             assert!(answer.hashes.len() <= MAX_CELLS_HASHES_SERVE);
-            validate_cells(&request.hashes, request.cell_mask, &answer).expect("what we serve passes our check");
+            validate_cells(&request.hashes, request.cell_mask, &answer)
+                .expect("what we serve passes our check");
         }
         EthMessage::Cells(cells) => {
             let mask = CellMask::from_indices([0, 1, 2, 64]);

@@ -6,7 +6,9 @@
 
 use std::sync::OnceLock;
 
-use ethp2p::eth::{id, Assembled, ChainReader, EthMessage, EthVersion, MemoryChain, ReceiptsAssembly, MIN_TX_GAS};
+use ethp2p::eth::{
+    id, Assembled, ChainReader, EthMessage, EthVersion, MemoryChain, ReceiptsAssembly, MIN_TX_GAS,
+};
 use libfuzzer_sys::fuzz_target;
 
 fn chain() -> &'static MemoryChain {
@@ -24,7 +26,8 @@ fuzz_target!(|data: &[u8]| {
         let len = usize::from(u16::from_be_bytes([rest[0], rest[1]])).min(rest.len() - 2);
         let (payload, tail) = rest[2..].split_at(len);
         rest = tail;
-        let Ok(EthMessage::Receipts70(response)) = EthMessage::decode(EthVersion::Eth70, id::RECEIPTS, payload)
+        let Ok(EthMessage::Receipts70(response)) =
+            EthMessage::decode(EthVersion::Eth70, id::RECEIPTS, payload)
         else {
             continue;
         };

@@ -482,7 +482,7 @@ impl NodeService {
         });
         if self.session_tx.try_send(SessionCommand::Accept { tcp, addr }).is_err() {
             // The session manager is saturated (or gone): the connection is closed.
-            self.pool.on_inbound_failed();
+            self.pool.on_inbound_failed(addr.ip());
         }
     }
 

@@ -19,7 +19,7 @@ use lru::LruCache;
 
 use super::{
     event::Direction,
-    limits::{InboundThrottle, SubnetLimiter},
+    limits::{InboundThrottle, Subnet, SubnetLimiter},
     reputation::PeerKind,
     PoolConfig,
 };
@@ -57,6 +57,9 @@ pub(super) struct AdmissionControl {
     /// Subnet reservations of dials in flight.
     dial_ips: HashMap<PeerId, IpAddr>,
     pending_inbound: usize,
+    /// Of those, per /24 (IPv4) or /48 (IPv6): one host, with one address or a block of
+    /// them, cannot hold every pending slot by reconnecting.
+    pending_by_subnet: HashMap<Subnet, usize>,
     /// IPs whose inbound handshake failed (a wrong chain, garbage, a timeout), refused
     /// before any ECIES work until the time given.
     failed: LruCache<IpAddr, Instant>,
@@ -72,6 +75,7 @@ impl AdmissionControl {
             throttle: InboundThrottle::new(config.inbound_throttle, config.limit_lan),
             dial_ips: HashMap::new(),
             pending_inbound: 0,
+            pending_by_subnet: HashMap::new(),
             failed: LruCache::new(NonZeroUsize::new(FAILED_IPS).expect("non-zero")),
             exempt_lan: !config.limit_lan,
         }
@@ -94,7 +98,12 @@ impl AdmissionControl {
         config: &PoolConfig,
     ) -> Result<(), DisconnectReason> {
         let failed_recently = self.failed.get(&ip).is_some_and(|until| now < *until);
+        let subnet = Subnet::of(ip);
+        let limited = !(self.exempt_lan && is_lan(ip));
+        let subnet_full = limited
+            && self.pending_by_subnet.get(&subnet).copied().unwrap_or(0) >= config.max_pending_per_subnet;
         if self.pending_inbound >= config.max_pending_inbound
+            || subnet_full
             || !config.net_restrict.allows(&ip)
             || failed_recently
             || !self.throttle.check(ip, now)
@@ -102,12 +111,22 @@ impl AdmissionControl {
             return Err(DisconnectReason::TooManyPeers);
         }
         self.pending_inbound += 1;
+        if limited {
+            *self.pending_by_subnet.entry(subnet).or_default() += 1;
+        }
         Ok(())
     }
 
-    /// An inbound handshake ended, either way.
-    pub(super) fn inbound_finished(&mut self) {
+    /// An inbound handshake from `ip` ended, either way.
+    pub(super) fn inbound_finished(&mut self, ip: IpAddr) {
         self.pending_inbound = self.pending_inbound.saturating_sub(1);
+        let subnet = Subnet::of(ip);
+        if let Some(n) = self.pending_by_subnet.get_mut(&subnet) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending_by_subnet.remove(&subnet);
+            }
+        }
     }
 
     /// Takes a subnet slot for a basic dial to `ip`, if one is free. The slot passes to the
@@ -265,13 +284,31 @@ mod tests {
             gate.inbound_connection(addr(2, 2).ip(), now, &config),
             Err(DisconnectReason::TooManyPeers)
         );
-        gate.inbound_finished();
+        gate.inbound_finished(addr(1, 1).ip());
         assert_eq!(gate.inbound_connection(addr(2, 2).ip(), now, &config), Ok(()));
-        gate.inbound_finished();
+        gate.inbound_finished(addr(2, 2).ip());
         // The same IP again within the throttle window is refused before any handshake.
         assert_eq!(
             gate.inbound_connection(addr(1, 1).ip(), now, &config),
             Err(DisconnectReason::TooManyPeers)
         );
+    }
+
+    /// One host holding a block of addresses (a /24) reconnects from each: it gets
+    /// `max_pending_per_subnet` pending handshakes, not all of them; others still get in,
+    /// and a finished handshake frees its subnet's slot.
+    #[test]
+    fn one_subnet_cannot_hold_every_pending_slot() {
+        let config = PoolConfig::default();
+        let mut gate = AdmissionControl::new(&config);
+        let now = Instant::now();
+        let taken = (1..=config.max_pending_inbound as u8)
+            .filter(|host| gate.inbound_connection(addr(*host, 1).ip(), now, &config).is_ok())
+            .count();
+        assert_eq!(taken, config.max_pending_per_subnet);
+        assert_eq!(gate.inbound_connection(addr(1, 2).ip(), now, &config), Ok(()));
+        gate.inbound_finished(addr(1, 1).ip());
+        assert_eq!(gate.inbound_connection(addr(200, 1).ip(), now, &config), Ok(()));
+        assert!(gate.inbound_connection(addr(201, 1).ip(), now, &config).is_err());
     }
 }

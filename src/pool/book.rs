@@ -47,6 +47,11 @@ pub struct BookEntry {
     pub last_seen: u64,
     /// When its ban ends, in Unix seconds.
     pub banned_until: Option<u64>,
+    /// A DNS tree listed it: its share of outbound slots stays capped after a restart
+    /// ([`PoolConfig::dns_dial_ratio`](super::PoolConfig::dns_dial_ratio)). Absent in
+    /// books written before it existed (read as `false`).
+    #[serde(default)]
+    pub dns: bool,
 }
 
 /// The address book.
@@ -145,6 +150,7 @@ mod tests {
             reputation: -(n as i32),
             last_seen: 1_700_000_000,
             banned_until: (n == 3).then_some(1_800_000_000),
+            dns: false,
         }
     }
 

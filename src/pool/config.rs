@@ -27,6 +27,10 @@ pub const DEFAULT_MAX_CONCURRENT_DIALS: usize = 30;
 /// Inbound handshakes in progress at once; bounds the work an inbound flood can cause.
 pub const DEFAULT_MAX_PENDING_INBOUND: usize = 30;
 
+/// Inbound handshakes in progress at once from one /24 (IPv4) or /48 (IPv6): one host,
+/// even with a block of addresses, holds at most this many of the pending slots.
+pub const DEFAULT_MAX_PENDING_PER_SUBNET: usize = 4;
+
 /// geth `dialHistoryExpiration`: the 30 s inbound throttle plus 5 s, so our redial never
 /// hits the remote's own throttle.
 pub const DEFAULT_DIAL_HISTORY: Duration = Duration::from_secs(35);
@@ -58,6 +62,12 @@ pub const DEFAULT_ROTATION_MIN_UPTIME: Duration = Duration::from_secs(10 * 60);
 /// so a discovery flood cannot grow memory (reth#22013 saw 45k tracked peers).
 pub const DEFAULT_MAX_CANDIDATES: usize = 4096;
 
+/// At most `outbound target / DEFAULT_DNS_DIAL_RATIO` outbound peers (and dials) may be
+/// nodes a DNS tree listed: a tree whose signer or crawler was fooled into listing only an
+/// attacker's nodes (Wang et al. 2026) then cannot fill every outbound slot, and the rest
+/// come from discovery, as geth's dialer mixes its sources fairly.
+pub const DEFAULT_DNS_DIAL_RATIO: usize = 2;
+
 /// How often the service writes the address book (besides at shutdown).
 pub const DEFAULT_BOOK_SAVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
@@ -84,6 +94,9 @@ pub struct PoolConfig {
     pub max_concurrent_dials: usize,
     /// Inbound handshakes in flight at once. Default: 30.
     pub max_pending_inbound: usize,
+    /// Of those, at most this many from one /24 or /48 (loopback and private addresses are
+    /// exempt unless `limit_lan`). Default: 4 ([`DEFAULT_MAX_PENDING_PER_SUBNET`]).
+    pub max_pending_per_subnet: usize,
     /// No node is dialed twice within this window. Default: 35 s.
     pub dial_history: Duration,
     /// One inbound connection per IP per this window. Default: 30 s.
@@ -93,6 +106,10 @@ pub struct PoolConfig {
     /// Apply the subnet limit and the inbound throttle to loopback and private addresses
     /// too. Default: false (a LAN devnet would otherwise be capped).
     pub limit_lan: bool,
+    /// At most `outbound target / dns_dial_ratio` outbound peers and dials in flight are
+    /// nodes listed by a DNS tree (EIP-1459), whatever else found them too. Default: 2
+    /// ([`DEFAULT_DNS_DIAL_RATIO`]: half).
+    pub dns_dial_ratio: usize,
     /// Backoff after a low-severity failure (too many peers, reset). Default: 30 s.
     pub backoff_low: Duration,
     /// Backoff after a medium-severity failure (bad message, timeout). Default: 3 min.
@@ -134,10 +151,12 @@ impl Default for PoolConfig {
             dial_ratio: DEFAULT_DIAL_RATIO,
             max_concurrent_dials: DEFAULT_MAX_CONCURRENT_DIALS,
             max_pending_inbound: DEFAULT_MAX_PENDING_INBOUND,
+            max_pending_per_subnet: DEFAULT_MAX_PENDING_PER_SUBNET,
             dial_history: DEFAULT_DIAL_HISTORY,
             inbound_throttle: INBOUND_THROTTLE,
             subnet_limit: DEFAULT_SUBNET_LIMIT,
             limit_lan: false,
+            dns_dial_ratio: DEFAULT_DNS_DIAL_RATIO,
             backoff_low: DEFAULT_BACKOFF_LOW,
             backoff_medium: DEFAULT_BACKOFF_MEDIUM,
             backoff_high: DEFAULT_BACKOFF_HIGH,
@@ -188,6 +207,12 @@ impl PoolConfig {
         if self.max_concurrent_dials == 0 {
             return bad("max_concurrent_dials must be at least 1");
         }
+        if self.max_pending_per_subnet == 0 {
+            return bad("max_pending_per_subnet must be at least 1");
+        }
+        if self.dns_dial_ratio == 0 {
+            return bad("dns_dial_ratio must be at least 1");
+        }
         if self.subnet_limit == 0 {
             return bad("subnet_limit must be at least 1");
         }
@@ -234,6 +259,8 @@ impl PoolConfigBuilder {
         max_concurrent_dials: usize,
         /// See [`PoolConfig::max_pending_inbound`].
         max_pending_inbound: usize,
+        /// See [`PoolConfig::max_pending_per_subnet`].
+        max_pending_per_subnet: usize,
         /// See [`PoolConfig::dial_history`].
         dial_history: Duration,
         /// See [`PoolConfig::inbound_throttle`].
@@ -242,6 +269,8 @@ impl PoolConfigBuilder {
         subnet_limit: usize,
         /// See [`PoolConfig::limit_lan`].
         limit_lan: bool,
+        /// See [`PoolConfig::dns_dial_ratio`].
+        dns_dial_ratio: usize,
         /// See [`PoolConfig::ban_duration`].
         ban_duration: Duration,
         /// See [`PoolConfig::rotation_min_uptime`].

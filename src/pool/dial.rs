@@ -168,6 +168,8 @@ pub struct DialScheduler {
     fresh: VecDeque<PeerId>,
     tried: VecDeque<PeerId>,
     dialing: HashSet<PeerId>,
+    /// Nodes a DNS tree listed (their share of outbound slots is capped).
+    dns: HashSet<PeerId>,
     /// Alternation between the fresh and tried queues.
     fresh_turn: bool,
 }
@@ -182,6 +184,7 @@ impl DialScheduler {
             fresh: VecDeque::new(),
             tried: VecDeque::new(),
             dialing: HashSet::new(),
+            dns: HashSet::new(),
             fresh_turn: true,
         }
     }
@@ -241,6 +244,7 @@ impl DialScheduler {
             if let Some(e) = self.entries.get(&victim) {
                 if e.kind == PeerKind::Basic {
                     self.entries.remove(&victim);
+                    self.dns.remove(&victim);
                     return true;
                 }
             }
@@ -276,6 +280,7 @@ impl DialScheduler {
         }
         // Queues are cleaned lazily: a popped id without an entry is skipped.
         self.entries.remove(peer_id);
+        self.dns.remove(peer_id);
     }
 
     fn ready(&self, peer_id: &PeerId, now: Instant, history: Duration) -> bool {
@@ -290,14 +295,14 @@ impl DialScheduler {
     }
 
     /// Up to `max` dials to make now, static peers first, then the priority queue, then
-    /// fresh and tried alternately. `admit` is asked about each; nodes it refuses for now
-    /// stay queued.
+    /// fresh and tried alternately. `admit` is asked about each (its last argument: whether a
+    /// DNS tree listed it); nodes it refuses for now stay queued.
     pub fn next_dials(
         &mut self,
         now: Instant,
         max: usize,
         history: Duration,
-        mut admit: impl FnMut(&PeerId, SocketAddr, PeerKind) -> Admission,
+        mut admit: impl FnMut(&PeerId, SocketAddr, PeerKind, bool) -> Admission,
     ) -> Vec<DialTarget> {
         let mut out = Vec::new();
         for i in 0..self.statics.len() {
@@ -309,7 +314,7 @@ impl DialScheduler {
                 continue;
             }
             let e = &self.entries[&id];
-            if admit(&id, e.addr, e.kind) == Admission::Dial {
+            if admit(&id, e.addr, e.kind, self.dns.contains(&id)) == Admission::Dial {
                 out.push(self.start(id, now));
             }
         }
@@ -343,7 +348,7 @@ impl DialScheduler {
                 continue;
             }
             let e = &self.entries[&id];
-            match admit(&id, e.addr, e.kind) {
+            match admit(&id, e.addr, e.kind, self.dns.contains(&id)) {
                 Admission::Dial => {
                     out.push(self.start(id, now));
                     if queue != Queue::Priority {
@@ -367,6 +372,23 @@ impl DialScheduler {
     /// Dials in flight.
     pub fn dialing(&self) -> usize {
         self.dialing.len()
+    }
+
+    /// Marks a known node as listed by a DNS tree; it stays so while it is known.
+    pub fn mark_dns(&mut self, peer_id: PeerId) {
+        if self.entries.contains_key(&peer_id) {
+            self.dns.insert(peer_id);
+        }
+    }
+
+    /// Whether a DNS tree listed `peer_id`.
+    pub fn is_dns(&self, peer_id: &PeerId) -> bool {
+        self.dns.contains(peer_id)
+    }
+
+    /// Dials in flight to nodes a DNS tree listed.
+    pub fn dialing_dns(&self) -> usize {
+        self.dialing.iter().filter(|id| self.dns.contains(*id)).count()
     }
 
     /// The dial succeeded: the node is now known good.
@@ -398,6 +420,7 @@ impl DialScheduler {
         e.failures = e.failures.saturating_add(1);
         if e.failures > config.max_backoff_count && !e.kind.is_vouched() {
             self.entries.remove(peer_id);
+            self.dns.remove(peer_id);
             return true;
         }
         self.requeue(*peer_id);
@@ -465,18 +488,19 @@ mod tests {
         let mut s = DialScheduler::new();
         let t0 = Instant::now();
         s.add(id(1), addr(1), false, 100);
-        let d = s.next_dials(t0, 10, c.dial_history, |_, _, _| Admission::Dial);
+        let d = s.next_dials(t0, 10, c.dial_history, |_, _, _, _| Admission::Dial);
         assert_eq!(d.len(), 1);
         s.on_dial_failure(&id(1), Backoff::Low, t0, &c);
         assert!(s
-            .next_dials(t0 + Duration::from_secs(20), 10, c.dial_history, |_, _, _| Admission::Dial)
+            .next_dials(t0 + Duration::from_secs(20), 10, c.dial_history, |_, _, _, _| Admission::Dial)
             .is_empty());
         // Out of the 35 s history but still in the 30 s backoff × 1... backoff is 30 s, history 35 s.
         assert!(s
-            .next_dials(t0 + Duration::from_secs(34), 10, c.dial_history, |_, _, _| Admission::Dial)
+            .next_dials(t0 + Duration::from_secs(34), 10, c.dial_history, |_, _, _, _| Admission::Dial)
             .is_empty());
         assert_eq!(
-            s.next_dials(t0 + Duration::from_secs(36), 10, c.dial_history, |_, _, _| Admission::Dial).len(),
+            s.next_dials(t0 + Duration::from_secs(36), 10, c.dial_history, |_, _, _, _| Admission::Dial)
+                .len(),
             1
         );
     }
@@ -506,7 +530,7 @@ mod tests {
         }
         s.add(id(5), addr(5), true, 100);
         s.add_static(id(1), addr(1), PeerKind::Static);
-        let d = s.next_dials(t, 2, c.dial_history, |_, _, _| Admission::Dial);
+        let d = s.next_dials(t, 2, c.dial_history, |_, _, _, _| Admission::Dial);
         assert_eq!(d.iter().map(|d| d.peer_id).collect::<Vec<_>>(), vec![id(1), id(5)]);
     }
 
@@ -554,7 +578,7 @@ mod tests {
             let rounds = (n as usize).div_ceil(per_round) * 2 + 2;
             for r in 0..rounds {
                 let now = t0 + Duration::from_secs(40 * r as u64);
-                for d in s.next_dials(now, per_round, c.dial_history, |_, _, _| Admission::Dial) {
+                for d in s.next_dials(now, per_round, c.dial_history, |_, _, _, _| Admission::Dial) {
                     if let Some(prev) = last.insert(d.peer_id, now) {
                         prop_assert!(now.duration_since(prev) >= c.dial_history);
                     }

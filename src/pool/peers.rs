@@ -39,7 +39,7 @@ use super::{
 };
 use crate::{
     eth::{EthVersion, Outcome},
-    record::{Candidate, PeerId},
+    record::{Candidate, CandidateSource, PeerId},
     rlpx::DisconnectReason,
 };
 
@@ -63,6 +63,8 @@ struct Session {
     in_flight: u32,
     client_id: Option<String>,
     eth_version: Option<EthVersion>,
+    /// An outbound session to a node a DNS tree listed (see [`PoolConfig::dns_dial_ratio`]).
+    dns: bool,
 }
 
 /// The pool's state machine. See the module docs.
@@ -182,6 +184,9 @@ impl PoolState {
         }
         let addr = SocketAddr::new(candidate.ip, candidate.tcp_port.unwrap_or_default());
         self.dials.add(candidate.peer_id, addr, false, self.config.max_candidates);
+        if candidate.source == CandidateSource::Dns {
+            self.dials.mark_dns(candidate.peer_id);
+        }
         if let Some(k) = self.known.get_mut(&candidate.peer_id) {
             k.last_seen = now;
         }
@@ -232,6 +237,11 @@ impl PoolState {
         let wanted = self.outbound_target().saturating_sub(outbound + self.dials.dialing()).min(free_slots);
         let concurrency = self.config.max_concurrent_dials.saturating_sub(self.dials.dialing());
         let mut basic_budget = wanted.min(concurrency);
+        // Nodes a DNS tree listed take at most a share of the outbound target, so a
+        // poisoned tree cannot fill every outbound slot (Wang et al. 2026).
+        let dns_cap = self.outbound_target() / self.config.dns_dial_ratio.max(1);
+        let mut dns_used = self.dials.dialing_dns()
+            + self.sessions.values().filter(|s| s.dns && s.direction == Direction::Outbound).count();
         // Static and trusted peers are always dialed, within the concurrency limit only.
         let max = concurrency;
         if max == 0 {
@@ -239,7 +249,7 @@ impl PoolState {
         }
         let (sessions, known, admission, local) =
             (&self.sessions, &self.known, &mut self.admission, self.local_id);
-        let targets = self.dials.next_dials(now, max, self.config.dial_history, |id, addr, kind| {
+        let targets = self.dials.next_dials(now, max, self.config.dial_history, |id, addr, kind, dns| {
             if *id == local || sessions.contains_key(id) {
                 return Admission::Skip;
             }
@@ -251,10 +261,11 @@ impl PoolState {
             }
             // The dial reserves its subnet slot now, so a batch of dials cannot overshoot
             // the limit; the slot passes to the session or is released on failure.
-            if basic_budget == 0 || !admission.reserve_subnet(addr.ip()) {
+            if basic_budget == 0 || (dns && dns_used >= dns_cap) || !admission.reserve_subnet(addr.ip()) {
                 return Admission::Later;
             }
             basic_budget -= 1;
+            dns_used += usize::from(dns);
             Admission::Dial
         });
         for target in targets {
@@ -299,9 +310,10 @@ impl PoolState {
         result
     }
 
-    /// An inbound handshake failed (for a reason that is nobody's fault, or unknown).
-    pub fn on_inbound_failed(&mut self) {
-        self.admission.inbound_finished();
+    /// An inbound handshake from `ip` failed (for a reason that is nobody's fault, or
+    /// unknown).
+    pub fn on_inbound_failed(&mut self, ip: IpAddr) {
+        self.admission.inbound_finished(ip);
     }
 
     /// An inbound handshake from `ip` failed, classified by the failing error: a peer on
@@ -309,7 +321,7 @@ impl PoolState {
     /// work for the class's backoff ([`backoff_duration`](super::dial::backoff_duration));
     /// [`Backoff::None`] (a local fault) costs it nothing.
     pub fn on_inbound_failed_from(&mut self, ip: IpAddr, backoff: Backoff, now: Instant) {
-        self.admission.inbound_finished();
+        self.admission.inbound_finished(ip);
         if backoff != Backoff::None {
             let wait = super::dial::backoff_duration(backoff, &self.config, 0);
             self.admission.inbound_failed_from(ip, now + wait);
@@ -326,7 +338,7 @@ impl PoolState {
         now: Instant,
     ) -> Result<(), DisconnectReason> {
         if direction == Direction::Inbound {
-            self.on_inbound_failed(); // no longer pending either way
+            self.on_inbound_failed(addr.ip()); // no longer pending either way
         }
         if self.replaces_session(&peer_id, direction) {
             // Both sides dialed at once. Each side keeps the connection the lower id dialed,
@@ -347,6 +359,7 @@ impl PoolState {
                     in_flight: 0,
                     client_id: None,
                     eth_version: None,
+                    dns: direction == Direction::Outbound && self.dials.is_dns(&peer_id),
                 };
             }
             tracing::debug!(target: "ethp2p::pool", ?peer_id, ?direction, "simultaneous dial: keeping the connection the lower id dialed");
@@ -379,6 +392,7 @@ impl PoolState {
                         in_flight: 0,
                         client_id: None,
                         eth_version: None,
+                        dns: direction == Direction::Outbound && self.dials.is_dns(&peer_id),
                     },
                 );
                 tracing::debug!(target: "ethp2p::pool", ?peer_id, %addr, ?direction, "peer connected");
@@ -739,6 +753,7 @@ impl PoolState {
                     reputation: k.map_or(0, |k| k.reputation.get()),
                     last_seen: unix(k.map_or(now, |k| k.last_seen)),
                     banned_until: k.and_then(|k| k.banned_until).filter(|t| *t > now).map(unix),
+                    dns: self.dials.is_dns(&peer_id),
                 }
             })
             .collect();
@@ -754,6 +769,7 @@ impl PoolState {
                         reputation: k.reputation.get(),
                         last_seen: unix(k.last_seen),
                         banned_until: Some(unix(until)),
+                        dns: false,
                     });
                 }
             }
@@ -788,6 +804,9 @@ impl PoolState {
             known.kind = kind; // the configuration, not the file, says who is vouched for
             if banned_until.is_none() && e.addr.port() != 0 && !e.addr.ip().is_unspecified() {
                 self.dials.add(e.peer_id, e.addr, e.tried, self.config.max_candidates);
+                if e.dns {
+                    self.dials.mark_dns(e.peer_id);
+                }
             }
         }
     }

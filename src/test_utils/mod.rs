@@ -11,6 +11,7 @@
 
 pub mod crawl;
 pub mod dns;
+pub mod eclipse;
 pub mod nat;
 pub mod procfs;
 pub mod stateful;

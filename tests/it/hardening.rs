@@ -52,3 +52,98 @@ async fn a_wrong_chain_peer_is_not_handshaken_again() {
     assert_eq!((stats.inbound_connections, stats.inbound_handshakes), (2, 1), "{stats:?}");
     node.shutdown().await;
 }
+
+/// One host with a block of addresses (here 127.0.0.1–8, one /24) opens connections and
+/// sends nothing, to hold the pending-handshake slots: only `max_pending_per_subnet` of
+/// them get a handshake; a host on another /24 still does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_host_cannot_hold_the_pending_handshake_slots() {
+    let chain = Arc::new(MemoryChain::builder().blocks(2).build());
+    let pool = PoolConfig::builder()
+        .limit_lan(true)
+        .inbound_throttle(Duration::from_millis(1)) // distinct IPs anyway; only the new rule is under test
+        .build()
+        .unwrap();
+    let per_subnet = pool.max_pending_per_subnet;
+    let node: Node = NodeBuilder::new(eth_config(&chain), chain.clone())
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .pool(pool)
+        // The held connections must still be pending when the last one arrives.
+        .rlpx(RlpxConfig::builder().handshake_timeout(Duration::from_secs(120)).build().unwrap())
+        .start()
+        .await
+        .unwrap();
+    let target = node.local_addr();
+    let mut held = Vec::new();
+    let sources: Vec<[u8; 4]> = (1..=8).map(|h| [127, 0, 0, h]).chain([[127, 0, 9, 1]]).collect();
+    for source in &sources {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((*source, 0))).unwrap();
+        held.push(socket.connect(target).await.unwrap());
+        let seen = held.len() as u64;
+        let counted = poll_until(Duration::from_secs(10), Duration::from_millis(10), || {
+            let node = node.clone();
+            async move { node.stats().await.map(|s| s.inbound_connections == seen).unwrap_or(false) }
+        })
+        .await;
+        assert!(counted, "connection {seen} reached the node");
+    }
+    let stats = node.stats().await.unwrap();
+    println!(
+        "{} connections from one /24 and one from another: {} handshakes",
+        sources.len() - 1,
+        stats.inbound_handshakes
+    );
+    assert_eq!(stats.inbound_handshakes, per_subnet as u64 + 1, "{stats:?}");
+    node.shutdown().await;
+}
+
+/// Twelve discv5 keys on one host (127.0.0.1) answer our PINGs with the address they see,
+/// which is not the one in our record (127.0.0.99): the `discv5` crate counts one vote
+/// per node id, so with its own votes on (the old default) the sybil set rewrites our
+/// record; by default it keeps it (our record's address moves only through our own
+/// votes, once per /24, or stays as configured).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discv5_sybils_on_one_host_cannot_move_our_address() {
+    use ethp2p::discovery::Discv5;
+    use ethp2p::{
+        record::LocalEnr,
+        test_utils::{key_from_seed, test_discv5_config, Testnet},
+    };
+    let sybils = Testnet::builder(12).bootnode(false).first_seed(7_100).start().await.unwrap();
+    let records: Vec<_> = sybils.nodes().iter().map(|n| n.record()).collect();
+    let ours = std::net::Ipv4Addr::new(127, 0, 0, 99);
+    let mut outcome = Vec::new();
+    for enr_update in [true, false] {
+        let key = key_from_seed(7_000 + u64::from(enr_update));
+        let local = LocalEnr::builder(&key).ip4(ours).build().unwrap();
+        let mut config = test_discv5_config();
+        config.random_lookups = false;
+        if enr_update {
+            config.enr_update = true; // the `discv5` crate's own votes, as before
+        }
+        let (v5, _candidates) = Discv5::start(local.clone(), config).await.unwrap();
+        // We contact each sybil (a FINDNODE opens the session; a new outgoing node gets a
+        // PING at once, whose PONG carries the address the sybil sees).
+        for record in &records {
+            let _ = v5.find_node(record.clone(), vec![0]).await;
+        }
+        let contacted = poll_until(Duration::from_secs(20), Duration::from_millis(50), || {
+            let v5 = v5.clone();
+            async move { v5.stats().await.map(|s| s.table_size >= 12).unwrap_or(false) }
+        })
+        .await;
+        assert!(contacted, "the sybils joined our table");
+        // The crate counts a PONG as soon as it arrives; give the twelve PONGs time to land.
+        let moved = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            let local = local.clone();
+            async move { local.content().ip4 != Some(ours) }
+        })
+        .await;
+        println!("discv5 enr_update {enr_update}: record ip {:?} (seq {})", local.content().ip4, local.seq());
+        outcome.push(moved);
+        v5.shutdown().await;
+    }
+    assert_eq!(outcome, [true, false], "the crate's votes move it (control); ours keep it");
+    sybils.shutdown().await;
+}

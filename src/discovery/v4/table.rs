@@ -194,6 +194,22 @@ impl Table {
         in_table < self.limits.per_table && in_bucket < self.limits.per_bucket
     }
 
+    /// Whether one more replacement for `subnet` fits in `bucket`: the subnet's live
+    /// entries and replacements there (other than `peer_id`'s own) stay under the bucket
+    /// limit, and its live entries under the table limit.
+    fn replacement_allows(&self, bucket: usize, subnet: Option<Subnet>, peer_id: &PeerId) -> bool {
+        let Some(subnet) = subnet else { return true };
+        let in_table = self.subnets.get(&subnet).copied().unwrap_or(0);
+        let b = &self.buckets[bucket];
+        let in_bucket = b
+            .entries
+            .iter()
+            .chain(b.replacements.iter().filter(|r| &r.peer_id != peer_id))
+            .filter(|e| self.subnet(&e.endpoint.ip) == Some(subnet))
+            .count();
+        in_table < self.limits.per_table && in_bucket < self.limits.per_bucket
+    }
+
     fn count_subnet(&mut self, ip: &IpAddr, delta: isize) {
         if let Some(subnet) = self.subnet(ip) {
             let count = self.subnets.entry(subnet).or_insert(0);
@@ -230,6 +246,12 @@ impl Table {
         }
         let subnet = self.subnet(&entry.endpoint.ip);
         if self.buckets[b].entries.len() >= self.bucket_size {
+            // geth's addReplacement counts replacements against the IP limits too: one
+            // subnet's thousand keys would otherwise all wait (and be reported to the pool)
+            // as replacements of every full bucket.
+            if !self.replacement_allows(b, subnet, &entry.peer_id) {
+                return InsertResult::SubnetLimited;
+            }
             self.add_replacement(b, entry);
             return InsertResult::Replacement;
         }
@@ -386,6 +408,34 @@ mod tests {
         assert_eq!(log_distance(&a, &b), Some(1));
         b.0[0] = 0x80;
         assert_eq!(log_distance(&a, &b), Some(256));
+    }
+
+    /// One /24 with many keys cannot queue more than the bucket's subnet limit as
+    /// replacements of a full bucket (before: every one of them waited, and the core
+    /// reported each to the pool as a candidate).
+    #[test]
+    fn replacements_obey_the_subnet_limit() {
+        let now = Instant::now();
+        let limits = SubnetLimits::default();
+        let mut t = table(limits);
+        let local = t.local_id;
+        for i in 0..16 {
+            assert_eq!(
+                t.insert(entry_in_bucket(&local, 255, &format!("20.0.{i}.1"), now)),
+                InsertResult::Inserted
+            );
+        }
+        let results: Vec<_> = (0..10)
+            .map(|i| t.insert(entry_in_bucket(&local, 255, &format!("66.6.0.{}", i + 1), now)))
+            .collect();
+        let queued = results.iter().filter(|r| **r == InsertResult::Replacement).count();
+        assert_eq!(queued, limits.per_bucket, "{results:?}");
+        assert!(
+            results[limits.per_bucket..].iter().all(|r| *r == InsertResult::SubnetLimited),
+            "{results:?}"
+        );
+        // Another /24 still queues.
+        assert_eq!(t.insert(entry_in_bucket(&local, 255, "66.6.1.1", now)), InsertResult::Replacement);
     }
 
     #[test]

@@ -11,6 +11,9 @@ use crate::{
     record::{Enode, Enr, ForkFilter, NodeId},
 };
 
+/// The `discv5` crate's default ping interval.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(300);
+
 /// discv5.md recommends a refresh of the table by random lookups; geth runs one every 30 s
 /// once its table is full, reth every 60 s. We pick 30 s.
 pub const DEFAULT_LOOKUP_INTERVAL: Duration = Duration::from_secs(30);
@@ -62,9 +65,16 @@ pub struct Discv5Config {
     /// a record is foreign when its fork hash differs from the one in our own record.
     /// Default: none.
     pub fork_filter: Option<ForkFilter>,
-    /// Let discv5 update our record's IP and port from what peers observe (PONG votes).
-    /// Default: true.
+    /// Let the `discv5` crate update our record's IP and port from what peers observe
+    /// (its PONG votes). Default: false: the crate counts one vote per node id, so a sybil
+    /// set of keys on one host can rewrite our address (issue 16). Our record's address
+    /// moves only through discv4's votes (once per reporting /24, a quorum of networks,
+    /// only addresses we could have), which write the record discv5 serves, or stays as
+    /// configured (`--nat extip:`).
     pub enr_update: bool,
+    /// How often discv5 pings each connected node of its table (liveness, record seq and
+    /// its address votes). Default: 300 s, the `discv5` crate's.
+    pub ping_interval: Duration,
     /// Run random lookups (the bootstrap phase, then one every `lookup_interval`). Without
     /// them the node only answers, and looks up when asked ([`Discv5::lookup`]): what a
     /// crawler's own node or a test network whose tables are filled directly wants, since
@@ -86,7 +96,8 @@ impl Default for Discv5Config {
             seen_capacity: DEFAULT_SEEN_CAPACITY,
             netrestrict: NetRestrict::none(),
             fork_filter: None,
-            enr_update: true,
+            enr_update: false,
+            ping_interval: DEFAULT_PING_INTERVAL,
             random_lookups: true,
         }
     }
@@ -178,7 +189,20 @@ impl Discv5ConfigBuilder {
         self
     }
 
-    /// Keeps our record's address as given. See [`Discv5Config::enr_update`].
+    /// See [`Discv5Config::ping_interval`].
+    pub fn ping_interval(&mut self, interval: Duration) -> &mut Self {
+        self.config.ping_interval = interval;
+        self
+    }
+
+    /// Lets the `discv5` crate's own votes move our address. See
+    /// [`Discv5Config::enr_update`] for why it is off by default.
+    pub fn enable_enr_update(&mut self) -> &mut Self {
+        self.config.enr_update = true;
+        self
+    }
+
+    /// Keeps our record's address as given (the default). See [`Discv5Config::enr_update`].
     pub fn disable_enr_update(&mut self) -> &mut Self {
         self.config.enr_update = false;
         self

@@ -98,6 +98,7 @@ pub(super) fn protocol_config(config: &Discv5Config, socket: Arc<UdpSocket>) -> 
     if !config.enr_update {
         builder.disable_enr_update();
     }
+    builder.ping_interval(config.ping_interval);
     builder.build()
 }
 
