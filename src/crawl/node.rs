@@ -167,6 +167,9 @@ pub struct CrawlCounts {
 pub struct CrawlState {
     nodes: HashMap<NodeId, CrawledNode>,
     dirty: HashSet<NodeId>,
+    /// Nodes seen up in the current round (answered discovery, completed a Hello, or
+    /// contacted us), with the last time they were: what uptime sessions are made of.
+    up: HashMap<NodeId, u64>,
 }
 
 impl CrawlState {
@@ -180,6 +183,22 @@ impl CrawlState {
         for node in nodes {
             self.nodes.insert(node.node_id, node);
         }
+    }
+
+    /// Starts a new round: nobody has been seen up in it yet.
+    pub fn begin_round(&mut self) {
+        self.up.clear();
+    }
+
+    /// The nodes seen up since [`begin_round`](Self::begin_round), with the last time each
+    /// was, in no particular order.
+    pub fn up(&self) -> impl Iterator<Item = (&NodeId, u64)> {
+        self.up.iter().map(|(id, at)| (id, *at))
+    }
+
+    fn mark_up(&mut self, id: &NodeId, at: u64) {
+        let last = self.up.entry(*id).or_insert(at);
+        *last = (*last).max(at);
     }
 
     /// Records a sighting of `candidate` at `now`.
@@ -218,6 +237,7 @@ impl CrawlState {
             }
         }
         self.dirty.insert(*id);
+        self.mark_up(id, now);
     }
 
     /// The node did not answer at `now`: its score is halved (go-ethereum's rule, so a node
@@ -229,11 +249,15 @@ impl CrawlState {
         self.dirty.insert(*id);
     }
 
-    /// Stores the result of an RLPx probe.
+    /// Stores the result of an RLPx probe; one that completed the Hello shows the node up.
     pub fn probed(&mut self, id: &NodeId, result: ProbeResult) {
         let Some(node) = self.nodes.get_mut(id) else { return };
+        let up = result.hello.is_some().then_some(result.at);
         node.probe = Some(result);
         self.dirty.insert(*id);
+        if let Some(at) = up {
+            self.mark_up(id, at);
+        }
     }
 
     /// A node by id.
