@@ -11,8 +11,8 @@ use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 use clap::Parser;
 use ethp2p::{
     crawl::{
-        probe, unix_now, write_nodes_json, CrawlConfig, CrawledNode, Crawler, ProbeConfig, SqliteStore,
-        Summary,
+        probe, unix_now, write_nodes_json, CrawlConfig, CrawlState, CrawledNode, Crawler, ProbeConfig,
+        SqliteStore, Summary,
     },
     discovery::v4::{Discv4, Discv4Config},
     eth::EthVersion,
@@ -69,6 +69,13 @@ struct Args {
     /// The eth versions probes offer, comma-separated (e.g. `69,70`). Default: all, 72 to 66.
     #[arg(long, value_delimiter = ',')]
     eth: Vec<EthVersion>,
+    /// Keep crawling: start a round this often (e.g. 30m), each a row in `crawls`, until
+    /// ctrl-c. Without it, one round and exit.
+    #[arg(long, value_parser = parse_duration)]
+    every: Option<Duration>,
+    /// Mark a node gone (not deleted) after this many rounds in a row without seeing it up.
+    #[arg(long, default_value_t = ethp2p::crawl::DEFAULT_GONE_AFTER)]
+    gone_after: u32,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -112,8 +119,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let store = SqliteStore::open(&args.db)?;
     let restored = store.load()?;
-    let mut store_for_runs = SqliteStore::open(&args.db)?;
-    store_for_runs.begin_crawl(unix_now())?;
     eprintln!("{} nodes from {}; {} bootnodes", restored.len(), args.db.display(), boot.len());
 
     let config = CrawlConfig::builder()
@@ -121,6 +126,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .duration(args.timeout)
         .idle(args.idle)
         .probe((!args.no_probe).then_some(probe_config))
+        .gone_after(args.gone_after)
         .build()?;
     let mut crawler = Crawler::new(config, key.clone()).sink(store).restore(restored);
     // Each bootnode is a seed for every protocol that can ask it: discv4 for all, discv5 for
@@ -192,10 +198,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
     };
-    let ctrl_c = async {
+    // ctrl-c ends the current round (its results are saved) and the loop.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
     };
-    let state = crawler.run(ctrl_c).await?;
+    let mut round = 0u64;
+    loop {
+        round += 1;
+        let round_started = std::time::Instant::now();
+        let report = crawler.round(stopped()).await?;
+        bar.suspend(|| {
+            eprintln!(
+                "round {round}: {} nodes known, {} up, took {:.1}s",
+                report.counts.found,
+                report.up.len(),
+                round_started.elapsed().as_secs_f64()
+            )
+        });
+        write_outputs(&args, spec.as_ref(), crawler.state(), args.every.is_none())?;
+        let Some(every) = args.every else { break };
+        if *stop_rx.borrow() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every.saturating_sub(round_started.elapsed())) => {}
+            _ = stopped() => break,
+        }
+    }
     ticker.abort();
     bar.finish_and_clear();
     for service in services {
@@ -204,10 +241,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Service::V5(s) => s.shutdown().await,
         }
     }
-    store_for_runs.finish_crawl(unix_now(), &state.counts())?;
+    println!("crawl took {:.1}s; database: {}", started.elapsed().as_secs_f64(), args.db.display());
+    Ok(())
+}
 
-    // --network keeps the nodes whose fork id (from Status, else from the record) its
-    // filter accepts at today's head.
+/// Writes nodes.json and, when `print`, the summary; `--network` keeps the nodes whose fork id
+/// (from Status, else from the record) its filter accepts at today's head.
+fn write_outputs(
+    args: &Args,
+    spec: Option<&ChainSpec>,
+    state: &CrawlState,
+    print: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let filter = spec.map(|spec| spec.fork_filter(u64::from(u32::MAX), unix_now()));
     let keep = |node: &&CrawledNode| match &filter {
         None => true,
@@ -224,8 +269,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         write_nodes_json(path, nodes.iter().copied())?;
         eprintln!("wrote {} nodes to {}", nodes.len(), path.display());
     }
-    println!("{}", Summary::of(nodes.iter().copied()));
-    println!("crawl took {:.1}s; database: {}", started.elapsed().as_secs_f64(), args.db.display());
+    if print {
+        println!("{}", Summary::of(nodes.iter().copied()));
+    }
     Ok(())
 }
 

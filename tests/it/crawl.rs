@@ -226,3 +226,103 @@ async fn crawl_survives_a_lying_node() {
     assert!(took < Duration::from_secs(600), "the crawl ended on its own");
     net.shutdown().await;
 }
+
+/// Three rounds on a network where nodes leave and come back: node A is up, down, up; node B
+/// up, then gone. The `node_sessions` table and the uptime computed from it in SQL match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recurring_rounds_track_uptime_sessions() {
+    const NODES: usize = 12;
+    let (a, b) = (4, 5);
+    let mut net =
+        CrawlNet::builder(NODES).first_seed(40_000).closed_every(0).start().await.expect("network starts");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rounds.db");
+    let config = CrawlConfig::builder()
+        .workers(64)
+        .idle(Duration::from_secs(1))
+        .duration(Duration::from_secs(120))
+        .probe(Some(ProbeConfig::with_timeout(Duration::from_secs(3))))
+        .gone_after(2)
+        .build()
+        .unwrap();
+    let (crawler, discv5, discv4) = crawler_for(&net, key_from_seed(49_999), config).await;
+    let mut crawler = crawler.sink(SqliteStore::open(&db).unwrap());
+    let ours: Vec<NodeId> = net.nodes().iter().map(|n| n.node_id()).collect();
+    let up_in = |report: &ethp2p::crawl::RoundReport| -> HashSet<NodeId> {
+        report.up.iter().map(|(id, _)| *id).collect()
+    };
+
+    let round1 = crawler.round(std::future::pending()).await.expect("round 1");
+    assert_eq!(up_in(&round1), ours.iter().copied().collect(), "round 1: everyone up");
+
+    net.stop_node(a).await;
+    net.stop_node(b).await;
+    let round2 = crawler.round(std::future::pending()).await.expect("round 2");
+    let expected: HashSet<NodeId> =
+        ours.iter().enumerate().filter(|(i, _)| *i != a && *i != b).map(|(_, id)| *id).collect();
+    assert_eq!(up_in(&round2), expected, "round 2: A and B down");
+
+    net.restart_node(a).await.expect("A comes back");
+    let round3 = crawler.round(std::future::pending()).await.expect("round 3");
+    let expected: HashSet<NodeId> =
+        ours.iter().enumerate().filter(|(i, _)| *i != b).map(|(_, id)| *id).collect();
+    assert_eq!(up_in(&round3), expected, "round 3: A back, B still down");
+    discv5.shutdown().await;
+    discv4.shutdown().await;
+    drop(crawler);
+
+    let store = SqliteStore::open(&db).unwrap();
+    let conn = store.connection();
+    let crawls: Vec<(i64, i64)> = conn
+        .prepare("SELECT id, up FROM crawls ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(crawls, vec![(1, NODES as i64), (2, NODES as i64 - 2), (3, NODES as i64 - 1)]);
+    let sessions = |id: &NodeId| -> Vec<(i64, i64, Option<i64>, i64)> {
+        conn.prepare(
+            "SELECT first_crawl, last_crawl, ended_crawl, up_rounds FROM node_sessions
+             WHERE node_id = ?1 ORDER BY first_crawl",
+        )
+        .unwrap()
+        .query_map([hex::encode(id)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    for (i, id) in ours.iter().enumerate() {
+        let expected = match i {
+            _ if i == a => vec![(1, 1, Some(2), 1), (3, 3, None, 1)],
+            _ if i == b => vec![(1, 1, Some(2), 1)],
+            _ => vec![(1, 3, None, 3)],
+        };
+        assert_eq!(sessions(id), expected, "node {i}");
+    }
+    // Uptime out of plain SQL: rounds up over rounds since the node was first found.
+    let uptime: Vec<(String, f64, i64)> = conn
+        .prepare(
+            "SELECT n.node_id,
+                    100.0 * (SELECT COALESCE(SUM(up_rounds), 0) FROM node_sessions s WHERE s.node_id = n.node_id)
+                          / (SELECT COUNT(*) FROM crawls c WHERE c.id >= n.first_crawl),
+                    n.gone
+             FROM nodes n",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(uptime.len(), NODES);
+    for (node_id, percent, gone) in uptime {
+        let i = ours.iter().position(|id| hex::encode(id) == node_id).expect("one of ours");
+        let (want, want_gone) = match i {
+            _ if i == a => (200.0 / 3.0, 0),
+            _ if i == b => (100.0 / 3.0, 1),
+            _ => (100.0, 0),
+        };
+        assert!((percent - want).abs() < 1e-9 && gone == want_gone, "node {i}: {percent}% gone={gone}");
+    }
+    net.shutdown().await;
+}
