@@ -15,6 +15,9 @@
 //! [`Crawler`] puts them together with the discovery services: one task owning the state,
 //! at most `workers` jobs in flight; `examples/crawler.rs` is its command line.
 
+#[cfg(feature = "observatory")]
+mod api;
+mod check;
 mod config;
 mod crawler;
 mod node;
@@ -24,6 +27,12 @@ mod probe;
 mod store;
 mod summary;
 
+#[cfg(feature = "observatory")]
+pub use api::{ApiConfig, ApiServer, MAX_NODES_PER_REQUEST};
+pub use check::{
+    CheckConfig, CheckError, CheckReport, Checker, ProtocolReport, DEFAULT_CHECKS_IN_FLIGHT,
+    DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_TIMEOUT,
+};
 pub use config::{
     CrawlConfig, CrawlConfigBuilder, DEFAULT_DISCV5_IN_FLIGHT, DEFAULT_DURATION, DEFAULT_FLUSH_INTERVAL,
     DEFAULT_GONE_AFTER, DEFAULT_IDLE, DEFAULT_REPROBE_AFTER, DEFAULT_WORKERS,

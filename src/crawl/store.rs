@@ -237,13 +237,39 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Opens `path` read-only, for a reader beside the crawl (the HTTP API): no migration;
+    /// a file of another schema version is refused.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, CrawlError> {
+        let path = path.as_ref();
+        let refuse = |reason: String| CrawlError::Database { path: path.to_path_buf(), reason };
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| refuse(format!("cannot open: {e}")))?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| refuse(format!("not a usable SQLite database: {e}")))?;
+        if version != SCHEMA_VERSION {
+            return Err(refuse(format!("schema version {version}, expected {SCHEMA_VERSION}")));
+        }
+        Ok(Self { conn, crawl: None })
+    }
+
     /// Every node stored by earlier runs. Rows that no longer parse (edited by hand) are
     /// skipped.
     pub fn load(&self) -> Result<Vec<CrawledNode>, CrawlError> {
-        let mut stmt = self.conn.prepare(
+        self.load_where("1")
+    }
+
+    /// The nodes not marked gone.
+    pub fn load_current(&self) -> Result<Vec<CrawledNode>, CrawlError> {
+        self.load_where("gone = 0")
+    }
+
+    fn load_where(&self, condition: &str) -> Result<Vec<CrawledNode>, CrawlError> {
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT node_id, peer_id, ip, tcp_port, udp_port, enr, discv4, discv5, fork_id, first_seen,
-                    last_seen, score, first_response, last_response, last_check, probe_json FROM nodes",
-        )?;
+                    last_seen, score, first_response, last_response, last_check, probe_json FROM nodes
+             WHERE {condition}"
+        ))?;
         let rows = stmt.query_map([], |row| {
             Ok(StoredRow {
                 peer_id: row.get(1)?,

@@ -32,8 +32,9 @@ impl ClientName {
     }
 }
 
-/// Counts per key, printed largest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Counts per key, printed largest first; JSON: an object of counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
 pub struct Tally(BTreeMap<String, usize>);
 
 impl Tally {
@@ -54,8 +55,8 @@ impl Tally {
     }
 }
 
-/// The summary table printed at the end of a crawl.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The summary table printed at the end of a crawl (and served as JSON by the HTTP API).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Summary {
     /// Nodes in the summary.

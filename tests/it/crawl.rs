@@ -22,7 +22,11 @@ const CLOSED_EVERY: usize = 4;
 
 /// The crawler's own discovery: discv5 and discv4 on `127.0.0.1:0`, neither running random
 /// lookups of its own (the crawl asks every node directly).
-async fn crawler_for(net: &CrawlNet, key: NodeKey, config: CrawlConfig) -> (Crawler, Discv5, Discv4) {
+pub(crate) async fn crawler_for(
+    net: &CrawlNet,
+    key: NodeKey,
+    config: CrawlConfig,
+) -> (Crawler, Discv5, Discv4) {
     let local = ethp2p::LocalEnr::builder(&key).build().unwrap();
     let (discv5, candidates) = Discv5::start(local, crawl_net_discv5_config()).await.expect("discv5 starts");
     let local = ethp2p::LocalEnr::builder(&key).build().unwrap();
