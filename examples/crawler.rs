@@ -11,13 +11,13 @@ use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 use clap::Parser;
 use ethp2p::{
     crawl::{
-        probe, unix_now, write_nodes_json, CrawlConfig, CrawlState, CrawledNode, Crawler, ProbeConfig,
-        SqliteStore, Summary,
+        probe, unix_now, write_nodes_json, ApiConfig, ApiServer, CheckConfig, Checker, CrawlConfig,
+        CrawlState, CrawledNode, Crawler, ProbeConfig, SqliteStore, Summary,
     },
     discovery::v4::{Discv4, Discv4Config},
     eth::EthVersion,
     record::{bootnodes, parse_bootnode_list, Bootnode},
-    CandidateSource, ChainSpec, Discv5, Discv5Config, Enode, LocalEnr, NodeKey,
+    CandidateSource, ChainSpec, Discv5, Discv5Config, Enode, LocalEnr, NetRestrict, NodeKey,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -76,6 +76,14 @@ struct Args {
     /// Mark a node gone (not deleted) after this many rounds in a row without seeing it up.
     #[arg(long, default_value_t = ethp2p::crawl::DEFAULT_GONE_AFTER)]
     gone_after: u32,
+    /// Serve the HTTP API and page here (e.g. 127.0.0.1:8080): /, /api/summary, /api/nodes,
+    /// /api/nodes/{id}, /api/enodes, POST /api/check, /metrics.
+    #[arg(long, value_name = "IP:PORT")]
+    http: Option<SocketAddr>,
+    /// Only contact addresses in these CIDR networks (comma-separated), in the crawl and in
+    /// /api/check. Default: no restriction.
+    #[arg(long, default_value = "")]
+    netrestrict: NetRestrict,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -146,7 +154,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if use_v5 {
         let enrs: Vec<_> = boot.iter().filter_map(Bootnode::enr).cloned().collect();
         let mut builder = Discv5Config::builder();
-        builder.listen(args.listen).bootnodes(enrs);
+        builder.listen(args.listen).bootnodes(enrs).netrestrict(args.netrestrict.clone());
         let local = LocalEnr::builder(&key).build()?;
         let (discv5, candidates) = Discv5::start(local, builder.build()?).await?;
         eprintln!("discv5 on {}", discv5.local_addr());
@@ -165,13 +173,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if listen.port() != 0 {
             listen.set_port(listen.port() + 1);
         }
-        let config = Discv4Config::builder().listen_addr(listen).bootnodes(enodes).build()?;
+        let config = Discv4Config::builder()
+            .listen_addr(listen)
+            .bootnodes(enodes)
+            .netrestrict(args.netrestrict.clone())
+            .build()?;
         let local = LocalEnr::builder(&key).build()?;
         let (discv4, candidates) = Discv4::spawn(config, local).await?;
         eprintln!("discv4 on {}", discv4.local_addr());
         services.push(Service::V4(discv4.clone()));
         crawler = crawler.discv4(discv4, candidates);
     }
+
+    // The API reads the database through its own connections; checks go through the
+    // crawler's discovery services.
+    let api = match args.http {
+        Some(listen) => {
+            let (mut v4, mut v5) = (None, None);
+            for service in &services {
+                match service {
+                    Service::V4(s) => v4 = Some(s.clone()),
+                    Service::V5(s) => v5 = Some(s.clone()),
+                }
+            }
+            let check = CheckConfig::new(args.netrestrict.clone());
+            let checker = Checker::spawn(check, key.clone(), v4, v5);
+            let server = ApiServer::start(ApiConfig::new(listen, &args.db, Some(checker))).await?;
+            eprintln!("HTTP API on http://{}/", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
 
     let progress = crawler.progress();
     let bar = ProgressBar::new_spinner();
@@ -234,6 +266,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     ticker.abort();
+    if let Some(api) = api {
+        api.shutdown().await;
+    }
     bar.finish_and_clear();
     for service in services {
         match service {
