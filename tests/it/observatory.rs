@@ -131,6 +131,13 @@ async fn api_serves_the_crawl_checks_nodes_and_refuses_bad_requests() {
         assert!(net.nodes().iter().any(|n| n.key.peer_id() == enode.peer_id));
     }
 
+    // The page: one self-contained file (no CDN: the only URL in it is the SVG namespace).
+    let (status, page) = http(addr, "GET", "/", "").await;
+    assert_eq!(status, 200);
+    assert!(page.starts_with("<!doctype html>") && page.contains("/api/summary"), "{page}");
+    let urls = page.matches("http://").count() + page.matches("https://").count();
+    assert_eq!(urls, page.matches("http://www.w3.org/2000/svg").count(), "no external resources");
+
     // Metrics.
     let (status, body) = http(addr, "GET", "/metrics", "").await;
     assert_eq!(status, 200);
