@@ -198,7 +198,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let check = CheckConfig::new(args.netrestrict.clone());
             let checker = Checker::spawn(check, key.clone(), v4, v5);
-            let server = ApiServer::start(ApiConfig::new(listen, &args.db, Some(checker))).await?;
+            let mut api = ApiConfig::new(listen, &args.db, Some(checker));
+            // Fork readiness: the chosen network's fork id at today's head (its `next` is
+            // the next scheduled fork).
+            if let Some(spec) = &spec {
+                api = api.expected_fork(spec.fork_id(u64::from(u32::MAX), unix_now()));
+            }
+            let server = ApiServer::start(api).await?;
             eprintln!("HTTP API on http://{}/", server.local_addr());
             Some(server)
         }

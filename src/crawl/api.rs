@@ -40,6 +40,7 @@ use super::{
     summary::Summary,
     CrawlError, SqliteStore,
 };
+use crate::record::ForkId;
 
 const TARGET: &str = "ethp2p::crawl";
 /// `/api/nodes` answers at most this many rows per request.
@@ -59,12 +60,21 @@ pub struct ApiConfig {
     pub db: PathBuf,
     /// The checker for `POST /api/check`; without one it answers 503.
     pub checker: Option<Checker>,
+    /// The fork id nodes should announce, for the census's fork readiness (e.g.
+    /// `ChainSpec::fork_id` at today's head). Default: none (no readiness table).
+    pub expected_fork: Option<ForkId>,
 }
 
 impl ApiConfig {
     /// Serve `db` on `listen`, with `checker` for `/api/check`.
     pub fn new(listen: SocketAddr, db: impl Into<PathBuf>, checker: Option<Checker>) -> Self {
-        Self { listen, db: db.into(), checker }
+        Self { listen, db: db.into(), checker, expected_fork: None }
+    }
+
+    /// Sets [`expected_fork`](Self::expected_fork).
+    pub fn expected_fork(mut self, fork: ForkId) -> Self {
+        self.expected_fork = Some(fork);
+        self
     }
 }
 
@@ -81,7 +91,11 @@ impl ApiServer {
     pub async fn start(config: ApiConfig) -> Result<Self, CrawlError> {
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
-        let state = Arc::new(ApiState { db: config.db, checker: config.checker });
+        let state = Arc::new(ApiState {
+            db: config.db,
+            checker: config.checker,
+            expected_fork: config.expected_fork,
+        });
         let app = Router::new()
             .route("/", get(page))
             .route("/api/summary", get(summary))
@@ -124,6 +138,7 @@ impl ApiServer {
 struct ApiState {
     db: PathBuf,
     checker: Option<Checker>,
+    expected_fork: Option<ForkId>,
 }
 
 type Shared = State<Arc<ApiState>>;
@@ -179,9 +194,14 @@ struct Round {
 }
 
 async fn summary(State(state): Shared) -> Result<Json<serde_json::Value>, ApiError> {
-    let value = with_db(&state, |store| {
+    let expected_fork = state.expected_fork;
+    let value = with_db(&state, move |store| {
         let conn = store.connection();
-        let summary = Summary::of(&store.load_current()?);
+        let nodes = store.load_current()?;
+        let mut summary = Summary::of(&nodes);
+        if let Some(fork) = expected_fork {
+            summary.fork_readiness(&nodes, fork);
+        }
         let last_round = conn
             .query_row(
                 "SELECT id, started, finished, found, up, gone FROM crawls

@@ -402,3 +402,47 @@ fn sqlite_rounds_make_uptime_sessions() {
         .collect();
     assert_eq!(ups, vec![3, 2, 1, 1, 3]);
 }
+
+/// The census: eth versions offered, snap, history ranges, fork readiness, and nodes without a
+/// record classified from Hello and Status.
+#[test]
+fn summary_census() {
+    let status = |earliest: Option<u64>, fork: ForkId| StatusReport {
+        version: 69,
+        network_id: 1,
+        genesis: alloy_primitives::B256::ZERO,
+        fork_id: fork,
+        head: alloy_primitives::B256::ZERO,
+        total_difficulty: None,
+        earliest_block: earliest,
+        latest_block: Some(100),
+    };
+    let expected = ForkId::new([9, 9, 9, 9], 2000);
+    let mut nodes = vec![
+        probed_node(80, Some("Geth/v1.16.0"), None),
+        probed_node(81, Some("reth/v1.5.0"), None),
+        probed_node(82, Some("Nethermind/v1.30.0"), None),
+        probed_node(83, None, Some("too many peers")),
+    ];
+    nodes[0].probe.as_mut().unwrap().status = Some(status(Some(0), expected));
+    nodes[1].probe.as_mut().unwrap().status = Some(status(Some(15_537_394), ForkId::new([9, 9, 9, 9], 0)));
+    nodes[2].probe.as_mut().unwrap().status = Some(status(None, ForkId::new([1, 1, 1, 1], 0)));
+    nodes[2].probe.as_mut().unwrap().hello.as_mut().unwrap().capabilities = vec!["eth/68".into()];
+    nodes[2].enr = None;
+    let mut summary = Summary::of(&nodes);
+    assert_eq!(summary.by_eth_offered.get("eth/68"), 3);
+    assert_eq!(summary.by_eth_offered.get("eth/69"), 2);
+    assert_eq!(summary.snap, 2);
+    assert_eq!(summary.by_history.get("full"), 1);
+    assert_eq!(summary.by_history.get("expired"), 1);
+    assert_eq!(summary.by_history.get("unknown (eth/68 or older)"), 1);
+    assert_eq!(summary.classified_without_record, 1);
+    summary.fork_readiness(&nodes, expected);
+    assert_eq!(summary.by_fork_readiness.get("ready"), 1);
+    assert_eq!(summary.by_fork_readiness.get("not ready"), 1);
+    // Node 2's Status names another fork; node 3 only has its record's (01020304/0).
+    assert_eq!(summary.by_fork_readiness.get("other fork"), 2);
+    let text = summary.to_string();
+    assert!(text.contains("fork readiness (expected 09090909/2000)"), "{text}");
+    assert!(text.contains("snap offered by 2 of 3"), "{text}");
+}

@@ -72,9 +72,8 @@ async fn api_serves_the_crawl_checks_nodes_and_refuses_bad_requests() {
     let mut check = CheckConfig::new(NetRestrict::loopback());
     check.per_ip_interval = Duration::from_secs(3600);
     let checker = Checker::spawn(check, key, Some(discv4.clone()), Some(discv5.clone()));
-    let server = ApiServer::start(ApiConfig::new("127.0.0.1:0".parse().unwrap(), &db, Some(checker)))
-        .await
-        .expect("API starts");
+    let api = ApiConfig::new("127.0.0.1:0".parse().unwrap(), &db, Some(checker)).expected_fork(net.fork_id());
+    let server = ApiServer::start(api).await.expect("API starts");
     let addr = server.local_addr();
 
     // Summary: every node, clients counted from their Hellos.
@@ -88,6 +87,13 @@ async fn api_serves_the_crawl_checks_nodes_and_refuses_bad_requests() {
     assert_eq!(summary["last_round"]["up"], NODES);
     let geth = net.nodes().iter().filter(|n| n.client_id.is_some_and(|c| c.starts_with("Geth/"))).count();
     assert_eq!(summary["summary"]["by_client"]["Geth"], geth, "{body}");
+    // The census: every open node offers eth/68 and eth/69 (the test network's Hello), serves
+    // history from genesis, and every node announces the expected fork id.
+    assert_eq!(summary["summary"]["by_eth_offered"]["eth/68"], open, "{body}");
+    assert_eq!(summary["summary"]["by_eth_offered"]["eth/69"], open, "{body}");
+    assert_eq!(summary["summary"]["by_history"]["full"], open, "{body}");
+    assert_eq!(summary["summary"]["by_fork_readiness"]["ready"], NODES, "{body}");
+    assert_eq!(summary["summary"]["expected_fork"], net.fork_id().to_string().as_str(), "{body}");
 
     // Nodes with filters.
     let (status, body) = http(addr, "GET", "/api/nodes?client=geth&limit=1000", "").await;
