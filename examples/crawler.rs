@@ -17,6 +17,7 @@ use ethp2p::{
     discovery::v4::{Discv4, Discv4Config},
     eth::EthVersion,
     record::{bootnodes, parse_bootnode_list, Bootnode},
+    rlpx::RlpxListener,
     CandidateSource, ChainSpec, Discv5, Discv5Config, Enode, LocalEnr, NetRestrict, NodeKey,
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -104,6 +105,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Args = common::init();
     let key = NodeKey::generate();
+    let probe_rlpx = ProbeConfig::default_rlpx(args.probe_timeout);
     let probe_config = if args.eth.is_empty() {
         ProbeConfig::with_timeout(args.probe_timeout)
     } else {
@@ -150,12 +152,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     crawler = crawler.seeds(seeds);
 
+    // Nodes may dial us too (NAT'd ones can only do that): RLPx on the discovery port's
+    // number over TCP (any free port with --listen :0), advertised in our records.
+    let rlpx_listener = RlpxListener::bind(args.listen, key.clone(), probe_rlpx.clone()).await?;
+    let rlpx_port = rlpx_listener.local_addr().port();
+    eprintln!("RLPx on {}", rlpx_listener.local_addr());
+    crawler = crawler.rlpx_listener(rlpx_listener);
+    let local_record = || LocalEnr::builder(&key).tcp4(rlpx_port).build();
+
     let mut services = Vec::new();
     if use_v5 {
         let enrs: Vec<_> = boot.iter().filter_map(Bootnode::enr).cloned().collect();
         let mut builder = Discv5Config::builder();
         builder.listen(args.listen).bootnodes(enrs).netrestrict(args.netrestrict.clone());
-        let local = LocalEnr::builder(&key).build()?;
+        let local = local_record()?;
         let (discv5, candidates) = Discv5::start(local, builder.build()?).await?;
         eprintln!("discv5 on {}", discv5.local_addr());
         services.push(Service::V5(discv5.clone()));
@@ -178,7 +188,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .bootnodes(enodes)
             .netrestrict(args.netrestrict.clone())
             .build()?;
-        let local = LocalEnr::builder(&key).build()?;
+        let mut config = config;
+        config.tcp_port = Some(rlpx_port);
+        let local = local_record()?;
         let (discv4, candidates) = Discv4::spawn(config, local).await?;
         eprintln!("discv4 on {}", discv4.local_addr());
         services.push(Service::V4(discv4.clone()));

@@ -33,7 +33,7 @@ use tracing::{debug, warn};
 
 use super::{
     node::unix_now,
-    probe::{probe, ProbeResult},
+    probe::{probe, record_inbound, ProbeResult},
     CrawlConfig, CrawlError, CrawlSink, CrawlState, CrawledNode, RoundReport, Sighting,
 };
 use crate::{
@@ -42,6 +42,7 @@ use crate::{
         Candidate, CandidateSource, Candidates, Discv5,
     },
     record::{Enode, Enr, NodeId, NodeKey},
+    rlpx::RlpxListener,
 };
 
 const TARGET: &str = "ethp2p::crawl";
@@ -128,6 +129,8 @@ enum Done {
         found: Vec<Candidate>,
     },
     Probe(NodeId, ProbeResult),
+    /// A node dialed us: its id, where from, what it said.
+    Inbound(crate::record::PeerId, Option<std::net::SocketAddr>, ProbeResult),
 }
 
 /// A crawl: the discovery services to ask, the key to probe with, and where to save.
@@ -151,6 +154,7 @@ pub struct Crawler {
     sink: Option<SinkBox>,
     seeds: Vec<Candidate>,
     progress: Arc<CrawlProgress>,
+    rlpx: Option<RlpxListener>,
 }
 
 /// The sink, boxed; `Debug` only names it.
@@ -175,6 +179,7 @@ impl Crawler {
             sink: None,
             seeds: Vec::new(),
             progress: Arc::new(CrawlProgress::default()),
+            rlpx: None,
         }
     }
 
@@ -210,6 +215,14 @@ impl Crawler {
         self
     }
 
+    /// Accepts RLPx sessions on `listener` during rounds (advertise its port in the
+    /// discovery record): every node that dials us is recorded as `seen_inbound` with its
+    /// Hello and Status, even one we cannot dial back (NAT, a closed port).
+    pub fn rlpx_listener(mut self, listener: RlpxListener) -> Self {
+        self.rlpx = Some(listener);
+        self
+    }
+
     /// The live counters; clone the `Arc` before [`run`](Self::run).
     pub fn progress(&self) -> Arc<CrawlProgress> {
         self.progress.clone()
@@ -237,7 +250,7 @@ impl Crawler {
         if let Some(SinkBox(sink)) = &mut self.sink {
             sink.begin_round(started)?;
         }
-        let Self { config, key, state, discv5, discv4, sink, seeds, progress } = self;
+        let Self { config, key, state, discv5, discv4, sink, seeds, progress, rlpx } = self;
         let (discv5, mut candidates) = match discv5 {
             Some((d, c)) => (Some(d.clone()), Some(c)),
             None => (None, None),
@@ -318,6 +331,16 @@ impl Crawler {
                         Err(e) => warn!(target: TARGET, error = %e, "crawl job panicked"),
                     }
                 }
+                Some(accepted) = next_inbound(rlpx) => {
+                    if let Ok(session) = accepted {
+                        let timeout = config.probe.as_ref().map_or(INBOUND_STATUS_TIMEOUT, |p| p.rlpx.handshake_timeout);
+                        run.jobs.spawn(async move {
+                            let (peer, addr) = (session.remote_id(), session.remote_addr());
+                            let result = record_inbound(session, timeout).await;
+                            Done::Inbound(peer, addr, result)
+                        });
+                    }
+                }
                 _ = flush.tick() => save(sink, state)?,
                 _ = idle_check => {}
             }
@@ -347,6 +370,19 @@ fn save(sink: &mut Option<SinkBox>, state: &mut CrawlState) -> Result<(), CrawlE
         sink.save(&dirty)?;
     }
     Ok(())
+}
+
+/// How long an inbound session may take to send its Status when probes are off.
+const INBOUND_STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The next inbound RLPx session; never resolves without a listener.
+async fn next_inbound(
+    listener: &mut Option<RlpxListener>,
+) -> Option<Result<crate::rlpx::Session, crate::rlpx::InboundError>> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// discv5's and discv4's candidate streams, read alike.
@@ -528,6 +564,12 @@ impl Run<'_> {
                 for candidate in &found {
                     new |= self.found(state, candidate);
                 }
+                new
+            }
+            Done::Inbound(peer, addr, result) => {
+                let Some(addr) = addr else { return false };
+                let new = state.get_by_peer(&peer).is_none();
+                state.inbound(peer, addr, result);
                 new
             }
             Done::Probe(id, result) => {

@@ -57,6 +57,15 @@ pub struct CrawledNode {
     pub last_check: Option<u64>,
     /// The last RLPx probe.
     pub probe: Option<ProbeResult>,
+    /// It opened an RLPx session to us (it may not be dialable itself: NAT, a firewall).
+    #[serde(default)]
+    pub seen_inbound: bool,
+    /// When it last did (Unix seconds).
+    #[serde(default)]
+    pub last_inbound: Option<u64>,
+    /// What its last inbound session said (Hello, Status).
+    #[serde(default)]
+    pub inbound: Option<ProbeResult>,
 }
 
 impl CrawledNode {
@@ -79,6 +88,9 @@ impl CrawledNode {
             last_response: None,
             last_check: None,
             probe: None,
+            seen_inbound: false,
+            last_inbound: None,
+            inbound: None,
         };
         node.merge(candidate, now);
         node
@@ -258,6 +270,27 @@ impl CrawlState {
         if let Some(at) = up {
             self.mark_up(id, at);
         }
+    }
+
+    /// A node opened an RLPx session to us from `addr` at `result.at`: it is recorded (a new
+    /// node if unknown, with the address it came from and no UDP port) as `seen_inbound` and
+    /// up in this round. Its dialability is left to the probes.
+    pub fn inbound(&mut self, peer_id: PeerId, addr: std::net::SocketAddr, result: ProbeResult) {
+        let id = node_id(&peer_id);
+        let at = result.at;
+        let node = self.nodes.entry(id).or_insert_with(|| {
+            // Its TCP source port is an ephemeral one, not where it listens.
+            let mut candidate = Candidate::from_enode(&Enode::new(peer_id, addr), CandidateSource::Static);
+            candidate.tcp_port = None;
+            candidate.udp_port = None;
+            CrawledNode::from_candidate(&candidate, at)
+        });
+        node.last_seen = node.last_seen.max(at);
+        node.seen_inbound = true;
+        node.last_inbound = Some(at);
+        node.inbound = Some(result);
+        self.dirty.insert(id);
+        self.mark_up(&id, at);
     }
 
     /// A node by id.

@@ -92,6 +92,7 @@ ALTER TABLE nodes ADD COLUMN gone_since INTEGER;
 ALTER TABLE nodes ADD COLUMN dialable INTEGER;
 ALTER TABLE nodes ADD COLUMN seen_inbound INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE nodes ADD COLUMN last_inbound INTEGER;
+ALTER TABLE nodes ADD COLUMN inbound_json TEXT;
 ALTER TABLE nodes ADD COLUMN snap INTEGER;
 ALTER TABLE nodes ADD COLUMN earliest_block INTEGER;
 UPDATE nodes SET
@@ -126,11 +127,11 @@ INSERT INTO nodes (
     first_seen, last_seen, score, first_response, last_response, last_check, probed_at,
     client_id, client_name, client_version, capabilities, eth_version, network_id,
     genesis, status_fork_id, head, latest_block, disconnect_reason, probe_error,
-    probe_json, dialable, snap, earliest_block
+    probe_json, dialable, snap, earliest_block, seen_inbound, last_inbound, inbound_json
 )
 VALUES (
     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-    ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34
+    ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37
 )
 ON CONFLICT (node_id) DO UPDATE SET
     peer_id = excluded.peer_id,
@@ -165,7 +166,10 @@ ON CONFLICT (node_id) DO UPDATE SET
     probe_json = excluded.probe_json,
     dialable = excluded.dialable,
     snap = excluded.snap,
-    earliest_block = excluded.earliest_block";
+    earliest_block = excluded.earliest_block,
+    seen_inbound = excluded.seen_inbound,
+    last_inbound = excluded.last_inbound,
+    inbound_json = excluded.inbound_json";
 
 /// The SQLite store. Owned by whoever drives the crawl; `rusqlite::Connection` is not
 /// `Sync`, so it is never shared.
@@ -267,7 +271,8 @@ impl SqliteStore {
     fn load_where(&self, condition: &str) -> Result<Vec<CrawledNode>, CrawlError> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT node_id, peer_id, ip, tcp_port, udp_port, enr, discv4, discv5, fork_id, first_seen,
-                    last_seen, score, first_response, last_response, last_check, probe_json FROM nodes
+                    last_seen, score, first_response, last_response, last_check, probe_json,
+                    seen_inbound, last_inbound, inbound_json FROM nodes
              WHERE {condition}"
         ))?;
         let rows = stmt.query_map([], |row| {
@@ -287,6 +292,9 @@ impl SqliteStore {
                 last_response: row.get(13)?,
                 last_check: row.get(14)?,
                 probe_json: row.get(15)?,
+                seen_inbound: row.get(16)?,
+                last_inbound: row.get(17)?,
+                inbound_json: row.get(18)?,
             })
         })?;
         let mut nodes = Vec::new();
@@ -343,6 +351,9 @@ impl SqliteStore {
                     probe.map(|p| p.hello.is_some()),
                     hello.map(|h| h.capabilities.iter().any(|c| c.starts_with("snap/"))),
                     status.and_then(|s| s.earliest_block.map(|b| b as i64)),
+                    node.seen_inbound,
+                    node.last_inbound.map(|t| t as i64),
+                    node.inbound.as_ref().map(|p| serde_json::to_string(p).unwrap_or_default()),
                 ])?;
             }
         }
@@ -505,6 +516,9 @@ struct StoredRow {
     last_response: Option<i64>,
     last_check: Option<i64>,
     probe_json: Option<String>,
+    seen_inbound: bool,
+    last_inbound: Option<i64>,
+    inbound_json: Option<String>,
 }
 
 impl StoredRow {
@@ -533,6 +547,9 @@ impl StoredRow {
             last_response: self.last_response.map(unix),
             last_check: self.last_check.map(unix),
             probe,
+            seen_inbound: self.seen_inbound,
+            last_inbound: self.last_inbound.map(unix),
+            inbound: self.inbound_json.and_then(|json| serde_json::from_str(&json).ok()),
         })
     }
 }

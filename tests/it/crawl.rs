@@ -330,3 +330,82 @@ async fn recurring_rounds_track_uptime_sessions() {
     }
     net.shutdown().await;
 }
+
+/// A node that cannot be dialed (it listens nowhere) but dials the crawler is recorded as
+/// `seen_inbound` with its Hello and Status, up in that round, and apart from `dialable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_dials_the_crawler_is_seen_inbound() {
+    use std::sync::Arc;
+
+    use ethp2p::{
+        eth::{EthConfig, EthSession, MemoryChain},
+        rlpx::{dial, Protocol, RlpxConfig, RlpxListener},
+        ChainSpec, Enode,
+    };
+    let net = CrawlNet::builder(4).first_seed(60_000).closed_every(0).start().await.expect("network starts");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("inbound.db");
+    let config = CrawlConfig::builder()
+        .workers(32)
+        .idle(Duration::from_secs(2))
+        .duration(Duration::from_secs(60))
+        .probe(Some(ProbeConfig::with_timeout(Duration::from_secs(3))))
+        .build()
+        .unwrap();
+    let crawler_key = key_from_seed(69_999);
+    let probe_rlpx = ProbeConfig::default_rlpx(Duration::from_secs(3));
+    let listener = RlpxListener::bind("127.0.0.1:0".parse().unwrap(), crawler_key.clone(), probe_rlpx)
+        .await
+        .expect("bind loopback");
+    let crawler_enode = Enode::new(crawler_key.peer_id(), listener.local_addr());
+    let (crawler, discv5, discv4) = crawler_for(&net, crawler_key, config).await;
+    let mut crawler = crawler.sink(SqliteStore::open(&db).unwrap()).rlpx_listener(listener);
+
+    // The NAT'd node: no listener anywhere, it only dials out, speaking eth/69.
+    let nat_key = key_from_seed(69_000);
+    let nat_peer = nat_key.peer_id();
+    let dialer = tokio::spawn(async move {
+        let spec = ChainSpec::mainnet();
+        let chain = Arc::new(MemoryChain::builder().blocks(2).build());
+        let eth = EthConfig::builder(chain.status_info_for(&spec), spec.fork_filter(0, 0)).build().unwrap();
+        let mut rlpx = RlpxConfig::builder();
+        rlpx.client_id("Geth/v1.16.0-natted/linux-amd64/go1.24").protocol(Protocol::eth(69));
+        let session = dial(&crawler_enode, &nat_key, &rlpx.build().unwrap()).await.expect("dial the crawler");
+        // The crawler echoes our Status, so the eth handshake completes.
+        EthSession::handshake(session, eth).await.map(|_| ())
+    });
+    let round = crawler.round(std::future::pending()).await.expect("a round");
+    dialer.await.unwrap().expect("the crawler answered our Status");
+    discv5.shutdown().await;
+    discv4.shutdown().await;
+
+    let node = crawler.state().get_by_peer(&nat_peer).expect("the dialer is recorded");
+    assert!(node.seen_inbound && node.last_inbound.is_some());
+    assert!(node.probe.is_none() && node.tcp_port.is_none(), "never dialable: nothing to dial");
+    let inbound = node.inbound.as_ref().expect("what it said");
+    assert_eq!(
+        inbound.hello.as_ref().map(|h| h.client_id.as_str()),
+        Some("Geth/v1.16.0-natted/linux-amd64/go1.24")
+    );
+    assert_eq!(inbound.status.as_ref().map(|s| s.version), Some(69));
+    assert!(round.up.iter().any(|(id, _)| *id == node.node_id), "up in the round it dialed");
+    // The crawled nodes were not inbound; the dialer was not dialable: separate columns.
+    let store = SqliteStore::open(&db).unwrap();
+    let rows: Vec<(String, bool, Option<bool>)> = store
+        .connection()
+        .prepare("SELECT node_id, seen_inbound, dialable FROM nodes")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 5);
+    for (id, seen_inbound, dialable) in rows {
+        if id == hex::encode(node.node_id) {
+            assert_eq!((seen_inbound, dialable), (true, None));
+        } else {
+            assert_eq!((seen_inbound, dialable), (false, Some(true)), "{id}");
+        }
+    }
+    net.shutdown().await;
+}
