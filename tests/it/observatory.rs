@@ -190,3 +190,88 @@ async fn api_serves_the_crawl_checks_nodes_and_refuses_bad_requests() {
     discv4.shutdown().await;
     net.shutdown().await;
 }
+
+/// The page in headless Chromium (Debian's `chromium`, installed by `scripts/install-peers.sh
+/// chromium` when missing; the test fails with the reason if it cannot): loaded against a
+/// loopback crawl, the numbers it renders equal `/api/summary`'s. With
+/// `ETHP2P_SCREENSHOT=path` it also saves a screenshot there (how `docs/observatory.png` was
+/// made).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_renders_the_summary_in_headless_chromium() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-peers.sh");
+    let install = std::process::Command::new("bash").args([script, "chromium"]).output().expect("run install-peers.sh");
+    assert!(
+        install.status.success(),
+        "cannot install chromium for the page test: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+
+    const NODES: usize = 9;
+    let net = CrawlNet::builder(NODES).first_seed(70_000).closed_every(3).start().await.expect("network starts");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("page.db");
+    let config = CrawlConfig::builder()
+        .workers(32)
+        .idle(Duration::from_secs(1))
+        .duration(Duration::from_secs(120))
+        .probe(Some(ProbeConfig::with_timeout(Duration::from_secs(3))))
+        .build()
+        .unwrap();
+    let (crawler, discv5, discv4) = crawler_for(&net, key_from_seed(79_999), config).await;
+    let mut crawler = crawler.sink(SqliteStore::open(&db).unwrap());
+    crawler.round(std::future::pending()).await.expect("a round");
+    discv5.shutdown().await;
+    discv4.shutdown().await;
+    let api = ApiConfig::new("127.0.0.1:0".parse().unwrap(), &db, None).expected_fork(net.fork_id());
+    let server = ApiServer::start(api).await.expect("API starts");
+    let url = format!("http://{}/", server.local_addr());
+    let (_, body) = http(server.local_addr(), "GET", "/api/summary", "").await;
+    let summary = json(&body);
+
+    let chromium = |args: Vec<String>| {
+        let url = url.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new("chromium")
+                    .args(["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"])
+                    .args(args)
+                    .arg(url)
+                    .output()
+                    .expect("chromium runs")
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let out = chromium(vec!["--dump-dom".into()]).await;
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success() && dom.contains("stat-nodes"), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+    let text_of = |id: &str| -> String {
+        let start = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in {dom}"));
+        let rest = &dom[start..];
+        let open = rest.find('>').unwrap() + 1;
+        rest[open..open + rest[open..].find('<').unwrap()].to_string()
+    };
+    assert_eq!(text_of("stat-nodes"), summary["summary"]["nodes"].to_string());
+    assert_eq!(text_of("stat-dialable"), summary["summary"]["dialable"].to_string());
+    assert_eq!(text_of("stat-up"), summary["last_round"]["up"].to_string());
+    assert!(text_of("freshness").starts_with("round 1 of 1 finished"), "{}", text_of("freshness"));
+    // Each client's bar shows its count from the API.
+    let clients = summary["summary"]["by_client"].as_object().unwrap();
+    assert!(!clients.is_empty());
+    for (client, count) in clients {
+        let bar = format!("data-key=\"{client}\" class=\"count\">{count}<");
+        assert!(dom.contains(&bar), "{bar} not in the page");
+    }
+    // The fork readiness chart: every node ready.
+    assert!(dom.contains(&format!("data-key=\"ready\" class=\"count\">{NODES}<")), "readiness chart");
+    // The node table lists them all.
+    assert_eq!(dom.matches("<tr><td>").count(), NODES, "table rows");
+
+    if let Ok(path) = std::env::var("ETHP2P_SCREENSHOT") {
+        let out = chromium(vec![format!("--screenshot={path}"), "--window-size=1280,1500".into()]).await;
+        assert!(out.status.success(), "screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    server.shutdown().await;
+    net.shutdown().await;
+}
