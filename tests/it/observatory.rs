@@ -199,7 +199,8 @@ async fn api_serves_the_crawl_checks_nodes_and_refuses_bad_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_renders_the_summary_in_headless_chromium() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-peers.sh");
-    let install = std::process::Command::new("bash").args([script, "chromium"]).output().expect("run install-peers.sh");
+    let install =
+        std::process::Command::new("bash").args([script, "chromium"]).output().expect("run install-peers.sh");
     assert!(
         install.status.success(),
         "cannot install chromium for the page test: {}",
@@ -207,7 +208,8 @@ async fn page_renders_the_summary_in_headless_chromium() {
     );
 
     const NODES: usize = 9;
-    let net = CrawlNet::builder(NODES).first_seed(70_000).closed_every(3).start().await.expect("network starts");
+    let net =
+        CrawlNet::builder(NODES).first_seed(70_000).closed_every(3).start().await.expect("network starts");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("page.db");
     let config = CrawlConfig::builder()
@@ -245,7 +247,11 @@ async fn page_renders_the_summary_in_headless_chromium() {
     };
     let out = chromium(vec!["--dump-dom".into()]).await;
     let dom = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success() && dom.contains("stat-nodes"), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && dom.contains("stat-nodes"),
+        "chromium: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text_of = |id: &str| -> String {
         let start = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in {dom}"));
         let rest = &dom[start..];
