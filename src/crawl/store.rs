@@ -210,7 +210,7 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// The file's schema version ([`SCHEMA_VERSION`] once open).
+    /// The file's schema version (2, the newest, once open).
     pub fn schema_version(&self) -> Result<i64, CrawlError> {
         Ok(self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
