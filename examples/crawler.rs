@@ -14,13 +14,14 @@ use ethp2p::discovery::Discv5;
 use ethp2p::discovery::Discv5Config;
 use ethp2p::{
     crawl::{
-        probe, unix_now, write_nodes_json, CrawlConfig, CrawledNode, Crawler, ProbeConfig, SqliteStore,
-        Summary,
+        probe, unix_now, write_nodes_json, ApiConfig, ApiServer, CheckConfig, Checker, CrawlConfig,
+        CrawlState, CrawledNode, Crawler, ProbeConfig, SqliteStore, Summary,
     },
     discovery::v4::{Discv4, Discv4Config},
     eth::EthVersion,
     record::{bootnodes, parse_bootnode_list, Bootnode},
-    ChainSpec, Enode, LocalEnr, NodeKey,
+    rlpx::RlpxListener,
+    ChainSpec, Enode, LocalEnr, NetRestrict, NodeKey,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -72,6 +73,21 @@ struct Args {
     /// The eth versions probes offer, comma-separated (e.g. `69,70`). Default: all, 72 to 66.
     #[arg(long, value_delimiter = ',')]
     eth: Vec<EthVersion>,
+    /// Keep crawling: start a round this often (e.g. 30m), each a row in `crawls`, until
+    /// ctrl-c. Without it, one round and exit.
+    #[arg(long, value_parser = parse_duration)]
+    every: Option<Duration>,
+    /// Mark a node gone (not deleted) after this many rounds in a row without seeing it up.
+    #[arg(long, default_value_t = ethp2p::crawl::DEFAULT_GONE_AFTER)]
+    gone_after: u32,
+    /// Serve the HTTP API and page here (e.g. 127.0.0.1:8080): /, /api/summary, /api/nodes,
+    /// /api/nodes/{id}, /api/enodes, POST /api/check, /metrics.
+    #[arg(long, value_name = "IP:PORT")]
+    http: Option<SocketAddr>,
+    /// Only contact addresses in these CIDR networks (comma-separated), in the crawl and in
+    /// /api/check. Default: no restriction.
+    #[arg(long, default_value = "")]
+    netrestrict: NetRestrict,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -92,6 +108,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Args = common::init();
     let key = NodeKey::generate();
+    let probe_rlpx = ProbeConfig::default_rlpx(args.probe_timeout);
     let probe_config = if args.eth.is_empty() {
         ProbeConfig::with_timeout(args.probe_timeout)
     } else {
@@ -115,8 +132,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let store = SqliteStore::open(&args.db)?;
     let restored = store.load()?;
-    let mut store_for_runs = SqliteStore::open(&args.db)?;
-    store_for_runs.begin_crawl(unix_now())?;
     eprintln!("{} nodes from {}; {} bootnodes", restored.len(), args.db.display(), boot.len());
 
     let config = CrawlConfig::builder()
@@ -124,6 +139,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .duration(args.timeout)
         .idle(args.idle)
         .probe((!args.no_probe).then_some(probe_config))
+        .gone_after(args.gone_after)
         .build()?;
     let mut crawler = Crawler::new(config, key.clone()).sink(store).restore(restored);
     // Each bootnode is a seed for every protocol that can ask it: discv4 for all, discv5 for
@@ -139,12 +155,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     crawler = crawler.seeds(seeds);
 
+    // Nodes may dial us too (NAT'd ones can only do that): RLPx on the discovery port's
+    // number over TCP (any free port with --listen :0), advertised in our records.
+    let rlpx_listener = RlpxListener::bind(args.listen, key.clone(), probe_rlpx.clone()).await?;
+    let rlpx_port = rlpx_listener.local_addr().port();
+    eprintln!("RLPx on {}", rlpx_listener.local_addr());
+    crawler = crawler.rlpx_listener(rlpx_listener);
+    let local_record = || LocalEnr::builder(&key).tcp4(rlpx_port).build();
+
     let mut services = Vec::new();
     if use_v5 {
         let enrs: Vec<_> = boot.iter().filter_map(Bootnode::enr).cloned().collect();
         let mut builder = Discv5Config::builder();
-        builder.listen(args.listen).bootnodes(enrs);
-        let local = LocalEnr::builder(&key).build()?;
+        builder.listen(args.listen).bootnodes(enrs).netrestrict(args.netrestrict.clone());
+        let local = local_record()?;
         let (discv5, candidates) = Discv5::start(local, builder.build()?).await?;
         eprintln!("discv5 on {}", discv5.local_addr());
         services.push(Service::V5(discv5.clone()));
@@ -162,13 +186,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if listen.port() != 0 {
             listen.set_port(listen.port() + 1);
         }
-        let config = Discv4Config::builder().listen_addr(listen).bootnodes(enodes).build()?;
-        let local = LocalEnr::builder(&key).build()?;
+        let config = Discv4Config::builder()
+            .listen_addr(listen)
+            .bootnodes(enodes)
+            .netrestrict(args.netrestrict.clone())
+            .build()?;
+        let mut config = config;
+        config.tcp_port = Some(rlpx_port);
+        let local = local_record()?;
         let (discv4, candidates) = Discv4::spawn(config, local).await?;
         eprintln!("discv4 on {}", discv4.local_addr());
         services.push(Service::V4(discv4.clone()));
         crawler = crawler.discv4(discv4, candidates);
     }
+
+    // The API reads the database through its own connections; checks go through the
+    // crawler's discovery services.
+    let api = match args.http {
+        Some(listen) => {
+            let (mut v4, mut v5) = (None, None);
+            for service in &services {
+                match service {
+                    Service::V4(s) => v4 = Some(s.clone()),
+                    Service::V5(s) => v5 = Some(s.clone()),
+                }
+            }
+            let check = CheckConfig::new(args.netrestrict.clone());
+            let checker = Checker::spawn(check, key.clone(), v4, v5);
+            let mut api = ApiConfig::new(listen, &args.db, Some(checker));
+            // Fork readiness: the chosen network's fork id at today's head (its `next` is
+            // the next scheduled fork).
+            if let Some(spec) = &spec {
+                api = api.expected_fork(spec.fork_id(u64::from(u32::MAX), unix_now()));
+            }
+            let server = ApiServer::start(api).await?;
+            eprintln!("HTTP API on http://{}/", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
 
     let progress = crawler.progress();
     let bar = ProgressBar::new_spinner();
@@ -195,11 +251,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
     };
-    let ctrl_c = async {
+    // ctrl-c ends the current round (its results are saved) and the loop.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
     };
-    let state = crawler.run(ctrl_c).await?;
+    let mut round = 0u64;
+    loop {
+        round += 1;
+        let round_started = std::time::Instant::now();
+        let report = crawler.round(stopped()).await?;
+        bar.suspend(|| {
+            eprintln!(
+                "round {round}: {} nodes known, {} up, took {:.1}s",
+                report.counts.found,
+                report.up.len(),
+                round_started.elapsed().as_secs_f64()
+            )
+        });
+        write_outputs(&args, spec.as_ref(), crawler.state(), args.every.is_none())?;
+        let Some(every) = args.every else { break };
+        if *stop_rx.borrow() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every.saturating_sub(round_started.elapsed())) => {}
+            _ = stopped() => break,
+        }
+    }
     ticker.abort();
+    if let Some(api) = api {
+        api.shutdown().await;
+    }
     bar.finish_and_clear();
     for service in services {
         match service {
@@ -207,10 +297,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Service::V5(s) => s.shutdown().await,
         }
     }
-    store_for_runs.finish_crawl(unix_now(), &state.counts())?;
+    println!("crawl took {:.1}s; database: {}", started.elapsed().as_secs_f64(), args.db.display());
+    Ok(())
+}
 
-    // --network keeps the nodes whose fork id (from Status, else from the record) its
-    // filter accepts at today's head.
+/// Writes nodes.json and, when `print`, the summary; `--network` keeps the nodes whose fork id
+/// (from Status, else from the record) its filter accepts at today's head.
+fn write_outputs(
+    args: &Args,
+    spec: Option<&ChainSpec>,
+    state: &CrawlState,
+    print: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let filter = spec.map(|spec| spec.fork_filter(u64::from(u32::MAX), unix_now()));
     let keep = |node: &&CrawledNode| match &filter {
         None => true,
@@ -227,8 +325,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         write_nodes_json(path, nodes.iter().copied())?;
         eprintln!("wrote {} nodes to {}", nodes.len(), path.display());
     }
-    println!("{}", Summary::of(nodes.iter().copied()));
-    println!("crawl took {:.1}s; database: {}", started.elapsed().as_secs_f64(), args.db.display());
+    if print {
+        println!("{}", Summary::of(nodes.iter().copied()));
+    }
     Ok(())
 }
 

@@ -4,6 +4,8 @@
 #
 #   go-ethereum's `geth` and `devp2p` -> $CACHE/geth-$GETH_VERSION/bin
 #   the ethereumjs peer (npm packages) -> $CACHE/ejs
+#   Debian's chromium (`chromium` piece only; needs root and apt) -> /usr/bin/chromium, for the
+#   observatory page test
 #
 # CACHE is ${XDG_CACHE_HOME:-$HOME/.cache}/ethp2p. A missing toolchain is an error naming it.
 # The pinned go-ethereum version lives here and nowhere else; tests read it from this script.
@@ -60,12 +62,28 @@ install_ejs() {
   fi
 }
 
+install_chromium() {
+  command -v chromium >/dev/null && return 0
+  command -v apt-get >/dev/null || { echo "install-peers: chromium is missing and there is no apt-get to install Debian's chromium package" >&2; exit 1; }
+  [ "$(id -u)" = 0 ] || { echo "install-peers: chromium is missing; installing it (apt-get install chromium) needs root" >&2; exit 1; }
+  exec 7>"$cache/.chromium.lock"
+  flock 7
+  command -v chromium >/dev/null && return 0
+  echo "install-peers: installing Debian's chromium (once)" >&2
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2; then
+    apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2
+  fi
+  command -v chromium >/dev/null || { echo "install-peers: apt-get ran but chromium is still not on PATH" >&2; exit 1; }
+}
+
 case "$what" in
   all) install_ejs; install_geth ;;
   geth) install_geth ;;
   ejs) install_ejs ;;
+  chromium) install_chromium ;;
   version) echo "$GETH_VERSION" ;;
   path-geth) echo "$cache/geth-$GETH_VERSION" ;;
   path-ejs) echo "$cache/ejs" ;;
-  *) echo "usage: install-peers.sh [all|geth|ejs|version|path-geth|path-ejs]" >&2; exit 2 ;;
+  *) echo "usage: install-peers.sh [all|geth|ejs|chromium|version|path-geth|path-ejs]" >&2; exit 2 ;;
 esac

@@ -33,8 +33,8 @@ use tracing::{debug, warn};
 
 use super::{
     node::unix_now,
-    probe::{probe, ProbeConfig, ProbeResult},
-    CrawlError, CrawlSink, CrawlState, CrawledNode, Sighting,
+    probe::{probe, record_inbound, ProbeResult},
+    CrawlConfig, CrawlError, CrawlSink, CrawlState, CrawledNode, RoundReport, Sighting,
 };
 use crate::{
     discovery::{
@@ -42,21 +42,11 @@ use crate::{
         Candidate, CandidateSource, Candidates, Discv5,
     },
     record::{Enode, Enr, NodeId, NodeKey},
+    rlpx::RlpxListener,
 };
 
 const TARGET: &str = "ethp2p::crawl";
 
-/// go-ethereum's crawler and nebula both default to a few hundred concurrent requests: enough
-/// to hide round trips, few enough not to look like a flood to any one network.
-pub const DEFAULT_WORKERS: usize = 256;
-/// How long to crawl at most. Default of go-ethereum's `devp2p discv4 crawl --timeout`.
-pub const DEFAULT_DURATION: Duration = Duration::from_secs(30 * 60);
-/// A crawl ends when nothing is in flight and no new node appeared for this long.
-pub const DEFAULT_IDLE: Duration = Duration::from_secs(5);
-/// How often changed nodes are written (one transaction each time).
-pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-/// A node probed more recently than this (by an earlier run) is not probed again.
-pub const DEFAULT_REPROBE_AFTER: Duration = Duration::from_secs(3600);
 /// discv5: stop walking down the distances after this many empty answers in a row.
 const EMPTY_DISTANCES_TO_STOP: u32 = 2;
 /// A node that answered none of our requests is tried this many times in all: UDP loses
@@ -68,120 +58,8 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// hops of 500 ms timeouts at worst; one that has not ended by then is abandoned (what it
 /// found so far still arrives on the candidate stream) rather than holding a worker slot.
 const V4_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
-/// discv5: FINDNODEs in flight at once, across all workers. discv5 decodes every answer in
-/// one task and checks each record's signature there (up to 16 per answer, ~0.1 ms each), so
-/// too many requests out would make answers queue past its 1 s request timeout. Measured on
-/// the 1,000-node loopback network (`examples/crawl_bench`, release, 2 cores): 32 in flight
-/// found 99% in 9.2 s and finished in 29.8 s, 256 in 6.2 s and 21.6 s, so the default is the
-/// worker count: no limit beyond it. Lower it on a slow machine.
-pub const DEFAULT_DISCV5_IN_FLIGHT: usize = DEFAULT_WORKERS;
 /// discv5: never ask below this distance (a table of 2^(256-232) nodes is not a network).
 const LOWEST_DISTANCE: u64 = 232;
-
-/// Crawl settings. Every field says its default.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct CrawlConfig {
-    /// Jobs (FINDNODE series, ENR requests, probes) in flight at once. Default:
-    /// [`DEFAULT_WORKERS`].
-    pub workers: usize,
-    /// Longest crawl. Default: [`DEFAULT_DURATION`].
-    pub duration: Duration,
-    /// Quiet time after which the crawl is done. Default: [`DEFAULT_IDLE`].
-    pub idle: Duration,
-    /// How to probe; `None` skips probing. Default: `Some(ProbeConfig::default())`.
-    pub probe: Option<ProbeConfig>,
-    /// Time between saves. Default: [`DEFAULT_FLUSH_INTERVAL`].
-    pub flush_interval: Duration,
-    /// Nodes probed less than this long ago are not probed again. Default:
-    /// [`DEFAULT_REPROBE_AFTER`].
-    pub reprobe_after: Duration,
-    /// discv5 FINDNODEs in flight at once (the other jobs are bounded by `workers` only).
-    /// Default: [`DEFAULT_DISCV5_IN_FLIGHT`].
-    pub discv5_in_flight: usize,
-}
-
-impl Default for CrawlConfig {
-    fn default() -> Self {
-        Self {
-            workers: DEFAULT_WORKERS,
-            duration: DEFAULT_DURATION,
-            idle: DEFAULT_IDLE,
-            probe: Some(ProbeConfig::default()),
-            flush_interval: DEFAULT_FLUSH_INTERVAL,
-            reprobe_after: DEFAULT_REPROBE_AFTER,
-            discv5_in_flight: DEFAULT_DISCV5_IN_FLIGHT,
-        }
-    }
-}
-
-impl CrawlConfig {
-    /// Starts from the defaults.
-    pub fn builder() -> CrawlConfigBuilder {
-        CrawlConfigBuilder { config: Self::default() }
-    }
-}
-
-/// Builder for [`CrawlConfig`].
-#[derive(Debug, Clone)]
-pub struct CrawlConfigBuilder {
-    config: CrawlConfig,
-}
-
-impl CrawlConfigBuilder {
-    /// See [`CrawlConfig::workers`].
-    pub fn workers(&mut self, workers: usize) -> &mut Self {
-        self.config.workers = workers;
-        self
-    }
-
-    /// See [`CrawlConfig::duration`].
-    pub fn duration(&mut self, duration: Duration) -> &mut Self {
-        self.config.duration = duration;
-        self
-    }
-
-    /// See [`CrawlConfig::idle`].
-    pub fn idle(&mut self, idle: Duration) -> &mut Self {
-        self.config.idle = idle;
-        self
-    }
-
-    /// See [`CrawlConfig::probe`].
-    pub fn probe(&mut self, probe: Option<ProbeConfig>) -> &mut Self {
-        self.config.probe = probe;
-        self
-    }
-
-    /// See [`CrawlConfig::flush_interval`].
-    pub fn flush_interval(&mut self, interval: Duration) -> &mut Self {
-        self.config.flush_interval = interval;
-        self
-    }
-
-    /// See [`CrawlConfig::reprobe_after`].
-    pub fn reprobe_after(&mut self, after: Duration) -> &mut Self {
-        self.config.reprobe_after = after;
-        self
-    }
-
-    /// See [`CrawlConfig::discv5_in_flight`].
-    pub fn discv5_in_flight(&mut self, requests: usize) -> &mut Self {
-        self.config.discv5_in_flight = requests;
-        self
-    }
-
-    /// Checks and returns the configuration.
-    pub fn build(&self) -> Result<CrawlConfig, CrawlError> {
-        if self.config.workers == 0 || self.config.discv5_in_flight == 0 {
-            return Err(CrawlError::Config("workers and discv5 requests in flight must be at least 1"));
-        }
-        if self.config.flush_interval.is_zero() {
-            return Err(CrawlError::Config("flush interval must be positive"));
-        }
-        Ok(self.config.clone())
-    }
-}
 
 /// Live counters of a running crawl, for a progress bar. Cheap to read from any thread.
 #[derive(Debug, Default)]
@@ -251,6 +129,8 @@ enum Done {
         found: Vec<Candidate>,
     },
     Probe(NodeId, ProbeResult),
+    /// A node dialed us: its id, where from, what it said.
+    Inbound(crate::record::PeerId, Option<std::net::SocketAddr>, ProbeResult),
 }
 
 /// A crawl: the discovery services to ask, the key to probe with, and where to save.
@@ -274,6 +154,7 @@ pub struct Crawler {
     sink: Option<SinkBox>,
     seeds: Vec<Candidate>,
     progress: Arc<CrawlProgress>,
+    rlpx: Option<RlpxListener>,
 }
 
 /// The sink, boxed; `Debug` only names it.
@@ -298,6 +179,7 @@ impl Crawler {
             sink: None,
             seeds: Vec::new(),
             progress: Arc::new(CrawlProgress::default()),
+            rlpx: None,
         }
     }
 
@@ -333,26 +215,53 @@ impl Crawler {
         self
     }
 
+    /// Accepts RLPx sessions on `listener` during rounds (advertise its port in the
+    /// discovery record): every node that dials us is recorded as `seen_inbound` with its
+    /// Hello and Status, even one we cannot dial back (NAT, a closed port).
+    pub fn rlpx_listener(mut self, listener: RlpxListener) -> Self {
+        self.rlpx = Some(listener);
+        self
+    }
+
     /// The live counters; clone the `Arc` before [`run`](Self::run).
     pub fn progress(&self) -> Arc<CrawlProgress> {
         self.progress.clone()
     }
 
-    /// Crawls until done (nothing in flight and nothing new for `idle`), until `duration`
-    /// has passed, or until `stop` completes; saves what changed and returns the state.
-    pub async fn run(self, stop: impl Future<Output = ()>) -> Result<CrawlState, CrawlError> {
-        let Self { config, key, mut state, discv5, discv4, mut sink, seeds, progress } = self;
+    /// The state so far: every node known, from earlier rounds too.
+    pub fn state(&self) -> &CrawlState {
+        &self.state
+    }
+
+    /// One crawl, then the state: [`round`](Self::round) once.
+    pub async fn run(mut self, stop: impl Future<Output = ()>) -> Result<CrawlState, CrawlError> {
+        self.round(stop).await?;
+        Ok(self.state)
+    }
+
+    /// One round: asks every node known (from earlier rounds, the store and the seeds) and
+    /// every node found on the way, until done (nothing in flight and nothing new for
+    /// `idle`), until `duration` has passed, or until `stop` completes. Saves what changed,
+    /// tells the sink which nodes were up (for uptime sessions) and returns the same.
+    /// Call it again for the next round: the discovery services and the state carry over.
+    pub async fn round(&mut self, stop: impl Future<Output = ()>) -> Result<RoundReport, CrawlError> {
+        let started = unix_now();
+        self.state.begin_round();
+        if let Some(SinkBox(sink)) = &mut self.sink {
+            sink.begin_round(started)?;
+        }
+        let Self { config, key, state, discv5, discv4, sink, seeds, progress, rlpx } = self;
         let (discv5, mut candidates) = match discv5 {
-            Some((d, c)) => (Some(d), Some(c)),
+            Some((d, c)) => (Some(d.clone()), Some(c)),
             None => (None, None),
         };
         let (discv4, mut candidates_v4) = match discv4 {
-            Some((d, c)) => (Some(d), Some(c)),
+            Some((d, c)) => (Some(d.clone()), Some(c)),
             None => (None, None),
         };
         let mut run = Run {
-            config: &config,
-            key,
+            config,
+            key: key.clone(),
             discv5,
             discv4,
             queue: VecDeque::new(),
@@ -361,17 +270,18 @@ impl Crawler {
             asked_v5: HashSet::new(),
             asked_v4: HashSet::new(),
             probed: HashSet::new(),
-            progress: &progress,
-            run_started: unix_now(),
+            progress,
+            run_started: started,
             v5_permits: Arc::new(Semaphore::new(config.discv5_in_flight)),
         };
-        // Earlier runs' nodes first: they are the widest seed there is.
-        let restored: Vec<CrawledNode> = state.nodes().cloned().collect();
-        for node in &restored {
+        // Every node known first (earlier rounds, earlier runs): the widest seed there is,
+        // and a round is meant to ask each of them whether it is still up.
+        let known: Vec<CrawledNode> = state.nodes().cloned().collect();
+        for node in &known {
             run.schedule(node);
         }
-        for seed in &seeds {
-            run.found(&mut state, seed);
+        for seed in seeds.iter() {
+            run.found(state, seed);
         }
         progress.found.store(state.len(), Ordering::Relaxed);
 
@@ -389,7 +299,7 @@ impl Crawler {
                 && run.retries.is_empty()
                 && idle_for >= config.idle
             {
-                debug!(target: TARGET, nodes = state.len(), "crawl finished: nothing left to ask");
+                debug!(target: TARGET, nodes = state.len(), "crawl round finished: nothing left to ask");
                 break;
             }
             let idle_check =
@@ -401,12 +311,12 @@ impl Crawler {
                     break;
                 }
                 Some(candidate) = next_candidate(&mut candidates) => {
-                    if run.found(&mut state, &candidate) {
+                    if run.found(state, &candidate) {
                         last_news = Instant::now();
                     }
                 }
                 Some(candidate) = next_candidate(&mut candidates_v4) => {
-                    if run.found(&mut state, &candidate) {
+                    if run.found(state, &candidate) {
                         last_news = Instant::now();
                     }
                 }
@@ -414,21 +324,42 @@ impl Crawler {
                     progress.in_flight.store(run.jobs.len(), Ordering::Relaxed);
                     match done {
                         Ok(done) => {
-                            if run.apply(&mut state, done) {
+                            if run.apply(state, done) {
                                 last_news = Instant::now();
                             }
                         }
                         Err(e) => warn!(target: TARGET, error = %e, "crawl job panicked"),
                     }
                 }
-                _ = flush.tick() => save(&mut sink, &mut state)?,
+                Some(accepted) = next_inbound(rlpx) => {
+                    if let Ok(session) = accepted {
+                        let timeout = config.probe.as_ref().map_or(INBOUND_STATUS_TIMEOUT, |p| p.rlpx.handshake_timeout);
+                        run.jobs.spawn(async move {
+                            let (peer, addr) = (session.remote_id(), session.remote_addr());
+                            let result = record_inbound(session, timeout).await;
+                            Done::Inbound(peer, addr, result)
+                        });
+                    }
+                }
+                _ = flush.tick() => save(sink, state)?,
                 _ = idle_check => {}
             }
             progress.found.store(state.len(), Ordering::Relaxed);
         }
         run.jobs.shutdown().await;
-        save(&mut sink, &mut state)?;
-        Ok(state)
+        progress.in_flight.store(0, Ordering::Relaxed);
+        save(sink, state)?;
+        let report = RoundReport {
+            started,
+            finished: unix_now(),
+            counts: state.counts(),
+            up: state.up().map(|(id, at)| (*id, at)).collect(),
+            gone_after: config.gone_after,
+        };
+        if let Some(SinkBox(sink)) = sink {
+            sink.end_round(&report)?;
+        }
+        Ok(report)
     }
 }
 
@@ -439,6 +370,19 @@ fn save(sink: &mut Option<SinkBox>, state: &mut CrawlState) -> Result<(), CrawlE
         sink.save(&dirty)?;
     }
     Ok(())
+}
+
+/// How long an inbound session may take to send its Status when probes are off.
+const INBOUND_STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The next inbound RLPx session; never resolves without a listener.
+async fn next_inbound(
+    listener: &mut Option<RlpxListener>,
+) -> Option<Result<crate::rlpx::Session, crate::rlpx::InboundError>> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// discv5's and discv4's candidate streams, read alike.
@@ -460,7 +404,7 @@ impl CandidateRecv for CandidateStream {
 
 /// The next candidate of a running discovery service; never resolves once it has stopped
 /// (or was never given), so a `select!` arm on it goes quiet.
-async fn next_candidate(candidates: &mut Option<impl CandidateRecv>) -> Option<Candidate> {
+async fn next_candidate(candidates: &mut Option<&mut impl CandidateRecv>) -> Option<Candidate> {
     match candidates {
         Some(c) => match c.recv().await {
             Some(candidate) => Some(candidate),
@@ -620,6 +564,12 @@ impl Run<'_> {
                 for candidate in &found {
                     new |= self.found(state, candidate);
                 }
+                new
+            }
+            Done::Inbound(peer, addr, result) => {
+                let Some(addr) = addr else { return false };
+                let new = state.get_by_peer(&peer).is_none();
+                state.inbound(peer, addr, result);
                 new
             }
             Done::Probe(id, result) => {

@@ -15,6 +15,10 @@
 //! [`Crawler`] puts them together with the discovery services: one task owning the state,
 //! at most `workers` jobs in flight; `examples/crawler.rs` is its command line.
 
+#[cfg(feature = "observatory")]
+mod api;
+mod check;
+mod config;
 mod crawler;
 mod node;
 mod nodeset;
@@ -23,10 +27,17 @@ mod probe;
 mod store;
 mod summary;
 
-pub use crawler::{
-    CrawlConfig, CrawlConfigBuilder, CrawlProgress, Crawler, DEFAULT_DISCV5_IN_FLIGHT, DEFAULT_DURATION,
-    DEFAULT_FLUSH_INTERVAL, DEFAULT_IDLE, DEFAULT_REPROBE_AFTER, DEFAULT_WORKERS,
+#[cfg(feature = "observatory")]
+pub use api::{ApiConfig, ApiServer, MAX_NODES_PER_REQUEST};
+pub use check::{
+    CheckConfig, CheckError, CheckReport, Checker, ProtocolReport, DEFAULT_CHECKS_IN_FLIGHT,
+    DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_TIMEOUT,
 };
+pub use config::{
+    CrawlConfig, CrawlConfigBuilder, DEFAULT_DISCV5_IN_FLIGHT, DEFAULT_DURATION, DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_GONE_AFTER, DEFAULT_IDLE, DEFAULT_REPROBE_AFTER, DEFAULT_WORKERS,
+};
+pub use crawler::{CrawlProgress, Crawler};
 pub use node::{unix_now, CrawlCounts, CrawlState, CrawledNode, Sighting};
 pub use nodeset::{
     nodeset, parse_nodes_json, rfc3339, to_nodes_json, write_nodes_json, Nodeset, NodesetEntry,
@@ -54,6 +65,15 @@ pub enum CrawlError {
     /// A [`CrawlConfig`] failed its checks.
     #[error("invalid crawl configuration: {0}")]
     Config(&'static str),
+    /// The database file cannot be used as it is (not a database, damaged, or written by a
+    /// newer schema); it was left untouched.
+    #[error("database {path}: {reason}; the file was left untouched")]
+    Database {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Where the crawl writes changed nodes, in batches. Each `save` should be atomic (the
@@ -61,7 +81,39 @@ pub enum CrawlError {
 pub trait CrawlSink: Send {
     /// Stores `nodes` (new or changed since the last call).
     fn save(&mut self, nodes: &[CrawledNode]) -> Result<(), CrawlError>;
+
+    /// A round starts at `started` (Unix seconds). Default: nothing.
+    fn begin_round(&mut self, started: u64) -> Result<(), CrawlError> {
+        let _ = started;
+        Ok(())
+    }
+
+    /// A round ended, after its last `save`: who was up, for uptime sessions. Default:
+    /// nothing.
+    fn end_round(&mut self, round: &RoundReport) -> Result<(), CrawlError> {
+        let _ = round;
+        Ok(())
+    }
 }
+
+/// What one crawl round saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoundReport {
+    /// When it started (Unix seconds).
+    pub started: u64,
+    /// When it ended (Unix seconds).
+    pub finished: u64,
+    /// Found, answered, probed and dialable, over every node known.
+    pub counts: CrawlCounts,
+    /// The nodes seen up in this round (answered discovery, completed a Hello or contacted
+    /// us), each with the last time it was.
+    pub up: Vec<(record::NodeId, u64)>,
+    /// [`CrawlConfig::gone_after`], for the store to mark nodes gone.
+    pub gone_after: u32,
+}
+
+use crate::record;
 
 #[cfg(test)]
 mod tests;

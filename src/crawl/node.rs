@@ -57,6 +57,15 @@ pub struct CrawledNode {
     pub last_check: Option<u64>,
     /// The last RLPx probe.
     pub probe: Option<ProbeResult>,
+    /// It opened an RLPx session to us (it may not be dialable itself: NAT, a firewall).
+    #[serde(default)]
+    pub seen_inbound: bool,
+    /// When it last did (Unix seconds).
+    #[serde(default)]
+    pub last_inbound: Option<u64>,
+    /// What its last inbound session said (Hello, Status).
+    #[serde(default)]
+    pub inbound: Option<ProbeResult>,
 }
 
 impl CrawledNode {
@@ -79,6 +88,9 @@ impl CrawledNode {
             last_response: None,
             last_check: None,
             probe: None,
+            seen_inbound: false,
+            last_inbound: None,
+            inbound: None,
         };
         node.merge(candidate, now);
         node
@@ -167,6 +179,9 @@ pub struct CrawlCounts {
 pub struct CrawlState {
     nodes: HashMap<NodeId, CrawledNode>,
     dirty: HashSet<NodeId>,
+    /// Nodes seen up in the current round (answered discovery, completed a Hello, or
+    /// contacted us), with the last time they were: what uptime sessions are made of.
+    up: HashMap<NodeId, u64>,
 }
 
 impl CrawlState {
@@ -180,6 +195,22 @@ impl CrawlState {
         for node in nodes {
             self.nodes.insert(node.node_id, node);
         }
+    }
+
+    /// Starts a new round: nobody has been seen up in it yet.
+    pub fn begin_round(&mut self) {
+        self.up.clear();
+    }
+
+    /// The nodes seen up since [`begin_round`](Self::begin_round), with the last time each
+    /// was, in no particular order.
+    pub fn up(&self) -> impl Iterator<Item = (&NodeId, u64)> {
+        self.up.iter().map(|(id, at)| (id, *at))
+    }
+
+    fn mark_up(&mut self, id: &NodeId, at: u64) {
+        let last = self.up.entry(*id).or_insert(at);
+        *last = (*last).max(at);
     }
 
     /// Records a sighting of `candidate` at `now`.
@@ -218,6 +249,7 @@ impl CrawlState {
             }
         }
         self.dirty.insert(*id);
+        self.mark_up(id, now);
     }
 
     /// The node did not answer at `now`: its score is halved (go-ethereum's rule, so a node
@@ -229,11 +261,36 @@ impl CrawlState {
         self.dirty.insert(*id);
     }
 
-    /// Stores the result of an RLPx probe.
+    /// Stores the result of an RLPx probe; one that completed the Hello shows the node up.
     pub fn probed(&mut self, id: &NodeId, result: ProbeResult) {
         let Some(node) = self.nodes.get_mut(id) else { return };
+        let up = result.hello.is_some().then_some(result.at);
         node.probe = Some(result);
         self.dirty.insert(*id);
+        if let Some(at) = up {
+            self.mark_up(id, at);
+        }
+    }
+
+    /// A node opened an RLPx session to us from `addr` at `result.at`: it is recorded (a new
+    /// node if unknown, with the address it came from and no UDP port) as `seen_inbound` and
+    /// up in this round. Its dialability is left to the probes.
+    pub fn inbound(&mut self, peer_id: PeerId, addr: std::net::SocketAddr, result: ProbeResult) {
+        let id = node_id(&peer_id);
+        let at = result.at;
+        let node = self.nodes.entry(id).or_insert_with(|| {
+            // Its TCP source port is an ephemeral one, not where it listens.
+            let mut candidate = Candidate::from_enode(&Enode::new(peer_id, addr), CandidateSource::Static);
+            candidate.tcp_port = None;
+            candidate.udp_port = None;
+            CrawledNode::from_candidate(&candidate, at)
+        });
+        node.last_seen = node.last_seen.max(at);
+        node.seen_inbound = true;
+        node.last_inbound = Some(at);
+        node.inbound = Some(result);
+        self.dirty.insert(id);
+        self.mark_up(&id, at);
     }
 
     /// A node by id.

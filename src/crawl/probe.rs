@@ -166,6 +166,33 @@ pub async fn probe(enode: &Enode, key: &NodeKey, config: &ProbeConfig) -> ProbeR
     result
 }
 
+/// Records a session a node opened to us: its Hello and, when it speaks eth, its Status; then
+/// leaves politely. The result's `enode` is the address it came from.
+pub(crate) async fn record_inbound(mut session: Session, timeout: Duration) -> ProbeResult {
+    let started = Instant::now();
+    let enode = match session.remote_addr() {
+        Some(addr) => Enode::new(session.remote_id(), addr).to_string(),
+        None => String::new(),
+    };
+    let mut result = ProbeResult {
+        at: unix_now(),
+        enode,
+        hello: Some(HelloInfo::of(session.remote_hello())),
+        status: None,
+        disconnect: None,
+        error: None,
+        millis: 0,
+    };
+    match read_status(&mut session, timeout).await {
+        Ok(status) => result.status = status,
+        Err(RlpxError::Disconnected(reason)) => result.disconnect = Some(reason_text(reason)),
+        Err(e) => result.error = Some(format!("status: {e}")),
+    }
+    let _ = session.disconnect(DisconnectReason::DisconnectRequested).await;
+    result.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    result
+}
+
 impl StatusReport {
     /// From a decoded `Status`.
     pub fn of(status: &Status) -> Self {

@@ -4,6 +4,7 @@
 use std::{collections::BTreeMap, fmt};
 
 use super::node::CrawledNode;
+use crate::record::ForkId;
 
 /// A client id split the way crawlers report it: `Geth/v1.14.0-stable/linux-amd64/go1.22.2`
 /// is client `Geth`, version `v1.14.0-stable`.
@@ -32,8 +33,9 @@ impl ClientName {
     }
 }
 
-/// Counts per key, printed largest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Counts per key, printed largest first; JSON: an object of counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
 pub struct Tally(BTreeMap<String, usize>);
 
 impl Tally {
@@ -54,8 +56,8 @@ impl Tally {
     }
 }
 
-/// The summary table printed at the end of a crawl.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The summary table printed at the end of a crawl (and served as JSON by the HTTP API).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Summary {
     /// Nodes in the summary.
@@ -80,6 +82,24 @@ pub struct Summary {
     pub by_eth_version: Tally,
     /// By disconnect reason or probe error.
     pub by_failure: Tally,
+    /// Census: each eth version offered in the Hello (`eth/66` … `eth/72`); a node offering
+    /// several counts once under each.
+    pub by_eth_offered: Tally,
+    /// Census: dialable nodes offering snap.
+    pub snap: usize,
+    /// Census: history served, from the eth/69+ Status block range: `full` (earliest block
+    /// 0), `expired` (a later earliest block), `unknown (eth/68 or older)`.
+    pub by_history: Tally,
+    /// Census: nodes without a record (no EIP-868, or none fetched) whose network and client
+    /// came from their Hello and Status instead.
+    pub classified_without_record: usize,
+    /// Census: fork id readiness against [`expected_fork`](Self::expected_fork), filled by
+    /// [`fork_readiness`](Self::fork_readiness): `ready`, `not ready` (same fork, another or
+    /// no next fork), `other fork`, `unknown`.
+    pub by_fork_readiness: Tally,
+    /// The fork id nodes should announce (the chosen network's current fork and its next
+    /// scheduled one), if given.
+    pub expected_fork: Option<String>,
 }
 
 impl Summary {
@@ -111,6 +131,18 @@ impl Summary {
                         Some(v) => format!("eth/{v}"),
                         None => "no eth".to_string(),
                     });
+                    for cap in hello.capabilities.iter().filter(|c| c.starts_with("eth/")) {
+                        s.by_eth_offered.add(cap.clone());
+                    }
+                    s.snap += usize::from(hello.capabilities.iter().any(|c| c.starts_with("snap/")));
+                    if let Some(status) = &probe.status {
+                        s.by_history.add(match status.earliest_block {
+                            Some(0) => "full",
+                            Some(_) => "expired",
+                            None => "unknown (eth/68 or older)",
+                        });
+                    }
+                    s.classified_without_record += usize::from(node.enr.is_none());
                 }
                 None => s.by_failure.add(
                     probe
@@ -122,6 +154,24 @@ impl Summary {
             }
         }
         s
+    }
+
+    /// Fills [`by_fork_readiness`](Self::by_fork_readiness): each node's fork id (from
+    /// Status, else from its record) against `expected` (e.g. `ChainSpec::fork_id` at today's
+    /// head: the current fork and the next one scheduled). A node on the current fork whose
+    /// `next` differs has not been configured for the coming fork.
+    pub fn fork_readiness<'a>(&mut self, nodes: impl IntoIterator<Item = &'a CrawledNode>, expected: ForkId) {
+        self.expected_fork = Some(expected.to_string());
+        self.by_fork_readiness = Tally::default();
+        for node in nodes {
+            let status_fork = node.probe.as_ref().and_then(|p| p.status.as_ref()).map(|st| st.fork_id);
+            self.by_fork_readiness.add(match status_fork.or(node.fork_id) {
+                None => "unknown",
+                Some(id) if id.hash == expected.hash && id.next == expected.next => "ready",
+                Some(id) if id.hash == expected.hash => "not ready",
+                Some(_) => "other fork",
+            });
+        }
     }
 
     /// Share of probed nodes that completed the Hello, in percent.
@@ -171,6 +221,26 @@ impl fmt::Display for Summary {
         write_table(f, "client", &self.by_client, self.dialable)?;
         write_table(f, "client version", &self.by_client_version, self.dialable)?;
         write_table(f, "eth version", &self.by_eth_version, self.dialable)?;
+        write_table(f, "eth versions offered", &self.by_eth_offered, self.dialable)?;
+        if self.dialable > 0 {
+            writeln!(f, "\nsnap offered by {} of {} dialable nodes", self.snap, self.dialable)?;
+        }
+        write_table(f, "history (eth/69+ block range)", &self.by_history, self.dialable)?;
+        if let Some(expected) = &self.expected_fork {
+            write_table(
+                f,
+                &format!("fork readiness (expected {expected})"),
+                &self.by_fork_readiness,
+                self.nodes,
+            )?;
+        }
+        if self.classified_without_record > 0 {
+            writeln!(
+                f,
+                "\n{} nodes without a record classified from Hello and Status",
+                self.classified_without_record
+            )?;
+        }
         write_table(f, "not dialable", &self.by_failure, self.probed - self.dialable)
     }
 }

@@ -2,6 +2,8 @@
 
 use std::{net::Ipv4Addr, time::Duration};
 
+#[cfg(feature = "sqlite")]
+use super::store;
 use super::*;
 use crate::{
     discovery::{Candidate, CandidateSource},
@@ -236,4 +238,211 @@ async fn probe_records_hello_and_refusals() {
     assert!(result.hello.is_none());
     assert!(result.error.is_some());
     assert_eq!(reason_text(DisconnectReason::TooManyPeers), "too many peers");
+}
+
+/// A file written by the first schema (no `user_version`, no sessions) is migrated in place:
+/// its rows survive, the new columns are filled from the old ones, and a second open is a
+/// no-op.
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_migrates_a_version_1_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let node = probed_node(50, Some("Geth/v1.14.0-stable/linux-amd64/go1.22"), None);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(store::SCHEMA_V1).unwrap();
+        // The row as the first schema's crawler wrote it.
+        conn.execute(
+            "INSERT INTO nodes (node_id, peer_id, ip, tcp_port, udp_port, enr, seq, discv4, discv5,
+                 first_seen, last_seen, score, probed_at, client_id, client_name, capabilities,
+                 eth_version, probe_json)
+             VALUES (?1, ?2, '127.0.0.1', 30303, 30303, ?3, 1, 0, 1, 1, 1, 4, 2, ?4, 'Geth',
+                     'eth/68,eth/69,snap/1', 69, ?5)",
+            rusqlite::params![
+                hex::encode(node.node_id),
+                hex::encode(node.peer_id),
+                node.enr.as_ref().unwrap().to_base64(),
+                node.probe.as_ref().unwrap().hello.as_ref().unwrap().client_id,
+                serde_json::to_string(node.probe.as_ref().unwrap()).unwrap(),
+            ],
+        )
+        .unwrap();
+        conn.execute("INSERT INTO crawls (started, finished, found) VALUES (1, 2, 1)", []).unwrap();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, 0, "the first schema had no version");
+    }
+    let store = SqliteStore::open(&path).expect("migrates");
+    assert_eq!(store.schema_version().unwrap(), store::SCHEMA_VERSION);
+    let loaded = store.load().unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].probe, node.probe);
+    let (dialable, snap, gone, sessions): (bool, bool, i64, i64) = store
+        .connection()
+        .query_row("SELECT dialable, snap, gone, (SELECT COUNT(*) FROM node_sessions) FROM nodes", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap();
+    assert_eq!((dialable, snap, gone, sessions), (true, true, 0, 0));
+    assert_eq!(store.crawl_runs().unwrap(), 1, "the old crawl row is kept");
+    drop(store);
+    let again = SqliteStore::open(&path).unwrap();
+    assert_eq!(again.load().unwrap().len(), 1);
+}
+
+/// A file that is not a database, and one from a newer crawler, are refused with the path in
+/// the error, and neither is changed (nor does anything appear beside it).
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_refuses_corrupt_and_newer_files_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.db");
+    let bytes: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&garbage, &bytes).unwrap();
+    let err = SqliteStore::open(&garbage).expect_err("garbage is refused");
+    let text = err.to_string();
+    assert!(matches!(err, CrawlError::Database { .. }), "{err:?}");
+    assert!(text.contains(&garbage.display().to_string()), "{text}");
+    assert!(std::fs::read(&garbage).unwrap() == bytes, "the file is untouched");
+
+    // A real database whose page 2 onwards was overwritten.
+    let damaged = dir.path().join("damaged.db");
+    {
+        let mut store = SqliteStore::open(&damaged).unwrap();
+        let nodes: Vec<_> = (60..90).map(|s| probed_node(s, Some("Geth/v1"), None)).collect();
+        store.save(&nodes).unwrap();
+    }
+    let mut file = std::fs::read(&damaged).unwrap();
+    assert!(file.len() > 8192, "several pages");
+    for b in &mut file[4096..8192] {
+        *b = 0x5a;
+    }
+    std::fs::write(&damaged, &file).unwrap();
+    let err = SqliteStore::open(&damaged).expect_err("damage is refused");
+    assert!(err.to_string().contains(&damaged.display().to_string()), "{err}");
+    assert!(std::fs::read(&damaged).unwrap() == file, "the damaged file is untouched");
+
+    let newer = dir.path().join("newer.db");
+    {
+        let conn = rusqlite::Connection::open(&newer).unwrap();
+        conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;").unwrap();
+    }
+    let before = std::fs::read(&newer).unwrap();
+    let err = SqliteStore::open(&newer).expect_err("a newer schema is refused");
+    assert!(err.to_string().contains("newer"), "{err}");
+    assert!(std::fs::read(&newer).unwrap() == before, "the newer file is untouched");
+    let beside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(
+        !beside.iter().any(|n| n.to_string_lossy().starts_with("garbage.db-")),
+        "no journal beside the refused file: {beside:?}"
+    );
+}
+
+/// Rounds make sessions: up, up, down, up gives two sessions; three rounds unseen with
+/// `gone_after = 2` marks a node gone, and it comes back with a new session.
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_rounds_make_uptime_sessions() {
+    let mut store = SqliteStore::in_memory().unwrap();
+    let nodes: Vec<_> = (70..73).map(|s| probed_node(s, None, None)).collect();
+    let ids: Vec<_> = nodes.iter().map(|n| n.node_id).collect();
+    store.save(&nodes).unwrap();
+    // Who is up in rounds 1..=5.
+    let plan: [&[usize]; 5] = [&[0, 1, 2], &[0, 1], &[0], &[0], &[0, 1, 2]];
+    for (round, up) in plan.iter().enumerate() {
+        let t = 100 * (round as u64 + 1);
+        store.begin_crawl(t).unwrap();
+        let report = RoundReport {
+            started: t,
+            finished: t + 10,
+            counts: CrawlCounts::default(),
+            up: up.iter().map(|&i| (ids[i], t + 5)).collect(),
+            gone_after: 2,
+        };
+        store.end_round(&report).unwrap();
+        let gone: Vec<i64> = ids
+            .iter()
+            .map(|id| {
+                store
+                    .connection()
+                    .query_row("SELECT gone FROM nodes WHERE node_id = ?1", [hex::encode(id)], |r| r.get(0))
+                    .unwrap()
+            })
+            .collect();
+        let expect_gone = match round {
+            3 => vec![0, 1, 1], // node 1 unseen in rounds 3-4, node 2 in 2-4
+            2 => vec![0, 0, 1],
+            _ => vec![0, 0, 0],
+        };
+        assert_eq!(gone, expect_gone, "after round {}", round + 1);
+    }
+    let sessions = |i: usize| -> Vec<(i64, i64, Option<i64>, i64)> {
+        let mut stmt = store
+            .connection()
+            .prepare(
+                "SELECT first_crawl, last_crawl, ended_crawl, up_rounds FROM node_sessions
+                 WHERE node_id = ?1 ORDER BY first_crawl",
+            )
+            .unwrap();
+        stmt.query_map([hex::encode(ids[i])], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(sessions(0), vec![(1, 5, None, 5)]);
+    assert_eq!(sessions(1), vec![(1, 2, Some(3), 2), (5, 5, None, 1)]);
+    assert_eq!(sessions(2), vec![(1, 1, Some(2), 1), (5, 5, None, 1)]);
+    let ups: Vec<i64> = store
+        .connection()
+        .prepare("SELECT up FROM crawls ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ups, vec![3, 2, 1, 1, 3]);
+}
+
+/// The census: eth versions offered, snap, history ranges, fork readiness, and nodes without a
+/// record classified from Hello and Status.
+#[test]
+fn summary_census() {
+    let status = |earliest: Option<u64>, fork: ForkId| StatusReport {
+        version: 69,
+        network_id: 1,
+        genesis: alloy_primitives::B256::ZERO,
+        fork_id: fork,
+        head: alloy_primitives::B256::ZERO,
+        total_difficulty: None,
+        earliest_block: earliest,
+        latest_block: Some(100),
+    };
+    let expected = ForkId::new([9, 9, 9, 9], 2000);
+    let mut nodes = vec![
+        probed_node(80, Some("Geth/v1.16.0"), None),
+        probed_node(81, Some("reth/v1.5.0"), None),
+        probed_node(82, Some("Nethermind/v1.30.0"), None),
+        probed_node(83, None, Some("too many peers")),
+    ];
+    nodes[0].probe.as_mut().unwrap().status = Some(status(Some(0), expected));
+    nodes[1].probe.as_mut().unwrap().status = Some(status(Some(15_537_394), ForkId::new([9, 9, 9, 9], 0)));
+    nodes[2].probe.as_mut().unwrap().status = Some(status(None, ForkId::new([1, 1, 1, 1], 0)));
+    nodes[2].probe.as_mut().unwrap().hello.as_mut().unwrap().capabilities = vec!["eth/68".into()];
+    nodes[2].enr = None;
+    let mut summary = Summary::of(&nodes);
+    assert_eq!(summary.by_eth_offered.get("eth/68"), 3);
+    assert_eq!(summary.by_eth_offered.get("eth/69"), 2);
+    assert_eq!(summary.snap, 2);
+    assert_eq!(summary.by_history.get("full"), 1);
+    assert_eq!(summary.by_history.get("expired"), 1);
+    assert_eq!(summary.by_history.get("unknown (eth/68 or older)"), 1);
+    assert_eq!(summary.classified_without_record, 1);
+    summary.fork_readiness(&nodes, expected);
+    assert_eq!(summary.by_fork_readiness.get("ready"), 1);
+    assert_eq!(summary.by_fork_readiness.get("not ready"), 1);
+    // Node 2's Status names another fork; node 3 only has its record's (01020304/0).
+    assert_eq!(summary.by_fork_readiness.get("other fork"), 2);
+    let text = summary.to_string();
+    assert!(text.contains("fork readiness (expected 09090909/2000)"), "{text}");
+    assert!(text.contains("snap offered by 2 of 3"), "{text}");
 }

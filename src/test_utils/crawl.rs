@@ -132,6 +132,21 @@ pub struct CrawlNetNode {
     pub client_id: Option<&'static str>,
     /// Its RLPx listener task, when its TCP port is open; aborted on drop.
     listener: Option<tokio::task::JoinHandle<()>>,
+    /// What [`CrawlNet::restart_node`] needs to bring it back on the same ports.
+    restart: Restart,
+}
+
+/// A node's settings as it was started, with its bound ports filled in.
+#[derive(Debug, Clone)]
+struct Restart {
+    v4: Option<Discv4Config>,
+    v5: Option<Discv5Config>,
+    /// The RLPx port it listened on, if open.
+    rlpx: Option<SocketAddr>,
+    eth: EthConfig,
+    chain: Arc<MemoryChain>,
+    /// Whether it is stopped now.
+    stopped: bool,
 }
 
 impl CrawlNetNode {
@@ -234,7 +249,8 @@ impl CrawlNetBuilder {
             let open = self.closed_every == 0 || i % self.closed_every != self.closed_every - 1;
             let client_id = CLIENT_IDS[i % CLIENT_IDS.len()];
             let (tcp_port, listener) = if open {
-                let (port, task) = serve_rlpx(ip, key.clone(), client_id, eth.clone(), chain.clone()).await;
+                let addr = SocketAddr::new(IpAddr::V4(ip), 0);
+                let (port, task) = serve_rlpx(addr, key.clone(), client_id, eth.clone(), chain.clone()).await;
                 (port, Some(task))
             } else {
                 (closed_port(ip).await, None)
@@ -262,7 +278,22 @@ impl CrawlNetBuilder {
             // Nobody reads these nodes' candidates; dropping the stream makes the services
             // drop them (and count it) instead of queueing.
             let (discovery, _candidates) =
-                Discovery::start(enr.clone(), DiscoveryConfig::new(v4, v5)).await?;
+                Discovery::start(enr.clone(), DiscoveryConfig::new(v4.clone(), v5.clone())).await?;
+            let bound = discovery.local_addr();
+            let restart = Restart {
+                v4: v4.map(|mut c| {
+                    c.listen_addr = bound;
+                    c
+                }),
+                v5: v5.map(|mut c| {
+                    c.listen = bound;
+                    c
+                }),
+                rlpx: open.then(|| SocketAddr::new(IpAddr::V4(ip), tcp_port)),
+                eth: eth.clone(),
+                chain: chain.clone(),
+                stopped: false,
+            };
             nodes.push(CrawlNetNode {
                 key,
                 enr,
@@ -270,6 +301,7 @@ impl CrawlNetBuilder {
                 protocols,
                 client_id: open.then_some(client_id),
                 listener,
+                restart,
             });
         }
         let net = CrawlNet { nodes, fork_id: status.fork_id };
@@ -317,6 +349,39 @@ impl CrawlNet {
     /// The fork id every node advertises (mainnet's at the in-memory chain's head).
     pub fn fork_id(&self) -> ForkId {
         self.fork_id
+    }
+
+    /// Takes node `i` off the network: its discovery stops and its RLPx port closes. It keeps
+    /// its key, record and ports for [`restart_node`](Self::restart_node).
+    pub async fn stop_node(&mut self, i: usize) {
+        let Some(node) = self.nodes.get_mut(i) else { return };
+        node.discovery.shutdown().await;
+        if let Some(listener) = node.listener.take() {
+            listener.abort();
+            // The abort lands at the task's next await; wait for it so the port is free.
+            let _ = listener.await;
+        }
+        node.restart.stopped = true;
+    }
+
+    /// Brings a stopped node back on the same addresses and ports, with the same key and
+    /// record, and an empty table (as after a real restart): it is found again by being
+    /// asked, not by its neighbours.
+    pub async fn restart_node(&mut self, i: usize) -> Result<(), CrawlNetError> {
+        let Some(node) = self.nodes.get_mut(i) else { return Ok(()) };
+        if !node.restart.stopped {
+            return Ok(());
+        }
+        let restart = node.restart.clone();
+        let (discovery, _candidates) =
+            Discovery::start(node.enr.clone(), DiscoveryConfig::new(restart.v4, restart.v5)).await?;
+        node.discovery = discovery;
+        if let (Some(addr), Some(client_id)) = (restart.rlpx, node.client_id) {
+            let (_, task) = serve_rlpx(addr, node.key.clone(), client_id, restart.eth, restart.chain).await;
+            node.listener = Some(task);
+        }
+        node.restart.stopped = false;
+        Ok(())
     }
 
     /// Stops every node.
@@ -410,10 +475,10 @@ fn bucket_fill(ids: &[NodeId], i: usize, peers: &[usize], per_bucket: usize) -> 
     out
 }
 
-/// Listens for RLPx on a free port of `ip`; each session runs the eth handshake and is then
-/// held until the peer leaves.
+/// Listens for RLPx on `addr` (port 0: a free one); each session runs the eth handshake and
+/// is then held until the peer leaves.
 async fn serve_rlpx(
-    ip: Ipv4Addr,
+    addr: SocketAddr,
     key: NodeKey,
     client_id: &'static str,
     eth: EthConfig,
@@ -423,8 +488,7 @@ async fn serve_rlpx(
     config.client_id(client_id).protocol(Protocol::eth(68)).protocol(Protocol::eth(69));
     config.handshake_timeout(Duration::from_secs(10));
     let config = config.build().expect("valid rlpx config");
-    let mut listener =
-        RlpxListener::bind(SocketAddr::new(IpAddr::V4(ip), 0), key, config).await.expect("bind loopback");
+    let mut listener = RlpxListener::bind(addr, key, config).await.expect("bind loopback");
     let port = listener.local_addr().port();
     let task = tokio::spawn(async move {
         let mut sessions = tokio::task::JoinSet::new();

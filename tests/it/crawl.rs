@@ -23,7 +23,11 @@ const CLOSED_EVERY: usize = 4;
 
 /// The crawler's own discovery: discv5 and discv4 on `127.0.0.1:0`, neither running random
 /// lookups of its own (the crawl asks every node directly).
-async fn crawler_for(net: &CrawlNet, key: NodeKey, config: CrawlConfig) -> (Crawler, Discv5, Discv4) {
+pub(crate) async fn crawler_for(
+    net: &CrawlNet,
+    key: NodeKey,
+    config: CrawlConfig,
+) -> (Crawler, Discv5, Discv4) {
     let local = ethp2p::LocalEnr::builder(&key).build().unwrap();
     let (discv5, candidates) = Discv5::start(local, crawl_net_discv5_config()).await.expect("discv5 starts");
     let local = ethp2p::LocalEnr::builder(&key).build().unwrap();
@@ -225,5 +229,184 @@ async fn crawl_survives_a_lying_node() {
     // Nothing but real nodes and the liar's fakes.
     assert_eq!(state.len(), found_real + found_fake.len());
     assert!(took < Duration::from_secs(600), "the crawl ended on its own");
+    net.shutdown().await;
+}
+
+/// Three rounds on a network where nodes leave and come back: node A is up, down, up; node B
+/// up, then gone. The `node_sessions` table and the uptime computed from it in SQL match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recurring_rounds_track_uptime_sessions() {
+    const NODES: usize = 12;
+    let (a, b) = (4, 5);
+    let mut net =
+        CrawlNet::builder(NODES).first_seed(40_000).closed_every(0).start().await.expect("network starts");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rounds.db");
+    let config = CrawlConfig::builder()
+        .workers(64)
+        .idle(Duration::from_secs(1))
+        .duration(Duration::from_secs(120))
+        .probe(Some(ProbeConfig::with_timeout(Duration::from_secs(3))))
+        .gone_after(2)
+        .build()
+        .unwrap();
+    let (crawler, discv5, discv4) = crawler_for(&net, key_from_seed(49_999), config).await;
+    let mut crawler = crawler.sink(SqliteStore::open(&db).unwrap());
+    let ours: Vec<NodeId> = net.nodes().iter().map(|n| n.node_id()).collect();
+    let up_in = |report: &ethp2p::crawl::RoundReport| -> HashSet<NodeId> {
+        report.up.iter().map(|(id, _)| *id).collect()
+    };
+
+    let round1 = crawler.round(std::future::pending()).await.expect("round 1");
+    assert_eq!(up_in(&round1), ours.iter().copied().collect(), "round 1: everyone up");
+
+    net.stop_node(a).await;
+    net.stop_node(b).await;
+    let round2 = crawler.round(std::future::pending()).await.expect("round 2");
+    let expected: HashSet<NodeId> =
+        ours.iter().enumerate().filter(|(i, _)| *i != a && *i != b).map(|(_, id)| *id).collect();
+    assert_eq!(up_in(&round2), expected, "round 2: A and B down");
+
+    net.restart_node(a).await.expect("A comes back");
+    let round3 = crawler.round(std::future::pending()).await.expect("round 3");
+    let expected: HashSet<NodeId> =
+        ours.iter().enumerate().filter(|(i, _)| *i != b).map(|(_, id)| *id).collect();
+    assert_eq!(up_in(&round3), expected, "round 3: A back, B still down");
+    discv5.shutdown().await;
+    discv4.shutdown().await;
+    drop(crawler);
+
+    let store = SqliteStore::open(&db).unwrap();
+    let conn = store.connection();
+    let crawls: Vec<(i64, i64)> = conn
+        .prepare("SELECT id, up FROM crawls ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(crawls, vec![(1, NODES as i64), (2, NODES as i64 - 2), (3, NODES as i64 - 1)]);
+    let sessions = |id: &NodeId| -> Vec<(i64, i64, Option<i64>, i64)> {
+        conn.prepare(
+            "SELECT first_crawl, last_crawl, ended_crawl, up_rounds FROM node_sessions
+             WHERE node_id = ?1 ORDER BY first_crawl",
+        )
+        .unwrap()
+        .query_map([hex::encode(id)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    for (i, id) in ours.iter().enumerate() {
+        let expected = match i {
+            _ if i == a => vec![(1, 1, Some(2), 1), (3, 3, None, 1)],
+            _ if i == b => vec![(1, 1, Some(2), 1)],
+            _ => vec![(1, 3, None, 3)],
+        };
+        assert_eq!(sessions(id), expected, "node {i}");
+    }
+    // Uptime out of plain SQL: rounds up over rounds since the node was first found.
+    let uptime: Vec<(String, f64, i64)> = conn
+        .prepare(
+            "SELECT n.node_id,
+                    100.0 * (SELECT COALESCE(SUM(up_rounds), 0) FROM node_sessions s WHERE s.node_id = n.node_id)
+                          / (SELECT COUNT(*) FROM crawls c WHERE c.id >= n.first_crawl),
+                    n.gone
+             FROM nodes n",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(uptime.len(), NODES);
+    for (node_id, percent, gone) in uptime {
+        let i = ours.iter().position(|id| hex::encode(id) == node_id).expect("one of ours");
+        let (want, want_gone) = match i {
+            _ if i == a => (200.0 / 3.0, 0),
+            _ if i == b => (100.0 / 3.0, 1),
+            _ => (100.0, 0),
+        };
+        assert!((percent - want).abs() < 1e-9 && gone == want_gone, "node {i}: {percent}% gone={gone}");
+    }
+    net.shutdown().await;
+}
+
+/// A node that cannot be dialed (it listens nowhere) but dials the crawler is recorded as
+/// `seen_inbound` with its Hello and Status, up in that round, and apart from `dialable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_dials_the_crawler_is_seen_inbound() {
+    use std::sync::Arc;
+
+    use ethp2p::{
+        eth::{EthConfig, EthSession, MemoryChain},
+        rlpx::{dial, Protocol, RlpxConfig, RlpxListener},
+        ChainSpec, Enode,
+    };
+    let net = CrawlNet::builder(4).first_seed(60_000).closed_every(0).start().await.expect("network starts");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("inbound.db");
+    let config = CrawlConfig::builder()
+        .workers(32)
+        .idle(Duration::from_secs(2))
+        .duration(Duration::from_secs(60))
+        .probe(Some(ProbeConfig::with_timeout(Duration::from_secs(3))))
+        .build()
+        .unwrap();
+    let crawler_key = key_from_seed(69_999);
+    let probe_rlpx = ProbeConfig::default_rlpx(Duration::from_secs(3));
+    let listener = RlpxListener::bind("127.0.0.1:0".parse().unwrap(), crawler_key.clone(), probe_rlpx)
+        .await
+        .expect("bind loopback");
+    let crawler_enode = Enode::new(crawler_key.peer_id(), listener.local_addr());
+    let (crawler, discv5, discv4) = crawler_for(&net, crawler_key, config).await;
+    let mut crawler = crawler.sink(SqliteStore::open(&db).unwrap()).rlpx_listener(listener);
+
+    // The NAT'd node: no listener anywhere, it only dials out, speaking eth/69.
+    let nat_key = key_from_seed(69_000);
+    let nat_peer = nat_key.peer_id();
+    let dialer = tokio::spawn(async move {
+        let spec = ChainSpec::mainnet();
+        let chain = Arc::new(MemoryChain::builder().blocks(2).build());
+        let eth = EthConfig::builder(chain.status_info_for(&spec), spec.fork_filter(0, 0)).build().unwrap();
+        let mut rlpx = RlpxConfig::builder();
+        rlpx.client_id("Geth/v1.16.0-natted/linux-amd64/go1.24").protocol(Protocol::eth(69));
+        let session = dial(&crawler_enode, &nat_key, &rlpx.build().unwrap()).await.expect("dial the crawler");
+        // The crawler echoes our Status, so the eth handshake completes.
+        EthSession::handshake(session, eth).await.map(|_| ())
+    });
+    let round = crawler.round(std::future::pending()).await.expect("a round");
+    dialer.await.unwrap().expect("the crawler answered our Status");
+    discv5.shutdown().await;
+    discv4.shutdown().await;
+
+    let node = crawler.state().get_by_peer(&nat_peer).expect("the dialer is recorded");
+    assert!(node.seen_inbound && node.last_inbound.is_some());
+    assert!(node.probe.is_none() && node.tcp_port.is_none(), "never dialable: nothing to dial");
+    let inbound = node.inbound.as_ref().expect("what it said");
+    assert_eq!(
+        inbound.hello.as_ref().map(|h| h.client_id.as_str()),
+        Some("Geth/v1.16.0-natted/linux-amd64/go1.24")
+    );
+    assert_eq!(inbound.status.as_ref().map(|s| s.version), Some(69));
+    assert!(round.up.iter().any(|(id, _)| *id == node.node_id), "up in the round it dialed");
+    // The crawled nodes were not inbound; the dialer was not dialable: separate columns.
+    let store = SqliteStore::open(&db).unwrap();
+    let rows: Vec<(String, bool, Option<bool>)> = store
+        .connection()
+        .prepare("SELECT node_id, seen_inbound, dialable FROM nodes")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 5);
+    for (id, seen_inbound, dialable) in rows {
+        if id == hex::encode(node.node_id) {
+            assert_eq!((seen_inbound, dialable), (true, None));
+        } else {
+            assert_eq!((seen_inbound, dialable), (false, Some(true)), "{id}");
+        }
+    }
     net.shutdown().await;
 }

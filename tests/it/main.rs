@@ -24,6 +24,7 @@ mod nat;
 mod node;
 mod node_api;
 mod node_example;
+mod observatory;
 mod peers;
 mod pool;
 mod rlpx;
