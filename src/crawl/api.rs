@@ -36,9 +36,8 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 use super::{
     check::{CheckError, Checker},
-    node::unix_now,
     summary::Summary,
-    CrawlError, SqliteStore,
+    unix_now, CrawlError, SqliteStore,
 };
 use crate::record::ForkId;
 

@@ -32,9 +32,8 @@ use tokio::{sync::Semaphore, task::JoinSet, time::Instant};
 use tracing::{debug, warn};
 
 use super::{
-    node::unix_now,
     probe::{probe, record_inbound, ProbeResult},
-    CrawlConfig, CrawlError, CrawlSink, CrawlState, CrawledNode, RoundReport, Sighting,
+    unix_now, CrawlConfig, CrawlError, CrawlSink, CrawlState, CrawledNode, RoundReport, Sighting,
 };
 use crate::{
     discovery::{

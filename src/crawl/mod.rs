@@ -38,7 +38,7 @@ pub use config::{
     DEFAULT_GONE_AFTER, DEFAULT_IDLE, DEFAULT_REPROBE_AFTER, DEFAULT_WORKERS,
 };
 pub use crawler::{CrawlProgress, Crawler};
-pub use node::{unix_now, CrawlCounts, CrawlState, CrawledNode, Sighting};
+pub use node::{CrawlCounts, CrawlState, CrawledNode, Sighting};
 pub use nodeset::{
     nodeset, parse_nodes_json, rfc3339, to_nodes_json, write_nodes_json, Nodeset, NodesetEntry,
 };
@@ -46,6 +46,11 @@ pub use probe::{probe, reason_text, HelloInfo, ProbeConfig, ProbeResult, StatusR
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use summary::{ClientName, Summary, Tally};
+
+/// Seconds since the Unix epoch, the crawler's only clock for stored times.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
 
 /// Why a crawl (or its store) failed. Remote misbehaviour never ends up here: it only
 /// lowers the node's score.

@@ -3,7 +3,6 @@
 use std::{
     collections::{HashMap, HashSet},
     net::IpAddr,
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use serde::{Deserialize, Serialize};
@@ -13,11 +12,6 @@ use crate::{
     discovery::{Candidate, CandidateSource},
     record::{node_id, Enode, Enr, ForkId, NodeId, PeerId},
 };
-
-/// Seconds since the Unix epoch, the crawler's only clock for stored times.
-pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
 
 /// One crawled node: its addresses and record, when it was seen and answered, its score and
 /// the result of the last RLPx probe.

@@ -7,7 +7,7 @@ use alloy_primitives::B256;
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::node::unix_now;
+use super::unix_now;
 use crate::{
     eth::{id, EthMessage, EthVersion, Status, StatusHead},
     record::{Enode, ForkId, NodeKey},
