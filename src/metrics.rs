@@ -66,6 +66,12 @@ pub const DISCOVERY_SESSIONS: &str = "ethp2p_discovery_sessions";
 pub const DISCOVERY_PACKETS_IN: &str = "ethp2p_discovery_packets_received_total";
 /// Counter: discv4 datagrams sent.
 pub const DISCOVERY_PACKETS_OUT: &str = "ethp2p_discovery_packets_sent_total";
+/// Counter: datagrams dropped before any protocol work, by `reason`: `oversize` (over 1,280
+/// bytes, seen by the discv4 reader), `kernel` (dropped by the kernel on our socket: over
+/// 1,280 bytes or a full buffer), `per_ip`, `per_subnet`, `global` (the ingest budgets).
+pub const DISCOVERY_SHED: &str = "ethp2p_discovery_packets_shed_total";
+/// Counter: IPs banned for opening more discv5 sessions a minute than the cap.
+pub const DISCOVERY_V5_BANNED_IPS: &str = "ethp2p_discovery_v5_banned_ips_total";
 
 /// Buckets of [`REQUEST_DURATION`]: from a loopback answer to the longest request timeout.
 const REQUEST_DURATION_BUCKETS: [f64; 12] =
@@ -183,6 +189,22 @@ pub fn record_discovery(stats: &DiscoveryStats) {
     metrics::gauge!(DISCOVERY_SESSIONS).set(stats.sessions as f64);
     metrics::counter!(DISCOVERY_PACKETS_IN).absolute(stats.packets_in);
     metrics::counter!(DISCOVERY_PACKETS_OUT).absolute(stats.packets_out);
+    if let Some(v4) = &stats.v4 {
+        for (reason, n) in [
+            ("oversize", v4.oversize),
+            ("per_ip", v4.shed_ip),
+            ("per_subnet", v4.shed_subnet),
+            ("global", v4.shed_global),
+        ] {
+            metrics::counter!(DISCOVERY_SHED, "reason" => reason).absolute(n);
+        }
+    }
+    if let Some(drops) = stats.socket_drops {
+        metrics::counter!(DISCOVERY_SHED, "reason" => "kernel").absolute(drops);
+    }
+    if let Some(v5) = &stats.v5 {
+        metrics::counter!(DISCOVERY_V5_BANNED_IPS).absolute(v5.banned_ips);
+    }
 }
 
 /// HELP lines for the node's metrics.
@@ -201,6 +223,8 @@ fn describe() {
     describe_gauge!(DISCOVERY_SESSIONS, "discv5 nodes with a live session");
     describe_counter!(DISCOVERY_PACKETS_IN, "Datagrams received on the discovery socket");
     describe_counter!(DISCOVERY_PACKETS_OUT, "discv4 datagrams sent");
+    describe_counter!(DISCOVERY_SHED, "Datagrams dropped before any protocol work, by reason");
+    describe_counter!(DISCOVERY_V5_BANNED_IPS, "IPs banned for too many new discv5 sessions a minute");
 }
 
 async fn serve(listener: TcpListener, handle: PrometheusHandle) {
