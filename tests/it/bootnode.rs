@@ -426,3 +426,49 @@ async fn a_flood_from_one_subnet_cannot_crowd_out_another() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Starts a discv5 node at `ip` bootstrapping from `enr`; whether it gets a session within
+/// `wait`. The node is shut down before returning.
+async fn discv5_session_from(ip: [u8; 4], seed: u64, enr: &ethp2p::Enr, wait: Duration) -> bool {
+    let key = key_from_seed(seed);
+    let local = LocalEnr::builder(&key).ip4(ip.into()).build().unwrap();
+    let mut config = test_discv5_config();
+    config.listen = std::net::SocketAddr::from((ip, 0));
+    config.bootnodes = vec![enr.clone()];
+    let (discv5, _c) = Discv5::start(local, config).await.unwrap();
+    let connected = ethp2p::test_utils::poll_until(wait, Duration::from_millis(100), || {
+        let discv5 = discv5.clone();
+        async move { discv5.stats().await.map(|s| s.connected > 0).unwrap_or(false) }
+    })
+    .await;
+    discv5.shutdown().await;
+    connected
+}
+
+/// Issue 17: one IP that keeps completing discv5 handshakes with fresh keys is banned from
+/// the port after the cap (2 a minute here); a node of another IP still gets its session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ip_over_the_discv5_session_cap_is_banned() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _enode, enr, metrics) =
+        start_bootnode(dir.path(), &["--limit-lan", "--v5-sessions-per-ip", "2"]);
+    let flooder = [127, 0, 6, 1];
+    for seed in 0..3 {
+        assert!(
+            discv5_session_from(flooder, 7_200 + seed, &enr, Duration::from_secs(20)).await,
+            "session {seed} within the cap (the third is counted, then the IP is banned)"
+        );
+    }
+    let banned = metric_reaches(metrics, "ethp2p_discovery_v5_banned_ips_total", 1.0).await;
+    assert_eq!(banned, Some(1.0), "one IP banned");
+    assert!(
+        !discv5_session_from(flooder, 7_210, &enr, Duration::from_secs(5)).await,
+        "the banned IP gets nothing"
+    );
+    assert!(
+        discv5_session_from([127, 0, 9, 2], 7_211, &enr, Duration::from_secs(20)).await,
+        "another IP still gets its session"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
