@@ -124,6 +124,8 @@ pub struct DiscoveryStats {
     /// filter before any reader) or arriving at a full receive buffer. `None` where the
     /// kernel does not say (not Linux).
     pub socket_drops: Option<u64>,
+    /// The sequence number of our record now.
+    pub enr_seq: u64,
     /// Datagrams shed by the ingest budgets (per IP, per subnet, global; see
     /// [`Discv4Stats`] for each).
     pub shed: u64,
@@ -233,8 +235,11 @@ impl Discovery {
 
     /// Counters of both protocols.
     pub async fn stats(&self) -> Result<DiscoveryStats, DiscoveryError> {
-        let mut stats =
-            DiscoveryStats { socket_drops: super::socket::socket_drops(&self.socket), ..Default::default() };
+        let mut stats = DiscoveryStats {
+            socket_drops: super::socket::socket_drops(&self.socket),
+            enr_seq: self.local.seq(),
+            ..Default::default()
+        };
         if let Some(v4) = &self.v4 {
             let s = v4.stats().await?;
             stats.table_size += s.table_len as usize;

@@ -472,3 +472,115 @@ async fn an_ip_over_the_discv5_session_cap_is_banned() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The `[Section]`s of a systemd unit file, each with its `Key=value` lines in order.
+fn unit_sections(text: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let mut sections: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            sections.push((name.to_owned(), Vec::new()));
+        } else {
+            let (key, value) = line.split_once('=').unwrap_or_else(|| panic!("not Key=value: {line:?}"));
+            let section = sections.last_mut().unwrap_or_else(|| panic!("{line:?} before any section"));
+            section.1.push((key.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    sections
+}
+
+/// Issue 17: the operator files in `deploy/` are checked: the unit's `ExecStart` uses only
+/// flags `bootnode --help` has, keeps its state in its `StateDirectory`, and is hardened; the
+/// alert rules parse as YAML and every metric their expressions name is one a running
+/// bootnode really exports at `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_files_name_real_flags_and_metrics() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let unit = unit_sections(&std::fs::read_to_string(root.join("bootnode.service")).unwrap());
+    let names: Vec<&str> = unit.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["Unit", "Service", "Install"]);
+    let service = &unit[1].1;
+    let get = |key: &str| service.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    for (key, value) in [("DynamicUser", "yes"), ("NoNewPrivileges", "yes"), ("ProtectSystem", "strict")] {
+        assert_eq!(get(key), Some(value), "{key}");
+    }
+    let state = get("StateDirectory").expect("a StateDirectory");
+    let exec: Vec<&str> = get("ExecStart").expect("an ExecStart").split_whitespace().collect();
+    assert!(exec[0].ends_with("/bootnode"));
+    let (_, help, _) = run(&["--help"]);
+    for flag in exec.iter().filter(|t| t.starts_with("--")) {
+        assert!(help.contains(&format!("{flag} ")), "ExecStart's {flag} is in `bootnode --help`");
+    }
+    let datadir = exec.iter().position(|t| *t == "--datadir").map(|i| exec[i + 1]);
+    assert_eq!(
+        datadir,
+        Some(format!("/var/lib/{state}").as_str()),
+        "the key and record live in the state directory"
+    );
+    // The unit's flags parse: the same command line (on loopback) starts.
+    let flags: Vec<&str> = exec[1..]
+        .iter()
+        .map(|t| match *t {
+            "0.0.0.0:30301" => "127.0.0.1:0",
+            "127.0.0.1:9301" => "127.0.0.1:0",
+            t if t.starts_with("extip:") => "extip:127.0.0.1",
+            t => t,
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<&str> = Vec::new();
+    let mut skip = false;
+    for t in &flags {
+        if skip {
+            skip = false;
+            continue;
+        }
+        // start_bootnode sets these itself.
+        if ["--datadir", "--addr", "--metrics"].contains(t) {
+            skip = true;
+            continue;
+        }
+        args.push(t);
+    }
+    let (mut child, _enode, _enr, metrics) = start_bootnode(dir.path(), &args);
+
+    let yaml = std::fs::read_to_string(root.join("bootnode-alerts.yml")).unwrap();
+    let docs = yaml_rust2::YamlLoader::load_from_str(&yaml).expect("the rules file is YAML");
+    let rules = docs[0]["groups"][0]["rules"].as_vec().expect("groups[0].rules is a list");
+    let mut wanted = Vec::new();
+    for rule in rules {
+        let alert = rule["alert"].as_str().expect("each rule names its alert");
+        let expr = rule["expr"].as_str().unwrap_or_else(|| panic!("{alert} has an expr"));
+        let metrics_named: Vec<String> = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("ethp2p_"))
+            .map(str::to_owned)
+            .collect();
+        assert!(!metrics_named.is_empty(), "{alert}'s expr names a metric: {expr}");
+        assert!(rule["annotations"]["summary"].as_str().is_some(), "{alert} has a summary");
+        wanted.extend(metrics_named);
+    }
+    for alert in
+        ["BootnodeSheddingPackets", "BootnodeTableEmpty", "BootnodeNoInbound", "BootnodeRecordChanged"]
+    {
+        assert!(rules.iter().any(|r| r["alert"].as_str() == Some(alert)), "{alert} is there");
+    }
+    // The bootnode exports each name once it has refreshed its metrics.
+    let mut page = String::new();
+    for _ in 0..80 {
+        page = scrape(metrics).await;
+        if wanted.iter().all(|m| {
+            page.lines().any(|l| l.starts_with(&format!("{m} ")) || l.starts_with(&format!("{m}{{")))
+        }) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for m in &wanted {
+        assert!(
+            page.lines().any(|l| l.starts_with(&format!("{m} ")) || l.starts_with(&format!("{m}{{"))),
+            "{m} is exported:\n{page}"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
