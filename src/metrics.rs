@@ -70,6 +70,8 @@ pub const DISCOVERY_PACKETS_OUT: &str = "ethp2p_discovery_packets_sent_total";
 /// bytes, seen by the discv4 reader), `kernel` (dropped by the kernel on our socket: over
 /// 1,280 bytes or a full buffer), `per_ip`, `per_subnet`, `global` (the ingest budgets).
 pub const DISCOVERY_SHED: &str = "ethp2p_discovery_packets_shed_total";
+/// Gauge: discovery table entries by address `family` (`ipv4`, `ipv6`).
+pub const DISCOVERY_TABLE_BY_FAMILY: &str = "ethp2p_discovery_table_nodes";
 /// Gauge: the sequence number of our signed record (it grows when the record changes).
 pub const DISCOVERY_ENR_SEQ: &str = "ethp2p_discovery_enr_seq";
 /// Counter: IPs banned for opening more discv5 sessions a minute than the cap.
@@ -205,6 +207,9 @@ pub fn record_discovery(stats: &DiscoveryStats) {
         metrics::counter!(DISCOVERY_SHED, "reason" => "kernel").absolute(drops);
     }
     metrics::gauge!(DISCOVERY_ENR_SEQ).set(stats.enr_seq as f64);
+    for (family, n) in [("ipv4", stats.table_by_family[0]), ("ipv6", stats.table_by_family[1])] {
+        metrics::gauge!(DISCOVERY_TABLE_BY_FAMILY, "family" => family).set(n as f64);
+    }
     if let Some(v5) = &stats.v5 {
         metrics::counter!(DISCOVERY_V5_BANNED_IPS).absolute(v5.banned_ips);
     }
@@ -227,6 +232,7 @@ fn describe() {
     describe_counter!(DISCOVERY_PACKETS_IN, "Datagrams received on the discovery socket");
     describe_counter!(DISCOVERY_PACKETS_OUT, "discv4 datagrams sent");
     describe_counter!(DISCOVERY_SHED, "Datagrams dropped before any protocol work, by reason");
+    describe_gauge!(DISCOVERY_TABLE_BY_FAMILY, "Discovery table entries by address family");
     describe_gauge!(DISCOVERY_ENR_SEQ, "Sequence number of our signed record");
     describe_counter!(DISCOVERY_V5_BANNED_IPS, "IPs banned for too many new discv5 sessions a minute");
 }

@@ -315,6 +315,8 @@ async fn run(args: Args) -> Result<(), String> {
                 info!(
                     target: "ethp2p::bootnode",
                     table = stats.table_size,
+                    table_ipv4 = stats.table_by_family[0],
+                    table_ipv6 = stats.table_by_family[1],
                     sessions = stats.sessions,
                     packets_in_per_s = format!("{:.1}", (stats.packets_in - last.1.packets_in) as f64 / secs),
                     packets_out_per_s = format!("{:.1}", (stats.packets_out - last.1.packets_out) as f64 / secs),

@@ -126,6 +126,9 @@ pub struct DiscoveryStats {
     pub socket_drops: Option<u64>,
     /// The sequence number of our record now.
     pub enr_seq: u64,
+    /// Table entries (discv4 and discv5 together) reachable over IPv4, and over IPv6 (a
+    /// discv5 record with both counts in both).
+    pub table_by_family: [usize; 2],
     /// Datagrams shed by the ingest budgets (per IP, per subnet, global; see
     /// [`Discv4Stats`] for each).
     pub shed: u64,
@@ -246,12 +249,19 @@ impl Discovery {
             stats.packets_in += s.datagrams_in();
             stats.packets_out += s.packets_out;
             stats.shed += s.shed();
+            for node in v4.table().await? {
+                stats.table_by_family[usize::from(node.endpoint.ip.is_ipv6())] += 1;
+            }
             stats.v4 = Some(s);
         }
         if let Some(v5) = &self.v5 {
             let s = v5.stats().await?;
             stats.table_size += s.table_size;
             stats.sessions += s.connected;
+            for enr in v5.table_entries().await? {
+                stats.table_by_family[0] += usize::from(enr.ip4().is_some());
+                stats.table_by_family[1] += usize::from(enr.ip6().is_some());
+            }
             // Received, not decoded by discv5, and dropped before discv4 saw them.
             stats.packets_in += s.unrecognized_dropped;
             stats.v5 = Some(s);

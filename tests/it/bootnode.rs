@@ -145,6 +145,10 @@ async fn serves_discv4_and_discv5_on_one_port() {
         .await;
     assert!(counted, "packets counted at /metrics: {}", scrape(metrics).await);
     assert!(scrape(metrics).await.contains("ethp2p_discovery_table_size "));
+    // Per family: the discv4 and discv5 nodes above are IPv4.
+    let v4_nodes = metric_reaches(metrics, "ethp2p_discovery_table_nodes{family=\"ipv4\"}", 1.0).await;
+    assert!(v4_nodes.is_some_and(|n| n >= 1.0), "IPv4 table entries: {v4_nodes:?}");
+    assert!(scrape(metrics).await.contains("ethp2p_discovery_table_nodes{family=\"ipv6\"} 0"));
 
     // SIGTERM: a clean exit.
     let pid = child.id().to_string();
