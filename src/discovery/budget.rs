@@ -38,9 +38,10 @@ pub const DEFAULT_PACKETS_PER_IP: u32 = 200;
 /// Default datagrams per second from one /24 (IPv4) or /48 (IPv6), the subnets the tables
 /// and the pool limit already: 5 busy hosts' worth, and a twentieth of the global budget.
 pub const DEFAULT_PACKETS_PER_SUBNET: u32 = 1_000;
-/// Default datagrams per second the port takes in total before shedding. One core recovers
-/// about 10,000 discv4 signatures a second (BENCHMARKS.md, discv4_load); 20,000 keeps a
-/// 2-core bootnode answering with room for discv5 and the kernel.
+/// Default datagrams per second the port takes in total before shedding. The discv4 task
+/// (one core) serves about 17,500 PING→PONGs a second at saturation (BENCHMARKS.md,
+/// `discv4_load`): 20,000 is a little above what it can use, so the budget sheds what would
+/// be lost in its queue anyway, before the signature work, rather than after.
 pub const DEFAULT_INGEST_BUDGET: u32 = 20_000;
 /// Default new discv5 sessions (completed handshakes) per IP per minute. An honest node opens
 /// one session and keeps it; a restarting one a few. 30 a minute is still many nodes behind
