@@ -66,6 +66,16 @@ pub const DISCOVERY_SESSIONS: &str = "ethp2p_discovery_sessions";
 pub const DISCOVERY_PACKETS_IN: &str = "ethp2p_discovery_packets_received_total";
 /// Counter: discv4 datagrams sent.
 pub const DISCOVERY_PACKETS_OUT: &str = "ethp2p_discovery_packets_sent_total";
+/// Counter: datagrams dropped before any protocol work, by `reason`: `oversize` (over 1,280
+/// bytes, seen by the discv4 reader), `kernel` (dropped by the kernel on our socket: over
+/// 1,280 bytes or a full buffer), `per_ip`, `per_subnet`, `global` (the ingest budgets).
+pub const DISCOVERY_SHED: &str = "ethp2p_discovery_packets_shed_total";
+/// Gauge: discovery table entries by address `family` (`ipv4`, `ipv6`).
+pub const DISCOVERY_TABLE_BY_FAMILY: &str = "ethp2p_discovery_table_nodes";
+/// Gauge: the sequence number of our signed record (it grows when the record changes).
+pub const DISCOVERY_ENR_SEQ: &str = "ethp2p_discovery_enr_seq";
+/// Counter: IPs banned for opening more discv5 sessions a minute than the cap.
+pub const DISCOVERY_V5_BANNED_IPS: &str = "ethp2p_discovery_v5_banned_ips_total";
 
 /// Buckets of [`REQUEST_DURATION`]: from a loopback answer to the longest request timeout.
 const REQUEST_DURATION_BUCKETS: [f64; 12] =
@@ -183,6 +193,26 @@ pub fn record_discovery(stats: &DiscoveryStats) {
     metrics::gauge!(DISCOVERY_SESSIONS).set(stats.sessions as f64);
     metrics::counter!(DISCOVERY_PACKETS_IN).absolute(stats.packets_in);
     metrics::counter!(DISCOVERY_PACKETS_OUT).absolute(stats.packets_out);
+    if let Some(v4) = &stats.v4 {
+        for (reason, n) in [
+            ("oversize", v4.oversize),
+            ("per_ip", v4.shed_ip),
+            ("per_subnet", v4.shed_subnet),
+            ("global", v4.shed_global),
+        ] {
+            metrics::counter!(DISCOVERY_SHED, "reason" => reason).absolute(n);
+        }
+    }
+    if let Some(drops) = stats.socket_drops {
+        metrics::counter!(DISCOVERY_SHED, "reason" => "kernel").absolute(drops);
+    }
+    metrics::gauge!(DISCOVERY_ENR_SEQ).set(stats.enr_seq as f64);
+    for (family, n) in [("ipv4", stats.table_by_family[0]), ("ipv6", stats.table_by_family[1])] {
+        metrics::gauge!(DISCOVERY_TABLE_BY_FAMILY, "family" => family).set(n as f64);
+    }
+    if let Some(v5) = &stats.v5 {
+        metrics::counter!(DISCOVERY_V5_BANNED_IPS).absolute(v5.banned_ips);
+    }
 }
 
 /// HELP lines for the node's metrics.
@@ -201,6 +231,10 @@ fn describe() {
     describe_gauge!(DISCOVERY_SESSIONS, "discv5 nodes with a live session");
     describe_counter!(DISCOVERY_PACKETS_IN, "Datagrams received on the discovery socket");
     describe_counter!(DISCOVERY_PACKETS_OUT, "discv4 datagrams sent");
+    describe_counter!(DISCOVERY_SHED, "Datagrams dropped before any protocol work, by reason");
+    describe_gauge!(DISCOVERY_TABLE_BY_FAMILY, "Discovery table entries by address family");
+    describe_gauge!(DISCOVERY_ENR_SEQ, "Sequence number of our signed record");
+    describe_counter!(DISCOVERY_V5_BANNED_IPS, "IPs banned for too many new discv5 sessions a minute");
 }
 
 async fn serve(listener: TcpListener, handle: PrometheusHandle) {

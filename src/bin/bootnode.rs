@@ -15,7 +15,7 @@ use std::{
 
 use clap::Parser;
 use ethp2p::{
-    discovery::{v4::Discv4Config, Discovery, DiscoveryConfig, Discv5Config},
+    discovery::{v4::Discv4Config, Discovery, DiscoveryConfig, Discv5Config, IngressLimits},
     metrics::MetricsServer,
     nat::{local_ip_towards, NatConfig},
     record::{default_key_path, parse_bootnode_list, Bootnode},
@@ -100,6 +100,29 @@ struct Args {
           value_parser = clap::value_parser!(usize))]
     socket_buffer: usize,
 
+    /// Datagrams per second taken from one IP before shedding (`off`: no limit).
+    #[arg(long, value_name = "N|off", default_value_t = ethp2p::discovery::DEFAULT_PACKETS_PER_IP.to_string())]
+    packets_per_ip: String,
+
+    /// Datagrams per second taken from one /24 (IPv4) or /48 (IPv6), so that a flood from
+    /// one subnet cannot use up the global budget (`off`: no limit).
+    #[arg(long, value_name = "N|off", default_value_t = ethp2p::discovery::DEFAULT_PACKETS_PER_SUBNET.to_string())]
+    packets_per_subnet: String,
+
+    /// Datagrams per second the port takes in total before shedding (`off`: no limit).
+    #[arg(long, value_name = "N|off", default_value_t = ethp2p::discovery::DEFAULT_INGEST_BUDGET.to_string())]
+    ingest_budget: String,
+
+    /// New discv5 sessions (completed handshakes) per IP per minute; an IP over it is
+    /// banned from the port for 10 minutes (`off`: no cap).
+    #[arg(long, value_name = "N|off", default_value_t = ethp2p::discovery::DEFAULT_V5_SESSIONS_PER_IP.to_string())]
+    v5_sessions_per_ip: String,
+
+    /// Apply the ingest budgets to loopback and private-network sources too (by default
+    /// they are exempt: a LAN's nodes are the operator's own).
+    #[arg(long)]
+    limit_lan: bool,
+
     /// Serve Prometheus metrics (table size, sessions, packets, candidates) at
     /// http://IP:PORT/metrics; the URL (with the bound port) is the third line on stdout.
     /// [default: off]
@@ -143,6 +166,7 @@ struct Setup {
     netrestrict: NetRestrict,
     bootnodes: Vec<Bootnode>,
     protocols: Protocols,
+    limits: IngressLimits,
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -213,6 +237,7 @@ async fn run(args: Args) -> Result<(), String> {
         setup.protocols.v5.then_some(v5_config),
     );
     config.socket_buffer = Some(args.socket_buffer);
+    config.limits = setup.limits;
     let (discovery, mut candidates) =
         Discovery::start(local.clone(), config).await.map_err(|e| format!("cannot start discovery: {e}"))?;
     let save_record = |local: &LocalEnr| {
@@ -290,10 +315,18 @@ async fn run(args: Args) -> Result<(), String> {
                 info!(
                     target: "ethp2p::bootnode",
                     table = stats.table_size,
+                    table_ipv4 = stats.table_by_family[0],
+                    table_ipv6 = stats.table_by_family[1],
                     sessions = stats.sessions,
                     packets_in_per_s = format!("{:.1}", (stats.packets_in - last.1.packets_in) as f64 / secs),
                     packets_out_per_s = format!("{:.1}", (stats.packets_out - last.1.packets_out) as f64 / secs),
                     udp_buffer_drops = kernel_drops.map_or("n/a".to_owned(), |d| d.to_string()),
+                    socket_drops = stats.socket_drops.map_or("n/a".to_owned(), |d| d.to_string()),
+                    shed_per_ip = stats.v4.map_or(0, |v| v.shed_ip),
+                    shed_per_subnet = stats.v4.map_or(0, |v| v.shed_subnet),
+                    shed_global = stats.v4.map_or(0, |v| v.shed_global),
+                    oversize = stats.v4.map_or(0, |v| v.oversize),
+                    v5_banned_ips = stats.v5.as_ref().map_or(0, |v| v.banned_ips),
                     "stats"
                 );
                 last = (now, stats);
@@ -348,7 +381,26 @@ fn setup(args: &Args) -> Result<Setup, String> {
         key
     };
     let fixed_ip = matches!(nat, NatConfig::ExtIp(_));
-    Ok(Setup { key, chain, advertised_ip, fixed_ip, netrestrict, bootnodes, protocols })
+    let mut limits = IngressLimits::default();
+    limits.packets_per_ip = budget("--packets-per-ip", &args.packets_per_ip)?;
+    limits.packets_per_subnet = budget("--packets-per-subnet", &args.packets_per_subnet)?;
+    limits.ingest_budget = budget("--ingest-budget", &args.ingest_budget)?;
+    limits.v5_sessions_per_ip = budget("--v5-sessions-per-ip", &args.v5_sessions_per_ip)?;
+    limits.limit_lan = args.limit_lan;
+    Ok(Setup { key, chain, advertised_ip, fixed_ip, netrestrict, bootnodes, protocols, limits })
+}
+
+/// A budget flag: a positive count, or `off`.
+fn budget(flag: &str, value: &str) -> Result<Option<u32>, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    match value.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => {
+            Err(format!("{flag} {value:?}: expected a positive whole number (at most {}) or `off`", u32::MAX))
+        }
+    }
 }
 
 /// The IP to advertise when none is given: the listen IP, or, when listening on all

@@ -5,6 +5,7 @@
 //! sends candidates over a bounded channel; the pool filters them by fork id before it dials.
 //! The [`Candidate`] type itself lives in `record`, below both discovery and the pool.
 
+mod budget;
 pub mod dns;
 mod error;
 #[cfg(feature = "lan")]
@@ -13,6 +14,10 @@ mod shared;
 mod socket;
 pub mod v5;
 pub(crate) mod votes;
+pub use budget::{
+    IngressLimits, DEFAULT_INGEST_BUDGET, DEFAULT_PACKETS_PER_IP, DEFAULT_PACKETS_PER_SUBNET,
+    DEFAULT_V5_SESSIONS_PER_IP, V5_SESSION_BAN,
+};
 pub use socket::{udp_receive_buffer_drops, DEFAULT_SOCKET_BUFFER};
 
 /// Log directives that keep the `discv5` crate quiet: it logs a WARN for some packets an

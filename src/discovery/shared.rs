@@ -48,7 +48,7 @@ use tokio::{net::UdpSocket, sync::mpsc};
 use super::socket::{bind_udp, DEFAULT_SOCKET_BUFFER};
 use super::{
     v4::{CandidateStream, Discv4, Discv4Config, Discv4Error, Discv4Stats},
-    Candidate, Candidates, Discv5, Discv5Config, Discv5Error, Discv5Stats,
+    Candidate, Candidates, Discv5, Discv5Config, Discv5Error, Discv5Stats, IngressLimits,
 };
 use crate::record::LocalEnr;
 
@@ -68,12 +68,15 @@ pub struct DiscoveryConfig {
     /// Kernel receive and send buffer of the UDP socket, in bytes; `None` keeps the
     /// kernel's default. Default: [`DEFAULT_SOCKET_BUFFER`] (4 MiB, capped by the kernel).
     pub socket_buffer: Option<usize>,
+    /// The port's ingest budgets: packets per IP, per subnet and in total, and new discv5
+    /// sessions per IP (see [`IngressLimits`]). Default: [`IngressLimits::default`].
+    pub limits: IngressLimits,
 }
 
 impl DiscoveryConfig {
     /// A config running the given protocols.
     pub fn new(v4: Option<Discv4Config>, v5: Option<Discv5Config>) -> Self {
-        Self { v4, v5, socket_buffer: Some(DEFAULT_SOCKET_BUFFER) }
+        Self { v4, v5, socket_buffer: Some(DEFAULT_SOCKET_BUFFER), limits: IngressLimits::default() }
     }
 }
 
@@ -98,6 +101,9 @@ pub enum DiscoveryError {
     /// discv5 failed to start.
     #[error(transparent)]
     Discv5(#[from] Discv5Error),
+    /// An ingest budget is invalid (a zero rate).
+    #[error("invalid ingest budget: {0}")]
+    Limits(String),
 }
 
 /// Totals over both protocols, for an operator's stats line.
@@ -114,6 +120,18 @@ pub struct DiscoveryStats {
     pub packets_in: u64,
     /// discv4 datagrams sent (discv5's are not counted, for the same reason).
     pub packets_out: u64,
+    /// Datagrams the kernel dropped on our socket: over 1,280 bytes (dropped by the socket's
+    /// filter before any reader) or arriving at a full receive buffer. `None` where the
+    /// kernel does not say (not Linux).
+    pub socket_drops: Option<u64>,
+    /// The sequence number of our record now.
+    pub enr_seq: u64,
+    /// Table entries (discv4 and discv5 together) reachable over IPv4, and over IPv6 (a
+    /// discv5 record with both counts in both).
+    pub table_by_family: [usize; 2],
+    /// Datagrams shed by the ingest budgets (per IP, per subnet, global; see
+    /// [`Discv4Stats`] for each).
+    pub shed: u64,
     /// discv4's own counters, when it runs.
     pub v4: Option<Discv4Stats>,
     /// discv5's own counters, when it runs.
@@ -127,6 +145,8 @@ pub struct Discovery {
     v5: Option<Discv5>,
     local_addr: SocketAddr,
     local: LocalEnr,
+    /// The shared socket, for the kernel's drop counter.
+    socket: Arc<UdpSocket>,
 }
 
 impl Discovery {
@@ -152,22 +172,25 @@ impl Discovery {
         local: LocalEnr,
         config: DiscoveryConfig,
     ) -> Result<(Self, DiscoveryCandidates), DiscoveryError> {
+        let limits = config.limits;
+        limits.check().map_err(DiscoveryError::Limits)?;
         match (config.v4, config.v5) {
             (None, None) => Err(DiscoveryError::NothingToRun),
             (None, Some(v5)) => {
-                let (discv5, candidates) = Discv5::start(local.clone(), v5).await?;
-                let local_addr = discv5.local_addr();
+                let (socket, local_addr) = bind(v5.listen, config.socket_buffer).await?;
+                let (discv5, candidates) =
+                    Discv5::start_on_socket(local.clone(), v5, socket.clone(), None, &limits).await?;
                 Ok((
-                    Self { v4: None, v5: Some(discv5), local_addr, local },
+                    Self { v4: None, v5: Some(discv5), local_addr, local, socket },
                     DiscoveryCandidates { v4: None, v5: Some(candidates) },
                 ))
             }
             (Some(v4), None) => {
                 let (socket, local_addr) = bind(v4.listen_addr, config.socket_buffer).await?;
                 record_udp_port(&local, local_addr)?;
-                let (discv4, candidates) = Discv4::spawn_on_socket(socket, v4, local.clone())?;
+                let (discv4, candidates) = Discv4::spawn_budgeted(socket.clone(), v4, local.clone(), limits)?;
                 Ok((
-                    Self { v4: Some(discv4), v5: None, local_addr, local },
+                    Self { v4: Some(discv4), v5: None, local_addr, local, socket },
                     DiscoveryCandidates { v4: Some(candidates), v5: None },
                 ))
             }
@@ -177,9 +200,9 @@ impl Discovery {
                 record_udp_port(&local, local_addr)?;
                 let (to_v4, v4_inbound) = mpsc::channel(V4_INBOUND_CAPACITY);
                 let (discv5, v5_candidates) =
-                    Discv5::start_on_socket(local.clone(), v5, socket.clone(), Some(to_v4)).await?;
+                    Discv5::start_on_socket(local.clone(), v5, socket.clone(), Some(to_v4), &limits).await?;
                 let (discv4, v4_candidates) =
-                    match Discv4::spawn_shared(socket, v4, local.clone(), v4_inbound) {
+                    match Discv4::spawn_shared(socket.clone(), v4, local.clone(), v4_inbound, limits) {
                         Ok(started) => started,
                         Err(e) => {
                             discv5.shutdown().await;
@@ -187,7 +210,7 @@ impl Discovery {
                         }
                     };
                 Ok((
-                    Self { v4: Some(discv4), v5: Some(discv5), local_addr, local },
+                    Self { v4: Some(discv4), v5: Some(discv5), local_addr, local, socket },
                     DiscoveryCandidates { v4: Some(v4_candidates), v5: Some(v5_candidates) },
                 ))
             }
@@ -216,18 +239,30 @@ impl Discovery {
 
     /// Counters of both protocols.
     pub async fn stats(&self) -> Result<DiscoveryStats, DiscoveryError> {
-        let mut stats = DiscoveryStats::default();
+        let mut stats = DiscoveryStats {
+            socket_drops: super::socket::socket_drops(&self.socket),
+            enr_seq: self.local.seq(),
+            ..Default::default()
+        };
         if let Some(v4) = &self.v4 {
             let s = v4.stats().await?;
             stats.table_size += s.table_len as usize;
             stats.packets_in += s.datagrams_in();
             stats.packets_out += s.packets_out;
+            stats.shed += s.shed();
+            for node in v4.table().await? {
+                stats.table_by_family[usize::from(node.endpoint.ip.is_ipv6())] += 1;
+            }
             stats.v4 = Some(s);
         }
         if let Some(v5) = &self.v5 {
             let s = v5.stats().await?;
             stats.table_size += s.table_size;
             stats.sessions += s.connected;
+            for enr in v5.table_entries().await? {
+                stats.table_by_family[0] += usize::from(enr.ip4().is_some());
+                stats.table_by_family[1] += usize::from(enr.ip6().is_some());
+            }
             // Received, not decoded by discv5, and dropped before discv4 saw them.
             stats.packets_in += s.unrecognized_dropped;
             stats.v5 = Some(s);

@@ -2,6 +2,15 @@
 //! bootnode sees thousands of datagrams per second; the default ~200 KiB receive buffer
 //! dropped 45% of 10,000 datagrams sent at 5k/s, issue 16), and the kernel's count of
 //! datagrams it dropped for lack of buffer, for the stats line.
+//!
+//! On Linux the socket also carries a classic BPF filter that drops every datagram over
+//! [`MAX_DATAGRAM`] bytes in the kernel (issue 16). Both specs cap a packet at 1,280 bytes,
+//! and the `discv5` crate, which reads the socket when the port is shared, reads into a
+//! 1,280-byte buffer: a longer datagram is silently truncated by `recv_from` and then decoded
+//! as if whole, so an oversize datagram got a WHOAREYOU. With the filter, no reader ever sees
+//! one; the kernel counts it in the socket's drop counter ([`socket_drops`], which also counts
+//! datagrams dropped for a full receive buffer). Elsewhere the discv4 reader drops what it can
+//! see is too long, and discv5 truncates as before.
 
 use std::net::SocketAddr;
 
@@ -11,9 +20,13 @@ use tokio::net::UdpSocket;
 /// caps it at `net.core.rmem_max` unless raised).
 pub const DEFAULT_SOCKET_BUFFER: usize = 4 << 20;
 
+/// discv4.md and discv5-wire.md: no packet is larger than 1,280 bytes (the IPv6 minimum MTU).
+pub(crate) const MAX_DATAGRAM: usize = 1280;
+
 /// Binds a UDP socket at `addr` with `buffer` bytes of receive and send buffer (`None`:
 /// the kernel's default). An IPv6 address binds an IPv6-only socket. A buffer the kernel
-/// refuses or caps is not an error: what it granted is logged at debug.
+/// refuses or caps is not an error: what it granted is logged at debug. On Linux, datagrams
+/// over [`MAX_DATAGRAM`] bytes are dropped by the kernel (see the module docs).
 pub(crate) fn bind_udp(addr: SocketAddr, buffer: Option<usize>) -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -32,9 +45,66 @@ pub(crate) fn bind_udp(addr: SocketAddr, buffer: Option<usize>) -> std::io::Resu
             "UDP socket buffers"
         );
     }
+    drop_oversize_in_kernel(&socket)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     UdpSocket::from_std(socket.into())
+}
+
+/// Attaches a classic BPF program that keeps a datagram only when it is at most
+/// [`MAX_DATAGRAM`] bytes of payload. On a UDP socket the filter sees the packet from the
+/// UDP header on (8 bytes, which the kernel never trims) after the checksum check; returning
+/// 0 drops it and counts it in the socket's drops.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn drop_oversize_in_kernel(socket: &socket2::Socket) -> std::io::Result<()> {
+    use socket2::SockFilter;
+    /// linux/filter.h: BPF_LD | BPF_W | BPF_LEN, BPF_JMP | BPF_JGT | BPF_K, BPF_RET | BPF_K.
+    const LOAD_LEN: u16 = 0x80;
+    const JUMP_IF_GREATER: u16 = 0x25;
+    const RETURN: u16 = 0x06;
+    const UDP_HEADER: u32 = 8;
+    let program = [
+        SockFilter::new(LOAD_LEN, 0, 0, 0),
+        // Over the limit: jump one ahead, to the drop.
+        SockFilter::new(JUMP_IF_GREATER, 1, 0, MAX_DATAGRAM as u32 + UDP_HEADER),
+        SockFilter::new(RETURN, 0, 0, u32::MAX),
+        SockFilter::new(RETURN, 0, 0, 0),
+    ];
+    socket.attach_filter(&program)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn drop_oversize_in_kernel(_: &socket2::Socket) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Datagrams the kernel dropped on this socket since it was opened: over [`MAX_DATAGRAM`]
+/// bytes (our filter) or arriving at a full receive buffer. Read from the `drops` column of
+/// `/proc/net/udp` or `/proc/net/udp6`, by the socket's inode; `None` where those do not
+/// exist (not Linux).
+pub(crate) fn socket_drops(socket: &UdpSocket) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?;
+        let inode = link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned();
+        let table = if socket.local_addr().ok()?.is_ipv6() { "/proc/net/udp6" } else { "/proc/net/udp" };
+        parse_udp_drops(&std::fs::read_to_string(table).ok()?, &inode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = socket;
+        None
+    }
+}
+
+/// The `drops` column (the last) of the `/proc/net/udp` row whose `inode` (the tenth) is
+/// `inode`.
+fn parse_udp_drops(table: &str, inode: &str) -> Option<u64> {
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(9) == Some(&inode)).then(|| fields.last()?.parse().ok()).flatten()
+    })
 }
 
 /// Datagrams the kernel dropped host-wide because a UDP receive buffer was full
@@ -66,6 +136,33 @@ mod tests {
         peer.send_to(b"x", socket.local_addr().unwrap()).await.unwrap();
         let mut buf = [0u8; 4];
         assert_eq!(socket.recv_from(&mut buf).await.unwrap().0, 1);
+    }
+
+    #[test]
+    fn reads_a_sockets_drop_column() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+                     1: 0100007F:A1B2 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 17\n\
+                     2: 0100007F:A1B3 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4343 2 0000000000000000 0\n";
+        assert_eq!(parse_udp_drops(table, "4242"), Some(17));
+        assert_eq!(parse_udp_drops(table, "4343"), Some(0));
+        assert_eq!(parse_udp_drops(table, "99"), None);
+    }
+
+    /// The kernel keeps 1,280 bytes and drops 1,281, and counts the drop on the socket.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_kernel_drops_oversize_datagrams() {
+        let socket = bind_udp("127.0.0.1:0".parse().unwrap(), None).unwrap();
+        let to = socket.local_addr().unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert_eq!(socket_drops(&socket), Some(0));
+        peer.send_to(&[1u8; MAX_DATAGRAM + 1], to).unwrap();
+        peer.send_to(&[2u8; 4000], to).unwrap();
+        peer.send_to(&[3u8; MAX_DATAGRAM], to).unwrap();
+        let mut buf = [0u8; 8192];
+        let (len, _) = socket.recv_from(&mut buf).await.unwrap();
+        assert_eq!((len, buf[0]), (MAX_DATAGRAM, 3), "only the datagram within the limit arrives");
+        assert_eq!(socket_drops(&socket), Some(2));
     }
 
     #[test]

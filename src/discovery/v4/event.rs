@@ -113,6 +113,15 @@ pub struct Discv4Stats {
     pub candidates: u64,
     /// Candidates dropped because the candidate stream's reader lagged (service only).
     pub candidates_dropped: u64,
+    /// Datagrams over 1,280 bytes, dropped unread (service only; on Linux the kernel drops
+    /// them first, counted in `DiscoveryStats::socket_drops`).
+    pub oversize: u64,
+    /// Datagrams shed because their IP was over its packet rate (service only).
+    pub shed_ip: u64,
+    /// Datagrams shed because their /24 or /48 was over its packet rate (service only).
+    pub shed_subnet: u64,
+    /// Datagrams shed because the port was over its ingest budget (service only).
+    pub shed_global: u64,
 }
 
 impl Discv4Stats {
@@ -126,5 +135,12 @@ impl Discv4Stats {
             + self.not_bonded
             + self.rate_limited
             + self.restricted
+            + self.oversize
+            + self.shed()
+    }
+
+    /// Datagrams shed by the ingest budgets, whatever the reason.
+    pub fn shed(&self) -> u64 {
+        self.shed_ip + self.shed_subnet + self.shed_global
     }
 }

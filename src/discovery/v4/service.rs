@@ -32,7 +32,10 @@ use super::{
     Discv4Config, Discv4Error,
 };
 use crate::{
-    discovery::Candidate,
+    discovery::{
+        budget::{IngressBudget, IngressLimits, Shed},
+        Candidate,
+    },
     record::{Enode, Enr, LocalEnr, PeerId},
 };
 
@@ -134,7 +137,17 @@ impl Discv4 {
         config: Discv4Config,
         local: LocalEnr,
     ) -> Result<(Self, CandidateStream), Discv4Error> {
-        Self::start(socket, config, local, Source::Socket)
+        Self::start(socket, config, local, Source::Socket, IngressLimits::unlimited())
+    }
+
+    /// Starts the service reading `socket` itself, with the port's ingest budgets.
+    pub(crate) fn spawn_budgeted(
+        socket: Arc<UdpSocket>,
+        config: Discv4Config,
+        local: LocalEnr,
+        limits: IngressLimits,
+    ) -> Result<(Self, CandidateStream), Discv4Error> {
+        Self::start(socket, config, local, Source::Socket, limits)
     }
 
     /// Starts the service on a socket that discv5 reads: the service sends on `socket` and
@@ -144,8 +157,9 @@ impl Discv4 {
         config: Discv4Config,
         local: LocalEnr,
         inbound: mpsc::Receiver<Datagram>,
+        limits: IngressLimits,
     ) -> Result<(Self, CandidateStream), Discv4Error> {
-        Self::start(socket, config, local, Source::Shared(Some(inbound)))
+        Self::start(socket, config, local, Source::Shared(Some(inbound)), limits)
     }
 
     fn start(
@@ -153,6 +167,7 @@ impl Discv4 {
         mut config: Discv4Config,
         local: LocalEnr,
         inbound: Source,
+        limits: IngressLimits,
     ) -> Result<(Self, CandidateStream), Discv4Error> {
         config.check()?;
         let local_addr =
@@ -174,6 +189,8 @@ impl Discv4 {
             enrs: HashMap::new(),
             next_request: 0,
             dropped_candidates: 0,
+            budget: IngressBudget::new(limits, Instant::now()),
+            ingress: IngressCounts::default(),
         };
         tokio::spawn(service.run());
         Ok((Self { tx, local_addr, local }, CandidateStream { rx: candidates_rx }))
@@ -256,6 +273,18 @@ pub struct Discv4Service {
     enrs: HashMap<u64, oneshot::Sender<Option<Enr>>>,
     next_request: u64,
     dropped_candidates: u64,
+    /// The port's ingest budgets, asked about each datagram before the core sees it.
+    budget: IngressBudget,
+    ingress: IngressCounts,
+}
+
+/// Datagrams the service dropped before the core saw them.
+#[derive(Debug, Default, Clone, Copy)]
+struct IngressCounts {
+    oversize: u64,
+    shed_ip: u64,
+    shed_subnet: u64,
+    shed_global: u64,
 }
 
 impl Discv4Service {
@@ -265,7 +294,9 @@ impl Discv4Service {
     }
 
     async fn run(mut self) {
-        let mut buf = vec![0u8; MAX_PACKET_SIZE * 2];
+        // One byte over the limit: a datagram that fills it is too long (whatever its real
+        // length; the kernel filter of `discovery::socket` drops these before us on Linux).
+        let mut buf = vec![0u8; MAX_PACKET_SIZE + 1];
         let mut shutdown_reply = None;
         loop {
             let deadline = self.core.next_timeout().map(tokio::time::Instant::from_std);
@@ -326,9 +357,24 @@ impl Discv4Service {
     }
 
     fn handle_datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
+        if bytes.len() > MAX_PACKET_SIZE {
+            // Dropped, not truncated and parsed as if whole.
+            self.ingress.oversize += 1;
+            return;
+        }
+        let now = Instant::now();
+        if let Err(shed) = self.budget.admit(now, from.ip()) {
+            match shed {
+                Shed::Ip => self.ingress.shed_ip += 1,
+                Shed::Subnet => self.ingress.shed_subnet += 1,
+                Shed::Global => self.ingress.shed_global += 1,
+            }
+            tracing::trace!(target: TARGET, %from, ?shed, "shed");
+            return;
+        }
         // What the core cannot parse (too short, too large, wrong hash) it counts as `foreign`
         // and drops: with a shared port discv5 has already tried it, so nobody wants it.
-        let _ = self.core.handle_datagram(Instant::now(), from, bytes);
+        let _ = self.core.handle_datagram(now, from, bytes);
     }
 
     fn handle_command(&mut self, command: Command) {
@@ -354,7 +400,15 @@ impl Discv4Service {
                 let _ = reply.send(self.core.table().iter().map(|e| e.record()).collect());
             }
             Command::Stats(reply) => {
-                let stats = Discv4Stats { candidates_dropped: self.dropped_candidates, ..self.core.stats() };
+                let i = self.ingress;
+                let stats = Discv4Stats {
+                    candidates_dropped: self.dropped_candidates,
+                    oversize: i.oversize,
+                    shed_ip: i.shed_ip,
+                    shed_subnet: i.shed_subnet,
+                    shed_global: i.shed_global,
+                    ..self.core.stats()
+                };
                 let _ = reply.send(stats);
             }
             Command::Shutdown(_) => unreachable!("handled by the loop"),

@@ -50,7 +50,11 @@ pub use config::{
 };
 use service::{bind, protocol_config, record_listen_addr, start_protocol};
 
-use super::{v4::Datagram, Candidate, Discv5Error};
+use super::{
+    budget::{IngressLimits, SessionCap},
+    v4::Datagram,
+    Candidate, Discv5Error,
+};
 use crate::record::{Enode, Enr, LocalEnr, NodeId};
 
 /// Commands queued to the service before senders wait.
@@ -86,6 +90,10 @@ pub struct Discv5Stats {
     /// Of `unrecognized`, those dropped: discv4's queue was full (it is behind), or no
     /// discv4 shares the port.
     pub unrecognized_dropped: u64,
+    /// IPs banned from the port for completing more than
+    /// [`IngressLimits::v5_sessions_per_ip`](crate::discovery::IngressLimits::v5_sessions_per_ip)
+    /// handshakes in a minute.
+    pub banned_ips: u64,
     /// Nodes in the routing table now.
     pub table_size: usize,
     /// Nodes with a live session now.
@@ -108,6 +116,7 @@ struct Counters {
     lookups: AtomicU64,
     unrecognized: AtomicU64,
     unrecognized_dropped: AtomicU64,
+    banned_ips: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -130,6 +139,7 @@ impl Counters {
             lookups: get(&self.lookups),
             unrecognized: get(&self.unrecognized),
             unrecognized_dropped: get(&self.unrecognized_dropped),
+            banned_ips: get(&self.banned_ips),
             table_size,
             connected,
         }
@@ -207,18 +217,20 @@ impl Discv5 {
     pub async fn start(local_enr: LocalEnr, config: Discv5Config) -> Result<(Self, Candidates), Discv5Error> {
         let config = Discv5ConfigBuilder { config }.build()?;
         let socket = bind(config.listen).await?;
-        Self::start_on_socket(local_enr, config, socket, None).await
+        Self::start_on_socket(local_enr, config, socket, None, &IngressLimits::default()).await
     }
 
     /// Starts discv5 on a bound socket, which discv5 reads and sends on. Datagrams it cannot
     /// decode go to `unrecognized` when given (a full channel drops them, counted in
     /// [`Discv5Stats::unrecognized_dropped`]): this is how discv4 shares the port
-    /// ([`crate::discovery::Discovery`]). `config.listen` is ignored.
+    /// ([`crate::discovery::Discovery`]). `config.listen` is ignored. `limits` gives the
+    /// cap on new sessions per IP.
     pub(crate) async fn start_on_socket(
         local_enr: LocalEnr,
         config: Discv5Config,
         socket: Arc<UdpSocket>,
         unrecognized: Option<mpsc::Sender<Datagram>>,
+        limits: &IngressLimits,
     ) -> Result<(Self, Candidates), Discv5Error> {
         let config = Discv5ConfigBuilder { config }.build()?;
         let addr = socket.local_addr().map_err(|e| Discv5Error::Bind(config.listen, e.to_string()))?;
@@ -228,7 +240,7 @@ impl Discv5 {
                 discv5::Error::Io(e) => Discv5Error::Bind(addr, e.to_string()),
                 e => Discv5Error::Start(format!("{e:?}")),
             })?;
-        Self::spawn(discv5, addr, local_enr, config, unrecognized).await
+        Self::spawn(discv5, addr, local_enr, config, unrecognized, SessionCap::new(limits)).await
     }
 
     /// The UDP address the service is bound to (with the real port if 0 was asked for).

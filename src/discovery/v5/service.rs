@@ -20,7 +20,11 @@ use super::{
     Candidates, Command, Counters, Discv5, Discv5Config, COMMAND_CAPACITY,
 };
 use crate::{
-    discovery::{v4::Datagram, Candidate, CandidateSource, Discv5Error, EthEntry},
+    discovery::{
+        budget::{SessionCap, V5_SESSION_BAN},
+        v4::Datagram,
+        Candidate, CandidateSource, Discv5Error, EthEntry,
+    },
     record::{public_key_of, Enode, Enr, LocalEnr, NodeId},
 };
 
@@ -43,6 +47,7 @@ impl Discv5 {
         local_enr: LocalEnr,
         config: Discv5Config,
         unrecognized: Option<mpsc::Sender<Datagram>>,
+        session_cap: SessionCap,
     ) -> Result<(Self, Candidates), Discv5Error> {
         local_enr.share_with(discv5.external_enr());
         let events = discv5.event_stream().await.map_err(|e| Discv5Error::Start(e.to_string()))?;
@@ -70,6 +75,7 @@ impl Discv5 {
             pace: LookupPace::default(),
             probes: JoinSet::new(),
             unrecognized,
+            session_cap,
         };
         for enode in service.config.bootnode_enodes.clone() {
             service.open_session(&enode)?;
@@ -213,6 +219,8 @@ struct Discv5Service {
     probes: JoinSet<()>,
     /// Where datagrams discv5 cannot decode go: discv4's queue, when it shares the port.
     unrecognized: Option<mpsc::Sender<Datagram>>,
+    /// New sessions per IP (see `discovery::budget`): an IP over the cap is banned.
+    session_cap: SessionCap,
 }
 
 impl Discv5Service {
@@ -357,7 +365,9 @@ impl Discv5Service {
         match event {
             discv5::Event::Discovered(enr) => self.consider(&enr),
             discv5::Event::SessionEstablished(enr, addr) => {
-                if self.config.netrestrict.allows(&addr.ip()) {
+                if self.session_cap.on_session(std::time::Instant::now(), addr.ip()) {
+                    self.ban_for_sessions(addr.ip());
+                } else if self.config.netrestrict.allows(&addr.ip()) {
                     self.consider(&enr);
                 } else {
                     self.restrict(enr.node_id(), addr.ip());
@@ -393,6 +403,18 @@ impl Discv5Service {
             // protocols.
             _ => {}
         }
+    }
+
+    /// Bans an IP that completed more handshakes in a minute than the session cap allows.
+    /// A completed handshake proves the source address, so nobody can get another host
+    /// banned by spoofing it. The ban is discv5's: its receive task drops every datagram
+    /// from the IP, discv4's too, until it expires ([`V5_SESSION_BAN`], checked by discv5
+    /// every 5 minutes). Sessions that reached us beyond the channel of discv5's events
+    /// (100 slots, `try_send`) are not counted, so under a flood the cap errs lenient.
+    fn ban_for_sessions(&mut self, ip: IpAddr) {
+        bump(&self.counters.banned_ips);
+        self.discv5.ban_ip(ip, Some(V5_SESSION_BAN));
+        debug!(target: "ethp2p::discv5", %ip, "IP over the new-session cap banned");
     }
 
     /// Removes a node outside netrestrict from the table and bans its IP, so discv5 drops its
