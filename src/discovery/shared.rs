@@ -39,7 +39,7 @@
 use std::{
     net::{IpAddr, SocketAddr},
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Weak},
     task::{Context, Poll},
 };
 
@@ -145,8 +145,9 @@ pub struct Discovery {
     v5: Option<Discv5>,
     local_addr: SocketAddr,
     local: LocalEnr,
-    /// The shared socket, for the kernel's drop counter.
-    socket: Arc<UdpSocket>,
+    /// The shared socket, for the kernel's drop counter. Weak: the protocol tasks own the
+    /// socket, so it closes when they stop even while handles live on.
+    socket: Weak<UdpSocket>,
 }
 
 impl Discovery {
@@ -181,7 +182,7 @@ impl Discovery {
                 let (discv5, candidates) =
                     Discv5::start_on_socket(local.clone(), v5, socket.clone(), None, &limits).await?;
                 Ok((
-                    Self { v4: None, v5: Some(discv5), local_addr, local, socket },
+                    Self { v4: None, v5: Some(discv5), local_addr, local, socket: Arc::downgrade(&socket) },
                     DiscoveryCandidates { v4: None, v5: Some(candidates) },
                 ))
             }
@@ -190,7 +191,7 @@ impl Discovery {
                 record_udp_port(&local, local_addr)?;
                 let (discv4, candidates) = Discv4::spawn_budgeted(socket.clone(), v4, local.clone(), limits)?;
                 Ok((
-                    Self { v4: Some(discv4), v5: None, local_addr, local, socket },
+                    Self { v4: Some(discv4), v5: None, local_addr, local, socket: Arc::downgrade(&socket) },
                     DiscoveryCandidates { v4: Some(candidates), v5: None },
                 ))
             }
@@ -210,7 +211,13 @@ impl Discovery {
                         }
                     };
                 Ok((
-                    Self { v4: Some(discv4), v5: Some(discv5), local_addr, local, socket },
+                    Self {
+                        v4: Some(discv4),
+                        v5: Some(discv5),
+                        local_addr,
+                        local,
+                        socket: Arc::downgrade(&socket),
+                    },
                     DiscoveryCandidates { v4: Some(v4_candidates), v5: Some(v5_candidates) },
                 ))
             }
@@ -240,7 +247,7 @@ impl Discovery {
     /// Counters of both protocols.
     pub async fn stats(&self) -> Result<DiscoveryStats, DiscoveryError> {
         let mut stats = DiscoveryStats {
-            socket_drops: super::socket::socket_drops(&self.socket),
+            socket_drops: self.socket.upgrade().and_then(|socket| super::socket::socket_drops(&socket)),
             enr_seq: self.local.seq(),
             ..Default::default()
         };
