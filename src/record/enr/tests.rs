@@ -414,7 +414,10 @@ fn a_saved_record_is_continued_across_restarts() {
     assert_eq!(moved.seq(), first.seq() + 1);
     moved.save(&path).unwrap();
     assert_eq!(parse_enr(std::fs::read_to_string(&path).unwrap().trim()).unwrap().seq(), moved.seq());
-    // An unreadable file is moved aside and a new, higher sequence starts.
+    // An unreadable file is moved aside and a new sequence starts from the clock, higher than
+    // any record signed in an earlier millisecond (the restart here follows within the same
+    // millisecond as `moved`, which a real restart never does: let the clock move on first).
+    std::thread::sleep(std::time::Duration::from_millis(5));
     std::fs::write(&path, "enr:garbage").unwrap();
     let fresh = at([127, 0, 0, 6]).build_continuing(&path).unwrap();
     assert!(fresh.seq() > moved.seq());
