@@ -69,7 +69,7 @@ pub struct IngressLimits {
     /// New discv5 sessions (completed handshakes) per IP per minute; an IP over it is banned
     /// from the port for [`V5_SESSION_BAN`]. Default: [`DEFAULT_V5_SESSIONS_PER_IP`] (30).
     pub v5_sessions_per_ip: Option<u32>,
-    /// Apply the budgets to loopback and LAN sources too ([`is_lan`]). Default: false: a
+    /// Apply the budgets to loopback and LAN sources too (loopback, private and link-local space). Default: false: a
     /// LAN's nodes are the operator's own, and test networks run hundreds of nodes on
     /// 127.0.0.1, as the pool's `limit_lan` exempts them from its per-IP rules.
     pub limit_lan: bool,
