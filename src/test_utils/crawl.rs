@@ -373,24 +373,8 @@ impl CrawlNet {
             return Ok(());
         }
         let restart = node.restart.clone();
-        // The stopped node's socket is closed by tasks that may still be finishing: retry the
-        // bind for up to 5 s, as a restarted process would find its port free a moment later.
-        let mut attempts = 0;
-        let (discovery, _candidates) = loop {
-            match Discovery::start(
-                node.enr.clone(),
-                DiscoveryConfig::new(restart.v4.clone(), restart.v5.clone()),
-            )
-            .await
-            {
-                Ok(started) => break started,
-                Err(_) if attempts < 50 => {
-                    attempts += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
+        let (discovery, _candidates) =
+            Discovery::start(node.enr.clone(), DiscoveryConfig::new(restart.v4, restart.v5)).await?;
         node.discovery = discovery;
         if let (Some(addr), Some(client_id)) = (restart.rlpx, node.client_id) {
             let (_, task) = serve_rlpx(addr, node.key.clone(), client_id, restart.eth, restart.chain).await;
