@@ -524,8 +524,13 @@ impl NodeService {
                 }
                 self.pool.on_dial_failed(&peer_id, backoff, now);
             }
-            SessionEvent::InboundFailed { addr, backoff } => {
-                self.pool.on_inbound_failed_from(addr.ip(), backoff, now)
+            SessionEvent::InboundFailed { addr, peer_id, backoff } => {
+                // The IP is refused before any ECIES work (unless exempt as LAN); a known
+                // key is refused from every address, right after its auth packet.
+                let until = self.pool.on_inbound_failed_from(addr.ip(), backoff, now);
+                if let (Some(peer_id), Some(until)) = (peer_id, until) {
+                    self.command_sessions(SessionCommand::Shun { peer_id, until });
+                }
             }
             SessionEvent::Offence { peer_id, ban } => {
                 let change =

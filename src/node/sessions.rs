@@ -13,19 +13,23 @@
 //! [`SessionCommand::Refuse`] sends the Disconnect straight from the handshaken session,
 //! with no peer task ever spawned. Sessions are numbered, so a report from a replaced
 //! duplicate cannot end the admitted session of the same peer. The pool decides; this
-//! task only acts, and never reaches into the pool.
+//! task only acts, and never reaches into the pool: a key the pool shuns
+//! ([`SessionCommand::Shun`]) is kept here and published to the inbound handshakes, which
+//! close a shunned key's connection as soon as its auth packet is decrypted.
 
 use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
+    num::NonZeroUsize,
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
+use lru::LruCache;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
-    sync::{mpsc, oneshot},
+    sync::{mpsc, oneshot, watch},
     task::JoinSet,
 };
 
@@ -48,6 +52,13 @@ pub(super) const SESSION_EVENT_CAPACITY: usize = 1024;
 /// How long shutdown waits for sessions to say goodbye before aborting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// Shunned keys remembered at once; the oldest go first. A key costs its holder a full
+/// handshake to earn, so an attacker cycling keys is held back by the per-IP rules first.
+const SHUNNED_KEYS: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
+
+/// The shunned keys as the inbound handshakes see them: each until its instant.
+type ShunnedKeys = Arc<HashMap<PeerId, Instant>>;
+
 /// What the sessions report to the service, which turns each into pool calls.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -68,8 +79,9 @@ pub(crate) enum SessionEvent {
     },
     /// A dial failed before a session existed, classified by the failing error.
     DialFailed { peer_id: PeerId, backoff: Backoff, ban: bool, failure: DialFailure },
-    /// An inbound handshake from `addr` failed, classified by the failing error.
-    InboundFailed { addr: SocketAddr, backoff: Backoff },
+    /// An inbound handshake from `addr` failed, classified by the failing error; `peer_id`
+    /// once the remote's key was known (its auth packet decrypted).
+    InboundFailed { addr: SocketAddr, peer_id: Option<PeerId>, backoff: Backoff },
     /// The admitted session of `peer_id` ended.
     Closed { peer_id: PeerId, close: SessionClose },
     /// A non-fatal offence (an unsolicited response); `ban` when the error merits one.
@@ -92,6 +104,8 @@ pub(crate) enum SessionCommand {
     Admit { id: u64 },
     /// Send the handshaken session `id` this Disconnect and drop it.
     Refuse { id: u64, reason: DisconnectReason },
+    /// Close inbound connections from this key, right after its auth packet, until `until`.
+    Shun { peer_id: PeerId, until: Instant },
     /// Close the peer's session with this reason; its close is reported as local.
     Disconnect { peer_id: PeerId, reason: DisconnectReason },
     /// Our head moved: new handshakes send this `Status` and check with this filter.
@@ -103,22 +117,31 @@ pub(crate) enum SessionCommand {
 /// Runs the handshake every session goes through, whichever side dialed: RLPx (ECIES,
 /// Hello), then the eth `Status`. Generic over the stream, so tests can use
 /// `tokio::io::duplex`. On failure the remote got a Disconnect where the protocol
-/// allows one, and the error classifies itself for the pool.
+/// allows one, and the error classifies itself for the pool; it comes with the remote's
+/// key when the RLPx handshake got that far. An inbound key in `shunned` is refused right
+/// after its auth packet ([`RlpxError::Shunned`]).
 pub(crate) async fn handshake<S>(
     direction: HandshakeDirection,
     io: S,
     key: &NodeKey,
     rlpx: &RlpxConfig,
     eth: EthConfig,
-) -> Result<EthSession<S>, EthError>
+    shunned: &ShunnedKeys,
+) -> Result<EthSession<S>, (Option<PeerId>, EthError)>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let session = match direction {
-        HandshakeDirection::Outbound(remote) => rlpx::Session::outgoing(io, key, remote, rlpx).await?,
-        HandshakeDirection::Inbound => rlpx::Session::incoming(io, key, rlpx).await?,
+        HandshakeDirection::Outbound(remote) => {
+            rlpx::Session::outgoing(io, key, remote, rlpx).await.map_err(|e| (Some(remote), e.into()))?
+        }
+        HandshakeDirection::Inbound => {
+            let admit = |id: &PeerId| shunned.get(id).is_none_or(|until| Instant::now() >= *until);
+            rlpx::Session::incoming_from(io, key, rlpx, admit).await.map_err(|e| (None, e.into()))?
+        }
     };
-    EthSession::handshake(session, eth).await
+    let remote = session.remote_id();
+    EthSession::handshake(session, eth).await.map_err(|e| (Some(remote), e))
 }
 
 /// Who dialed, and for a dial, whom we expect at the other end.
@@ -141,7 +164,10 @@ enum Report {
         client_id: String,
     },
     Failed {
+        /// The peer we dialed (`None` for an inbound handshake).
         peer_id: Option<PeerId>,
+        /// The remote's key, once known.
+        remote: Option<PeerId>,
         addr: SocketAddr,
         error: EthError,
         failure: DialFailure,
@@ -180,6 +206,9 @@ pub(crate) struct SessionManager {
     active: HashMap<PeerId, (u64, EthPeer)>,
     /// Peers we asked to leave: their close is ours, not a remote drop.
     closing: HashSet<PeerId>,
+    /// Keys the pool shuns, and the snapshot of them the inbound handshakes read.
+    shunned: LruCache<PeerId, Instant>,
+    shunned_tx: watch::Sender<ShunnedKeys>,
     next_id: u64,
 }
 
@@ -217,6 +246,8 @@ impl SessionManager {
             pending: HashMap::new(),
             active: HashMap::new(),
             closing: HashSet::new(),
+            shunned: LruCache::new(SHUNNED_KEYS),
+            shunned_tx: watch::Sender::new(ShunnedKeys::default()),
             next_id: 0,
         }
     }
@@ -256,6 +287,7 @@ impl SessionManager {
             SessionCommand::Dial { peer_id, addr } => {
                 self.spawn_handshake(HandshakeDirection::Outbound(peer_id), None, addr)
             }
+            SessionCommand::Shun { peer_id, until } => self.shun(peer_id, until),
             SessionCommand::Accept { tcp, addr } => {
                 self.spawn_handshake(HandshakeDirection::Inbound, Some(tcp), addr)
             }
@@ -281,6 +313,15 @@ impl SessionManager {
         }
     }
 
+    /// Remembers a shunned key and publishes the live ones (rare: one per failed
+    /// handshake the pool holds against its key).
+    fn shun(&mut self, peer_id: PeerId, until: Instant) {
+        self.shunned.put(peer_id, until);
+        let now = Instant::now();
+        let live = self.shunned.iter().filter(|(_, u)| **u > now).map(|(p, u)| (*p, *u)).collect();
+        self.shunned_tx.send_replace(Arc::new(live));
+    }
+
     /// Starts one pending handshake: the TCP connect first for a dial, then [`handshake`].
     fn spawn_handshake(&mut self, direction: HandshakeDirection, tcp: Option<TcpStream>, addr: SocketAddr) {
         let (key, rlpx, eth, chain, tx) = (
@@ -290,6 +331,7 @@ impl SessionManager {
             self.chain.clone(),
             self.reports_tx.clone(),
         );
+        let shunned = self.shunned_tx.subscribe();
         self.tasks.spawn(async move {
             let (peer_id, dir) = match direction {
                 HandshakeDirection::Outbound(id) => (Some(id), Direction::Outbound),
@@ -305,9 +347,10 @@ impl SessionManager {
             let result = match tcp {
                 Ok(tcp) => {
                     let _ = tcp.set_nodelay(true);
-                    handshake(direction, tcp, &key, &rlpx, eth).await
+                    let shunned = shunned.borrow().clone();
+                    handshake(direction, tcp, &key, &rlpx, eth, &shunned).await
                 }
-                Err(e) => Err(EthError::Rlpx(e)),
+                Err(e) => Err((peer_id, EthError::Rlpx(e))),
             };
             let report = match result {
                 Ok(session) => {
@@ -322,10 +365,10 @@ impl SessionManager {
                         client_id,
                     }
                 }
-                Err(error) => {
+                Err((remote, error)) => {
                     tracing::trace!(target: "ethp2p::pool", %addr, ?dir, %error, "handshake failed");
                     let failure = DialFailure::of_eth(&error);
-                    Report::Failed { peer_id, addr, error, failure }
+                    Report::Failed { peer_id, remote, addr, error, failure }
                 }
             };
             let _ = tx.send(report).await;
@@ -345,8 +388,8 @@ impl SessionManager {
                 ban: error.should_ban(),
                 failure,
             }),
-            Report::Failed { peer_id: None, addr, error, .. } => {
-                Some(SessionEvent::InboundFailed { addr, backoff: error.backoff() })
+            Report::Failed { peer_id: None, remote, addr, error, .. } => {
+                Some(SessionEvent::InboundFailed { addr, peer_id: remote, backoff: error.backoff() })
             }
             Report::Closed { peer_id, session, error } => {
                 // A refused or replaced duplicate closing must not end the admitted session.

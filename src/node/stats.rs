@@ -98,6 +98,7 @@ impl DialFailure {
             RlpxError::Disconnected(_) => Self::Disconnected,
             RlpxError::NoSharedCapabilities | RlpxError::IncompatibleVersion(_) => Self::UselessPeer,
             RlpxError::ConnectedToSelf | RlpxError::UnexpectedIdentity => Self::Identity,
+            RlpxError::Shunned => Self::Refused,
             _ => Self::ProtocolBreach,
         }
     }

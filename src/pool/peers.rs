@@ -320,13 +320,17 @@ impl PoolState {
     /// An inbound handshake from `ip` failed, classified by the failing error: a peer on
     /// another chain, one that sent garbage or stalled is refused before any handshake
     /// work for the class's backoff ([`backoff_duration`](super::dial::backoff_duration));
-    /// [`Backoff::None`] (a local fault) costs it nothing.
-    pub fn on_inbound_failed_from(&mut self, ip: IpAddr, backoff: Backoff, now: Instant) {
+    /// [`Backoff::None`] (a local fault) costs it nothing. Returns until when the peer is
+    /// refused, so the caller can refuse its key as well (from any address) when it is
+    /// known.
+    pub fn on_inbound_failed_from(&mut self, ip: IpAddr, backoff: Backoff, now: Instant) -> Option<Instant> {
         self.admission.inbound_finished(ip);
-        if backoff != Backoff::None {
-            let wait = super::dial::backoff_duration(backoff, &self.config, 0);
-            self.admission.inbound_failed_from(ip, now + wait);
+        if backoff == Backoff::None {
+            return None;
         }
+        let until = now + super::dial::backoff_duration(backoff, &self.config, 0);
+        self.admission.inbound_failed_from(ip, until);
+        Some(until)
     }
 
     /// A handshake completed with `peer_id` at `addr`. `Ok` admits the session; `Err` says

@@ -109,6 +109,11 @@ pub enum RlpxError {
     /// An [`RlpxConfig`](super::RlpxConfig) failed its checks.
     #[error("invalid RLPx configuration: {0}")]
     InvalidConfig(String),
+
+    /// The remote's key failed a handshake with us recently (another chain, garbage, a
+    /// stall): its auth was read and the connection closed without an ack.
+    #[error("key refused after a recent failed handshake")]
+    Shunned,
 }
 
 impl RlpxError {
@@ -158,9 +163,12 @@ impl RlpxError {
             | Self::ConnectedToSelf
             | Self::NoSharedCapabilities => Backoff::High,
             Self::Disconnected(reason) => reason.backoff(),
-            Self::FrameTooLarge(_) | Self::InvalidSend { .. } | Self::Closed | Self::InvalidConfig(_) => {
-                Backoff::None
-            }
+            // Shunned: the refusal already is the backoff; a retry does not extend it.
+            Self::FrameTooLarge(_)
+            | Self::InvalidSend { .. }
+            | Self::Closed
+            | Self::InvalidConfig(_)
+            | Self::Shunned => Backoff::None,
         }
     }
 

@@ -136,8 +136,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Runs the recipient's handshakes over `io`, within `config.handshake_timeout`.
     pub async fn incoming(io: S, key: &NodeKey, config: &RlpxConfig) -> Result<Self, RlpxError> {
+        Self::incoming_from(io, key, config, |_| true).await
+    }
+
+    /// [`Self::incoming`], refusing the remote's key right after its auth packet is
+    /// decrypted when `admit` says no (see [`EciesStream::accept_from`]).
+    pub async fn incoming_from(
+        io: S,
+        key: &NodeKey,
+        config: &RlpxConfig,
+        admit: impl FnOnce(&PeerId) -> bool,
+    ) -> Result<Self, RlpxError> {
         tokio::time::timeout(config.handshake_timeout, async {
-            let stream = EciesStream::accept(io, key).await?;
+            let stream = EciesStream::accept_from(io, key, admit).await?;
             Self::hello(stream, key, config).await
         })
         .await

@@ -43,10 +43,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EciesStream<S> {
 
     /// Runs the recipient's side of the handshake over `io`; the remote's id comes from its
     /// auth packet.
-    pub async fn accept(mut io: S, key: &NodeKey) -> Result<Self, RlpxError> {
+    pub async fn accept(io: S, key: &NodeKey) -> Result<Self, RlpxError> {
+        Self::accept_from(io, key, |_| true).await
+    }
+
+    /// [`Self::accept`], asking `admit` about the remote's id as soon as its auth packet is
+    /// decrypted: a key it refuses gets no ack ([`RlpxError::Shunned`]), so no session keys
+    /// are derived and no Hello or `Status` is exchanged. The id is inside the ECIES
+    /// envelope, so this is the earliest a key can be refused (an IP can be refused before
+    /// any of it).
+    pub async fn accept_from(
+        mut io: S,
+        key: &NodeKey,
+        admit: impl FnOnce(&PeerId) -> bool,
+    ) -> Result<Self, RlpxError> {
         let mut hs = Handshake::recipient(key.secret());
         let auth = read_packet(&mut io, PacketKind::Auth).await?;
         let remote = hs.read_auth(&auth)?;
+        if !admit(&remote) {
+            trace!(target: "ethp2p::rlpx", ?remote, "auth from a shunned key: closed without an ack");
+            return Err(RlpxError::Shunned);
+        }
         io.write_all(&hs.create_ack()?).await?;
         io.flush().await?;
         trace!(target: "ethp2p::rlpx", ?remote, "ECIES handshake done (recipient)");

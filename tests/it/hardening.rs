@@ -4,11 +4,13 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use tokio::net::TcpSocket;
+
 use ethp2p::{
     eth::{EthError, EthSession, MemoryChain},
     node::{Node, NodeBuilder},
     pool::PoolConfig,
-    rlpx::{dial, Protocol, RlpxConfig},
+    rlpx::{self, dial, Protocol, RlpxConfig},
     test_utils::poll_until,
     NodeKey,
 };
@@ -146,4 +148,64 @@ async fn discv5_sybils_on_one_host_cannot_move_our_address() {
     }
     assert_eq!(outcome, [true, false], "the crate's votes move it (control); ours keep it");
     sybils.shutdown().await;
+}
+
+/// Dials `node` from the loopback address `from` with `key` and runs the RLPx handshake.
+async fn dial_from(
+    from: [u8; 4],
+    node: &Node,
+    key: &NodeKey,
+    rlpx: &RlpxConfig,
+) -> Result<rlpx::Session, rlpx::RlpxError> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((from, 0)))?;
+    let tcp = socket.connect(node.enode().tcp_addr()).await?;
+    rlpx::Session::outgoing(tcp, key, node.enode().peer_id, rlpx).await
+}
+
+/// The same wrong-chain peer comes back from another address (its IP rule does not
+/// apply there): its key is refused as soon as its auth packet is decrypted, before our
+/// ack, so its RLPx handshake fails (it got past RLPx before the rule). Another key from
+/// that address is handshaken as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_chain_key_is_refused_from_any_address() {
+    let ours = Arc::new(MemoryChain::builder().blocks(2).build());
+    let pool =
+        PoolConfig::builder().limit_lan(true).inbound_throttle(Duration::from_millis(50)).build().unwrap();
+    let node: Node = NodeBuilder::new(eth_config(&ours), ours.clone())
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .pool(pool)
+        .start()
+        .await
+        .unwrap();
+    let theirs = MemoryChain::builder().genesis(Default::default()).blocks(2).build();
+    let rlpx = RlpxConfig::builder().protocol(Protocol::eth(68)).protocol(Protocol::eth(69)).build().unwrap();
+    let key = NodeKey::generate();
+
+    let session =
+        dial_from([127, 0, 0, 2], &node, &key, &rlpx).await.expect("the first connection is handshaken");
+    let refused = EthSession::handshake(session, eth_config(&theirs)).await;
+    assert!(matches!(refused, Err(EthError::Status(_)) | Err(EthError::Rlpx(_))), "{refused:?}");
+    let counted = poll_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        let node = node.clone();
+        async move { node.stats().await.map(|s| s.inbound_handshakes == 1).unwrap_or(false) }
+    })
+    .await;
+    assert!(counted);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let again = dial_from([127, 0, 0, 3], &node, &key, &rlpx).await;
+    assert!(again.is_err(), "the shunned key gets no ack: {again:?}");
+    let stats = node.stats().await.unwrap();
+    assert_eq!(
+        (stats.inbound_connections, stats.inbound_handshakes),
+        (2, 2),
+        "the new address passed the IP rule: {stats:?}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(200)).await; // past the per-IP throttle
+    let honest =
+        dial_from([127, 0, 0, 3], &node, &NodeKey::generate(), &rlpx).await.expect("another key is let in");
+    EthSession::handshake(honest, eth_config(&ours)).await.expect("and handshaken");
+    node.shutdown().await;
 }

@@ -245,7 +245,7 @@ async fn announcements_are_fanned_out_and_dial_failures_counted() {
     let stats = h.stats_until(|s| !s.dial_failures.is_empty()).await;
     assert_eq!(stats.dial_failures.get(&failure), Some(&1));
     assert_eq!(stats.pool.dial_failures, [0, 0, 1], "counted in the high class");
-    h.send(SessionEvent::InboundFailed { addr: addr(6), backoff: Backoff::High }).await;
+    h.send(SessionEvent::InboundFailed { addr: addr(6), peer_id: None, backoff: Backoff::High }).await;
     drop(h.guards);
 }
 
