@@ -4,13 +4,15 @@
 #
 #   scripts/fuzz-campaign.sh SECONDS [TARGET...]    # default: every target, 600 s each
 #
-# Run from anywhere; it works in the repository root. Targets run one after another (a
-# campaign on a shared 2-core machine should be started with `nice -n 10`). Needs
+# Run from anywhere; it works in the repository root. Targets run one after another, or
+# FUZZ_JOBS at a time (a campaign on a shared machine should be started with `nice -n 10`). Needs
 # cargo-fuzz (`cargo install cargo-fuzz --locked`) and a nightly toolchain; set
 # FUZZ_TOOLCHAIN=stable to use RUSTC_BOOTSTRAP=1 with the stable one instead.
 # A target that finds a crash is reported as such in the table, its artifact stays in
 # fuzz/artifacts/<target>/, and the campaign goes on with the next target; the script
-# exits non-zero at the end if any target failed.
+# exits non-zero at the end if any target failed. A minimized corpus of at most
+# FUZZ_KEEP_BYTES (256 KiB) is copied to fuzz/corpus-kept/<target>/, which is committed and
+# seeds the next campaign on a fresh clone.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -30,25 +32,35 @@ else
     mapfile -t targets < <("${fuzz[@]}" list)
 fi
 
-[[ -d fuzz/corpus ]] || python3 fuzz/seed.py
+# The working corpora (gitignored) start from the spec-vector seeds plus the minimized
+# corpora an earlier campaign kept in the repository (fuzz/corpus-kept/<target>/).
+if [[ ! -d fuzz/corpus ]]; then
+    python3 fuzz/seed.py
+    for kept in fuzz/corpus-kept/*/; do
+        [[ -d "$kept" ]] || continue
+        mkdir -p "fuzz/corpus/$(basename "$kept")"
+        cp -n "$kept"* "fuzz/corpus/$(basename "$kept")/"
+    done
+fi
+# A minimized corpus up to this size is kept in the repository for the next campaign.
+keep_bytes="${FUZZ_KEEP_BYTES:-262144}"
 
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
 echo "building ${#targets[@]} targets (ASan)…" >&2
 "${fuzz[@]}" build >&2
 
-failed=0
-rows=()
-for t in "${targets[@]}"; do
+# One target's run, cmin and table row (in $logs/$t.row); non-zero when it found something.
+campaign_one() {
+    local t="$1" log="$logs/$1.log" result="no findings" status=0
     mkdir -p "fuzz/corpus/$t"
     echo "== $t: ${seconds}s" >&2
-    log="$logs/$t.log"
-    result="no findings"
     if ! "${fuzz[@]}" run "$t" "fuzz/corpus/$t" -- -max_total_time="$seconds" -print_final_stats=1 \
         >"$log" 2>&1; then
         result="**FAILED** (see fuzz/artifacts/$t/)"
-        failed=1
+        status=1
     fi
+    local runs rate last cov ft before after
     runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | awk '{print $2}')
     # libFuzzer's final stats have no rate: executions over the time given.
     rate=$([[ -n "$runs" ]] && echo $((runs / seconds)) || true)
@@ -60,15 +72,42 @@ for t in "${targets[@]}"; do
         "${fuzz[@]}" cmin "$t" "fuzz/corpus/$t" >"$logs/$t.cmin.log" 2>&1 || result="$result; cmin failed"
     fi
     after=$(find "fuzz/corpus/$t" -type f | wc -l)
-    rows+=("| \`$t\` | ${seconds} s | ${runs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | $before → $after | $result |")
-    echo "   ${runs:-?} runs, ${rate:-?}/s, cov ${cov:-?}, corpus $before → $after, $result" >&2
+    if [[ "$result" == "no findings" ]] && (($(du -sb "fuzz/corpus/$t" | cut -f1) <= keep_bytes)); then
+        rm -rf "fuzz/corpus-kept/$t" && mkdir -p "fuzz/corpus-kept/$t" && cp "fuzz/corpus/$t/"* "fuzz/corpus-kept/$t/"
+        result="$result; corpus kept"
+    fi
+    echo "| \`$t\` | ${seconds} s | ${runs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | $before → $after | $result |" \
+        >"$logs/$t.row"
+    echo "   $t: ${runs:-?} runs, ${rate:-?}/s, cov ${cov:-?}, corpus $before → $after, $result" >&2
+    return "$status"
+}
+
+# FUZZ_JOBS targets at a time (default 1): each libFuzzer process is single-threaded.
+jobs="${FUZZ_JOBS:-1}"
+failed=0
+running=0
+for t in "${targets[@]}"; do
+    if ((running >= jobs)); then
+        wait -n || failed=1
+        running=$((running - 1))
+    fi
+    campaign_one "$t" &
+    running=$((running + 1))
+done
+while ((running > 0)); do
+    wait -n || failed=1
+    running=$((running - 1))
+done
+rows=()
+for t in "${targets[@]}"; do
+    rows+=("$(cat "$logs/$t.row" 2>/dev/null || echo "| \`$t\` | ${seconds} s | ? | ? | ? | ? | ? | no result (script error) |")")
 done
 
 table="$logs/table.md"
 {
     echo "<!-- campaign -->"
-    echo "Last campaign: ${seconds} s per target, one target at a time, $(date -u +%Y-%m-%d) ($(nproc) cores;"
-    echo "\`scripts/fuzz-campaign.sh $seconds\`). \`corpus\` is the inputs kept before → after \`cargo fuzz cmin\`;"
+    echo "Last campaign: ${seconds} s per target, $jobs target(s) at a time, $(date -u +%Y-%m-%d) ($(nproc) cores;"
+    echo "\`FUZZ_JOBS=$jobs scripts/fuzz-campaign.sh $seconds\`). \`corpus\` is the inputs kept before → after \`cargo fuzz cmin\`;"
     echo "exec/s is executions over the time given."
     echo
     echo "| target | time | executions | exec/s | cov | ft | corpus | result |"
