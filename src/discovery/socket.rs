@@ -12,7 +12,7 @@
 //! datagrams dropped for a full receive buffer). Elsewhere the discv4 reader drops what it can
 //! see is too long, and discv5 truncates as before.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use tokio::net::UdpSocket;
 
@@ -22,6 +22,68 @@ pub const DEFAULT_SOCKET_BUFFER: usize = 4 << 20;
 
 /// discv4.md and discv5-wire.md: no packet is larger than 1,280 bytes (the IPv6 minimum MTU).
 pub(crate) const MAX_DATAGRAM: usize = 1280;
+
+/// The discovery port's sockets: one, or one per IP family (dual stack). Two sockets rather
+/// than one IPv6 socket taking IPv4-mapped addresses: `discv5` 0.12 runs dual stack only on
+/// two sockets (`ListenConfig::FromSockets { ipv4, ipv6 }`, sending each packet on the socket
+/// of its destination's family), and an IPv6-only socket is what every host allows
+/// (`net.ipv6.bindv6only` and BSDs make a mapped socket a per-host gamble). Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Sockets {
+    /// The socket of the first listen address.
+    primary: Arc<UdpSocket>,
+    /// The other family's socket, when dual stack.
+    second: Option<Arc<UdpSocket>>,
+    /// The primary socket's family, read once (sending picks a socket per datagram).
+    primary_v6: bool,
+}
+
+impl Sockets {
+    /// The primary socket and, for dual stack, the other family's.
+    pub(crate) fn new(primary: Arc<UdpSocket>, second: Option<Arc<UdpSocket>>) -> Self {
+        let primary_v6 = primary.local_addr().is_ok_and(|a| a.is_ipv6());
+        Self { primary, second, primary_v6 }
+    }
+
+    /// One socket, one family.
+    pub(crate) fn one(socket: Arc<UdpSocket>) -> Self {
+        Self::new(socket, None)
+    }
+
+    /// The socket of the first listen address.
+    pub(crate) fn primary(&self) -> &Arc<UdpSocket> {
+        &self.primary
+    }
+
+    /// The other family's socket, when dual stack.
+    pub(crate) fn second(&self) -> Option<&Arc<UdpSocket>> {
+        self.second.as_ref()
+    }
+
+    /// The socket to send to `to` on: the one of `to`'s family. With one socket, that socket
+    /// whatever the family (a send to the other family then fails, as it always did).
+    pub(crate) fn for_dest(&self, to: &SocketAddr) -> &Arc<UdpSocket> {
+        match &self.second {
+            Some(second) if to.is_ipv6() != self.primary_v6 => second,
+            _ => &self.primary,
+        }
+    }
+
+    /// The IPv4 socket and the IPv6 socket, each when bound.
+    pub(crate) fn by_family(&self) -> (Option<Arc<UdpSocket>>, Option<Arc<UdpSocket>>) {
+        let (primary, second) = (Some(self.primary.clone()), self.second.clone());
+        if self.primary_v6 {
+            (second, primary)
+        } else {
+            (primary, second)
+        }
+    }
+
+    /// Every socket, the primary first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<UdpSocket>> {
+        std::iter::once(&self.primary).chain(&self.second)
+    }
+}
 
 /// Binds a UDP socket at `addr` with `buffer` bytes of receive and send buffer (`None`:
 /// the kernel's default). An IPv6 address binds an IPv6-only socket. A buffer the kernel
