@@ -303,3 +303,82 @@ async fn discv5_nodes_of_both_families_find_each_other_through_a_dual_stack_hub(
     b.shutdown().await;
     hub.shutdown().await;
 }
+
+const BOOTNODE: &str = env!("CARGO_BIN_EXE_bootnode");
+
+/// Kills the bootnode child when a test ends, whatever its outcome.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `bootnode --addr 127.0.0.1:0 --addr [::1]:0`: the enode line is the IPv4 address, the ENR
+/// carries both families with their bound ports, and each family is served on its own
+/// socket: a discv4 PONG over IPv6 from the IPv6 address, a discv5 session from an IPv6-only
+/// node. One address per family only: two of one family, or three, is a one-line error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootnode_with_one_addr_per_family_serves_both() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let key = "b71c71a67e1177ad4e901695e1b4b9ee17ae16c6668d313eac2f96dbcda3f291";
+    for (addrs, needle) in [
+        (&["127.0.0.1:0", "127.0.0.2:0"][..], "one IPv4 and one IPv6"),
+        (&["127.0.0.1:0", "[::1]:0", "[::1]:0"][..], "at most two"),
+    ] {
+        let mut command = Command::new(BOOTNODE);
+        command.args(["--nodekeyhex", key, "--datadir", dir.path().to_str().unwrap()]);
+        for addr in addrs {
+            command.args(["--addr", addr]);
+        }
+        let out = command.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{addrs:?} must fail");
+        assert_eq!(err.lines().count(), 1, "one line for {addrs:?}: {err:?}");
+        assert!(err.contains(needle), "{addrs:?}: {err:?} should say {needle:?}");
+    }
+
+    let mut child = Child(
+        Command::new(BOOTNODE)
+            .args(["--nodekeyhex", key, "--datadir", dir.path().to_str().unwrap()])
+            .args(["--addr", "127.0.0.1:0", "--addr", "[::1]:0", "--netrestrict", "127.0.0.0/8,::1/128"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let enode: Enode = lines.next().unwrap().unwrap().parse().expect("line 1 is the enode URL");
+    let enr = ethp2p::record::parse_enr(&lines.next().unwrap().unwrap()).expect("line 2 is the ENR");
+    assert_eq!(enode.ip, V4_LOOPBACK, "the enode is the first --addr's");
+    assert_eq!((enr.ip4(), enr.udp4()), (Some([127, 0, 0, 1].into()), Some(enode.udp_port)), "{enr:?}");
+    assert_eq!(enr.ip6(), Some(Ipv6Addr::LOCALHOST), "{enr:?}");
+    let udp6 = enr.udp6().expect("the ENR has udp6");
+    let v6_addr = SocketAddr::new(V6_LOOPBACK, udp6);
+
+    let client6 = UdpSocket::bind("[::1]:0").await.expect("this host must have ::1 (ip -6 addr show lo)");
+    let (pong_from, hub_ping) = bond(&client6, &key_from_seed(17_031), v6_addr).await;
+    assert_eq!(pong_from, v6_addr, "the PONG to a ::1 PING comes from the bootnode's IPv6 socket");
+    assert_eq!(hub_ping.ip, V6_LOOPBACK);
+
+    let v6_key = key_from_seed(17_032);
+    let (v6_node, _c) =
+        Discv5::start(LocalEnr::builder(&v6_key).build().unwrap(), v5_config(V6_LOOPBACK, vec![enr]))
+            .await
+            .unwrap();
+    let session = poll_until(Duration::from_secs(30), Duration::from_millis(100), || {
+        let v6_node = v6_node.clone();
+        async move { v6_node.stats().await.is_ok_and(|s| s.connected > 0) }
+    })
+    .await;
+    assert!(session, "an IPv6-only discv5 node has a session with the bootnode");
+
+    Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "clean shutdown on SIGTERM: {status:?}");
+    v6_node.shutdown().await;
+}
