@@ -382,3 +382,76 @@ async fn a_bootnode_with_one_addr_per_family_serves_both() {
     assert!(status.success(), "clean shutdown on SIGTERM: {status:?}");
     v6_node.shutdown().await;
 }
+
+/// The same for a `Node`: RLPx listeners on `127.0.0.1` and `::1` (and discovery on both),
+/// the record carrying `tcp`/`udp` and `tcp6`/`udp6`; an IPv4-only node dials it over IPv4,
+/// an IPv6-only node over IPv6, and it ends with both as peers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dual_stack_node_takes_peers_of_both_families() {
+    use ethp2p::{eth::MemoryChain, node::NodeBuilder, ChainSpec};
+    use std::sync::Arc;
+    let chain = Arc::new(MemoryChain::builder().blocks(2).build());
+    let eth = chain.eth_config_for(&ChainSpec::mainnet()).build().unwrap();
+    let mut discovery = DiscoveryConfig::new(
+        Some(v4_config(V4_LOOPBACK, Vec::new())),
+        Some(v5_config(V4_LOOPBACK, Vec::new())),
+    );
+    discovery.dual_stack = Some(SocketAddr::new(V6_LOOPBACK, 0));
+    let hub = NodeBuilder::new(eth.clone(), chain.clone())
+        .key(key_from_seed(17_040))
+        .listen(SocketAddr::new(V4_LOOPBACK, 0))
+        .listen_dual_stack(SocketAddr::new(V6_LOOPBACK, 0))
+        .discovery(discovery)
+        .seed(1)
+        .start()
+        .await
+        .expect("this host must have ::1 (ip -6 addr show lo)");
+    let (tcp4, tcp6) = (hub.local_addr(), hub.dual_stack_addr().expect("dual stack"));
+    assert_eq!((tcp4.ip(), tcp6.ip()), (V4_LOOPBACK, V6_LOOPBACK));
+    let disc = hub.discovery().unwrap();
+    let udp6 = disc.dual_stack_addr().expect("discovery is dual stack too");
+    let record = disc.local_enr().record();
+    assert_eq!(
+        (record.ip4(), record.tcp4(), record.udp4()),
+        (Some([127, 0, 0, 1].into()), Some(tcp4.port()), Some(disc.local_addr().port())),
+        "{record:?}"
+    );
+    assert_eq!(
+        (record.ip6(), record.tcp6(), record.udp6()),
+        (Some(Ipv6Addr::LOCALHOST), Some(tcp6.port()), Some(udp6.port())),
+        "{record:?}"
+    );
+
+    let mut peers = Vec::new();
+    for (seed, listen, dial) in [(17_041, V4_LOOPBACK, tcp4), (17_042, V6_LOOPBACK, tcp6)] {
+        let node = NodeBuilder::new(eth.clone(), chain.clone())
+            .key(key_from_seed(seed))
+            .listen(SocketAddr::new(listen, 0))
+            .seed(seed)
+            .start()
+            .await
+            .unwrap();
+        node.add_peer(Enode::new(hub.peer_id(), dial)).await.unwrap();
+        peers.push(node);
+    }
+    let want: Vec<PeerId> = peers.iter().map(|n| n.peer_id()).collect();
+    let hub2 = hub.clone();
+    let both = poll_until(Duration::from_secs(30), Duration::from_millis(100), || {
+        let (hub, want) = (hub2.clone(), want.clone());
+        async move {
+            let have = hub.peers().await.unwrap_or_default();
+            want.iter().all(|id| have.iter().any(|p| p.peer_id == *id))
+        }
+    })
+    .await;
+    let have: Vec<_> = hub.peers().await.unwrap().iter().map(|p| (p.peer_id, p.addr)).collect();
+    assert!(both, "the hub has the IPv4 and the IPv6 node as peers: {have:?}");
+    let families: Vec<bool> =
+        want.iter().map(|id| have.iter().find(|(p, _)| p == id).map(|(_, a)| a.is_ipv6()).unwrap()).collect();
+    assert_eq!(families, [false, true], "each came over its own family: {have:?}");
+
+    for node in &peers {
+        node.shutdown().await;
+    }
+    hub.shutdown().await;
+}
