@@ -440,6 +440,13 @@ impl DiscoveryCandidates {
     pub async fn recv(&mut self) -> Option<Candidate> {
         futures::StreamExt::next(self).await
     }
+
+    /// The two protocols' streams apart, for a consumer that treats them differently (the
+    /// crawler asks discv4 nodes over discv4 and discv5 nodes over discv5). Pair them with
+    /// [`Discovery::v4`] and [`Discovery::v5`].
+    pub fn into_parts(self) -> (Option<CandidateStream>, Option<Candidates>) {
+        (self.v4, self.v5)
+    }
 }
 
 impl futures::Stream for DiscoveryCandidates {

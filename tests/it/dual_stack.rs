@@ -455,3 +455,80 @@ async fn a_dual_stack_node_takes_peers_of_both_families() {
     }
     hub.shutdown().await;
 }
+
+/// The crawler on dual-stack discovery (discv5 on one pair of sockets, discv4 on another,
+/// as the crawler example runs them) crawls from a dual-stack hub into both families: it
+/// finds an IPv4-only node and an IPv6-only node, over discv4 and over discv5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crawler_crawls_both_families() {
+    use ethp2p::{
+        crawl::{CrawlConfig, Crawler},
+        record::CandidateSource,
+        Candidate,
+    };
+    let (hub, _hub_candidates, hub_key) = hub(17_050, true).await;
+    let hub_enr = hub.local_enr().record();
+    let mut nodes = Vec::new();
+    for (seed, ip, boot) in
+        [(17_051, V4_LOOPBACK, hub.local_addr()), (17_052, V6_LOOPBACK, hub.dual_stack_addr().unwrap())]
+    {
+        let key = key_from_seed(seed);
+        let config = DiscoveryConfig::new(
+            Some(v4_config(ip, vec![Enode::new(hub_key.peer_id(), boot)])),
+            Some(v5_config(ip, vec![hub_enr.clone()])),
+        );
+        let (node, _candidates) = Discovery::start(LocalEnr::builder(&key).build().unwrap(), config)
+            .await
+            .expect("this host must have ::1 (ip -6 addr show lo)");
+        nodes.push((node, key.node_id()));
+    }
+    // Both are in the hub's tables before the crawl starts.
+    let hub_v4 = hub.v4().unwrap().clone();
+    let met = poll_until(Duration::from_secs(30), Duration::from_millis(100), || {
+        let hub_v4 = hub_v4.clone();
+        async move { hub_v4.table().await.map(|t| t.len() >= 2).unwrap_or(false) }
+    })
+    .await;
+    assert!(met, "the hub met both nodes over discv4");
+
+    let key = key_from_seed(17_053);
+    let dual = |v4: Option<Discv4Config>, v5: Option<Discv5Config>| {
+        let mut config = DiscoveryConfig::new(v4, v5);
+        config.dual_stack = Some(SocketAddr::new(V6_LOOPBACK, 0));
+        config
+    };
+    let local = LocalEnr::builder(&key).build().unwrap();
+    let (d5, c5) =
+        Discovery::start(local, dual(None, Some(v5_config(V4_LOOPBACK, Vec::new())))).await.unwrap();
+    let local = LocalEnr::builder(&key).build().unwrap();
+    let (d4, c4) =
+        Discovery::start(local, dual(Some(v4_config(V4_LOOPBACK, Vec::new())), None)).await.unwrap();
+    let (_, c5) = c5.into_parts();
+    let (c4, _) = c4.into_parts();
+    let seed = Candidate::from_enr(&hub_enr, CandidateSource::Bootnode).unwrap();
+    let mut config = CrawlConfig::builder();
+    config.workers(8).idle(Duration::from_secs(2)).duration(Duration::from_secs(60)).probe(None);
+    let crawler = Crawler::new(config.build().unwrap(), key)
+        .discv5(d5.v5().unwrap().clone(), c5.unwrap())
+        .discv4(d4.v4().unwrap().clone(), c4.unwrap())
+        .seeds([
+            Candidate { source: CandidateSource::Discv5, ..seed.clone() },
+            Candidate { source: CandidateSource::Discv4, ..seed },
+        ]);
+    let state = crawler.run(std::future::pending()).await.expect("crawl runs");
+    let found: Vec<_> = state.nodes().map(|n| (n.node_id, n.ip, n.discv4, n.discv5)).collect();
+    for (node, id) in &nodes {
+        let ip = node.local_addr().ip();
+        assert!(
+            found.contains(&(*id, ip, true, true)),
+            "the crawl found the node at {ip} over both protocols: {found:?}"
+        );
+    }
+
+    d5.shutdown().await;
+    d4.shutdown().await;
+    for (node, _) in nodes {
+        node.shutdown().await;
+    }
+    hub.shutdown().await;
+}
