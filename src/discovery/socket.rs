@@ -200,6 +200,28 @@ mod tests {
         assert_eq!(socket.recv_from(&mut buf).await.unwrap().0, 1);
     }
 
+    /// Dual stack, each datagram leaves on the socket of its destination's family; with one
+    /// socket, on that one.
+    #[tokio::test]
+    async fn sockets_send_on_the_destinations_family() {
+        let v4 = Arc::new(bind_udp("127.0.0.1:0".parse().unwrap(), None).unwrap());
+        let v6 =
+            Arc::new(bind_udp("[::1]:0".parse().expect("valid"), None).expect("this host must have ::1"));
+        let (to4, to6): (SocketAddr, SocketAddr) =
+            ("127.0.0.1:1".parse().unwrap(), "[::1]:1".parse().unwrap());
+        for sockets in
+            [Sockets::new(v4.clone(), Some(v6.clone())), Sockets::new(v6.clone(), Some(v4.clone()))]
+        {
+            assert!(Arc::ptr_eq(sockets.for_dest(&to4), &v4));
+            assert!(Arc::ptr_eq(sockets.for_dest(&to6), &v6));
+            let (a, b) = sockets.by_family();
+            assert!(Arc::ptr_eq(&a.unwrap(), &v4) && Arc::ptr_eq(&b.unwrap(), &v6));
+        }
+        let one = Sockets::one(v4.clone());
+        assert!(Arc::ptr_eq(one.for_dest(&to6), &v4), "one socket sends everything");
+        assert!(one.by_family().1.is_none());
+    }
+
     #[test]
     fn reads_a_sockets_drop_column() {
         let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\

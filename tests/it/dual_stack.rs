@@ -532,3 +532,25 @@ async fn the_crawler_crawls_both_families() {
     }
     hub.shutdown().await;
 }
+
+/// Dual stack means one address of each family: two of one family are refused before
+/// anything is bound, by discovery and by the node's listeners.
+#[tokio::test]
+async fn two_addresses_of_one_family_are_refused() {
+    let key = key_from_seed(17_060);
+    let mut config = DiscoveryConfig::new(Some(v4_config(V4_LOOPBACK, Vec::new())), None);
+    config.dual_stack = Some("127.0.0.2:0".parse().unwrap());
+    let err = Discovery::start(LocalEnr::builder(&key).build().unwrap(), config).await.unwrap_err();
+    assert!(matches!(err, ethp2p::discovery::DiscoveryError::SameFamily { .. }), "{err}");
+
+    use ethp2p::{eth::MemoryChain, node::NodeBuilder, ChainSpec};
+    let chain = std::sync::Arc::new(MemoryChain::builder().blocks(1).build());
+    let eth = chain.eth_config_for(&ChainSpec::mainnet()).build().unwrap();
+    let err = NodeBuilder::new(eth, chain.clone())
+        .listen(SocketAddr::new(V6_LOOPBACK, 0))
+        .listen_dual_stack(SocketAddr::new(V6_LOOPBACK, 0))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ethp2p::node::NodeError::InvalidConfig(_)), "{err}");
+}
