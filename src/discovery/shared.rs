@@ -398,6 +398,7 @@ async fn bind_sockets(
         },
         _ => bind(second, buffer).await?,
     };
+    tracing::debug!(target: "ethp2p::discovery", first = %first_addr, second = %bound.1, "dual stack bound");
     Ok((Sockets::new(primary, Some(bound.0)), first_addr, Some(bound.1)))
 }
 

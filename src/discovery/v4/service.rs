@@ -325,6 +325,11 @@ impl Discv4Service {
                 received = self.sockets.primary().recv_from(&mut buf), if matches!(self.inbound, Source::Socket) => {
                     let socket = self.sockets.primary().clone();
                     self.handle_received(&socket, received, &mut buf);
+                    // `biased`: a primary socket that is always ready would starve the
+                    // second one; it gets a batch of its own after each of the primary's.
+                    if let Some(second) = self.sockets.second().cloned() {
+                        self.drain(&second, &mut buf2, RECV_BATCH);
+                    }
                 }
                 received = recv_on(self.sockets.second(), &mut buf2), if matches!(self.inbound, Source::Socket) => {
                     if let Some(socket) = self.sockets.second().cloned() {
@@ -369,16 +374,21 @@ impl Discv4Service {
             Ok((len, from)) => {
                 self.handle_datagram(from, &buf[..len]);
                 // Drain what else is queued without going back through select!.
-                for _ in 1..RECV_BATCH {
-                    match socket.try_recv_from(buf) {
-                        Ok((len, from)) => self.handle_datagram(from, &buf[..len]),
-                        Err(_) => break,
-                    }
-                }
+                self.drain(socket, buf, RECV_BATCH - 1);
             }
             Err(e) => {
                 // ICMP port-unreachable surfaces here on some platforms; not fatal.
                 tracing::trace!(target: TARGET, error = %e, "recv error");
+            }
+        }
+    }
+
+    /// Up to `max` datagrams already queued on `socket`, without waiting.
+    fn drain(&mut self, socket: &UdpSocket, buf: &mut [u8], max: usize) {
+        for _ in 0..max {
+            match socket.try_recv_from(buf) {
+                Ok((len, from)) => self.handle_datagram(from, &buf[..len]),
+                Err(_) => break,
             }
         }
     }
