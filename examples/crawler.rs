@@ -12,6 +12,7 @@ use clap::Parser;
 use ethp2p::discovery::CandidateSource;
 use ethp2p::discovery::Discv5;
 use ethp2p::discovery::Discv5Config;
+use ethp2p::discovery::{Discovery, DiscoveryConfig, IngressLimits};
 use ethp2p::{
     crawl::{
         probe, unix_now, write_nodes_json, ApiConfig, ApiServer, CheckConfig, Checker, CrawlConfig,
@@ -67,6 +68,10 @@ struct Args {
     /// Local UDP address for discv5; discv4 uses the next port (0: any free ports).
     #[arg(long, default_value = "0.0.0.0:0")]
     listen: SocketAddr,
+    /// Crawl IPv6 nodes too: discv5's and discv4's address of the other family (e.g.
+    /// `[::]:0`; discv4 again on the next port). Default: one family, --listen's.
+    #[arg(long, value_name = "IP:PORT")]
+    listen6: Option<SocketAddr>,
     /// Per-probe connect and handshake timeout.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     probe_timeout: Duration,
@@ -169,7 +174,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut builder = Discv5Config::builder();
         builder.listen(args.listen).bootnodes(enrs).netrestrict(args.netrestrict.clone());
         let local = local_record()?;
-        let (discv5, candidates) = Discv5::start(local, builder.build()?).await?;
+        let (discv5, candidates) = match args.listen6 {
+            None => Discv5::start(local, builder.build()?).await?,
+            Some(listen6) => {
+                // Dual stack: one socket per family, through `Discovery` (discv5 alone).
+                let mut config = DiscoveryConfig::new(None, Some(builder.build()?));
+                config.dual_stack = Some(listen6);
+                let (discovery, candidates) = Discovery::start(local, config).await?;
+                (
+                    discovery.v5().expect("discv5 runs").clone(),
+                    candidates.into_parts().1.expect("discv5 runs"),
+                )
+            }
+        };
         eprintln!("discv5 on {}", discv5.local_addr());
         services.push(Service::V5(discv5.clone()));
         crawler = crawler.discv5(discv5, candidates);
@@ -194,7 +211,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut config = config;
         config.tcp_port = Some(rlpx_port);
         let local = local_record()?;
-        let (discv4, candidates) = Discv4::spawn(config, local).await?;
+        let (discv4, candidates) = match args.listen6 {
+            None => Discv4::spawn(config, local).await?,
+            Some(mut listen6) => {
+                if listen6.port() != 0 {
+                    listen6.set_port(listen6.port() + 1);
+                }
+                // As `Discv4::spawn`: no ingest budget (the crawler asks; answers come back).
+                let mut dual = DiscoveryConfig::new(Some(config), None);
+                dual.dual_stack = Some(listen6);
+                dual.limits = IngressLimits::unlimited();
+                let (discovery, candidates) = Discovery::start(local, dual).await?;
+                (
+                    discovery.v4().expect("discv4 runs").clone(),
+                    candidates.into_parts().0.expect("discv4 runs"),
+                )
+            }
+        };
         eprintln!("discv4 on {}", discv4.local_addr());
         services.push(Service::V4(discv4.clone()));
         crawler = crawler.discv4(discv4, candidates);

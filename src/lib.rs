@@ -29,7 +29,8 @@
 //!   file) and each network's embedded bootnodes. Pure data; every other layer uses it.
 //! - `discovery`: the [`Candidate`] stream shared by every source. `v4` is our own
 //!   discv4 (EIP-8, EIP-868) with a sans-IO core; `v5` wraps the `discv5` crate; both share
-//!   one UDP port. DNS trees (EIP-1459) and LAN discovery feed the same stream.
+//!   one UDP port, in IPv4 and IPv6 at once when asked (dual stack: one socket per family).
+//!   DNS trees (EIP-1459) and LAN discovery feed the same stream.
 //! - [`nat`]: the public address: `--nat none|extip:IP|upnp|pmp|any`, gateway port mappings
 //!   (UPnP, NAT-PMP) and the hook that writes an external address into the local ENR.
 //! - [`rlpx`]: the ECIES handshake, frame codec and the p2p base protocol (Hello, Ping,

@@ -58,12 +58,16 @@ struct Args {
     #[arg(long)]
     writeaddress: bool,
 
-    /// UDP listen address for discovery (port 0 picks a free port).
-    #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:30301")]
-    addr: SocketAddr,
+    /// UDP listen address for discovery (port 0 picks a free port). Give it twice, once
+    /// per IP family, to run dual stack: `--addr 0.0.0.0:30301 --addr [::]:30301` serves
+    /// IPv4 and IPv6 nodes at once and puts both addresses in the ENR (`ip`/`udp`,
+    /// `ip6`/`udp6`); the enode URL printed is the first address's.
+    #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:30301", action = clap::ArgAction::Append)]
+    addr: Vec<SocketAddr>,
 
     /// Advertised address: `none` (the listen IP, or the IP of the default route when
-    /// listening on all interfaces) or `extip:<IP>`.
+    /// listening on all interfaces) or `extip:<IP>` (dual stack: for that IP's family; the
+    /// other family advertises its listen IP).
     #[arg(long, value_name = "MODE", default_value = "none")]
     nat: String,
 
@@ -160,7 +164,14 @@ struct Protocols {
 struct Setup {
     key: NodeKey,
     chain: ChainSpec,
+    /// The first listen address, and the other family's when dual stack.
+    addr: SocketAddr,
+    dual_stack: Option<SocketAddr>,
+    /// The IP the record advertises for `addr`.
     advertised_ip: IpAddr,
+    /// The IP the record advertises for `dual_stack`; `None` when it would be unspecified
+    /// (`[::]` on a host without a route of that family).
+    advertised_dual: Option<IpAddr>,
     /// `--nat extip:`: the advertised address is the operator's, never moved by votes.
     fixed_ip: bool,
     netrestrict: NetRestrict,
@@ -185,16 +196,20 @@ async fn run(args: Args) -> Result<(), String> {
     let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let fork_id = setup.chain.fork_id_at_time(unix_now);
     let mut builder = LocalEnr::builder(&setup.key);
-    match setup.advertised_ip {
-        IpAddr::V4(ip) => builder.ip4(ip),
-        IpAddr::V6(ip) => builder.ip6(ip),
-    };
-    if args.addr.port() != 0 {
-        // The port is known now: the record continued from the last run can be identical.
-        match setup.advertised_ip {
-            IpAddr::V4(_) => builder.udp4(args.addr.port()),
-            IpAddr::V6(_) => builder.udp6(args.addr.port()),
+    let families = std::iter::once((setup.advertised_ip, setup.addr))
+        .chain(setup.dual_stack.and_then(|addr| Some((setup.advertised_dual?, addr))));
+    for (ip, addr) in families {
+        match ip {
+            IpAddr::V4(ip) => builder.ip4(ip),
+            IpAddr::V6(ip) => builder.ip6(ip),
         };
+        if addr.port() != 0 {
+            // The port is known now: the record continued from the last run can be identical.
+            match ip {
+                IpAddr::V4(_) => builder.udp4(addr.port()),
+                IpAddr::V6(_) => builder.udp6(addr.port()),
+            };
+        }
     }
     // The record continues the last run's (same record, or seq + 1 if anything changed),
     // so nodes that cached it take the new one.
@@ -213,14 +228,14 @@ async fn run(args: Args) -> Result<(), String> {
 
     let mut v4_config = Discv4Config::builder();
     v4_config
-        .listen_addr(args.addr)
+        .listen_addr(setup.addr)
         .netrestrict(setup.netrestrict.clone())
         .bootnodes(enodes.clone())
         .update_enr_ip(!setup.fixed_ip);
     let v4_config = v4_config.build().map_err(|e| e.to_string())?;
     let mut v5_config = Discv5Config::builder();
     v5_config
-        .listen(args.addr)
+        .listen(setup.addr)
         .netrestrict(setup.netrestrict.clone())
         .fork_filter(setup.chain.fork_filter(u64::MAX, unix_now))
         .bootnodes(enrs);
@@ -238,6 +253,7 @@ async fn run(args: Args) -> Result<(), String> {
     );
     config.socket_buffer = Some(args.socket_buffer);
     config.limits = setup.limits;
+    config.dual_stack = setup.dual_stack;
     let (discovery, mut candidates) =
         Discovery::start(local.clone(), config).await.map_err(|e| format!("cannot start discovery: {e}"))?;
     let save_record = |local: &LocalEnr| {
@@ -275,7 +291,7 @@ async fn run(args: Args) -> Result<(), String> {
     init_tracing();
     info!(
         target: "ethp2p::bootnode",
-        %bound, chain = %setup.chain.name, %fork_id, v4 = setup.protocols.v4, v5 = setup.protocols.v5,
+        %bound, dual_stack = ?discovery.dual_stack_addr(), chain = %setup.chain.name, %fork_id, v4 = setup.protocols.v4, v5 = setup.protocols.v5,
         "bootnode running"
     );
 
@@ -350,12 +366,28 @@ async fn run(args: Args) -> Result<(), String> {
 /// Validates every flag; nothing is written except a missing key file.
 fn setup(args: &Args) -> Result<Setup, String> {
     let nat: NatConfig = args.nat.parse().map_err(|e| format!("--nat: {e}"))?;
-    let advertised_ip = match nat {
-        NatConfig::None => listen_ip(args.addr.ip())?,
-        NatConfig::ExtIp(ip) => ip,
-        other => {
-            return Err(format!("--nat {other}: a bootnode supports `none` and `extip:<IP>`"));
+    let (addr, dual_stack) = match args.addr[..] {
+        [addr] => (addr, None),
+        [first, second] if first.is_ipv6() != second.is_ipv6() => (first, Some(second)),
+        [first, second] => {
+            return Err(format!(
+                "--addr {first} --addr {second}: dual stack needs one IPv4 and one IPv6 address"
+            ))
         }
+        _ => return Err("--addr: at most two, one IPv4 and one IPv6".to_owned()),
+    };
+    // `extip:` names the address of its own family; any other family advertises its listen IP.
+    let advertised = |listen: SocketAddr| match nat {
+        NatConfig::None => listen_ip(listen.ip()),
+        NatConfig::ExtIp(ip) if ip.is_ipv6() == listen.is_ipv6() => Ok(ip),
+        NatConfig::ExtIp(_) if dual_stack.is_some() => listen_ip(listen.ip()),
+        NatConfig::ExtIp(ip) => Ok(ip),
+        other => Err(format!("--nat {other}: a bootnode supports `none` and `extip:<IP>`")),
+    };
+    let advertised_ip = advertised(addr)?;
+    let advertised_dual = match dual_stack {
+        Some(second) => Some(advertised(second)?).filter(|ip| !ip.is_unspecified()),
+        None => None,
     };
     let netrestrict: NetRestrict = match &args.netrestrict {
         Some(list) => list.parse().map_err(|e| format!("--netrestrict: {e}"))?,
@@ -387,7 +419,19 @@ fn setup(args: &Args) -> Result<Setup, String> {
     limits.ingest_budget = budget("--ingest-budget", &args.ingest_budget)?;
     limits.v5_sessions_per_ip = budget("--v5-sessions-per-ip", &args.v5_sessions_per_ip)?;
     limits.limit_lan = args.limit_lan;
-    Ok(Setup { key, chain, advertised_ip, fixed_ip, netrestrict, bootnodes, protocols, limits })
+    Ok(Setup {
+        key,
+        chain,
+        addr,
+        dual_stack,
+        advertised_ip,
+        advertised_dual,
+        fixed_ip,
+        netrestrict,
+        bootnodes,
+        protocols,
+        limits,
+    })
 }
 
 /// A budget flag: a positive count, or `off`.

@@ -35,6 +35,24 @@
 //! ever `try_send`s onward and never waits.
 //!
 //! The candidates of both protocols come out of one [`DiscoveryCandidates`] stream.
+//!
+//! ## Dual stack
+//! With [`DiscoveryConfig::dual_stack`], the port is two sockets, one per IP family, bound
+//! to the same port number when it is free in both (port 0: the second family is offered the
+//! first one's port before any other). Not one IPv6 socket taking IPv4-mapped addresses as
+//! geth does: `discv5` 0.12 runs dual stack only on two sockets, and an IPv6-only socket
+//! behaves the same on every host. Everything above stays one:
+//!
+//! ```text
+//!   IPv4 socket ─┐                 ┌─► discv5 (ListenConfig::FromSockets { ipv4, ipv6 })
+//!                ├─ both read by ──┤
+//!   IPv6 socket ─┘                 └─► discv4 (itself, or via discv5's UnrecognizedFrame)
+//!                                       sends each answer on the socket of its family
+//! ```
+//!
+//! The record carries `ip`/`udp` and `ip6`/`udp6`; discv4's table and discv5's hold nodes of
+//! both families, with the subnet limits of each (/24, /48); candidates of both families come
+//! out of the one stream.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -45,7 +63,7 @@ use std::{
 
 use tokio::{net::UdpSocket, sync::mpsc};
 
-use super::socket::{bind_udp, DEFAULT_SOCKET_BUFFER};
+use super::socket::{bind_udp, Sockets, DEFAULT_SOCKET_BUFFER};
 use super::{
     v4::{CandidateStream, Discv4, Discv4Config, Discv4Error, Discv4Stats},
     Candidate, Candidates, Discv5, Discv5Config, Discv5Error, Discv5Stats, IngressLimits,
@@ -71,12 +89,23 @@ pub struct DiscoveryConfig {
     /// The port's ingest budgets: packets per IP, per subnet and in total, and new discv5
     /// sessions per IP (see [`IngressLimits`]). Default: [`IngressLimits::default`].
     pub limits: IngressLimits,
+    /// A second listen address, of the other IP family than the first (discv4's
+    /// `listen_addr`, or discv5's `listen` when it runs alone): both protocols then run on
+    /// both families at once (see the module docs). Port 0 takes the first address's port
+    /// when it is free in this family too. Default: none (one family).
+    pub dual_stack: Option<SocketAddr>,
 }
 
 impl DiscoveryConfig {
     /// A config running the given protocols.
     pub fn new(v4: Option<Discv4Config>, v5: Option<Discv5Config>) -> Self {
-        Self { v4, v5, socket_buffer: Some(DEFAULT_SOCKET_BUFFER), limits: IngressLimits::default() }
+        Self {
+            v4,
+            v5,
+            socket_buffer: Some(DEFAULT_SOCKET_BUFFER),
+            limits: IngressLimits::default(),
+            dual_stack: None,
+        }
     }
 }
 
@@ -104,6 +133,14 @@ pub enum DiscoveryError {
     /// An ingest budget is invalid (a zero rate).
     #[error("invalid ingest budget: {0}")]
     Limits(String),
+    /// The dual-stack address is of the same IP family as the first listen address.
+    #[error("dual stack needs one IPv4 and one IPv6 address, got {first} and {second}")]
+    SameFamily {
+        /// The first listen address.
+        first: SocketAddr,
+        /// [`DiscoveryConfig::dual_stack`].
+        second: SocketAddr,
+    },
 }
 
 /// Totals over both protocols, for an operator's stats line.
@@ -120,7 +157,7 @@ pub struct DiscoveryStats {
     pub packets_in: u64,
     /// discv4 datagrams sent (discv5's are not counted, for the same reason).
     pub packets_out: u64,
-    /// Datagrams the kernel dropped on our socket: over 1,280 bytes (dropped by the socket's
+    /// Datagrams the kernel dropped on our socket(s): over 1,280 bytes (dropped by the socket's
     /// filter before any reader) or arriving at a full receive buffer. `None` where the
     /// kernel does not say (not Linux).
     pub socket_drops: Option<u64>,
@@ -144,10 +181,12 @@ pub struct Discovery {
     v4: Option<Discv4>,
     v5: Option<Discv5>,
     local_addr: SocketAddr,
+    /// The other family's bound address, dual stack.
+    dual_stack_addr: Option<SocketAddr>,
     local: LocalEnr,
-    /// The shared socket, for the kernel's drop counter. Weak: the protocol tasks own the
-    /// socket, so it closes when they stop even while handles live on.
-    socket: Weak<UdpSocket>,
+    /// The shared socket(s), for the kernel's drop counter. Weak: the protocol tasks own the
+    /// sockets, so they close when they stop even while handles live on.
+    sockets: Vec<Weak<UdpSocket>>,
 }
 
 impl Discovery {
@@ -175,35 +214,44 @@ impl Discovery {
     ) -> Result<(Self, DiscoveryCandidates), DiscoveryError> {
         let limits = config.limits;
         limits.check().map_err(DiscoveryError::Limits)?;
+        let first = match (&config.v4, &config.v5) {
+            (None, None) => return Err(DiscoveryError::NothingToRun),
+            (Some(v4), _) => {
+                v4.check()?;
+                v4.listen_addr
+            }
+            (None, Some(v5)) => v5.listen,
+        };
+        let (sockets, local_addr, dual_stack_addr) =
+            bind_sockets(first, config.dual_stack, config.socket_buffer).await?;
+        if config.v4.is_some() {
+            record_udp_port(&local, local_addr, false)?;
+        }
+        if let Some(second) = dual_stack_addr {
+            // The second family gets its IP too when it is a specific one: the caller's
+            // record names the first family's (as discv5 does for a socket it binds).
+            record_udp_port(&local, second, true)?;
+        }
+        let weak = sockets.iter().map(Arc::downgrade).collect();
+        let handle =
+            |v4, v5| Self { v4, v5, local_addr, dual_stack_addr, local: local.clone(), sockets: weak };
         match (config.v4, config.v5) {
             (None, None) => Err(DiscoveryError::NothingToRun),
             (None, Some(v5)) => {
-                let (socket, local_addr) = bind(v5.listen, config.socket_buffer).await?;
                 let (discv5, candidates) =
-                    Discv5::start_on_socket(local.clone(), v5, socket.clone(), None, &limits).await?;
-                Ok((
-                    Self { v4: None, v5: Some(discv5), local_addr, local, socket: Arc::downgrade(&socket) },
-                    DiscoveryCandidates { v4: None, v5: Some(candidates) },
-                ))
+                    Discv5::start_on_socket(local.clone(), v5, sockets, None, &limits).await?;
+                Ok((handle(None, Some(discv5)), DiscoveryCandidates { v4: None, v5: Some(candidates) }))
             }
             (Some(v4), None) => {
-                let (socket, local_addr) = bind(v4.listen_addr, config.socket_buffer).await?;
-                record_udp_port(&local, local_addr)?;
-                let (discv4, candidates) = Discv4::spawn_budgeted(socket.clone(), v4, local.clone(), limits)?;
-                Ok((
-                    Self { v4: Some(discv4), v5: None, local_addr, local, socket: Arc::downgrade(&socket) },
-                    DiscoveryCandidates { v4: Some(candidates), v5: None },
-                ))
+                let (discv4, candidates) = Discv4::spawn_budgeted(sockets, v4, local.clone(), limits)?;
+                Ok((handle(Some(discv4), None), DiscoveryCandidates { v4: Some(candidates), v5: None }))
             }
             (Some(v4), Some(v5)) => {
-                v4.check()?;
-                let (socket, local_addr) = bind(v4.listen_addr, config.socket_buffer).await?;
-                record_udp_port(&local, local_addr)?;
                 let (to_v4, v4_inbound) = mpsc::channel(V4_INBOUND_CAPACITY);
                 let (discv5, v5_candidates) =
-                    Discv5::start_on_socket(local.clone(), v5, socket.clone(), Some(to_v4), &limits).await?;
+                    Discv5::start_on_socket(local.clone(), v5, sockets.clone(), Some(to_v4), &limits).await?;
                 let (discv4, v4_candidates) =
-                    match Discv4::spawn_shared(socket.clone(), v4, local.clone(), v4_inbound, limits) {
+                    match Discv4::spawn_shared(sockets, v4, local.clone(), v4_inbound, limits) {
                         Ok(started) => started,
                         Err(e) => {
                             discv5.shutdown().await;
@@ -211,13 +259,7 @@ impl Discovery {
                         }
                     };
                 Ok((
-                    Self {
-                        v4: Some(discv4),
-                        v5: Some(discv5),
-                        local_addr,
-                        local,
-                        socket: Arc::downgrade(&socket),
-                    },
+                    handle(Some(discv4), Some(discv5)),
                     DiscoveryCandidates { v4: Some(v4_candidates), v5: Some(v5_candidates) },
                 ))
             }
@@ -227,6 +269,11 @@ impl Discovery {
     /// The bound UDP address (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The other family's bound address when running dual stack ([`DiscoveryConfig::dual_stack`]).
+    pub fn dual_stack_addr(&self) -> Option<SocketAddr> {
+        self.dual_stack_addr
     }
 
     /// Our record, as both protocols advertise it.
@@ -247,7 +294,11 @@ impl Discovery {
     /// Counters of both protocols.
     pub async fn stats(&self) -> Result<DiscoveryStats, DiscoveryError> {
         let mut stats = DiscoveryStats {
-            socket_drops: self.socket.upgrade().and_then(|socket| super::socket::socket_drops(&socket)),
+            socket_drops: self
+                .sockets
+                .iter()
+                .filter_map(|socket| socket.upgrade().and_then(|socket| super::socket::socket_drops(&socket)))
+                .reduce(|a, b| a + b),
             enr_seq: self.local.seq(),
             ..Default::default()
         };
@@ -324,13 +375,55 @@ async fn bind(
     Ok((Arc::new(socket), local_addr))
 }
 
-/// Puts the bound UDP port into our record if it has none for that address family.
-fn record_udp_port(local: &LocalEnr, addr: SocketAddr) -> Result<(), DiscoveryError> {
+/// Binds `first` and, dual stack, `second` (of the other family); returns the sockets and
+/// both bound addresses. A second port 0 is first offered the first socket's port, so that
+/// both families share one port number when they can.
+async fn bind_sockets(
+    first: SocketAddr,
+    second: Option<SocketAddr>,
+    buffer: Option<usize>,
+) -> Result<(Sockets, SocketAddr, Option<SocketAddr>), DiscoveryError> {
+    if let Some(second) = second {
+        if second.is_ipv6() == first.is_ipv6() {
+            return Err(DiscoveryError::SameFamily { first, second });
+        }
+    }
+    let (primary, first_addr) = bind(first, buffer).await?;
+    let Some(second) = second else { return Ok((Sockets::one(primary), first_addr, None)) };
+    let same_port = SocketAddr::new(second.ip(), first_addr.port());
+    let bound = match second.port() {
+        0 => match bind(same_port, buffer).await {
+            Ok(bound) => bound,
+            Err(_) => bind(second, buffer).await?,
+        },
+        _ => bind(second, buffer).await?,
+    };
+    tracing::debug!(target: "ethp2p::discovery", first = %first_addr, second = %bound.1, "dual stack bound");
+    Ok((Sockets::new(primary, Some(bound.0)), first_addr, Some(bound.1)))
+}
+
+/// Puts the bound UDP port into our record if it has none for that address family, and,
+/// when `with_ip`, the bound IP if the record has none for the family and it is specific.
+fn record_udp_port(local: &LocalEnr, addr: SocketAddr, with_ip: bool) -> Result<(), DiscoveryError> {
+    let specific = with_ip && !addr.ip().is_unspecified();
     local
         .update(|c| match addr.ip() {
-            IpAddr::V4(_) if c.udp4.is_none() => c.udp4 = Some(addr.port()),
-            IpAddr::V6(_) if c.udp6.is_none() => c.udp6 = Some(addr.port()),
-            _ => {}
+            IpAddr::V4(ip) => {
+                if c.udp4.is_none() {
+                    c.udp4 = Some(addr.port());
+                }
+                if specific && c.ip4.is_none() {
+                    c.ip4 = Some(ip);
+                }
+            }
+            IpAddr::V6(ip) => {
+                if c.udp6.is_none() {
+                    c.udp6 = Some(addr.port());
+                }
+                if specific && c.ip6.is_none() {
+                    c.ip6 = Some(ip);
+                }
+            }
         })
         .map(|_| ())
         .map_err(|e| DiscoveryError::Discv5(Discv5Error::Enr(e)))
@@ -347,6 +440,13 @@ impl DiscoveryCandidates {
     /// The next candidate from either protocol; `None` once all have stopped.
     pub async fn recv(&mut self) -> Option<Candidate> {
         futures::StreamExt::next(self).await
+    }
+
+    /// The two protocols' streams apart, for a consumer that treats them differently (the
+    /// crawler asks discv4 nodes over discv4 and discv5 nodes over discv5). Pair them with
+    /// [`Discovery::v4`] and [`Discovery::v5`].
+    pub fn into_parts(self) -> (Option<CandidateStream>, Option<Candidates>) {
+        (self.v4, self.v5)
     }
 }
 

@@ -12,7 +12,7 @@
 //! datagrams dropped for a full receive buffer). Elsewhere the discv4 reader drops what it can
 //! see is too long, and discv5 truncates as before.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use tokio::net::UdpSocket;
 
@@ -22,6 +22,68 @@ pub const DEFAULT_SOCKET_BUFFER: usize = 4 << 20;
 
 /// discv4.md and discv5-wire.md: no packet is larger than 1,280 bytes (the IPv6 minimum MTU).
 pub(crate) const MAX_DATAGRAM: usize = 1280;
+
+/// The discovery port's sockets: one, or one per IP family (dual stack). Two sockets rather
+/// than one IPv6 socket taking IPv4-mapped addresses: `discv5` 0.12 runs dual stack only on
+/// two sockets (`ListenConfig::FromSockets { ipv4, ipv6 }`, sending each packet on the socket
+/// of its destination's family), and an IPv6-only socket is what every host allows
+/// (`net.ipv6.bindv6only` and BSDs make a mapped socket a per-host gamble). Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Sockets {
+    /// The socket of the first listen address.
+    primary: Arc<UdpSocket>,
+    /// The other family's socket, when dual stack.
+    second: Option<Arc<UdpSocket>>,
+    /// The primary socket's family, read once (sending picks a socket per datagram).
+    primary_v6: bool,
+}
+
+impl Sockets {
+    /// The primary socket and, for dual stack, the other family's.
+    pub(crate) fn new(primary: Arc<UdpSocket>, second: Option<Arc<UdpSocket>>) -> Self {
+        let primary_v6 = primary.local_addr().is_ok_and(|a| a.is_ipv6());
+        Self { primary, second, primary_v6 }
+    }
+
+    /// One socket, one family.
+    pub(crate) fn one(socket: Arc<UdpSocket>) -> Self {
+        Self::new(socket, None)
+    }
+
+    /// The socket of the first listen address.
+    pub(crate) fn primary(&self) -> &Arc<UdpSocket> {
+        &self.primary
+    }
+
+    /// The other family's socket, when dual stack.
+    pub(crate) fn second(&self) -> Option<&Arc<UdpSocket>> {
+        self.second.as_ref()
+    }
+
+    /// The socket to send to `to` on: the one of `to`'s family. With one socket, that socket
+    /// whatever the family (a send to the other family then fails, as it always did).
+    pub(crate) fn for_dest(&self, to: &SocketAddr) -> &Arc<UdpSocket> {
+        match &self.second {
+            Some(second) if to.is_ipv6() != self.primary_v6 => second,
+            _ => &self.primary,
+        }
+    }
+
+    /// The IPv4 socket and the IPv6 socket, each when bound.
+    pub(crate) fn by_family(&self) -> (Option<Arc<UdpSocket>>, Option<Arc<UdpSocket>>) {
+        let (primary, second) = (Some(self.primary.clone()), self.second.clone());
+        if self.primary_v6 {
+            (second, primary)
+        } else {
+            (primary, second)
+        }
+    }
+
+    /// Every socket, the primary first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<UdpSocket>> {
+        std::iter::once(&self.primary).chain(&self.second)
+    }
+}
 
 /// Binds a UDP socket at `addr` with `buffer` bytes of receive and send buffer (`None`:
 /// the kernel's default). An IPv6 address binds an IPv6-only socket. A buffer the kernel
@@ -136,6 +198,28 @@ mod tests {
         peer.send_to(b"x", socket.local_addr().unwrap()).await.unwrap();
         let mut buf = [0u8; 4];
         assert_eq!(socket.recv_from(&mut buf).await.unwrap().0, 1);
+    }
+
+    /// Dual stack, each datagram leaves on the socket of its destination's family; with one
+    /// socket, on that one.
+    #[tokio::test]
+    async fn sockets_send_on_the_destinations_family() {
+        let v4 = Arc::new(bind_udp("127.0.0.1:0".parse().unwrap(), None).unwrap());
+        let v6 =
+            Arc::new(bind_udp("[::1]:0".parse().expect("valid"), None).expect("this host must have ::1"));
+        let (to4, to6): (SocketAddr, SocketAddr) =
+            ("127.0.0.1:1".parse().unwrap(), "[::1]:1".parse().unwrap());
+        for sockets in
+            [Sockets::new(v4.clone(), Some(v6.clone())), Sockets::new(v6.clone(), Some(v4.clone()))]
+        {
+            assert!(Arc::ptr_eq(sockets.for_dest(&to4), &v4));
+            assert!(Arc::ptr_eq(sockets.for_dest(&to6), &v6));
+            let (a, b) = sockets.by_family();
+            assert!(Arc::ptr_eq(&a.unwrap(), &v4) && Arc::ptr_eq(&b.unwrap(), &v6));
+        }
+        let one = Sockets::one(v4.clone());
+        assert!(Arc::ptr_eq(one.for_dest(&to6), &v4), "one socket sends everything");
+        assert!(one.by_family().1.is_none());
     }
 
     #[test]

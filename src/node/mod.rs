@@ -72,6 +72,7 @@ pub const MAX_REQUEST_ATTEMPTS: usize = 3;
 pub struct NodeBuilder {
     key: Option<NodeKey>,
     listen: SocketAddr,
+    listen_dual_stack: Option<SocketAddr>,
     eth: EthConfig,
     chain: Arc<dyn ChainReader>,
     tx_pool: Arc<dyn TxPool>,
@@ -99,6 +100,7 @@ impl NodeBuilder {
         Self {
             key: None,
             listen: SocketAddr::from(([0, 0, 0, 0], 30303)),
+            listen_dual_stack: None,
             eth,
             chain,
             tx_pool: Arc::new(crate::eth::NoTxPool),
@@ -137,6 +139,15 @@ impl NodeBuilder {
     /// The RLPx TCP listen address. Default: `0.0.0.0:30303`; port 0 picks a free one.
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
+        self
+    }
+
+    /// A second RLPx TCP listen address, of the other IP family than [`Self::listen`], to
+    /// accept peers over IPv4 and IPv6 at once: the record gets both `tcp` and `tcp6`. Port
+    /// 0 takes the first listener's port when it is free in this family too. For discovery
+    /// on both families, set [`DiscoveryConfig::dual_stack`] as well. Default: none.
+    pub fn listen_dual_stack(mut self, addr: SocketAddr) -> Self {
+        self.listen_dual_stack = Some(addr);
         self
     }
 
@@ -306,30 +317,32 @@ impl NodeBuilder {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (announcements, _) = broadcast::channel(announce::ANNOUNCEMENT_CAPACITY);
         let peer_id = key.peer_id();
-        let (service, local_addr, discovery, external) = NodeService::start(service::Setup {
-            key,
-            listen: self.listen,
-            eth: self.eth,
-            chain: self.chain,
-            tx_pool: self.tx_pool,
-            pool: self.pool,
-            rlpx: self.rlpx,
-            data_dir: self.data_dir,
-            bootnodes: self.bootnodes,
-            sources: self.sources,
-            discovery: self.discovery,
-            tick: self.tick,
-            seed: self.seed.unwrap_or_else(rand::random),
-            commands: rx,
-            events: events.clone(),
-            announcements: announcements.clone(),
-            recorder: recorder.clone(),
-            nat: self.nat,
-            port_mapper: self.port_mapper,
-            #[cfg(feature = "lan")]
-            lan: self.lan,
-        })
-        .await?;
+        let (service, (local_addr, dual_stack_addr), discovery, external) =
+            NodeService::start(service::Setup {
+                key,
+                listen: self.listen,
+                listen_dual_stack: self.listen_dual_stack,
+                eth: self.eth,
+                chain: self.chain,
+                tx_pool: self.tx_pool,
+                pool: self.pool,
+                rlpx: self.rlpx,
+                data_dir: self.data_dir,
+                bootnodes: self.bootnodes,
+                sources: self.sources,
+                discovery: self.discovery,
+                tick: self.tick,
+                seed: self.seed.unwrap_or_else(rand::random),
+                commands: rx,
+                events: events.clone(),
+                announcements: announcements.clone(),
+                recorder: recorder.clone(),
+                nat: self.nat,
+                port_mapper: self.port_mapper,
+                #[cfg(feature = "lan")]
+                lan: self.lan,
+            })
+            .await?;
         let task = tokio::spawn(service.run());
         Ok(Node {
             inner: Arc::new(Inner {
@@ -338,6 +351,7 @@ impl NodeBuilder {
                 announcements,
                 peer_id,
                 local_addr,
+                dual_stack_addr,
                 discovery,
                 task: std::sync::Mutex::new(Some(task)),
                 metrics_addr: metrics.as_ref().map(MetricsServer::local_addr),
@@ -357,6 +371,7 @@ struct Inner {
     announcements: broadcast::Sender<Announcement>,
     peer_id: PeerId,
     local_addr: SocketAddr,
+    dual_stack_addr: Option<SocketAddr>,
     discovery: Option<Discovery>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     metrics_addr: Option<SocketAddr>,
@@ -381,6 +396,12 @@ impl Node {
     /// The RLPx listener's address (with the port actually bound).
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// The second RLPx listener's address, of the other IP family, when started with
+    /// [`NodeBuilder::listen_dual_stack`].
+    pub fn dual_stack_addr(&self) -> Option<SocketAddr> {
+        self.inner.dual_stack_addr
     }
 
     /// The discovery the node runs, when it was started with [`NodeBuilder::discovery`]:

@@ -4,6 +4,7 @@ mod bootnode;
 mod crawl;
 mod discovery;
 mod dns;
+mod dual_stack;
 mod ejs;
 mod eth;
 mod eth7;

@@ -131,8 +131,10 @@ pub struct Discv4Core {
     timer_kinds: HashMap<u64, Timer>,
     next_timer: u64,
     limiter: LruCache<IpAddr, RateBucket>,
-    /// What verified PONGs say our address is (see [`IpVotes`]).
-    votes: IpVotes,
+    /// What verified PONGs say our address is (see [`IpVotes`]): IPv4 statements and IPv6
+    /// statements apart, as a dual-stack node has one address of each and neither may
+    /// outvote the other.
+    votes: [IpVotes; 2],
     outbox: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<CoreEvent>,
     stats: Discv4Stats,
@@ -169,11 +171,13 @@ impl Discv4Core {
             timer_kinds: HashMap::new(),
             next_timer: 0,
             limiter: LruCache::new(tracked),
-            votes: IpVotes::new(
-                config.ip_vote_window,
-                config.min_ip_votes,
-                local_is_lan(config.listen_addr.ip()),
-            ),
+            votes: [(); 2].map(|()| {
+                IpVotes::new(
+                    config.ip_vote_window,
+                    config.min_ip_votes,
+                    local_is_lan(config.listen_addr.ip()),
+                )
+            }),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             stats: Discv4Stats::default(),
@@ -219,7 +223,7 @@ impl Discv4Core {
 
     /// The external IP that a majority of recent PONGs reported, if any.
     pub fn predicted_ip(&self) -> Option<IpAddr> {
-        self.votes.predicted()
+        self.votes[0].predicted().or(self.votes[1].predicted())
     }
 
     /// The next datagram to send.
@@ -279,13 +283,14 @@ impl Discv4Core {
         self.timer_kinds.insert(id, timer);
     }
 
-    fn local_endpoint(&self) -> Endpoint {
+    /// Our endpoint as a PING to `to` states it: the record's address of `to`'s family when
+    /// it has one (a dual-stack node tells an IPv6 peer its IPv6 address), else the other.
+    fn local_endpoint(&self, to: IpAddr) -> Endpoint {
         let content = self.local.content();
-        let (ip, udp) = match (content.ip4, content.ip6) {
-            (Some(ip), _) => (IpAddr::V4(ip), content.udp4),
-            (None, Some(ip)) => (IpAddr::V6(ip), content.udp6),
-            (None, None) => (IpAddr::from([0, 0, 0, 0]), None),
-        };
+        let v4 = content.ip4.map(|ip| (IpAddr::V4(ip), content.udp4));
+        let v6 = content.ip6.map(|ip| (IpAddr::V6(ip), content.udp6));
+        let preferred = if canonical(to).is_ipv6() { v6.or(v4) } else { v4.or(v6) };
+        let (ip, udp) = preferred.unwrap_or((IpAddr::from([0, 0, 0, 0]), None));
         Endpoint {
             ip,
             udp_port: udp.unwrap_or(self.config.listen_addr.port()),
@@ -663,10 +668,19 @@ impl Discv4Core {
     /// address (see [`IpVotes`]: once per reporting network, only addresses we could have,
     /// a quorum and a majority), it goes into our record unless the config keeps it fixed.
     fn vote(&mut self, now: Instant, reporter: IpAddr, ip: IpAddr) {
-        let Some(best) = self.votes.vote(now, reporter, ip) else { return };
+        let family = usize::from(canonical(ip).is_ipv6());
+        let Some(best) = self.votes[family].vote(now, reporter, ip) else { return };
         tracing::debug!(target: TARGET, ip = %best, "external IP predicted");
         if self.config.update_enr_ip {
-            let udp = self.config.listen_addr.port();
+            // Our listen port; dual stack, an address of the other family keeps the port
+            // the record has for it (its own socket's, which may differ).
+            let listen = self.config.listen_addr;
+            let content = self.local.content();
+            let other = if best.is_ipv6() { content.udp6 } else { content.udp4 };
+            let udp = match other {
+                Some(port) if best.is_ipv6() != listen.is_ipv6() => port,
+                _ => listen.port(),
+            };
             if let Err(e) = self.local.set_endpoint(best, udp, self.config.tcp_port) {
                 tracing::warn!(target: TARGET, error = %e, "could not update local ENR");
             }

@@ -10,6 +10,11 @@
 //! discv4 runs alone, or, when the port is shared with discv5, a bounded channel fed by the
 //! discv5 service with the datagrams discv5 could not decode (see `discovery::shared`). In
 //! both cases the task sends on the socket directly.
+//!
+//! Dual stack, the task has two sockets, one per IP family (`Sockets`), and reads both when
+//! it reads at all. The core is family-blind: it answers whatever address a packet came from,
+//! and the task sends each datagram on the socket of its destination's family, so a PING
+//! that came in over IPv6 is answered over IPv6.
 
 use std::{
     collections::HashMap,
@@ -34,6 +39,7 @@ use super::{
 use crate::{
     discovery::{
         budget::{IngressBudget, IngressLimits, Shed},
+        socket::Sockets,
         Candidate,
     },
     record::{Enode, Enr, LocalEnr, PeerId},
@@ -137,12 +143,12 @@ impl Discv4 {
         config: Discv4Config,
         local: LocalEnr,
     ) -> Result<(Self, CandidateStream), Discv4Error> {
-        Self::start(socket, config, local, Source::Socket, IngressLimits::unlimited())
+        Self::start(Sockets::one(socket), config, local, Source::Socket, IngressLimits::unlimited())
     }
 
-    /// Starts the service reading `socket` itself, with the port's ingest budgets.
+    /// Starts the service reading its socket(s) itself, with the port's ingest budgets.
     pub(crate) fn spawn_budgeted(
-        socket: Arc<UdpSocket>,
+        socket: Sockets,
         config: Discv4Config,
         local: LocalEnr,
         limits: IngressLimits,
@@ -150,10 +156,10 @@ impl Discv4 {
         Self::start(socket, config, local, Source::Socket, limits)
     }
 
-    /// Starts the service on a socket that discv5 reads: the service sends on `socket` and
+    /// Starts the service on socket(s) that discv5 reads: the service sends on `socket` and
     /// handles the datagrams that arrive on `inbound` (the ones discv5 could not decode).
     pub(crate) fn spawn_shared(
-        socket: Arc<UdpSocket>,
+        socket: Sockets,
         config: Discv4Config,
         local: LocalEnr,
         inbound: mpsc::Receiver<Datagram>,
@@ -163,15 +169,17 @@ impl Discv4 {
     }
 
     fn start(
-        socket: Arc<UdpSocket>,
+        sockets: Sockets,
         mut config: Discv4Config,
         local: LocalEnr,
         inbound: Source,
         limits: IngressLimits,
     ) -> Result<(Self, CandidateStream), Discv4Error> {
         config.check()?;
-        let local_addr =
-            socket.local_addr().map_err(|source| Discv4Error::Io { addr: config.listen_addr, source })?;
+        let local_addr = sockets
+            .primary()
+            .local_addr()
+            .map_err(|source| Discv4Error::Io { addr: config.listen_addr, source })?;
         config.listen_addr = local_addr;
         let (tx, rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
         let (candidates_tx, candidates_rx) = mpsc::channel(config.candidate_channel_capacity);
@@ -180,7 +188,7 @@ impl Discv4 {
         core.bootstrap(Instant::now());
         let service = Discv4Service {
             core,
-            socket,
+            sockets,
             inbound,
             commands: rx,
             candidates: candidates_tx,
@@ -264,7 +272,8 @@ impl Discv4 {
 #[derive(Debug)]
 pub struct Discv4Service {
     core: Discv4Core,
-    socket: Arc<UdpSocket>,
+    /// One socket, or one per family (dual stack); each datagram leaves on its family's.
+    sockets: Sockets,
     inbound: Source,
     commands: mpsc::Receiver<Command>,
     candidates: mpsc::Sender<Candidate>,
@@ -297,6 +306,8 @@ impl Discv4Service {
         // One byte over the limit: a datagram that fills it is too long (whatever its real
         // length; the kernel filter of `discovery::socket` drops these before us on Linux).
         let mut buf = vec![0u8; MAX_PACKET_SIZE + 1];
+        // The second family's socket, dual stack (each `select!` branch owns its buffer).
+        let mut buf2 = vec![0u8; MAX_PACKET_SIZE + 1];
         let mut shutdown_reply = None;
         loop {
             let deadline = self.core.next_timeout().map(tokio::time::Instant::from_std);
@@ -311,22 +322,18 @@ impl Discv4Service {
                     // Every handle is gone.
                     None => break,
                 },
-                received = self.socket.recv_from(&mut buf), if matches!(self.inbound, Source::Socket) => {
-                    match received {
-                        Ok((len, from)) => {
-                            self.handle_datagram(from, &buf[..len]);
-                            // Drain what else is queued without going back through select!.
-                            for _ in 1..RECV_BATCH {
-                                match self.socket.try_recv_from(&mut buf) {
-                                    Ok((len, from)) => self.handle_datagram(from, &buf[..len]),
-                                    Err(_) => break,
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            // ICMP port-unreachable surfaces here on some platforms; not fatal.
-                            tracing::trace!(target: TARGET, error = %e, "recv error");
-                        }
+                received = self.sockets.primary().recv_from(&mut buf), if matches!(self.inbound, Source::Socket) => {
+                    let socket = self.sockets.primary().clone();
+                    self.handle_received(&socket, received, &mut buf);
+                    // `biased`: a primary socket that is always ready would starve the
+                    // second one; it gets a batch of its own after each of the primary's.
+                    if let Some(second) = self.sockets.second().cloned() {
+                        self.drain(&second, &mut buf2, RECV_BATCH);
+                    }
+                }
+                received = recv_on(self.sockets.second(), &mut buf2), if matches!(self.inbound, Source::Socket) => {
+                    if let Some(socket) = self.sockets.second().cloned() {
+                        self.handle_received(&socket, received, &mut buf2);
                     }
                 }
                 received = recv_shared(&mut self.inbound) => match received {
@@ -353,6 +360,36 @@ impl Discv4Service {
         tracing::debug!(target: TARGET, "discv4 service stopped");
         if let Some(reply) = shutdown_reply {
             let _ = reply.send(());
+        }
+    }
+
+    /// A datagram received on `socket`, then what else it has queued, up to a batch.
+    fn handle_received(
+        &mut self,
+        socket: &UdpSocket,
+        received: std::io::Result<(usize, SocketAddr)>,
+        buf: &mut [u8],
+    ) {
+        match received {
+            Ok((len, from)) => {
+                self.handle_datagram(from, &buf[..len]);
+                // Drain what else is queued without going back through select!.
+                self.drain(socket, buf, RECV_BATCH - 1);
+            }
+            Err(e) => {
+                // ICMP port-unreachable surfaces here on some platforms; not fatal.
+                tracing::trace!(target: TARGET, error = %e, "recv error");
+            }
+        }
+    }
+
+    /// Up to `max` datagrams already queued on `socket`, without waiting.
+    fn drain(&mut self, socket: &UdpSocket, buf: &mut [u8], max: usize) {
+        for _ in 0..max {
+            match socket.try_recv_from(buf) {
+                Ok((len, from)) => self.handle_datagram(from, &buf[..len]),
+                Err(_) => break,
+            }
         }
     }
 
@@ -417,10 +454,11 @@ impl Discv4Service {
 
     async fn flush(&mut self) {
         while let Some((addr, bytes)) = self.core.poll_transmit() {
-            let sent = match self.socket.try_send_to(&bytes, addr) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    self.socket.send_to(&bytes, addr).await
-                }
+            // The socket of the destination's family: an answer leaves on the family it was
+            // asked on.
+            let socket = self.sockets.for_dest(&addr);
+            let sent = match socket.try_send_to(&bytes, addr) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => socket.send_to(&bytes, addr).await,
                 other => other,
             };
             if let Err(e) = sent {
@@ -452,6 +490,14 @@ impl Discv4Service {
                 _ => {}
             }
         }
+    }
+}
+
+/// The next datagram on `socket`; pending forever without one.
+async fn recv_on(socket: Option<&Arc<UdpSocket>>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(socket) => socket.recv_from(buf).await,
+        None => std::future::pending().await,
     }
 }
 

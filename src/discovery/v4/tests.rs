@@ -674,3 +674,48 @@ fn simulation_200_nodes() {
     assert_eq!(found, N, "every lookup finds its target");
     assert_eq!(records, N, "every record is fetched");
 }
+
+// Dual stack: IPv4 peers state our IPv4 address and IPv6 peers our IPv6 one. Counted
+// together, three of each would be a tie and neither would win; counted per family,
+// each family's quorum settles its own address and the record gets both.
+#[test]
+fn ip_votes_are_counted_per_family() {
+    let mut h = Harness::with(|c| c.min_ip_votes = 3);
+    let claims = [
+        ("10.0.0.1:4000", "7.7.7.7"),
+        ("[fd00::1]:4000", "2001:4860::1"),
+        ("10.0.0.2:4000", "7.7.7.7"),
+        ("[fd00::2]:4000", "2001:4860::1"),
+        ("10.0.0.3:4000", "7.7.7.7"),
+        ("[fd00::3]:4000", "2001:4860::1"),
+    ];
+    let mut reported = Vec::new();
+    for (i, (from, claim)) in claims.iter().enumerate() {
+        let remote = Remote::new(300 + i as u64, from);
+        h.ping_from(&remote);
+        let ping_hash = h
+            .sent()
+            .iter()
+            .rev()
+            .find(|(to, p)| *to == remote.addr && matches!(p.message, Message::Ping(_)))
+            .expect("we ping back")
+            .1
+            .hash;
+        let pong = Message::Pong(Pong {
+            to: Endpoint { ip: claim.parse().unwrap(), udp_port: 30303, tcp_port: 0 },
+            ping_hash,
+            expiration: h.exp(),
+            enr_seq: None,
+        });
+        h.recv(&remote, &pong);
+        reported.extend(h.events().into_iter().filter_map(|e| match e {
+            CoreEvent::ExternalIp(ip) => Some(ip),
+            _ => None,
+        }));
+    }
+    let (v4, v6): (IpAddr, IpAddr) = ("7.7.7.7".parse().unwrap(), "2001:4860::1".parse().unwrap());
+    assert_eq!(reported, vec![v4, v6]);
+    let record = h.local.record();
+    assert_eq!(record.ip4(), Some("7.7.7.7".parse().unwrap()));
+    assert_eq!(record.ip6(), Some("2001:4860::1".parse().unwrap()));
+}

@@ -38,10 +38,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use tokio::{
-    net::UdpSocket,
-    sync::{mpsc, oneshot},
-};
+use tokio::sync::{mpsc, oneshot};
 
 pub use config::{
     Discv5Config, Discv5ConfigBuilder, DEFAULT_BOOTSTRAP_LOOKUPS, DEFAULT_BOOTSTRAP_LOOKUP_INTERVAL,
@@ -52,6 +49,7 @@ use service::{bind, protocol_config, record_listen_addr, start_protocol};
 
 use super::{
     budget::{IngressLimits, SessionCap},
+    socket::Sockets,
     v4::Datagram,
     Candidate, Discv5Error,
 };
@@ -217,10 +215,10 @@ impl Discv5 {
     pub async fn start(local_enr: LocalEnr, config: Discv5Config) -> Result<(Self, Candidates), Discv5Error> {
         let config = Discv5ConfigBuilder { config }.build()?;
         let socket = bind(config.listen).await?;
-        Self::start_on_socket(local_enr, config, socket, None, &IngressLimits::default()).await
+        Self::start_on_socket(local_enr, config, Sockets::one(socket), None, &IngressLimits::default()).await
     }
 
-    /// Starts discv5 on a bound socket, which discv5 reads and sends on. Datagrams it cannot
+    /// Starts discv5 on bound socket(s), one per IP family, which discv5 reads and sends on. Datagrams it cannot
     /// decode go to `unrecognized` when given (a full channel drops them, counted in
     /// [`Discv5Stats::unrecognized_dropped`]): this is how discv4 shares the port
     /// ([`crate::discovery::Discovery`]). `config.listen` is ignored. `limits` gives the
@@ -228,15 +226,21 @@ impl Discv5 {
     pub(crate) async fn start_on_socket(
         local_enr: LocalEnr,
         config: Discv5Config,
-        socket: Arc<UdpSocket>,
+        sockets: Sockets,
         unrecognized: Option<mpsc::Sender<Datagram>>,
         limits: &IngressLimits,
     ) -> Result<(Self, Candidates), Discv5Error> {
         let config = Discv5ConfigBuilder { config }.build()?;
-        let addr = socket.local_addr().map_err(|e| Discv5Error::Bind(config.listen, e.to_string()))?;
-        record_listen_addr(&local_enr, addr)?;
+        let mut addr = None;
+        for socket in sockets.iter() {
+            let bound = socket.local_addr().map_err(|e| Discv5Error::Bind(config.listen, e.to_string()))?;
+            // Each family's address and port goes into the record (`ip`/`udp`, `ip6`/`udp6`).
+            record_listen_addr(&local_enr, bound)?;
+            addr.get_or_insert(bound);
+        }
+        let addr = addr.expect("Sockets holds a primary socket");
         let discv5 =
-            start_protocol(&local_enr, protocol_config(&config, socket)).await.map_err(|e| match e {
+            start_protocol(&local_enr, protocol_config(&config, &sockets)).await.map_err(|e| match e {
                 discv5::Error::Io(e) => Discv5Error::Bind(addr, e.to_string()),
                 e => Discv5Error::Start(format!("{e:?}")),
             })?;

@@ -22,6 +22,7 @@ use super::{
 use crate::{
     discovery::{
         budget::{SessionCap, V5_SESSION_BAN},
+        socket::Sockets,
         v4::Datagram,
         Candidate, CandidateSource, Discv5Error, EthEntry,
     },
@@ -94,11 +95,13 @@ impl Discv5 {
 /// packet filter (rate limits per IP) stays off, as by default: it would run before a
 /// datagram is known to be discv5 and so throttle discv4 too. Its ban list does apply to
 /// every datagram; we only ban IPs outside netrestrict, which discv4 drops as well.
-pub(super) fn protocol_config(config: &Discv5Config, socket: Arc<UdpSocket>) -> discv5::Config {
-    let listen = match socket.local_addr().map(|a| a.ip()) {
-        Ok(IpAddr::V6(_)) => discv5::ListenConfig::FromSockets { ipv4: None, ipv6: Some(socket) },
-        _ => discv5::ListenConfig::FromSockets { ipv4: Some(socket), ipv6: None },
-    };
+///
+/// With two sockets (dual stack) discv5 reads both and sends each packet on the socket of its
+/// destination's family (`IpMode::DualStack`: a record with both `ip` and `ip6` is contacted
+/// over IPv6, as the crate prefers).
+pub(super) fn protocol_config(config: &Discv5Config, sockets: &Sockets) -> discv5::Config {
+    let (ipv4, ipv6) = sockets.by_family();
+    let listen = discv5::ListenConfig::FromSockets { ipv4, ipv6 };
     let mut builder = discv5::ConfigBuilder::new(listen);
     builder.table_filter(table_filter_for(&config.netrestrict));
     if !config.enr_update {

@@ -21,6 +21,8 @@ const DISCOVERY_METRICS_INTERVAL: Duration = Duration::from_secs(5);
 pub(in crate::node) struct Setup {
     pub(in crate::node) key: NodeKey,
     pub(in crate::node) listen: SocketAddr,
+    /// The other family's listen address, dual stack.
+    pub(in crate::node) listen_dual_stack: Option<SocketAddr>,
     pub(in crate::node) eth: EthConfig,
     pub(in crate::node) chain: Arc<dyn ChainReader>,
     pub(in crate::node) tx_pool: Arc<dyn TxPool>,
@@ -43,9 +45,10 @@ pub(in crate::node) struct Setup {
 }
 
 /// What [`NodeService::start`] hands the [`Node`](super::Node): the service, the bound
-/// listener address, the running discovery and the external address as it becomes known.
+/// listener addresses (the second, dual stack), the running discovery and the external
+/// address as it becomes known.
 pub(in crate::node) type Started =
-    (NodeService, SocketAddr, Option<Discovery>, watch::Receiver<Option<ExternalAddr>>);
+    (NodeService, (SocketAddr, Option<SocketAddr>), Option<Discovery>, watch::Receiver<Option<ExternalAddr>>);
 
 /// Starts a [`PortMapping`] on a gateway of the caller's choice (tests use fake ones).
 pub(in crate::node) struct MapperFactory(
@@ -95,12 +98,14 @@ async fn start_nat(
 /// the discovery socket's, else the RLPx
 /// listener's; when both are unspecified (`0.0.0.0`) it stays absent until the discovery
 /// protocols learn it from their peers' votes. The UDP port is written by
-/// [`Discovery::start`] once bound.
+/// [`Discovery::start`] once bound. A second listener (dual stack, `tcp2`) adds its family's
+/// TCP port, and its IP when specific and the record has none of that family.
 fn local_record(
     key: &NodeKey,
     external: Option<IpAddr>,
     udp: Option<SocketAddr>,
     tcp: SocketAddr,
+    tcp2: Option<SocketAddr>,
     fork_id: ForkId,
 ) -> Result<LocalEnr, NodeError> {
     let ip = external.or_else(|| udp.map(|a| a.ip()).filter(|ip| !ip.is_unspecified())).or_else(|| {
@@ -124,6 +129,24 @@ fn local_record(
             }
         }
     }
+    if let Some(second) = tcp2 {
+        let specific = !second.ip().is_unspecified();
+        match second.ip() {
+            IpAddr::V4(v4) if ip.is_none_or(|ip| ip.is_ipv6()) => {
+                builder.tcp4(second.port());
+                if specific {
+                    builder.ip4(v4);
+                }
+            }
+            IpAddr::V6(v6) if ip.is_none_or(|ip| ip.is_ipv4()) => {
+                builder.tcp6(second.port());
+                if specific {
+                    builder.ip6(v6);
+                }
+            }
+            _ => {}
+        }
+    }
     builder.build().map_err(|e| NodeError::InvalidConfig(format!("local ENR: {e}")))
 }
 
@@ -140,7 +163,7 @@ fn lan_record(
     /// RFC 6762: the mDNS IPv4 multicast group.
     const MDNS_GROUP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(224, 0, 0, 251));
     let lan_ip = crate::nat::local_ip_towards(MDNS_GROUP).ok();
-    let local = local_record(key, None, udp, tcp, fork_id)?;
+    let local = local_record(key, None, udp, tcp, None, fork_id)?;
     let udp_port = udp.map_or(tcp.port(), |a| a.port());
     local
         .update(|c| {
@@ -158,6 +181,43 @@ fn lan_record(
         })
         .map(|_| local.record())
         .map_err(|e| NodeError::InvalidConfig(format!("LAN record: {e}")))
+}
+
+/// Binds the dual-stack listener at `addr`, which must be of the other family than the first
+/// listener (bound at `first`); port 0 is offered `first`'s port before any other.
+async fn bind_second_listener(
+    first: SocketAddr,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), NodeError> {
+    if addr.is_ipv6() == first.is_ipv6() {
+        return Err(NodeError::InvalidConfig(format!(
+            "dual stack needs one IPv4 and one IPv6 listen address, got {first} and {addr}"
+        )));
+    }
+    let io = |e| NodeError::Listen(RlpxError::Io(e));
+    let listener = match addr.port() {
+        0 => match bind_v6_only(SocketAddr::new(addr.ip(), first.port())) {
+            Ok(listener) => listener,
+            Err(_) => bind_v6_only(addr).map_err(io)?,
+        },
+        _ => bind_v6_only(addr).map_err(io)?,
+    };
+    let bound = listener.local_addr().map_err(io)?;
+    Ok((listener, bound))
+}
+
+/// A TCP listener at `addr`; an IPv6 one takes IPv6 only, so that the IPv4 listener owns
+/// IPv4 (a mapped-address IPv6 listener would also claim the IPv4 port on some hosts).
+fn bind_v6_only(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Accepts TCP connections and hands them to the service, which decides before any
@@ -189,6 +249,7 @@ impl NodeService {
         let Setup {
             key,
             listen,
+            listen_dual_stack,
             eth,
             chain,
             pool,
@@ -212,6 +273,11 @@ impl NodeService {
         let listener = TcpListener::bind(listen).await.map_err(|e| NodeError::Listen(RlpxError::Io(e)))?;
         let local_addr = listener.local_addr().map_err(|e| NodeError::Listen(RlpxError::Io(e)))?;
         rlpx.listen_port = local_addr.port();
+        let second = match listen_dual_stack {
+            Some(addr) => Some(bind_second_listener(local_addr, addr).await?),
+            None => None,
+        };
+        let dual_stack_addr = second.as_ref().map(|(_, addr)| *addr);
         let now = Instant::now();
         // Candidates on another chain are dropped before they take a dial slot.
         let filter = ForkIdFilter::from_fork_filter(eth.fork_filter.clone(), true);
@@ -232,6 +298,10 @@ impl NodeService {
         // Every candidate source (discovery, LAN, the builder's) merged into one stream.
         let mut merged = CandidateStreams::new();
         let (inbound_tx, inbound) = mpsc::channel(INBOUND_CAPACITY);
+        if let Some((second, _)) = second {
+            // Both families' connections go through the one admission check.
+            source_tasks.spawn(accept_loop(second, inbound_tx.clone()));
+        }
         source_tasks.spawn(accept_loop(listener, inbound_tx));
         // Discovery, NAT and LAN start last, in this order; a failure stops the ones already
         // running, so a failed start leaves nothing behind.
@@ -248,7 +318,14 @@ impl NodeService {
                     v5.enr_update &= !fixed;
                 }
                 let udp = config.v4.as_ref().map(|c| c.listen_addr).or(config.v5.as_ref().map(|c| c.listen));
-                let local = local_record(&key, nat.static_ip(), udp, local_addr, eth.status.fork_id)?;
+                let local = local_record(
+                    &key,
+                    nat.static_ip(),
+                    udp,
+                    local_addr,
+                    dual_stack_addr,
+                    eth.status.fork_id,
+                )?;
                 let (discovery, candidates) = Discovery::start(local, config).await?;
                 merged.push(Box::pin(candidates));
                 if recorder.is_own() {
@@ -360,6 +437,6 @@ impl NodeService {
                 new_candidates: 0,
             },
         };
-        Ok((service, local_addr, discovery, external))
+        Ok((service, (local_addr, dual_stack_addr), discovery, external))
     }
 }

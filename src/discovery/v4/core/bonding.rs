@@ -234,7 +234,7 @@ impl Discv4Core {
             return;
         }
         let ping = Ping {
-            from: self.local_endpoint(),
+            from: self.local_endpoint(addr.ip()),
             to: Endpoint { ip: addr.ip(), udp_port: addr.port(), tcp_port },
             expiration: self.expiration(now),
             enr_seq: Some(self.local.seq()),
