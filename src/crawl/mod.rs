@@ -38,7 +38,7 @@ pub use config::{
     DEFAULT_GONE_AFTER, DEFAULT_IDLE, DEFAULT_REPROBE_AFTER, DEFAULT_WORKERS,
 };
 pub use crawler::{CrawlProgress, Crawler};
-pub use node::{CrawlCounts, CrawlState, CrawledNode, Sighting};
+pub use node::{CrawlCounts, CrawlState, CrawledNode, InboundVia, Sighting};
 pub use nodeset::{
     nodeset, parse_nodes_json, rfc3339, to_nodes_json, write_nodes_json, Nodeset, NodesetEntry,
 };
