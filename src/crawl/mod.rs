@@ -45,7 +45,7 @@ pub use nodeset::{
 pub use probe::{probe, reason_text, HelloInfo, ProbeConfig, ProbeResult, StatusReport, PROBE_CLIENT_ID};
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use summary::{ClientName, Summary, Tally};
+pub use summary::{ClientName, Shares, Summary, Tally};
 
 /// Seconds since the Unix epoch, the crawler's only clock for stored times.
 pub fn unix_now() -> u64 {

@@ -131,6 +131,15 @@ fn summary_counts_clients_versions_and_failures() {
     let text = summary.to_string();
     assert!(text.contains("dialable 3 (75.0%)"), "{text}");
     assert!(text.contains("Geth v1.14.0-stable"), "{text}");
+    // Shares are of the 3 nodes whose client is known, not of the 4 probed.
+    assert_eq!(summary.known_client, 3);
+    assert!((summary.client_share.percent("Geth") - 200.0 / 3.0).abs() < 1e-9);
+    assert_eq!(summary.client_version_share.of(), 3);
+    let json = serde_json::to_value(&summary).unwrap();
+    assert_eq!(json["client_share"]["Geth"], 66.7);
+    assert_eq!(json["client_version_share"]["reth v1.1.0"], 33.3);
+    assert!(text.contains("share of 3 with a known client"), "{text}");
+    assert!(text.contains(" 66.7%"), "{text}");
 }
 
 #[test]
