@@ -38,9 +38,9 @@ use super::{
 use crate::{
     discovery::{
         v4::{CandidateStream, Discv4},
-        Candidate, CandidateSource, Candidates, Discv5,
+        Candidate, CandidateSource, Candidates, Contact, Contacts, Discv5,
     },
-    record::{Enode, Enr, NodeId, NodeKey},
+    record::{node_id, Enode, Enr, NodeId, NodeKey},
     rlpx::RlpxListener,
 };
 
@@ -154,6 +154,9 @@ pub struct Crawler {
     seeds: Vec<Candidate>,
     progress: Arc<CrawlProgress>,
     rlpx: Option<RlpxListener>,
+    /// The discovery services' streams of nodes that contact us, asked for at the first
+    /// round and kept: what arrives between rounds waits (bounded) for the next one.
+    contacts: Option<[Option<Contacts>; 2]>,
 }
 
 /// The sink, boxed; `Debug` only names it.
@@ -179,6 +182,7 @@ impl Crawler {
             seeds: Vec::new(),
             progress: Arc::new(CrawlProgress::default()),
             rlpx: None,
+            contacts: None,
         }
     }
 
@@ -249,7 +253,20 @@ impl Crawler {
         if let Some(SinkBox(sink)) = &mut self.sink {
             sink.begin_round(started)?;
         }
-        let Self { config, key, state, discv5, discv4, sink, seeds, progress, rlpx } = self;
+        if self.contacts.is_none() {
+            // Nodes that ping or query us are sightings too: NAT'd nodes only show up this way.
+            let v4 = match &self.discv4 {
+                Some((d, _)) => d.contacts().await.ok(),
+                None => None,
+            };
+            let v5 = match &self.discv5 {
+                Some((d, _)) => d.contacts().await.ok(),
+                None => None,
+            };
+            self.contacts = Some([v4, v5]);
+        }
+        let Self { config, key, state, discv5, discv4, sink, seeds, progress, rlpx, contacts } = self;
+        let [contacts_v4, contacts_v5] = contacts.get_or_insert_with(|| [None, None]);
         let (discv5, mut candidates) = match discv5 {
             Some((d, c)) => (Some(d.clone()), Some(c)),
             None => (None, None),
@@ -340,6 +357,16 @@ impl Crawler {
                         });
                     }
                 }
+                Some(contact) = next_contact(contacts_v4) => {
+                    if run.contacted(state, &contact) {
+                        last_news = Instant::now();
+                    }
+                }
+                Some(contact) = next_contact(contacts_v5) => {
+                    if run.contacted(state, &contact) {
+                        last_news = Instant::now();
+                    }
+                }
                 _ = flush.tick() => save(sink, state)?,
                 _ = idle_check => {}
             }
@@ -380,6 +407,21 @@ async fn next_inbound(
 ) -> Option<Result<crate::rlpx::Session, crate::rlpx::InboundError>> {
     match listener {
         Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next node that contacted a discovery service; never resolves once the stream has
+/// ended (or was never given).
+async fn next_contact(contacts: &mut Option<Contacts>) -> Option<Contact> {
+    match contacts {
+        Some(c) => match c.recv().await {
+            Some(contact) => Some(contact),
+            None => {
+                *contacts = None;
+                None
+            }
+        },
         None => std::future::pending().await,
     }
 }
@@ -443,6 +485,19 @@ impl Run<'_> {
         let sighting = state.found(candidate, unix_now());
         if sighting != Sighting::Known {
             if let Some(node) = state.get(&candidate.node_id()) {
+                let node = node.clone();
+                self.schedule(&node);
+            }
+        }
+        sighting == Sighting::New
+    }
+
+    /// Folds in a node that contacted us; returns whether it was new (it is then asked and
+    /// probed like a found node, which tells whether it is dialable).
+    fn contacted(&mut self, state: &mut CrawlState, contact: &Contact) -> bool {
+        let sighting = state.contacted(contact, unix_now());
+        if sighting != Sighting::Known {
+            if let Some(node) = state.get(&node_id(&contact.peer_id)) {
                 let node = node.clone();
                 self.schedule(&node);
             }

@@ -38,14 +38,14 @@ pub use config::{
     DEFAULT_GONE_AFTER, DEFAULT_IDLE, DEFAULT_REPROBE_AFTER, DEFAULT_WORKERS,
 };
 pub use crawler::{CrawlProgress, Crawler};
-pub use node::{CrawlCounts, CrawlState, CrawledNode, Sighting};
+pub use node::{CrawlCounts, CrawlState, CrawledNode, InboundVia, Sighting};
 pub use nodeset::{
     nodeset, parse_nodes_json, rfc3339, to_nodes_json, write_nodes_json, Nodeset, NodesetEntry,
 };
 pub use probe::{probe, reason_text, HelloInfo, ProbeConfig, ProbeResult, StatusReport, PROBE_CLIENT_ID};
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use summary::{ClientName, Summary, Tally};
+pub use summary::{ClientName, Shares, Summary, Tally};
 
 /// Seconds since the Unix epoch, the crawler's only clock for stored times.
 pub fn unix_now() -> u64 {

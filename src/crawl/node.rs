@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::probe::ProbeResult;
 use crate::{
-    discovery::{Candidate, CandidateSource},
+    discovery::{Candidate, CandidateSource, Contact, ContactProtocol},
     record::{node_id, Enode, Enr, ForkId, NodeId, PeerId},
 };
 
@@ -60,6 +60,58 @@ pub struct CrawledNode {
     /// What its last inbound session said (Hello, Status).
     #[serde(default)]
     pub inbound: Option<ProbeResult>,
+    /// Which protocols it contacted us over (discv4, discv5, RLPx).
+    #[serde(default)]
+    pub inbound_via: InboundVia,
+}
+
+/// The protocols a node contacted us over. Written as a comma-separated list in a fixed
+/// order (`discv4,discv5,rlpx`), the form the database column and the API use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct InboundVia {
+    /// It sent us a verified discv4 request (PING, FINDNODE, ENRRequest).
+    pub discv4: bool,
+    /// It started a discv5 handshake with us.
+    pub discv5: bool,
+    /// It opened an RLPx session to us.
+    pub rlpx: bool,
+}
+
+impl InboundVia {
+    /// Whether it never contacted us.
+    pub fn is_empty(&self) -> bool {
+        !(self.discv4 || self.discv5 || self.rlpx)
+    }
+
+    /// Parses what [`Display`](std::fmt::Display) writes; unknown names are ignored.
+    pub fn parse(text: &str) -> Self {
+        let mut via = Self::default();
+        for name in text.split(',') {
+            match name.trim() {
+                "discv4" => via.discv4 = true,
+                "discv5" => via.discv5 = true,
+                "rlpx" => via.rlpx = true,
+                _ => {}
+            }
+        }
+        via
+    }
+}
+
+impl std::fmt::Display for InboundVia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = [(self.discv4, "discv4"), (self.discv5, "discv5"), (self.rlpx, "rlpx")];
+        let mut first = true;
+        for (_, name) in names.iter().filter(|(on, _)| *on) {
+            if !first {
+                f.write_str(",")?;
+            }
+            f.write_str(name)?;
+            first = false;
+        }
+        Ok(())
+    }
 }
 
 impl CrawledNode {
@@ -85,6 +137,7 @@ impl CrawledNode {
             seen_inbound: false,
             last_inbound: None,
             inbound: None,
+            inbound_via: InboundVia::default(),
         };
         node.merge(candidate, now);
         node
@@ -283,8 +336,44 @@ impl CrawlState {
         node.seen_inbound = true;
         node.last_inbound = Some(at);
         node.inbound = Some(result);
+        node.inbound_via.rlpx = true;
         self.dirty.insert(id);
         self.mark_up(&id, at);
+    }
+
+    /// A node contacted our discovery port at `now` (see [`Contact`]): it is recorded (a
+    /// new node if unknown, at the address it came from) as `seen_inbound` and up in this
+    /// round. A record it brought replaces an older one. Returns what that made of it, so
+    /// a new node gets asked and probed like any other.
+    pub fn contacted(&mut self, contact: &Contact, now: u64) -> Sighting {
+        let source = match contact.protocol {
+            ContactProtocol::Discv5 => CandidateSource::Discv5,
+            _ => CandidateSource::Discv4,
+        };
+        // Its record when it has an address; else where its datagram came from (a node
+        // behind NAT has no address of its own to announce).
+        let candidate =
+            contact.enr.as_ref().and_then(|enr| Candidate::from_enr(enr, source).ok()).unwrap_or_else(|| {
+                let enode = Enode {
+                    peer_id: contact.peer_id,
+                    ip: contact.addr.ip(),
+                    tcp_port: contact.tcp_port.unwrap_or(0),
+                    udp_port: contact.addr.port(),
+                };
+                Candidate::from_enode(&enode, source)
+            });
+        let id = node_id(&contact.peer_id);
+        let sighting = self.found(&candidate, now);
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.seen_inbound = true;
+            node.last_inbound = Some(now);
+            match contact.protocol {
+                ContactProtocol::Discv5 => node.inbound_via.discv5 = true,
+                _ => node.inbound_via.discv4 = true,
+            }
+        }
+        self.mark_up(&id, now);
+        sighting
     }
 
     /// A node by id.

@@ -25,11 +25,16 @@ use std::{net::IpAddr, path::Path, str::FromStr};
 use alloy_primitives::FixedBytes;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::{node::CrawledNode, probe::ProbeResult, summary::ClientName, CrawlError, CrawlSink, RoundReport};
+use super::{
+    node::{CrawledNode, InboundVia},
+    probe::ProbeResult,
+    summary::ClientName,
+    CrawlError, CrawlSink, RoundReport,
+};
 use crate::record::{parse_enr, ForkId, PeerId};
 
 /// The newest schema version; [`MIGRATIONS`] leads to it from version 1.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// Version 1, the crawler's first schema (before versioning): a new file starts from it and
 /// runs every migration, so new and migrated files are built by the same statements.
@@ -81,7 +86,7 @@ CREATE TABLE IF NOT EXISTS crawls (
 ";
 
 /// `MIGRATIONS[i]` takes a file from version `i + 1` to `i + 2`.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 2: rounds, uptime sessions, gone nodes, inbound sightings, census columns.
     "
 ALTER TABLE nodes ADD COLUMN first_crawl INTEGER;
@@ -117,6 +122,12 @@ CREATE INDEX node_sessions_node ON node_sessions (node_id);
 CREATE UNIQUE INDEX node_sessions_open ON node_sessions (node_id) WHERE ended IS NULL;
 CREATE INDEX nodes_gone ON nodes (gone);
 ",
+    // 3: how a node contacted us (discovery sightings besides RLPx); the RLPx ones before
+    // it were the only kind.
+    "
+ALTER TABLE nodes ADD COLUMN inbound_via TEXT;
+UPDATE nodes SET inbound_via = 'rlpx' WHERE seen_inbound = 1;
+",
 ];
 
 /// Writes the columns a [`CrawledNode`] has; the round bookkeeping (`gone`, `last_up`, ...)
@@ -127,11 +138,13 @@ INSERT INTO nodes (
     first_seen, last_seen, score, first_response, last_response, last_check, probed_at,
     client_id, client_name, client_version, capabilities, eth_version, network_id,
     genesis, status_fork_id, head, latest_block, disconnect_reason, probe_error,
-    probe_json, dialable, snap, earliest_block, seen_inbound, last_inbound, inbound_json
+    probe_json, dialable, snap, earliest_block, seen_inbound, last_inbound, inbound_json,
+    inbound_via
 )
 VALUES (
     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-    ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37
+    ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37,
+    ?38
 )
 ON CONFLICT (node_id) DO UPDATE SET
     peer_id = excluded.peer_id,
@@ -169,7 +182,8 @@ ON CONFLICT (node_id) DO UPDATE SET
     earliest_block = excluded.earliest_block,
     seen_inbound = excluded.seen_inbound,
     last_inbound = excluded.last_inbound,
-    inbound_json = excluded.inbound_json";
+    inbound_json = excluded.inbound_json,
+    inbound_via = excluded.inbound_via";
 
 /// The SQLite store. Owned by whoever drives the crawl; `rusqlite::Connection` is not
 /// `Sync`, so it is never shared.
@@ -272,7 +286,7 @@ impl SqliteStore {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT node_id, peer_id, ip, tcp_port, udp_port, enr, discv4, discv5, fork_id, first_seen,
                     last_seen, score, first_response, last_response, last_check, probe_json,
-                    seen_inbound, last_inbound, inbound_json FROM nodes
+                    seen_inbound, last_inbound, inbound_json, inbound_via FROM nodes
              WHERE {condition}"
         ))?;
         let rows = stmt.query_map([], |row| {
@@ -295,6 +309,7 @@ impl SqliteStore {
                 seen_inbound: row.get(16)?,
                 last_inbound: row.get(17)?,
                 inbound_json: row.get(18)?,
+                inbound_via: row.get(19)?,
             })
         })?;
         let mut nodes = Vec::new();
@@ -354,6 +369,7 @@ impl SqliteStore {
                     node.seen_inbound,
                     node.last_inbound.map(|t| t as i64),
                     node.inbound.as_ref().map(|p| serde_json::to_string(p).unwrap_or_default()),
+                    (!node.inbound_via.is_empty()).then(|| node.inbound_via.to_string()),
                 ])?;
             }
         }
@@ -519,6 +535,7 @@ struct StoredRow {
     seen_inbound: bool,
     last_inbound: Option<i64>,
     inbound_json: Option<String>,
+    inbound_via: Option<String>,
 }
 
 impl StoredRow {
@@ -550,6 +567,7 @@ impl StoredRow {
             seen_inbound: self.seen_inbound,
             last_inbound: self.last_inbound.map(unix),
             inbound: self.inbound_json.and_then(|json| serde_json::from_str(&json).ok()),
+            inbound_via: self.inbound_via.as_deref().map(InboundVia::parse).unwrap_or_default(),
         })
     }
 }

@@ -56,6 +56,51 @@ impl Tally {
     }
 }
 
+/// Shares of a total, in percent: counts per key and the denominator they are shares of.
+/// JSON: an object of percentages rounded to 0.1 (`{"Geth": 42.9}`); the counts and the
+/// denominator are served beside it, so nothing is lost to the rounding.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shares {
+    counts: Tally,
+    of: usize,
+}
+
+impl Shares {
+    /// `counts` as shares of `of`.
+    pub fn new(counts: Tally, of: usize) -> Self {
+        Self { counts, of }
+    }
+
+    /// The share of `key` in percent (0 when the denominator is 0).
+    pub fn percent(&self, key: &str) -> f64 {
+        percent(self.counts.get(key), self.of)
+    }
+
+    /// The denominator.
+    pub fn of(&self) -> usize {
+        self.of
+    }
+}
+
+impl serde::Serialize for Shares {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.counts.0.len()))?;
+        for (key, n) in &self.counts.0 {
+            map.serialize_entry(key, &((percent(*n, self.of) * 10.0).round() / 10.0))?;
+        }
+        map.end()
+    }
+}
+
+fn percent(n: usize, of: usize) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        100.0 * n as f64 / of as f64
+    }
+}
+
 /// The summary table printed at the end of a crawl (and served as JSON by the HTTP API).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
@@ -78,6 +123,14 @@ pub struct Summary {
     pub by_client: Tally,
     /// By client name and version.
     pub by_client_version: Tally,
+    /// Nodes whose client is known (they completed a Hello with us): the denominator of
+    /// [`client_share`](Self::client_share) and
+    /// [`client_version_share`](Self::client_version_share).
+    pub known_client: usize,
+    /// `by_client` in percent of `known_client`.
+    pub client_share: Shares,
+    /// `by_client_version` in percent of `known_client`.
+    pub client_version_share: Shares,
     /// By highest eth version offered (`eth/68`).
     pub by_eth_version: Tally,
     /// By disconnect reason or probe error.
@@ -121,6 +174,7 @@ impl Summary {
             match &probe.hello {
                 Some(hello) => {
                     s.dialable += 1;
+                    s.known_client += 1;
                     let client = ClientName::parse(&hello.client_id);
                     s.by_client.add(client.name.clone());
                     s.by_client_version.add(match client.version {
@@ -153,6 +207,8 @@ impl Summary {
                 ),
             }
         }
+        s.client_share = Shares::new(s.by_client.clone(), s.known_client);
+        s.client_version_share = Shares::new(s.by_client_version.clone(), s.known_client);
         s
     }
 
@@ -176,11 +232,7 @@ impl Summary {
 
     /// Share of probed nodes that completed the Hello, in percent.
     pub fn dialable_percent(&self) -> f64 {
-        if self.probed == 0 {
-            0.0
-        } else {
-            100.0 * self.dialable as f64 / self.probed as f64
-        }
+        percent(self.dialable, self.probed)
     }
 }
 
@@ -193,13 +245,12 @@ fn write_table(f: &mut fmt::Formatter<'_>, title: &str, tally: &Tally, total: us
     }
     writeln!(f, "\n{title:<44} {:>7} {:>6}", "nodes", "share")?;
     let rows = tally.sorted();
-    let percent = |n: usize| if total == 0 { 0.0 } else { 100.0 * n as f64 / total as f64 };
     for (key, n) in rows.iter().take(MAX_ROWS) {
-        writeln!(f, "  {key:<42} {n:>7} {:>5.1}%", percent(*n))?;
+        writeln!(f, "  {key:<42} {n:>7} {:>5.1}%", percent(*n, total))?;
     }
     let rest: usize = rows.iter().skip(MAX_ROWS).map(|(_, n)| n).sum();
     if rest > 0 {
-        writeln!(f, "  {:<42} {rest:>7} {:>5.1}%", "(other)", percent(rest))?;
+        writeln!(f, "  {:<42} {rest:>7} {:>5.1}%", "(other)", percent(rest, total))?;
     }
     Ok(())
 }
@@ -218,8 +269,9 @@ impl fmt::Display for Summary {
             self.dialable_percent()
         )?;
         write_table(f, "network (fork id)", &self.by_network, self.nodes)?;
-        write_table(f, "client", &self.by_client, self.dialable)?;
-        write_table(f, "client version", &self.by_client_version, self.dialable)?;
+        let of_known = format!("(share of {} with a known client)", self.known_client);
+        write_table(f, &format!("client {of_known}"), &self.by_client, self.known_client)?;
+        write_table(f, &format!("client version {of_known}"), &self.by_client_version, self.known_client)?;
         write_table(f, "eth version", &self.by_eth_version, self.dialable)?;
         write_table(f, "eth versions offered", &self.by_eth_offered, self.dialable)?;
         if self.dialable > 0 {

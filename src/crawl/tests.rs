@@ -131,6 +131,15 @@ fn summary_counts_clients_versions_and_failures() {
     let text = summary.to_string();
     assert!(text.contains("dialable 3 (75.0%)"), "{text}");
     assert!(text.contains("Geth v1.14.0-stable"), "{text}");
+    // Shares are of the 3 nodes whose client is known, not of the 4 probed.
+    assert_eq!(summary.known_client, 3);
+    assert!((summary.client_share.percent("Geth") - 200.0 / 3.0).abs() < 1e-9);
+    assert_eq!(summary.client_version_share.of(), 3);
+    let json = serde_json::to_value(&summary).unwrap();
+    assert_eq!(json["client_share"]["Geth"], 66.7);
+    assert_eq!(json["client_version_share"]["reth v1.1.0"], 33.3);
+    assert!(text.contains("share of 3 with a known client"), "{text}");
+    assert!(text.contains(" 66.7%"), "{text}");
 }
 
 #[test]
@@ -288,6 +297,27 @@ fn sqlite_migrates_a_version_1_file() {
     drop(store);
     let again = SqliteStore::open(&path).unwrap();
     assert_eq!(again.load().unwrap().len(), 1);
+
+    // A version 2 file, whose only inbound sightings were RLPx: they say so after version 3.
+    let path = dir.path().join("v2.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(store::SCHEMA_V1).unwrap();
+        conn.execute_batch(store::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute(
+            "INSERT INTO nodes (node_id, peer_id, ip, seq, discv4, discv5, first_seen, last_seen, score,
+                 seen_inbound, last_inbound)
+             VALUES (?1, ?2, '127.0.0.1', 0, 0, 0, 1, 1, 0, 1, 1)",
+            rusqlite::params![hex::encode(node.node_id), hex::encode(node.peer_id)],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).expect("migrates");
+    assert_eq!(store.schema_version().unwrap(), store::SCHEMA_VERSION);
+    let loaded = store.load().unwrap();
+    assert!(loaded[0].seen_inbound);
+    assert_eq!(loaded[0].inbound_via.to_string(), "rlpx");
 }
 
 /// A file that is not a database, and one from a newer crawler, are refused with the path in

@@ -6,6 +6,7 @@
 //! The [`Candidate`] type itself lives in `record`, below both discovery and the pool.
 
 mod budget;
+mod contact;
 pub mod dns;
 mod error;
 #[cfg(feature = "lan")]
@@ -18,6 +19,7 @@ pub use budget::{
     IngressLimits, DEFAULT_INGEST_BUDGET, DEFAULT_PACKETS_PER_IP, DEFAULT_PACKETS_PER_SUBNET,
     DEFAULT_V5_SESSIONS_PER_IP, V5_SESSION_BAN,
 };
+pub use contact::{Contact, ContactProtocol, Contacts, CONTACT_CHANNEL_CAPACITY};
 pub use socket::{udp_receive_buffer_drops, DEFAULT_SOCKET_BUFFER};
 
 /// Log directives that keep the `discv5` crate quiet: it logs a WARN for some packets an

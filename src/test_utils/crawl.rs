@@ -442,7 +442,7 @@ pub fn node_ip(i: usize) -> Ipv4Addr {
 }
 
 /// XOR distance between two ids, as a big-endian byte array (orders like the integer).
-fn xor(a: &NodeId, b: &NodeId) -> [u8; 32] {
+pub(crate) fn xor(a: &NodeId, b: &NodeId) -> [u8; 32] {
     let mut out = [0u8; 32];
     for (o, (x, y)) in out.iter_mut().zip(a.0.iter().zip(b.0.iter())) {
         *o = x ^ y;
@@ -459,7 +459,7 @@ fn log_distance(a: &NodeId, b: &NodeId) -> usize {
 /// The members of `peers` that node `i`'s table holds: per log-distance bucket, the first
 /// `per_bucket` in an order that differs per node (so far buckets differ between nodes, as
 /// they do on a real network, and every node is held by someone).
-fn bucket_fill(ids: &[NodeId], i: usize, peers: &[usize], per_bucket: usize) -> Vec<usize> {
+pub(crate) fn bucket_fill(ids: &[NodeId], i: usize, peers: &[usize], per_bucket: usize) -> Vec<usize> {
     let mut count = [0usize; 257];
     let n = peers.len().max(1);
     let start = peers.iter().position(|&p| p == i).unwrap_or(0);

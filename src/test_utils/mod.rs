@@ -15,6 +15,7 @@ pub mod eclipse;
 pub mod nat;
 pub mod procfs;
 pub mod stateful;
+pub mod virtual_net;
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 

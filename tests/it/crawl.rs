@@ -392,21 +392,117 @@ async fn a_node_that_dials_the_crawler_is_seen_inbound() {
     assert!(round.up.iter().any(|(id, _)| *id == node.node_id), "up in the round it dialed");
     // The crawled nodes were not inbound; the dialer was not dialable: separate columns.
     let store = SqliteStore::open(&db).unwrap();
-    let rows: Vec<(String, bool, Option<bool>)> = store
+    let rows: Vec<(String, bool, Option<bool>, Option<String>)> = store
         .connection()
-        .prepare("SELECT node_id, seen_inbound, dialable FROM nodes")
+        .prepare("SELECT node_id, seen_inbound, dialable, inbound_via FROM nodes")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .map(Result::unwrap)
         .collect();
     assert_eq!(rows.len(), 5);
-    for (id, seen_inbound, dialable) in rows {
+    for (id, seen_inbound, dialable, via) in rows {
         if id == hex::encode(node.node_id) {
-            assert_eq!((seen_inbound, dialable), (true, None));
+            assert_eq!((seen_inbound, dialable, via.as_deref()), (true, None, Some("rlpx")));
         } else {
-            assert_eq!((seen_inbound, dialable), (false, Some(true)), "{id}");
+            // The crawled nodes may have pinged us on their own (table revalidation), never
+            // dialed us.
+            assert_eq!(dialable, Some(true), "{id}");
+            assert!(!via.unwrap_or_default().contains("rlpx"), "{id}");
         }
     }
+    net.shutdown().await;
+}
+
+/// Nodes that contact the crawler's discovery ports and that it was told of nowhere (not a
+/// seed, in no table it reads), with a closed TCP port: one PINGs it over discv4, one starts
+/// a discv5 session with it. Both are recorded as `seen_inbound`, named by protocol, probed,
+/// and not dialable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_that_contact_the_crawlers_discovery_are_seen_inbound() {
+    use std::sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    };
+
+    use ethp2p::{discovery::v4::Discv4Config, Enode};
+    let net = CrawlNet::builder(4).first_seed(61_000).closed_every(0).start().await.expect("network starts");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("contacts.db");
+    let config = CrawlConfig::builder()
+        .workers(32)
+        .idle(Duration::from_secs(2))
+        .duration(Duration::from_secs(60))
+        .probe(Some(ProbeConfig::with_timeout(Duration::from_secs(3))))
+        .build()
+        .unwrap();
+    let crawler_key = key_from_seed(61_999);
+    let crawler_peer = crawler_key.peer_id();
+    let (crawler, discv5, discv4) = crawler_for(&net, crawler_key, config).await;
+    let mut crawler = crawler.sink(SqliteStore::open(&db).unwrap());
+    let crawler_v4 = Enode::new(crawler_peer, discv4.local_addr());
+    let crawler_enr = discv5.local_enr().record();
+
+    // A TCP port nobody listens on: bound, read back, closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let record = |seed: u64| {
+        let key = key_from_seed(seed);
+        let mut builder = ethp2p::LocalEnr::builder(&key);
+        builder.ip4([127, 0, 0, 1].into()).tcp4(closed);
+        (key, builder.build().unwrap())
+    };
+    let (v4_key, v4_local) = record(61_100);
+    let v4_config = Discv4Config::builder().listen_addr("127.0.0.1:0".parse().unwrap()).build().unwrap();
+    let (pinger, _pinger_candidates) = Discv4::spawn(v4_config, v4_local).await.expect("discv4 starts");
+    let (v5_key, v5_local) = record(61_200);
+    let (caller, _caller_candidates) =
+        Discv5::start(v5_local, crawl_net_discv5_config()).await.expect("discv5 starts");
+
+    // They contact the crawler once its round runs (it listens from then on: a discv5
+    // session opened before would not be reported, and is not opened again), and keep at it.
+    let done = Arc::new(AtomicBool::new(false));
+    let progress = crawler.progress();
+    let contacting = {
+        let (pinger, caller, done) = (pinger.clone(), caller.clone(), done.clone());
+        tokio::spawn(async move {
+            while progress.found() == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            while !done.load(Ordering::Relaxed) {
+                let _ = pinger.ping(crawler_v4).await;
+                let _ = caller.find_node(crawler_enr.clone(), vec![256]).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
+    crawler.round(std::future::pending()).await.expect("a round");
+    done.store(true, Ordering::Relaxed);
+    contacting.await.unwrap();
+    for (key, via) in [(&v4_key, "discv4"), (&v5_key, "discv5")] {
+        let node =
+            crawler.state().get_by_peer(&key.peer_id()).unwrap_or_else(|| panic!("{via} contact recorded"));
+        assert!(node.seen_inbound && node.last_inbound.is_some(), "{via}");
+        assert_eq!(node.inbound_via.to_string(), via);
+        assert_eq!(node.tcp_port, Some(closed), "{via}: the port it announced");
+        let probe = node.probe.as_ref().unwrap_or_else(|| panic!("{via} contact probed"));
+        assert!(probe.hello.is_none(), "{via}: nothing listens on its TCP port");
+    }
+    let store = SqliteStore::open(&db).unwrap();
+    for (key, via) in [(&v4_key, "discv4"), (&v5_key, "discv5")] {
+        let id = hex::encode(ethp2p::record::node_id(&key.peer_id()));
+        let row: (bool, Option<bool>, Option<String>) = store
+            .connection()
+            .query_row(
+                "SELECT seen_inbound, dialable, inbound_via FROM nodes WHERE node_id = ?1",
+                [&id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (true, Some(false), Some(via.to_owned())));
+    }
+    pinger.shutdown().await;
+    caller.shutdown().await;
+    discv5.shutdown().await;
+    discv4.shutdown().await;
     net.shutdown().await;
 }

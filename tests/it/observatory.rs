@@ -262,11 +262,18 @@ async fn page_renders_the_summary_in_headless_chromium() {
     assert_eq!(text_of("stat-dialable"), summary["summary"]["dialable"].to_string());
     assert_eq!(text_of("stat-up"), summary["last_round"]["up"].to_string());
     assert!(text_of("freshness").starts_with("round 1 of 1 finished"), "{}", text_of("freshness"));
-    // Each client's bar shows its count from the API.
+    // Each client's bar shows its count and its share from the API, of the nodes with a
+    // known client (the dialable ones here), which the heading names.
     let clients = summary["summary"]["by_client"].as_object().unwrap();
+    let known = summary["summary"]["known_client"].as_u64().unwrap();
     assert!(!clients.is_empty());
+    assert_eq!(known, summary["summary"]["dialable"].as_u64().unwrap());
+    assert!(dom.contains(&format!("(% of {known} nodes with a known client)")), "denominator shown");
     for (client, count) in clients {
-        let bar = format!("data-key=\"{client}\" class=\"count\">{count}<");
+        let share = summary["summary"]["client_share"][client].as_f64().unwrap();
+        let want = 100.0 * count.as_f64().unwrap() / known as f64;
+        assert!((share - want).abs() <= 0.05, "{client}: {share}% of {known}");
+        let bar = format!("data-key=\"{client}\" class=\"count\">{count} ({share:.1}%)<");
         assert!(dom.contains(&bar), "{bar} not in the page");
     }
     // The fork readiness chart: every node ready.

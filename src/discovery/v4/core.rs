@@ -137,6 +137,9 @@ pub struct Discv4Core {
     votes: [IpVotes; 2],
     outbox: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<CoreEvent>,
+    /// Whether verified requests are reported as [`CoreEvent::Contacted`]: off until the
+    /// service has a listener, so a node nobody watches queues nothing.
+    report_contacts: bool,
     stats: Discv4Stats,
     base_instant: Instant,
     base_unix: u64,
@@ -180,6 +183,7 @@ impl Discv4Core {
             }),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
+            report_contacts: false,
             stats: Discv4Stats::default(),
             base_instant: now,
             base_unix: unix_now,
@@ -416,6 +420,7 @@ impl Discv4Core {
         if !self.bonds.is_proven(&peer, from.ip(), now) {
             return Err(DropReason::NotBonded);
         }
+        self.contacted(peer, from, None);
         let target = node_id(&find.target);
         let requester = from.ip();
         let nodes: Vec<NodeRecord> = self
@@ -481,6 +486,7 @@ impl Discv4Core {
         if !self.bonds.is_proven(&peer, from.ip(), now) {
             return Err(DropReason::NotBonded);
         }
+        self.contacted(peer, from, None);
         let response = EnrResponse { request_hash: hash, enr: self.local.record() };
         self.send(from, &Message::EnrResponse(response));
         Ok(())

@@ -3,12 +3,12 @@
 
 #![cfg_attr(not(any(test, feature = "test-utils")), allow(unreachable_pub, dead_code))]
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 #[cfg(doc)]
 use super::Discv4Core;
 use super::{proto::NodeRecord, PacketError};
-use crate::record::{Candidate, Enr};
+use crate::record::{Candidate, Enr, PeerId};
 
 /// Identifies a command whose answer arrives later as a [`CoreEvent`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,6 +47,16 @@ pub enum CoreEvent {
     },
     /// A majority of recent PONGs now says our external IP is this.
     ExternalIp(IpAddr),
+    /// A node sent us a verified request (PING, or FINDNODE / ENRRequest once bonded).
+    /// Only reported after [`Discv4Core::report_contacts`]`(true)`.
+    Contacted {
+        /// Its key, recovered from the packet's signature.
+        peer: PeerId,
+        /// The datagram's source.
+        from: SocketAddr,
+        /// The TCP port its PING claims (none for other requests, or when it claims 0).
+        tcp_port: Option<u16>,
+    },
 }
 
 /// What [`Discv4Core::handle_datagram`] did with a datagram.
@@ -122,6 +132,9 @@ pub struct Discv4Stats {
     pub shed_subnet: u64,
     /// Datagrams shed because the port was over its ingest budget (service only).
     pub shed_global: u64,
+    /// Contacts dropped because the [`Contacts`](crate::discovery::Contacts) reader lagged
+    /// (service only).
+    pub contacts_dropped: u64,
 }
 
 impl Discv4Stats {

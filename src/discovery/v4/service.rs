@@ -39,6 +39,7 @@ use super::{
 use crate::{
     discovery::{
         budget::{IngressBudget, IngressLimits, Shed},
+        contact::{Contact, ContactProtocol, ContactSink, Contacts},
         socket::Sockets,
         Candidate,
     },
@@ -96,6 +97,7 @@ enum Command {
     AddNode(Enode),
     Table(oneshot::Sender<Vec<NodeRecord>>),
     Stats(oneshot::Sender<Discv4Stats>),
+    Contacts(oneshot::Sender<Contacts>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -199,6 +201,7 @@ impl Discv4 {
             dropped_candidates: 0,
             budget: IngressBudget::new(limits, Instant::now()),
             ingress: IngressCounts::default(),
+            contacts: ContactSink::default(),
         };
         tokio::spawn(service.run());
         Ok((Self { tx, local_addr, local }, CandidateStream { rx: candidates_rx }))
@@ -262,6 +265,13 @@ impl Discv4 {
         self.call(Command::Stats).await
     }
 
+    /// A stream of the nodes that send us verified requests (see [`Contact`]). Reporting
+    /// starts now and stops when the stream is dropped; a second call replaces the first
+    /// stream, which then ends.
+    pub async fn contacts(&self) -> Result<Contacts, Discv4Error> {
+        self.call(Command::Contacts).await
+    }
+
     /// Stops the service and waits until its task has ended. Idempotent.
     pub async fn shutdown(&self) {
         let _ = self.call(Command::Shutdown).await;
@@ -285,6 +295,8 @@ pub struct Discv4Service {
     /// The port's ingest budgets, asked about each datagram before the core sees it.
     budget: IngressBudget,
     ingress: IngressCounts,
+    /// Who listens for [`Contact`]s, if anyone.
+    contacts: ContactSink,
 }
 
 /// Datagrams the service dropped before the core saw them.
@@ -444,9 +456,14 @@ impl Discv4Service {
                     shed_ip: i.shed_ip,
                     shed_subnet: i.shed_subnet,
                     shed_global: i.shed_global,
+                    contacts_dropped: self.contacts.dropped,
                     ..self.core.stats()
                 };
                 let _ = reply.send(stats);
+            }
+            Command::Contacts(reply) => {
+                let _ = reply.send(self.contacts.subscribe());
+                self.core.report_contacts(true);
             }
             Command::Shutdown(_) => unreachable!("handled by the loop"),
         }
@@ -487,6 +504,19 @@ impl Discv4Service {
                     }
                 }
                 CoreEvent::ExternalIp(ip) => tracing::debug!(target: TARGET, %ip, "external IP"),
+                CoreEvent::Contacted { peer, from, tcp_port } => {
+                    let protocol = ContactProtocol::Discv4;
+                    self.contacts.report(Contact {
+                        peer_id: peer,
+                        addr: from,
+                        tcp_port,
+                        enr: None,
+                        protocol,
+                    });
+                    if !self.contacts.wanted() {
+                        self.core.report_contacts(false);
+                    }
+                }
                 _ => {}
             }
         }

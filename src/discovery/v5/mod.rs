@@ -49,6 +49,7 @@ use service::{bind, protocol_config, record_listen_addr, start_protocol};
 
 use super::{
     budget::{IngressLimits, SessionCap},
+    contact::Contacts,
     socket::Sockets,
     v4::Datagram,
     Candidate, Discv5Error,
@@ -179,6 +180,7 @@ enum Command {
     FindNode(Enr, Vec<u64>, oneshot::Sender<Result<Vec<Enr>, Discv5Error>>),
     TableEntries(oneshot::Sender<Vec<Enr>>),
     AddEnode(Enode, oneshot::Sender<Result<(), Discv5Error>>),
+    Contacts(oneshot::Sender<Contacts>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -296,6 +298,18 @@ impl Discv5 {
     /// The records in the routing table now.
     pub async fn table_entries(&self) -> Result<Vec<Enr>, Discv5Error> {
         self.request(Command::TableEntries).await
+    }
+
+    /// A stream of the nodes that open a discv5 session with us on their own initiative
+    /// (see [`Contact`](crate::discovery::Contact)). Reporting starts now and stops when the
+    /// stream is dropped; a second call replaces the first stream, which then ends.
+    ///
+    /// Who started a session is read from discv5's routing table, which keeps the direction
+    /// of a node's first session: a node that contacted us after we had contacted it is not
+    /// reported, nor one that contacted us while its bucket was full, unless its record has
+    /// no address we could have dialled (a node behind NAT, the case that matters).
+    pub async fn contacts(&self) -> Result<Contacts, Discv5Error> {
+        self.request(Command::Contacts).await
     }
 
     /// Counters only, without asking the service (no table size: 0).

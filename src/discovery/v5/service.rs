@@ -22,6 +22,7 @@ use super::{
 use crate::{
     discovery::{
         budget::{SessionCap, V5_SESSION_BAN},
+        contact::{Contact, ContactProtocol, ContactSink},
         socket::Sockets,
         v4::Datagram,
         Candidate, CandidateSource, Discv5Error, EthEntry,
@@ -52,6 +53,7 @@ impl Discv5 {
     ) -> Result<(Self, Candidates), Discv5Error> {
         local_enr.share_with(discv5.external_enr());
         let events = discv5.event_stream().await.map_err(|e| Discv5Error::Start(e.to_string()))?;
+        let mut added = std::collections::HashSet::new();
         for enr in &config.bootnodes {
             // `build()` checked reachability and netrestrict; the table filter agrees with
             // netrestrict's class, so a refusal here is a full bucket, which cannot happen in
@@ -59,6 +61,7 @@ impl Discv5 {
             if let Err(reason) = discv5.add_enr(enr.clone()) {
                 return Err(Discv5Error::BootnodeRejected(NodeId::from(enr.node_id().raw()), reason));
             }
+            added.insert(enr.node_id());
         }
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         let (candidate_tx, candidate_rx) = mpsc::channel(config.candidate_capacity);
@@ -77,6 +80,8 @@ impl Discv5 {
             probes: JoinSet::new(),
             unrecognized,
             session_cap,
+            contacts: ContactSink::default(),
+            added,
         };
         for enode in service.config.bootnode_enodes.clone() {
             service.open_session(&enode)?;
@@ -224,6 +229,11 @@ struct Discv5Service {
     unrecognized: Option<mpsc::Sender<Datagram>>,
     /// New sessions per IP (see `discovery::budget`): an IP over the cap is banned.
     session_cap: SessionCap,
+    /// Who listens for nodes that contact us, if anyone.
+    contacts: ContactSink,
+    /// Records we put into the table ourselves (bootnodes, `add_enr`): discv5 files them as
+    /// incoming, so their table direction says nothing about who called whom.
+    added: std::collections::HashSet<Discv5NodeId>,
 }
 
 impl Discv5Service {
@@ -325,7 +335,9 @@ impl Discv5Service {
                 let result = check_bootnode(&enr, &self.config.netrestrict).and_then(|()| {
                     self.discv5.add_enr(enr.clone()).map_err(|reason| {
                         Discv5Error::BootnodeRejected(NodeId::from(enr.node_id().raw()), reason)
-                    })
+                    })?;
+                    self.added.insert(enr.node_id());
+                    Ok(())
                 });
                 let _ = reply.send(result);
             }
@@ -360,6 +372,9 @@ impl Discv5Service {
             Command::TableEntries(reply) => {
                 let _ = reply.send(self.discv5.table_entries_enr());
             }
+            Command::Contacts(reply) => {
+                let _ = reply.send(self.contacts.subscribe());
+            }
             Command::Shutdown(_) => unreachable!("handled by the loop"),
         }
     }
@@ -371,6 +386,9 @@ impl Discv5Service {
                 if self.session_cap.on_session(std::time::Instant::now(), addr.ip()) {
                     self.ban_for_sessions(addr.ip());
                 } else if self.config.netrestrict.allows(&addr.ip()) {
+                    if self.contacts.wanted() && self.started_by_remote(&enr) {
+                        self.report_contact(&enr, addr);
+                    }
                     self.consider(&enr);
                 } else {
                     self.restrict(enr.node_id(), addr.ip());
@@ -406,6 +424,41 @@ impl Discv5Service {
             // protocols.
             _ => {}
         }
+    }
+
+    /// Whether the remote started this new session with `enr`'s node (see
+    /// [`Discv5::contacts`]). discv5 0.12 drops the direction from its event, but it files
+    /// the node in its table with it before emitting the event.
+    fn started_by_remote(&self, enr: &Enr) -> bool {
+        let id = enr.node_id();
+        if self.added.contains(&id) {
+            return false;
+        }
+        let key = discv5::Key::from(id);
+        let direction = self.discv5.with_kbuckets(|table| {
+            table
+                .read()
+                .get_bucket(&key)
+                .and_then(|bucket| bucket.get(&key))
+                .map(|node| node.status.direction)
+        });
+        match direction {
+            Some(direction) => direction == discv5::ConnectionDirection::Incoming,
+            // Not in the table (full bucket, or no address to file it under): only a record
+            // with no UDP address proves we did not dial it from the record.
+            None => enr.udp4_socket().is_none() && enr.udp6_socket().is_none(),
+        }
+    }
+
+    fn report_contact(&mut self, enr: &Enr, addr: SocketAddr) {
+        let Ok(peer_id) = crate::record::peer_id_of_enr(enr) else { return };
+        let tcp_port = match addr.ip() {
+            IpAddr::V4(_) => enr.tcp4(),
+            IpAddr::V6(_) => enr.tcp6(),
+        };
+        trace!(target: "ethp2p::discv5", node_id = %enr.node_id(), %addr, "contacted by");
+        let protocol = ContactProtocol::Discv5;
+        self.contacts.report(Contact { peer_id, addr, tcp_port, enr: Some(enr.clone()), protocol });
     }
 
     /// Bans an IP that completed more handshakes in a minute than the session cap allows.

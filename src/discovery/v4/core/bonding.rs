@@ -69,6 +69,13 @@ impl Bonds {
         self.bonds.peek(peer).is_some_and(|b| b.ip == ip && self.within(b.pong_received, now))
     }
 
+    /// Their endpoint was proven to us less than `window` ago.
+    pub(super) fn proven_within(&self, peer: &PeerId, ip: IpAddr, now: Instant, window: Duration) -> bool {
+        self.bonds.peek(peer).is_some_and(|b| {
+            b.ip == ip && b.pong_received.is_some_and(|t| now.saturating_duration_since(t) < window)
+        })
+    }
+
     /// We are proven to them (they pinged us from this IP and we answered, recently).
     pub(super) fn knows_us(&self, peer: &PeerId, ip: IpAddr, now: Instant) -> bool {
         self.bonds.peek(peer).is_some_and(|b| b.ip == ip && self.within(b.ping_received, now))
@@ -120,6 +127,19 @@ pub(super) enum AfterPingBack {
 }
 
 impl Discv4Core {
+    /// Reports (or stops reporting) every verified PING, FINDNODE and ENRRequest as a
+    /// [`CoreEvent::Contacted`].
+    pub fn report_contacts(&mut self, on: bool) {
+        self.report_contacts = on;
+    }
+
+    /// A verified request from `peer` at `from`: reported when someone listens.
+    pub(super) fn contacted(&mut self, peer: PeerId, from: SocketAddr, tcp_port: Option<u16>) {
+        if self.report_contacts {
+            self.events.push_back(CoreEvent::Contacted { peer, from, tcp_port });
+        }
+    }
+
     pub(super) fn on_ping(
         &mut self,
         now: Instant,
@@ -137,6 +157,13 @@ impl Discv4Core {
             enr_seq: Some(self.local.seq()),
         };
         self.send(from, &Message::Pong(pong));
+        // A node we just pinged pings back to prove us in turn (geth does, right after its
+        // PONG): that is our contact, not theirs. Any other PING is theirs.
+        let ping_back = self.ping_by_peer.contains_key(&peer)
+            || self.bonds.proven_within(&peer, from.ip(), now, self.config.request_timeout);
+        if !ping_back {
+            self.contacted(peer, from, (ping.from.tcp_port != 0).then_some(ping.from.tcp_port));
+        }
         self.bonds.ping_received(peer, from.ip(), now);
 
         // Requests waiting for this node to ping us back can go now.
