@@ -3,11 +3,14 @@
 
 #![cfg_attr(not(any(test, feature = "test-utils")), allow(unreachable_pub, dead_code))]
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 #[cfg(doc)]
 use super::Discv4Core;
-use super::{proto::NodeRecord, PacketError};
+use super::{
+    proto::{Message, NodeRecord},
+    PacketError,
+};
 use crate::record::{Candidate, Enr};
 
 /// Identifies a command whose answer arrives later as a [`CoreEvent`].
@@ -47,6 +50,24 @@ pub enum CoreEvent {
     },
     /// A majority of recent PONGs now says our external IP is this.
     ExternalIp(IpAddr),
+}
+
+/// A datagram the core wants sent (see [`Discv4Core::poll_outgoing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Where to.
+    pub addr: SocketAddr,
+    /// What.
+    pub payload: Payload,
+}
+
+/// The contents of an [`Outgoing`] datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// A signed packet (a request: the core keeps its hash).
+    Signed(Vec<u8>),
+    /// A reply to sign with our key before sending (`proto::encode`).
+    Unsigned(Message),
 }
 
 /// What [`Discv4Core::handle_datagram`] did with a datagram.

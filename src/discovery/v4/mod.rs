@@ -40,7 +40,7 @@ pub use config::{
 pub_with_test_utils!(core::Discv4Core);
 pub use error::{Discv4Error, PacketError};
 pub use event::Discv4Stats;
-pub_with_test_utils!(event::{CoreEvent, DropReason, Inbound, RequestId});
+pub_with_test_utils!(event::{CoreEvent, DropReason, Inbound, Outgoing, Payload, RequestId});
 
 pub(crate) use service::Datagram;
 pub use service::{CandidateStream, Discv4, Discv4Service};

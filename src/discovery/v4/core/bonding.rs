@@ -136,7 +136,7 @@ impl Discv4Core {
             expiration: self.expiration(now),
             enr_seq: Some(self.local.seq()),
         };
-        self.send(from, &Message::Pong(pong));
+        self.reply(from, Message::Pong(pong));
         self.bonds.ping_received(peer, from.ip(), now);
 
         // Requests waiting for this node to ping us back can go now.
