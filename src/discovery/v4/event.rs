@@ -143,6 +143,14 @@ pub struct Discv4Stats {
     pub shed_subnet: u64,
     /// Datagrams shed because the port was over its ingest budget (service only).
     pub shed_global: u64,
+    /// Datagrams dropped because the signature workers' queues were full (service only).
+    pub crypto_busy: u64,
+    /// Datagrams from quiet sources taken past a full worker queue, through its quiet lane
+    /// (service only; handled, so not a drop).
+    pub quiet_lane: u64,
+    /// Packets decoded by a worker but dropped because the service task was behind (service
+    /// only).
+    pub verified_dropped: u64,
 }
 
 impl Discv4Stats {
@@ -158,6 +166,8 @@ impl Discv4Stats {
             + self.restricted
             + self.oversize
             + self.shed()
+            + self.crypto_busy
+            + self.verified_dropped
     }
 
     /// Datagrams shed by the ingest budgets, whatever the reason.
