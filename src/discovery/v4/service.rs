@@ -406,7 +406,7 @@ impl Discv4Service {
         match &mut self.crypto {
             Some(pool) => {
                 if self.core.precheck(now, from, bytes).is_none() {
-                    pool.verify(now, from, bytes.to_vec());
+                    pool.verify(now, from, bytes);
                 }
             }
             // What the core cannot parse (too short, too large, wrong hash) it counts as

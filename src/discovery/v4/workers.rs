@@ -38,11 +38,7 @@ use std::{
 
 use lru::LruCache;
 use secp256k1::SecretKey;
-use tokio::{
-    net::UdpSocket,
-    runtime::Handle,
-    sync::mpsc::{self, error::TrySendError},
-};
+use tokio::{net::UdpSocket, runtime::Handle, sync::mpsc};
 
 use super::{
     event::{Outgoing, Payload},
@@ -152,13 +148,16 @@ impl CryptoPool {
     }
 
     /// Queues a datagram for decoding, or drops it (counted) when its worker is full and its
-    /// source is not quiet.
-    pub(crate) fn verify(&mut self, now: Instant, from: SocketAddr, bytes: Vec<u8>) {
-        let job = match self.worker(from).jobs.try_send(Job::Verify(from, bytes)) {
-            Ok(()) => return,
-            Err(TrySendError::Full(job) | TrySendError::Closed(job)) => job,
-        };
-        if self.quiet.is_quiet(now, from.ip()) && self.worker(from).quiet.try_send(job).is_ok() {
+    /// source is not quiet. Under a flood most datagrams are dropped here, so a full queue is
+    /// seen before the datagram is copied.
+    pub(crate) fn verify(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let worker = self.worker(from);
+        if worker.jobs.capacity() > 0 && worker.jobs.try_send(Job::Verify(from, bytes.to_vec())).is_ok() {
+            return;
+        }
+        if self.quiet.is_quiet(now, from.ip())
+            && self.worker(from).quiet.try_send(Job::Verify(from, bytes.to_vec())).is_ok()
+        {
             self.quiet_lane += 1;
         } else {
             self.busy += 1;

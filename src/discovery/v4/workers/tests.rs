@@ -37,10 +37,10 @@ async fn workers_decode_sign_and_keep_each_addresss_order() {
     // Ingress: a signed PING decodes to its sender; junk is reported as not discv4.
     let remote = NodeKey::from_bytes(&[6; 32]).unwrap();
     let from: SocketAddr = "127.0.0.9:30303".parse().unwrap();
-    pool.verify(Instant::now(), from, proto::encode(&ping(u64::MAX >> 1, 0), remote.secret()).0);
+    pool.verify(Instant::now(), from, &proto::encode(&ping(u64::MAX >> 1, 0), remote.secret()).0);
     let got = verified.recv().await.unwrap();
     assert_eq!((got.from, got.decoded.unwrap().peer_id), (from, remote.peer_id()));
-    pool.verify(Instant::now(), from, vec![7; 200]);
+    pool.verify(Instant::now(), from, &[7; 200]);
     assert!(matches!(verified.recv().await.unwrap().decoded, Err(PacketError::HashMismatch)));
 
     // Egress: signed and unsigned packets to one address leave in the order given, the
