@@ -143,7 +143,9 @@ fn crypto_rate() -> (f64, f64) {
 }
 
 fn serve(workers: usize, load: &Load) -> Row {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    // One runtime thread: the service is one task, and the cores are for its workers (an
+    // idle second runtime thread would spin looking for work to steal).
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     runtime.block_on(async move {
         let key = NodeKey::generate();
         let config = Discv4Config::builder()
