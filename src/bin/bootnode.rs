@@ -104,6 +104,11 @@ struct Args {
           value_parser = clap::value_parser!(usize))]
     socket_buffer: usize,
 
+    /// Threads that recover discv4 signatures and sign replies beside the discv4 task
+    /// (0: all on the task). Default: the available parallelism.
+    #[arg(long, value_name = "N", default_value_t = ethp2p::discovery::v4::default_crypto_workers())]
+    crypto_workers: usize,
+
     /// Datagrams per second taken from one IP before shedding (`off`: no limit).
     #[arg(long, value_name = "N|off", default_value_t = ethp2p::discovery::DEFAULT_PACKETS_PER_IP.to_string())]
     packets_per_ip: String,
@@ -231,7 +236,8 @@ async fn run(args: Args) -> Result<(), String> {
         .listen_addr(setup.addr)
         .netrestrict(setup.netrestrict.clone())
         .bootnodes(enodes.clone())
-        .update_enr_ip(!setup.fixed_ip);
+        .update_enr_ip(!setup.fixed_ip)
+        .crypto_workers(args.crypto_workers);
     let v4_config = v4_config.build().map_err(|e| e.to_string())?;
     let mut v5_config = Discv5Config::builder();
     v5_config

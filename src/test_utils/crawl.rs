@@ -47,13 +47,15 @@ pub fn crawl_net_discv5_config() -> Discv5Config {
 }
 
 /// discv4 settings for a crawl network: loopback, no per-IP reply limit (a crawler asks from
-/// one address), and a random lookup only every 10 minutes.
+/// one address), no signature worker threads, and a random lookup only every 10 minutes.
 pub fn crawl_net_discv4_config() -> Discv4Config {
     let mut builder = Discv4Config::builder();
     builder
         .listen_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
         .netrestrict(NetRestrict::loopback())
         .reply_rate_per_ip(None)
+        // Hundreds of nodes in one process: their crypto on their tasks, not 2 threads each.
+        .crypto_workers(0)
         .lookup_interval(Duration::from_secs(600));
     builder.build().expect("crawl network discv4 configuration is valid")
 }

@@ -39,6 +39,13 @@ pub const MAX_PENDING_REQUESTS: usize = 4_096;
 /// counted rather than buffered without bound.
 pub const CANDIDATE_CHANNEL_CAPACITY: usize = 1_024;
 
+/// The default of [`Discv4Config::crypto_workers`]: one signature worker per core the
+/// process may use (`std::thread::available_parallelism`), 1 where that is unknown. Beside
+/// them the service task needs little CPU (BENCHMARKS.md, `discv4_load`).
+pub fn default_crypto_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// Configuration of a discv4 service. Build with [`Discv4Config::builder`] or start from
 /// `Default` and set fields.
 #[derive(Debug, Clone)]
@@ -87,6 +94,11 @@ pub struct Discv4Config {
     pub reply_rate_per_ip: Option<u32>,
     /// Capacity of the candidate channel. Default: [`CANDIDATE_CHANNEL_CAPACITY`].
     pub candidate_channel_capacity: usize,
+    /// Threads that recover the signatures of incoming packets and sign and send our replies,
+    /// beside the task that owns the table; 0 does all of it on the task (one core, and the
+    /// order of everything is the order of the datagrams: simulations of many nodes in one
+    /// process use it). Default: [`default_crypto_workers`] (the available parallelism).
+    pub crypto_workers: usize,
 }
 
 impl Default for Discv4Config {
@@ -111,6 +123,7 @@ impl Default for Discv4Config {
             update_enr_ip: true,
             reply_rate_per_ip: Some(REPLY_RATE_PER_IP),
             candidate_channel_capacity: CANDIDATE_CHANNEL_CAPACITY,
+            crypto_workers: default_crypto_workers(),
         }
     }
 }
@@ -208,6 +221,8 @@ setters! {
     reply_rate_per_ip: Option<u32>,
     /// See [`Discv4Config::candidate_channel_capacity`].
     candidate_channel_capacity: usize,
+    /// See [`Discv4Config::crypto_workers`].
+    crypto_workers: usize,
 }
 
 impl Discv4ConfigBuilder {

@@ -3,7 +3,8 @@
 //!
 //! Inputs: [`Discv4Core::handle_datagram`] (bytes and their real source address),
 //! [`Discv4Core::handle_timeouts`], and commands such as [`Discv4Core::lookup`]. Each takes
-//! `now`. Outputs are pulled: [`Discv4Core::poll_transmit`] gives datagrams to send,
+//! `now`. Outputs are pulled: [`Discv4Core::poll_transmit`] gives datagrams to send
+//! ([`Discv4Core::poll_outgoing`] leaves the replies unsigned, see `core/io.rs`),
 //! [`Discv4Core::poll_event`] gives [`CoreEvent`]s, [`Discv4Core::next_timeout`] says when to
 //! call `handle_timeouts` next. The service task is a loop around these; a simulation can
 //! run hundreds of cores in virtual time inside one test.
@@ -36,13 +37,14 @@ use lru::LruCache;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 mod bonding;
+mod io;
 
 use self::bonding::{AfterPingBack, Bonds, PendingPing, Waiter};
-use super::event::{CoreEvent, Discv4Stats, DropReason, Inbound, RequestId};
+use super::event::{CoreEvent, Discv4Stats, DropReason, Outgoing, RequestId};
 use super::{
     config::{Discv4Config, MAX_PENDING_REQUESTS, MAX_TRACKED_NODES},
     lookup::Lookup,
-    proto::{self, Endpoint, EnrRequest, EnrResponse, FindNode, Message, Neighbours, NodeRecord, Packet},
+    proto::{self, Endpoint, EnrRequest, EnrResponse, FindNode, Message, Neighbours, NodeRecord},
     table::{Table, TableEntry},
 };
 use crate::discovery::votes::{local_is_lan, IpVotes};
@@ -135,7 +137,7 @@ pub struct Discv4Core {
     /// statements apart, as a dual-stack node has one address of each and neither may
     /// outvote the other.
     votes: [IpVotes; 2],
-    outbox: VecDeque<(SocketAddr, Vec<u8>)>,
+    outbox: VecDeque<Outgoing>,
     events: VecDeque<CoreEvent>,
     /// Whether verified requests are reported as [`CoreEvent::Contacted`]: off until the
     /// service has a listener, so a node nobody watches queues nothing.
@@ -230,11 +232,6 @@ impl Discv4Core {
         self.votes[0].predicted().or(self.votes[1].predicted())
     }
 
-    /// The next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
-        self.outbox.pop_front()
-    }
-
     /// The next event.
     pub fn poll_event(&mut self) -> Option<CoreEvent> {
         self.events.pop_front()
@@ -302,113 +299,6 @@ impl Discv4Core {
         }
     }
 
-    fn transmit(&mut self, addr: SocketAddr, bytes: Vec<u8>) {
-        self.stats.packets_out += 1;
-        self.stats.bytes_out += bytes.len() as u64;
-        self.outbox.push_back((addr, bytes));
-    }
-
-    fn send(&mut self, addr: SocketAddr, message: &Message) -> B256 {
-        let (bytes, hash) = proto::encode(message, self.local.key().secret());
-        tracing::trace!(target: TARGET, %addr, kind = message.name(), "send");
-        self.transmit(addr, bytes);
-        hash
-    }
-
-    /// Whether `ip` has a request left in its bucket (refilled to `now`), without
-    /// spending it: checked before the signature recovery, spent only after it (see
-    /// [`Self::charge_request`]).
-    fn request_allowed(&mut self, ip: IpAddr, now: Instant) -> bool {
-        let Some(rate) = self.config.reply_rate_per_ip else { return true };
-        let rate = f64::from(rate);
-        let burst = rate * 2.0;
-        let bucket = self.limiter.get_or_insert_mut(ip, || RateBucket { tokens: burst, last: now });
-        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
-        bucket.last = now;
-        bucket.tokens >= 1.0
-    }
-
-    /// Spends one request of `ip`'s bucket: only for a request whose signature checked
-    /// out, so junk spoofed from a victim's address cannot use up the victim's replies.
-    fn charge_request(&mut self, ip: IpAddr) {
-        if let Some(bucket) = self.limiter.get_mut(&ip) {
-            bucket.tokens = (bucket.tokens - 1.0).max(0.0);
-        }
-    }
-
-    /// Processes one datagram from `from` (its real source address).
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Inbound {
-        let from = canonical_addr(from);
-        let hash = match proto::check_hash(bytes) {
-            Ok(hash) => hash,
-            Err(_) => {
-                self.stats.foreign += 1;
-                return Inbound::Foreign;
-            }
-        };
-        let outcome = self.handle_discv4(now, from, bytes, hash);
-        match &outcome {
-            Ok(()) => {
-                self.stats.packets_in += 1;
-                self.stats.bytes_in += bytes.len() as u64;
-                Inbound::Handled
-            }
-            Err(drop) => {
-                match drop {
-                    DropReason::Malformed(_) | DropReason::FromSelf => self.stats.malformed += 1,
-                    DropReason::Expired => self.stats.expired += 1,
-                    DropReason::Unsolicited => self.stats.unsolicited += 1,
-                    DropReason::NotBonded => self.stats.not_bonded += 1,
-                    DropReason::RateLimited => self.stats.rate_limited += 1,
-                    DropReason::Restricted => self.stats.restricted += 1,
-                }
-                tracing::trace!(target: TARGET, %from, ?drop, "dropped");
-                Inbound::Dropped(drop.clone())
-            }
-        }
-    }
-
-    fn handle_discv4(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        bytes: &[u8],
-        hash: B256,
-    ) -> Result<(), DropReason> {
-        if !self.config.netrestrict.allows(&from.ip()) {
-            return Err(DropReason::Restricted);
-        }
-        // An IP whose requests are used up is refused before the costly signature
-        // recovery; a request is charged only once its signature checks out.
-        let request = matches!(proto::packet_type(bytes), Some(0x01 | 0x03 | 0x05));
-        if request && !self.request_allowed(from.ip(), now) {
-            return Err(DropReason::RateLimited);
-        }
-        let Packet { message, peer_id, hash } =
-            proto::decode_checked(bytes, hash).map_err(DropReason::Malformed)?;
-        if request {
-            self.charge_request(from.ip());
-        }
-        if peer_id == self.peer_id {
-            return Err(DropReason::FromSelf);
-        }
-        if let Some(expiration) = message.expiration() {
-            if proto::is_expired(expiration, self.unix_now(now)) {
-                return Err(DropReason::Expired);
-            }
-        }
-        tracing::trace!(target: TARGET, %from, kind = message.name(), "recv");
-        match message {
-            Message::Ping(ping) => self.on_ping(now, from, peer_id, hash, ping),
-            Message::Pong(pong) => self.on_pong(now, from, peer_id, pong),
-            Message::FindNode(find) => self.on_findnode(now, from, peer_id, find),
-            Message::Neighbours(neighbours) => self.on_neighbours(now, from, peer_id, neighbours),
-            Message::EnrRequest(_) => self.on_enr_request(now, from, peer_id, hash),
-            Message::EnrResponse(response) => self.on_enr_response(now, from, peer_id, response),
-        }
-    }
-
     fn on_findnode(
         &mut self,
         now: Instant,
@@ -430,8 +320,8 @@ impl Discv4Core {
             .filter(|e| relay_allowed(requester, e.endpoint.ip))
             .map(TableEntry::record)
             .collect();
-        for bytes in proto::encode_neighbours(&nodes, self.expiration(now), self.local.key().secret()) {
-            self.transmit(from, bytes);
+        for message in proto::split_neighbours(&nodes, self.expiration(now)) {
+            self.reply(from, message);
         }
         Ok(())
     }
@@ -488,7 +378,7 @@ impl Discv4Core {
         }
         self.contacted(peer, from, None);
         let response = EnrResponse { request_hash: hash, enr: self.local.record() };
-        self.send(from, &Message::EnrResponse(response));
+        self.reply(from, Message::EnrResponse(response));
         Ok(())
     }
 

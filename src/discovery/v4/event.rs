@@ -7,7 +7,10 @@ use std::net::{IpAddr, SocketAddr};
 
 #[cfg(doc)]
 use super::Discv4Core;
-use super::{proto::NodeRecord, PacketError};
+use super::{
+    proto::{Message, NodeRecord},
+    PacketError,
+};
 use crate::record::{Candidate, Enr, PeerId};
 
 /// Identifies a command whose answer arrives later as a [`CoreEvent`].
@@ -57,6 +60,24 @@ pub enum CoreEvent {
         /// The TCP port its PING claims (none for other requests, or when it claims 0).
         tcp_port: Option<u16>,
     },
+}
+
+/// A datagram the core wants sent (see [`Discv4Core::poll_outgoing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Where to.
+    pub addr: SocketAddr,
+    /// What.
+    pub payload: Payload,
+}
+
+/// The contents of an [`Outgoing`] datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// A signed packet (a request: the core keeps its hash).
+    Signed(Vec<u8>),
+    /// A reply to sign with our key before sending (`proto::encode`).
+    Unsigned(Message),
 }
 
 /// What [`Discv4Core::handle_datagram`] did with a datagram.
@@ -135,6 +156,14 @@ pub struct Discv4Stats {
     /// Contacts dropped because the [`Contacts`](crate::discovery::Contacts) reader lagged
     /// (service only).
     pub contacts_dropped: u64,
+    /// Datagrams dropped because the signature workers' queues were full (service only).
+    pub crypto_busy: u64,
+    /// Datagrams from quiet sources taken past a full worker queue, through its quiet lane
+    /// (service only; handled, so not a drop).
+    pub quiet_lane: u64,
+    /// Packets decoded by a worker but dropped because the service task was behind (service
+    /// only).
+    pub verified_dropped: u64,
 }
 
 impl Discv4Stats {
@@ -150,6 +179,8 @@ impl Discv4Stats {
             + self.restricted
             + self.oversize
             + self.shed()
+            + self.crypto_busy
+            + self.verified_dropped
     }
 
     /// Datagrams shed by the ingest budgets, whatever the reason.

@@ -7,7 +7,8 @@
 //!   machine that ties them together and takes `now` with every input (public only with the
 //!   `test-utils` feature, for benches, fuzz targets and simulations);
 //! - one task, `Discv4Service`, that owns the UDP socket (or shares it with discv5) and
-//!   the core, and does the I/O;
+//!   the core, and does the I/O, with a few worker threads (`workers`) that recover and
+//!   make the signatures, the costly half of each packet, so that more than one core serves;
 //! - a cheap `Clone` handle, [`Discv4`], that talks to the task over a bounded channel.
 //!
 //! Nodes that prove their endpoint enter the table and come out of the
@@ -31,16 +32,18 @@ mod error;
 mod event;
 mod lookup;
 mod service;
+mod workers;
 
 pub use config::{
-    Discv4Config, Discv4ConfigBuilder, ALPHA, BOND_EXPIRATION, BUCKET_SIZE, CANDIDATE_CHANNEL_CAPACITY,
-    IP_VOTE_WINDOW, LOOKUP_INTERVAL, MAX_PENDING_REQUESTS, MAX_REPLACEMENTS, MAX_TRACKED_NODES, MIN_IP_VOTES,
-    PACKET_EXPIRATION, REPLY_RATE_PER_IP, REQUEST_TIMEOUT, REVALIDATION_INTERVAL,
+    default_crypto_workers, Discv4Config, Discv4ConfigBuilder, ALPHA, BOND_EXPIRATION, BUCKET_SIZE,
+    CANDIDATE_CHANNEL_CAPACITY, IP_VOTE_WINDOW, LOOKUP_INTERVAL, MAX_PENDING_REQUESTS, MAX_REPLACEMENTS,
+    MAX_TRACKED_NODES, MIN_IP_VOTES, PACKET_EXPIRATION, REPLY_RATE_PER_IP, REQUEST_TIMEOUT,
+    REVALIDATION_INTERVAL,
 };
 pub_with_test_utils!(core::Discv4Core);
 pub use error::{Discv4Error, PacketError};
 pub use event::Discv4Stats;
-pub_with_test_utils!(event::{CoreEvent, DropReason, Inbound, RequestId});
+pub_with_test_utils!(event::{CoreEvent, DropReason, Inbound, Outgoing, Payload, RequestId});
 
 pub(crate) use service::Datagram;
 pub use service::{CandidateStream, Discv4, Discv4Service};

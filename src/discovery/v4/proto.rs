@@ -328,6 +328,12 @@ pub fn encode(message: &Message, key: &SecretKey) -> (Vec<u8>, B256) {
 /// Encodes `nodes` as as few Neighbours packets as fit within [`MAX_PACKET_SIZE`] each.
 /// An empty list gives one packet with no nodes (an honest "I know nobody").
 pub fn encode_neighbours(nodes: &[NodeRecord], expiration: u64, key: &SecretKey) -> Vec<Vec<u8>> {
+    split_neighbours(nodes, expiration).iter().map(|message| encode(message, key).0).collect()
+}
+
+/// The Neighbours messages of [`encode_neighbours`], unsigned: as few as fit within
+/// [`MAX_PACKET_SIZE`] each once signed.
+pub fn split_neighbours(nodes: &[NodeRecord], expiration: u64) -> Vec<Message> {
     // Fixed part: header, type, outer list header (≤ 3 bytes for payloads < 64 KiB), node list
     // header (≤ 3 bytes) and the expiration.
     let fixed = HEADER_LEN + 1 + 3 + 3 + expiration.length();
@@ -340,8 +346,7 @@ pub fn encode_neighbours(nodes: &[NodeRecord], expiration: u64, key: &SecretKey)
             size += nodes[end].length();
             end += 1;
         }
-        let message = Message::Neighbours(Neighbours { nodes: nodes[start..end].to_vec(), expiration });
-        packets.push(encode(&message, key).0);
+        packets.push(Message::Neighbours(Neighbours { nodes: nodes[start..end].to_vec(), expiration }));
         start = end;
         if start >= nodes.len() {
             return packets;

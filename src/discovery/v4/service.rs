@@ -9,12 +9,18 @@
 //! The task reads its datagrams from one of two places (`Source`): the socket itself when
 //! discv4 runs alone, or, when the port is shared with discv5, a bounded channel fed by the
 //! discv5 service with the datagrams discv5 could not decode (see `discovery::shared`). In
-//! both cases the task sends on the socket directly.
+//! both cases the datagrams go on to the core.
 //!
 //! Dual stack, the task has two sockets, one per IP family (`Sockets`), and reads both when
 //! it reads at all. The core is family-blind: it answers whatever address a packet came from,
-//! and the task sends each datagram on the socket of its destination's family, so a PING
-//! that came in over IPv6 is answered over IPv6.
+//! and each datagram is sent on the socket of its destination's family, so a PING that came
+//! in over IPv6 is answered over IPv6.
+//!
+//! With `Discv4Config::crypto_workers` above 0, the task does only the cheap part of each
+//! datagram (size, ingest budgets, the core's `precheck`) and hands the rest to worker
+//! threads (`workers`): they check the hash, recover the sender and pass the packet back
+//! for the core; and they sign the core's replies and send everything the core sends. With
+//! 0, the task recovers, signs and sends itself.
 
 use std::{
     collections::HashMap,
@@ -34,6 +40,7 @@ use super::{
     core::Discv4Core,
     event::{CoreEvent, Discv4Stats, RequestId},
     proto::{NodeRecord, MAX_PACKET_SIZE},
+    workers::{CryptoPool, PoolCounts, Verified, VERIFIED_CHANNEL_CAPACITY},
     Discv4Config, Discv4Error,
 };
 use crate::{
@@ -185,6 +192,15 @@ impl Discv4 {
         config.listen_addr = local_addr;
         let (tx, rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
         let (candidates_tx, candidates_rx) = mpsc::channel(config.candidate_channel_capacity);
+        let (crypto, verified) = match std::num::NonZeroUsize::new(config.crypto_workers) {
+            Some(n) => {
+                let (tx, rx) = mpsc::channel(VERIFIED_CHANNEL_CAPACITY);
+                let pool = CryptoPool::spawn(n, sockets.clone(), *local.key().secret(), tx)
+                    .map_err(|source| Discv4Error::Io { addr: local_addr, source })?;
+                (Some(pool), Some(rx))
+            }
+            None => (None, None),
+        };
         let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let mut core = Discv4Core::new(config, local.clone(), Instant::now(), unix_now, rand::random());
         core.bootstrap(Instant::now());
@@ -202,6 +218,8 @@ impl Discv4 {
             budget: IngressBudget::new(limits, Instant::now()),
             ingress: IngressCounts::default(),
             contacts: ContactSink::default(),
+            crypto,
+            verified,
         };
         tokio::spawn(service.run());
         Ok((Self { tx, local_addr, local }, CandidateStream { rx: candidates_rx }))
@@ -297,6 +315,10 @@ pub struct Discv4Service {
     ingress: IngressCounts,
     /// Who listens for [`Contact`]s, if anyone.
     contacts: ContactSink,
+    /// The signature workers, when `crypto_workers` > 0.
+    crypto: Option<CryptoPool>,
+    /// What the workers decoded, for the core.
+    verified: Option<mpsc::Receiver<Verified>>,
 }
 
 /// Datagrams the service dropped before the core saw them.
@@ -334,6 +356,15 @@ impl Discv4Service {
                     // Every handle is gone.
                     None => break,
                 },
+                Some(verified) = recv_verified(&mut self.verified) => {
+                    self.handle_verified(verified);
+                    for _ in 1..RECV_BATCH {
+                        match self.verified.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                            Some(verified) => self.handle_verified(verified),
+                            None => break,
+                        }
+                    }
+                }
                 received = self.sockets.primary().recv_from(&mut buf), if matches!(self.inbound, Source::Socket) => {
                     let socket = self.sockets.primary().clone();
                     self.handle_received(&socket, received, &mut buf);
@@ -421,9 +452,22 @@ impl Discv4Service {
             tracing::trace!(target: TARGET, %from, ?shed, "shed");
             return;
         }
-        // What the core cannot parse (too short, too large, wrong hash) it counts as `foreign`
-        // and drops: with a shared port discv5 has already tried it, so nobody wants it.
-        let _ = self.core.handle_datagram(now, from, bytes);
+        match &mut self.crypto {
+            Some(pool) => {
+                if self.core.precheck(now, from, bytes).is_none() {
+                    pool.verify(now, from, bytes);
+                }
+            }
+            // What the core cannot parse (too short, too large, wrong hash) it counts as
+            // `foreign` and drops: with a shared port discv5 has already tried it.
+            None => {
+                let _ = self.core.handle_datagram(now, from, bytes);
+            }
+        }
+    }
+
+    fn handle_verified(&mut self, Verified { from, len, decoded }: Verified) {
+        let _ = self.core.handle_decoded(Instant::now(), from, len, decoded);
     }
 
     fn handle_command(&mut self, command: Command) {
@@ -450,7 +494,12 @@ impl Discv4Service {
             }
             Command::Stats(reply) => {
                 let i = self.ingress;
+                let pool = self.crypto.as_ref().map(CryptoPool::counts).unwrap_or_default();
+                let PoolCounts { busy, quiet_lane, verified_dropped } = pool;
                 let stats = Discv4Stats {
+                    crypto_busy: busy,
+                    quiet_lane,
+                    verified_dropped,
                     candidates_dropped: self.dropped_candidates,
                     oversize: i.oversize,
                     shed_ip: i.shed_ip,
@@ -470,6 +519,11 @@ impl Discv4Service {
     }
 
     async fn flush(&mut self) {
+        if let Some(pool) = &self.crypto {
+            while let Some(outgoing) = self.core.poll_outgoing() {
+                pool.send(outgoing).await;
+            }
+        }
         while let Some((addr, bytes)) = self.core.poll_transmit() {
             // The socket of the destination's family: an answer leaves on the family it was
             // asked on.
@@ -537,6 +591,14 @@ async fn recv_shared(inbound: &mut Source) -> Option<Datagram> {
     match inbound {
         Source::Shared(Some(rx)) => rx.recv().await,
         _ => std::future::pending().await,
+    }
+}
+
+/// The next packet the workers decoded; pending forever without workers.
+async fn recv_verified(verified: &mut Option<mpsc::Receiver<Verified>>) -> Option<Verified> {
+    match verified {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

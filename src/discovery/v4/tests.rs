@@ -719,3 +719,47 @@ fn ip_votes_are_counted_per_family() {
     assert_eq!(record.ip4(), Some("7.7.7.7".parse().unwrap()));
     assert_eq!(record.ip6(), Some("2001:4860::1".parse().unwrap()));
 }
+
+// The two-step path of a service with signature workers: precheck, decode elsewhere,
+// handle_decoded. The PONG leaves unsigned and before the signed PING back; the reply budget
+// is peeked before the recovery and charged only for a packet that decodes.
+#[test]
+fn two_step_ingress_charges_only_decoded_requests_and_leaves_replies_unsigned() {
+    use super::Payload;
+    let mut h = Harness::with(|c| c.reply_rate_per_ip = Some(1));
+    let remote = Remote::new(2, "10.0.0.2:4000");
+    let ping = Message::Ping(Ping {
+        from: remote.endpoint(),
+        to: Endpoint { ip: h.addr.ip(), udp_port: h.addr.port(), tcp_port: 0 },
+        expiration: h.exp(),
+        enr_seq: Some(1),
+    });
+    let (bytes, hash) = remote.packet(&ping);
+    let two_step = |h: &mut Harness, bytes: &[u8]| match h.core.precheck(h.now, remote.addr, bytes) {
+        Some(dropped) => dropped,
+        None => h.core.handle_decoded(h.now, remote.addr, bytes.len(), proto::decode(bytes)),
+    };
+    assert_eq!(two_step(&mut h, &bytes), Inbound::Handled);
+    match h.core.poll_outgoing().map(|o| (o.addr, o.payload)) {
+        Some((addr, Payload::Unsigned(Message::Pong(pong)))) => {
+            assert_eq!((addr, pong.ping_hash), (remote.addr, hash));
+        }
+        other => panic!("expected an unsigned PONG first, got {other:?}"),
+    }
+    match h.core.poll_outgoing().map(|o| o.payload) {
+        Some(Payload::Signed(ping_back)) => {
+            let packet = proto::decode(&ping_back).unwrap();
+            assert!(matches!(packet.message, Message::Ping(_)));
+            assert_eq!(packet.peer_id, key(1).peer_id());
+        }
+        other => panic!("expected the signed PING back, got {other:?}"),
+    }
+    // A burst of two at one request a second: one left. Junk that claims to be a PING passes
+    // the precheck but is not charged, so the next real PING is still answered...
+    let mut junk = vec![0u8; 150];
+    junk[97] = 0x01;
+    assert_eq!(two_step(&mut h, &junk), Inbound::Foreign);
+    assert_eq!(two_step(&mut h, &bytes), Inbound::Handled);
+    // ...and the one after it is over the rate, refused before any recovery.
+    assert_eq!(h.core.precheck(h.now, remote.addr, &bytes), Some(Inbound::Dropped(DropReason::RateLimited)));
+}

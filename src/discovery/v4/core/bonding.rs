@@ -156,7 +156,7 @@ impl Discv4Core {
             expiration: self.expiration(now),
             enr_seq: Some(self.local.seq()),
         };
-        self.send(from, &Message::Pong(pong));
+        self.reply(from, Message::Pong(pong));
         // A node we just pinged pings back to prove us in turn (geth does, right after its
         // PONG): that is our contact, not theirs. Any other PING is theirs.
         let ping_back = self.ping_by_peer.contains_key(&peer)
