@@ -52,6 +52,7 @@ use ethp2p::{
     pool::ReputationChange,
     NodeError, PeerId,
 };
+use parking_lot::Mutex;
 use tokio::task::JoinSet;
 
 use crate::store::{Store, StoreError, StoredBlock};
@@ -133,6 +134,15 @@ pub(crate) struct Progress {
     pub(crate) disputes: AtomicU64,
     /// Requests sent again to another peer because the first was slow.
     pub(crate) hedged: AtomicU64,
+    /// Answers used, per peer that gave them (a short lock, taken once an answer).
+    answers: Mutex<HashMap<PeerId, u64>>,
+}
+
+impl Progress {
+    /// How many answers `peer` gave that the syncer used or checked.
+    pub(crate) fn served_by(&self, peer: &PeerId) -> u64 {
+        self.answers.lock().get(peer).copied().unwrap_or(0)
+    }
 }
 
 /// Why the syncer stopped with an error.
@@ -506,6 +516,7 @@ impl Syncer {
         let answer = match answer {
             Ok((peer, answer)) => {
                 self.served.insert(peer, Instant::now());
+                *self.progress.answers.lock().entry(peer).or_insert(0) += 1;
                 Some((peer, answer))
             }
             Err(NodeError::Shutdown) => return Err(SyncError::Shutdown),

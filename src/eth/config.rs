@@ -19,6 +19,15 @@ pub const DEFAULT_COMMAND_CAPACITY: usize = 64;
 /// Events queued for the owner; when full, further events are dropped (never the session's
 /// progress: a caller awaiting a response must not deadlock on an unread event queue).
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
+/// Requests of one peer answered at once, off its session task (on tokio's blocking pool). A
+/// syncer keeps a few requests in flight per peer (go-ethereum's downloader one per kind,
+/// three kinds; our `sync` example two), so four let a peer's pipelined requests be
+/// answered side by side while a `ChainReader` waits on a disk.
+pub const DEFAULT_SERVE_CONCURRENCY: usize = 4;
+/// Requests of one peer waiting for a serving slot; more are dropped (the peer's request
+/// times out), as reth drops requests when its handler's channel is full. A request is at
+/// most a few kB to 32 kB of hashes, so a flooding peer costs at most about 0.5 MB here.
+pub const DEFAULT_SERVE_QUEUE: usize = 16;
 
 /// Configuration of eth sessions.
 #[derive(Debug, Clone)]
@@ -35,6 +44,13 @@ pub struct EthConfig {
     pub command_capacity: usize,
     /// Capacity of the event channel. Default: [`DEFAULT_EVENT_CAPACITY`].
     pub event_capacity: usize,
+    /// Requests of one peer answered at once, each on tokio's blocking pool, so a slow
+    /// [`ChainReader`](crate::eth::ChainReader) never holds up the session or a runtime worker.
+    /// Default: [`DEFAULT_SERVE_CONCURRENCY`] (4).
+    pub serve_concurrency: usize,
+    /// Requests of one peer waiting for a serving slot; past this they are dropped.
+    /// Default: [`DEFAULT_SERVE_QUEUE`] (16).
+    pub serve_queue: usize,
     /// The eth versions we speak, newest first: the capabilities a node offers in its Hello
     /// ([`Self::protocols`]), and a session negotiated on another one is refused.
     /// Default: [`EthVersion::ALL`] (72 down to 66).
@@ -52,6 +68,8 @@ impl EthConfig {
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 command_capacity: DEFAULT_COMMAND_CAPACITY,
                 event_capacity: DEFAULT_EVENT_CAPACITY,
+                serve_concurrency: DEFAULT_SERVE_CONCURRENCY,
+                serve_queue: DEFAULT_SERVE_QUEUE,
                 versions: EthVersion::ALL.to_vec(),
             },
         }
@@ -95,6 +113,18 @@ impl EthConfigBuilder {
         self
     }
 
+    /// See [`EthConfig::serve_concurrency`].
+    pub fn serve_concurrency(&mut self, n: usize) -> &mut Self {
+        self.config.serve_concurrency = n;
+        self
+    }
+
+    /// See [`EthConfig::serve_queue`].
+    pub fn serve_queue(&mut self, n: usize) -> &mut Self {
+        self.config.serve_queue = n;
+        self
+    }
+
     /// See [`EthConfig::versions`]; the order given is kept (newest first is the habit, the
     /// highest shared version wins either way).
     pub fn versions(&mut self, versions: &[EthVersion]) -> &mut Self {
@@ -102,15 +132,16 @@ impl EthConfigBuilder {
         self
     }
 
-    /// The configuration, if its timeouts and capacities are non-zero and it names at least
+    /// The configuration, if its timeouts, capacities and serving concurrency are non-zero
+    /// (the serving queue may be empty) and it names at least
     /// one version, each once.
     pub fn build(&self) -> Result<EthConfig, EthError> {
         let c = &self.config;
         if c.handshake_timeout.is_zero() || c.request_timeout.is_zero() {
             return Err(EthError::Config("timeouts must be non-zero".into()));
         }
-        if c.command_capacity == 0 || c.event_capacity == 0 {
-            return Err(EthError::Config("channel capacities must be non-zero".into()));
+        if c.command_capacity == 0 || c.event_capacity == 0 || c.serve_concurrency == 0 {
+            return Err(EthError::Config("channel capacities and serve_concurrency must be non-zero".into()));
         }
         if c.versions.is_empty() {
             return Err(EthError::Config("no eth version".into()));

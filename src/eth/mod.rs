@@ -51,6 +51,7 @@ mod file_chain;
 mod known;
 mod message;
 mod receipts70;
+mod responder;
 mod serve;
 mod session;
 mod status;
@@ -68,7 +69,7 @@ pub use cells::{
 };
 pub use config::{
     EthConfig, EthConfigBuilder, DEFAULT_COMMAND_CAPACITY, DEFAULT_EVENT_CAPACITY, DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_SERVE_CONCURRENCY, DEFAULT_SERVE_QUEUE,
 };
 pub use error::{ChainFileError, EthError, InvalidResponse, MessageError, StatusError};
 pub use file_chain::FileChain;

@@ -42,9 +42,12 @@ pub const SOFT_RESPONSE_LIMIT: usize = 2 * 1024 * 1024;
 /// Read access to a chain, implemented by the syncer that uses this library; the eth
 /// session answers peers' requests from it.
 ///
-/// Every method returns `None` for data it does not have. Implementations must be cheap
-/// enough to call from the session task (an in-memory index, or a database with its own
-/// cache); they never block on the network.
+/// Every method returns `None` for data it does not have. A session calls it off its own
+/// task, on tokio's blocking pool, for up to [`EthConfig::serve_concurrency`] requests of
+/// each peer at once (so from many threads): a read from disk holds up only the answer that
+/// needs it. Implementations should still never wait on the network.
+///
+/// [`EthConfig::serve_concurrency`]: crate::eth::EthConfig::serve_concurrency
 pub trait ChainReader: Send + Sync + 'static {
     /// The canonical header at `number`.
     fn header_by_number(&self, number: u64) -> Option<Header>;

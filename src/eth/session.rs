@@ -48,7 +48,8 @@ use crate::eth::message::{
     RequestId, RequestPair, Status, TxEncodings, MAX_MESSAGE_SIZE,
 };
 use crate::eth::receipts70::{Assembled, ReceiptsAssembly};
-use crate::eth::serve::{respond, ChainReader};
+use crate::eth::responder::{Answer, Responder};
+use crate::eth::serve::ChainReader;
 use crate::eth::status::{validate_block_range, validate_status};
 use crate::eth::txpool::{NoTxPool, TxPool};
 use crate::eth::validate::{
@@ -162,12 +163,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthSession<S> {
             remote_status: self.remote_status,
             request_timeout: self.config.request_timeout,
         };
+        let responder = Responder::new(
+            chain,
+            Arc::new(NoTxPool),
+            self.version,
+            self.config.serve_concurrency,
+            self.config.serve_queue,
+        );
         let service = EthPeerService {
             session: self.session,
             cap: self.cap,
             version: self.version,
-            chain,
-            tx_pool: Arc::new(NoTxPool),
+            responder,
             known: KnownHashes::default(),
             commands: cmd_rx,
             events: ev_tx,
@@ -541,8 +548,8 @@ pub struct EthPeerService<S> {
     session: Session<S>,
     cap: usize,
     version: EthVersion,
-    chain: Arc<dyn ChainReader>,
-    tx_pool: Arc<dyn TxPool>,
+    /// Answers the peer's requests off this task (from the `ChainReader` and `TxPool`).
+    responder: Responder,
     /// What the peer has: broadcasts leave it out.
     known: KnownHashes,
     commands: mpsc::Receiver<Command>,
@@ -567,7 +574,7 @@ enum Flow {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
     /// Serves the peer's `GetPooledTransactions` from `pool`.
     pub fn with_tx_pool(mut self, pool: Arc<dyn TxPool>) -> Self {
-        self.tx_pool = pool;
+        self.responder.set_tx_pool(pool);
         self
     }
 
@@ -596,6 +603,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
                         let _ = self.session.disconnect(DisconnectReason::ClientQuitting).await;
                         Flow::Stop(EthError::SessionClosed)
                     }
+                },
+                answer = self.responder.next() => match answer {
+                    Some(answer) => self.send_answer(answer).await,
+                    None => Flow::Continue,
                 },
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     self.expire(Instant::now());
@@ -631,6 +642,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
         trace!(target: "ethp2p::eth", peer = ?self.session.remote_id(), message = msg.name(), size = data.len(), "send");
         self.session.send(CapMessage::new(self.cap, msg.id(), data)).await?;
         Ok(())
+    }
+
+    /// Sends an answer the responder has ready.
+    async fn send_answer(&mut self, answer: Answer) -> Flow {
+        trace!(target: "ethp2p::eth", peer = ?self.session.remote_id(), message = answer.name,
+               size = answer.data.len(), "send");
+        match self.session.send(CapMessage::new(self.cap, answer.id, answer.data)).await {
+            Ok(()) => Flow::Continue,
+            Err(e) => Flow::Stop(e.into()),
+        }
     }
 
     async fn on_command(&mut self, cmd: Command) -> Flow {
@@ -733,13 +754,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EthPeerService<S> {
             | EthMessage::GetBlockAccessLists(_)
             | EthMessage::GetCells(_)
             | EthMessage::GetNodeData(_)) => {
-                let Some(response) = respond(&*self.chain, &*self.tx_pool, self.version, &request) else {
-                    return Flow::Continue;
-                };
-                match self.send(&response).await {
-                    Ok(()) => Flow::Continue,
-                    Err(e) => Flow::Stop(e),
-                }
+                // Answered off this task; `run` sends the answer when it is ready.
+                self.responder.on_request(request);
+                Flow::Continue
             }
             EthMessage::BlockRangeUpdate(range) => match validate_block_range(&range) {
                 Ok(()) => {

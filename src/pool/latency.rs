@@ -6,10 +6,19 @@
 //! `MINIMUM_TIMEOUT`/`MAXIMUM_TIMEOUT` and geth's `rttMinEstimate`/`rttMaxEstimate`), so a
 //! fast peer is given up on quickly and a slow one is not punished for being slow.
 //!
+//! A peer may have several requests in flight, answered side by side or one after the
+//! other: its capacity is then what it delivers over all of them, by Little's law items ×
+//! requests in flight / RTT, not one answer's items / RTT (which would count a peer kept
+//! busy as slow, by as many times as it is kept busy).
+//!
 //! Routing ([`rank_best`]) prefers, in order: a peer whose last answer was good (reth
-//! `last_response_likely_bad`), then the higher capacity, then the lower RTT. A peer not
-//! yet measured is assumed to be as good as the median measured peer (geth starts new
-//! peers from the mean), so it gets tried without displacing a peer known to be faster.
+//! `last_response_likely_bad`), then the higher share of capacity a new request would get
+//! (capacity / (requests in flight + 1): the earliest expected answer), then the fewer
+//! requests in flight, then the lower RTT. So a peer ten times slower gets a request only
+//! once the fast ones have ten in flight, instead of its turn whenever it is the least
+//! loaded (which made every download wait on its slowest peer). A peer not yet measured is
+//! assumed to be as good as the median measured peer (geth starts new peers from the mean),
+//! so it gets tried without displacing a peer known to be faster.
 
 // Crate-internal: `pub` items here are re-exported by `pool` only where the public API or the
 // `test-utils` feature needs them.
@@ -71,8 +80,16 @@ impl PeerLatency {
     /// Records an answer to a `kind` request that took `elapsed` and carried `items`.
     /// An empty answer counts with zero items: fast but useless.
     pub fn record(&mut self, kind: RequestKind, elapsed: Duration, items: usize) {
+        self.record_concurrent(kind, elapsed, items, 1);
+    }
+
+    /// Like [`Self::record`], for an answer that came while `in_flight` requests (this one
+    /// included) were outstanding to the peer: the capacity sample is items × in flight /
+    /// elapsed (Little's law), the RTT sample the elapsed time itself (the timeout must
+    /// cover the wait behind the other requests).
+    pub fn record_concurrent(&mut self, kind: RequestKind, elapsed: Duration, items: usize, in_flight: u32) {
         let elapsed = elapsed.max(MIN_ELAPSED).as_secs_f64();
-        let measured = items as f64 / elapsed;
+        let measured = items as f64 * f64::from(in_flight.max(1)) / elapsed;
         let e = &mut self.kinds[index(kind)];
         if e.samples == 0 {
             // The first sample replaces the zero prior instead of being averaged with it.
@@ -124,30 +141,37 @@ impl PeerLatency {
     }
 }
 
-/// Picks the best of `peers` for a `kind` request: good last answer first, then the higher
-/// capacity, then the lower RTT, then the lower peer id (so the choice is deterministic).
+/// Picks the best of `peers` (each with its requests in flight) for a `kind` request: good
+/// last answer first, then the higher capacity per request in flight after this one, then
+/// the fewer in flight, then the lower RTT, then the lower peer id (so the choice is
+/// deterministic).
 ///
-/// Unmeasured peers are ranked with the median capacity of the measured ones.
+/// Unmeasured peers are ranked with the median capacity of the measured ones (and, before
+/// anyone is measured, the least loaded goes first).
 pub fn rank_best<'a, I>(peers: I, kind: RequestKind) -> Option<PeerId>
 where
-    I: IntoIterator<Item = (PeerId, &'a PeerLatency)>,
+    I: IntoIterator<Item = (PeerId, &'a PeerLatency, u32)>,
 {
-    let peers: Vec<(PeerId, &PeerLatency)> = peers.into_iter().collect();
-    let mut measured: Vec<f64> = peers.iter().filter_map(|(_, l)| l.capacity(kind)).collect();
+    let peers: Vec<(PeerId, &PeerLatency, u32)> = peers.into_iter().collect();
+    let mut measured: Vec<f64> = peers.iter().filter_map(|(_, l, _)| l.capacity(kind)).collect();
     measured.sort_by(f64::total_cmp);
     let median = measured.get(measured.len() / 2).copied().unwrap_or(0.0);
-    let key = |l: &PeerLatency| {
-        let capacity = l.capacity(kind).unwrap_or(median);
+    let key = |l: &PeerLatency, in_flight: u32| {
+        let share = l.capacity(kind).unwrap_or(median) / (f64::from(in_flight) + 1.0);
         let rtt = l.rtt(kind).map_or(f64::INFINITY, |d| d.as_secs_f64());
-        (!l.last_bad(), capacity, -rtt)
+        (!l.last_bad(), share, -f64::from(in_flight), -rtt)
     };
     peers
         .into_iter()
-        .max_by(|(a_id, a), (b_id, b)| {
-            let (ka, kb) = (key(a), key(b));
-            ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(ka.2.total_cmp(&kb.2)).then(b_id.cmp(a_id))
+        .max_by(|(a_id, a, a_load), (b_id, b, b_load)| {
+            let (ka, kb) = (key(a, *a_load), key(b, *b_load));
+            ka.0.cmp(&kb.0)
+                .then(ka.1.total_cmp(&kb.1))
+                .then(ka.2.total_cmp(&kb.2))
+                .then(ka.3.total_cmp(&kb.3))
+                .then(b_id.cmp(a_id))
         })
-        .map(|(id, _)| id)
+        .map(|(id, _, _)| id)
 }
 
 #[cfg(test)]
@@ -188,6 +212,26 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_answers_count_the_capacity_over_all_in_flight() {
+        let (mut one, mut four) = (PeerLatency::new(), PeerLatency::new());
+        one.record(RequestKind::BlockBodies, Duration::from_millis(40), 128);
+        four.record_concurrent(RequestKind::BlockBodies, Duration::from_millis(40), 128, 4);
+        assert_eq!(
+            four.capacity(RequestKind::BlockBodies),
+            one.capacity(RequestKind::BlockBodies).map(|c| c * 4.0)
+        );
+        assert_eq!(
+            four.rtt(RequestKind::BlockBodies),
+            one.rtt(RequestKind::BlockBodies),
+            "the wait is the wait"
+        );
+        // The share a new request gets: four in flight at four times the capacity is one idle.
+        let (a, b) = (PeerId::repeat_byte(1), PeerId::repeat_byte(2));
+        assert_eq!(rank_best([(a, &one, 0), (b, &four, 2)], RequestKind::BlockBodies), Some(b));
+        assert_eq!(rank_best([(a, &one, 0), (b, &four, 4)], RequestKind::BlockBodies), Some(a));
+    }
+
+    #[test]
     fn timeouts_lower_capacity_and_mark_bad() {
         let mut l = PeerLatency::new();
         l.record(RequestKind::BlockHeaders, Duration::from_millis(10), 10);
@@ -204,12 +248,14 @@ mod tests {
         let mut slow = PeerLatency::new();
         slow.record(RequestKind::BlockHeaders, Duration::from_millis(300), 100);
         let fresh = PeerLatency::new();
-        let best = rank_best([(id(1), &slow), (id(2), &fast), (id(3), &fresh)], RequestKind::BlockHeaders);
+        let best =
+            rank_best([(id(1), &slow, 0), (id(2), &fast, 0), (id(3), &fresh, 0)], RequestKind::BlockHeaders);
         assert_eq!(best, Some(id(2)));
         fast.set_last_bad(true);
         // The fast peer just lied: everyone else goes first, and the unmeasured peer is
         // valued at the median capacity, above the slow one.
-        let best = rank_best([(id(1), &slow), (id(2), &fast), (id(3), &fresh)], RequestKind::BlockHeaders);
+        let best =
+            rank_best([(id(1), &slow, 0), (id(2), &fast, 0), (id(3), &fresh, 0)], RequestKind::BlockHeaders);
         assert_eq!(best, Some(id(3)));
         assert_eq!(rank_best(std::iter::empty(), RequestKind::BlockHeaders), None);
     }
@@ -223,7 +269,7 @@ mod tests {
                 a.record(RequestKind::BlockHeaders, Duration::from_millis(a_ms), items);
                 b.record(RequestKind::BlockHeaders, Duration::from_millis(b_ms), items);
             }
-            let best = rank_best([(id(1), &a), (id(2), &b)], RequestKind::BlockHeaders).unwrap();
+            let best = rank_best([(id(1), &a, 0), (id(2), &b, 0)], RequestKind::BlockHeaders).unwrap();
             if a_ms < b_ms { prop_assert_eq!(best, id(1)); }
             if b_ms < a_ms { prop_assert_eq!(best, id(2)); }
             let t = a.timeout(RequestKind::BlockHeaders);

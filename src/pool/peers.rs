@@ -510,10 +510,13 @@ impl PoolState {
     /// reputation, and bans it if it fell below the threshold.
     pub fn on_response(&mut self, peer_id: &PeerId, kind: RequestKind, outcome: &Outcome, now: Instant) {
         let Some(s) = self.sessions.get_mut(peer_id) else { return };
+        // This request and those sent to the peer while it waited (all kinds: one peer
+        // serves them all), for the capacity the peer showed over all of them.
+        let in_flight = s.in_flight.max(1);
         s.in_flight = s.in_flight.saturating_sub(1);
         let change = match outcome {
             Outcome::Valid { rtt, items, .. } => {
-                s.latency.record(kind, *rtt, *items);
+                s.latency.record_concurrent(kind, *rtt, *items, in_flight);
                 s.latency.set_last_bad(false);
                 ReputationChange::ValidResponse
             }
@@ -674,17 +677,23 @@ impl PoolState {
             self.sessions
                 .iter()
                 .filter(|(id, s)| s.in_flight == 0 && !exclude.contains(id))
-                .map(|(id, s)| (*id, &s.latency)),
+                .map(|(id, s)| (*id, &s.latency, 0)),
             kind,
         )
     }
 
-    /// Like [`Self::best_idle_peer`], but when every peer is busy, the best of the least
-    /// loaded ones, so concurrent requests spread over the pool instead of waiting.
+    /// Like [`Self::best_idle_peer`], busy peers included: the peer whose capacity, shared
+    /// with the requests it already has, promises the earliest answer ([`rank_best`]). Fast
+    /// peers take several requests at once while a slow one waits for its turn, instead of
+    /// every peer taking its turn in order of load.
     pub fn best_peer(&self, kind: RequestKind, exclude: &[PeerId]) -> Option<PeerId> {
-        let candidates = || self.sessions.iter().filter(|(id, _)| !exclude.contains(id));
-        let least = candidates().map(|(_, s)| s.in_flight).min()?;
-        rank_best(candidates().filter(|(_, s)| s.in_flight == least).map(|(id, s)| (*id, &s.latency)), kind)
+        rank_best(
+            self.sessions
+                .iter()
+                .filter(|(id, _)| !exclude.contains(id))
+                .map(|(id, s)| (*id, &s.latency, s.in_flight)),
+            kind,
+        )
     }
 
     /// The timeout for the next `kind` request to `peer_id`.

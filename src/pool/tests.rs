@@ -229,6 +229,40 @@ fn best_idle_peer_prefers_fast_and_skips_busy() {
 }
 
 #[test]
+fn best_peer_loads_fast_peers_before_a_slow_one() {
+    let now = Instant::now();
+    let mut p = pool(PoolConfig::default(), now);
+    for n in 1..=3 {
+        p.on_session_established(id(n), SocketAddr::new(ip(n, 1), 1), Direction::Outbound, now).unwrap();
+    }
+    // Before any measurement the least loaded goes first: three requests, three peers.
+    let mut first: Vec<PeerId> = (0..3)
+        .map(|_| {
+            let best = p.best_peer(RequestKind::BlockBodies, &[]).unwrap();
+            p.on_request_sent(&best);
+            best
+        })
+        .collect();
+    first.sort();
+    assert_eq!(first, [id(1), id(2), id(3)]);
+    // Peer 1 answers 128 bodies in 200 ms, peers 2 and 3 in 6 ms.
+    for (n, ms) in [(1, 200u64), (2, 6), (3, 6)] {
+        let outcome = Outcome::Valid { rtt: Duration::from_millis(ms), size: 0, items: 128 };
+        p.on_response(&id(n), RequestKind::BlockBodies, &outcome, now);
+    }
+    // 33⅓ times slower: the fast peers take 33 requests each before it gets one.
+    let mut taken = std::collections::HashMap::new();
+    for _ in 0..66 {
+        let best = p.best_peer(RequestKind::BlockBodies, &[]).unwrap();
+        p.on_request_sent(&best);
+        *taken.entry(best).or_insert(0) += 1;
+    }
+    assert_eq!((taken.get(&id(1)), taken.get(&id(2)), taken.get(&id(3))), (None, Some(&33), Some(&33)));
+    assert_eq!(p.best_peer(RequestKind::BlockBodies, &[]), Some(id(1)), "its turn comes at last");
+    assert_eq!(p.best_peer(RequestKind::BlockBodies, &[id(1)]), Some(id(2)), "excluded peers are skipped");
+}
+
+#[test]
 fn rotation_replaces_the_worst_basic_peer_when_full() {
     let now = Instant::now();
     let fixed = Enode { peer_id: id(500), ip: ip(500, 1), tcp_port: 1, udp_port: 1 };
