@@ -44,6 +44,10 @@ pub const TIMEOUT_SCALING: u32 = 3;
 
 /// Samples shorter than this are counted as this long, so that a loopback answer does not
 /// produce an infinite capacity.
+/// How much less a peer whose last answer was bad (invalid or timed out) is worth than a
+/// median peer when requests are routed (see [`rank_best`]).
+pub const BAD_ANSWER_PENALTY: f64 = 4.0;
+
 const MIN_ELAPSED: Duration = Duration::from_micros(100);
 
 pub use crate::eth::RequestKind;
@@ -141,8 +145,9 @@ impl PeerLatency {
     }
 }
 
-/// Picks the best of `peers` (each with its requests in flight) for a `kind` request: good
-/// last answer first, then the higher capacity per request in flight after this one, then
+/// Picks the best of `peers` (each with its requests in flight) for a `kind` request: the
+/// higher capacity per request in flight after this one (a peer whose last answer was bad
+/// counts as a median peer divided by [`BAD_ANSWER_PENALTY`]), then
 /// the fewer in flight, then the lower RTT, then the lower peer id (so the choice is
 /// deterministic).
 ///
@@ -157,19 +162,20 @@ where
     measured.sort_by(f64::total_cmp);
     let median = measured.get(measured.len() / 2).copied().unwrap_or(0.0);
     let key = |l: &PeerLatency, in_flight: u32| {
-        let share = l.capacity(kind).unwrap_or(median) / (f64::from(in_flight) + 1.0);
+        // A bad last answer says nothing about capacity: such a peer counts as a median one
+        // worth a quarter, so it is asked again (and judged again) only once the good peers
+        // are loaded; ranking it behind every good peer would spare a liar its next strikes.
+        let capacity =
+            if l.last_bad() { median / BAD_ANSWER_PENALTY } else { l.capacity(kind).unwrap_or(median) };
+        let share = capacity / (f64::from(in_flight) + 1.0);
         let rtt = l.rtt(kind).map_or(f64::INFINITY, |d| d.as_secs_f64());
-        (!l.last_bad(), share, -f64::from(in_flight), -rtt)
+        (share, -f64::from(in_flight), -rtt)
     };
     peers
         .into_iter()
         .max_by(|(a_id, a, a_load), (b_id, b, b_load)| {
             let (ka, kb) = (key(a, *a_load), key(b, *b_load));
-            ka.0.cmp(&kb.0)
-                .then(ka.1.total_cmp(&kb.1))
-                .then(ka.2.total_cmp(&kb.2))
-                .then(ka.3.total_cmp(&kb.3))
-                .then(b_id.cmp(a_id))
+            ka.0.total_cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(ka.2.total_cmp(&kb.2)).then(b_id.cmp(a_id))
         })
         .map(|(id, _, _)| id)
 }

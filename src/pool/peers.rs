@@ -682,16 +682,15 @@ impl PoolState {
         )
     }
 
-    /// Like [`Self::best_idle_peer`], busy peers included: the peer whose capacity, shared
-    /// with the requests it already has, promises the earliest answer ([`rank_best`]). Fast
-    /// peers take several requests at once while a slow one waits for its turn, instead of
-    /// every peer taking its turn in order of load.
+    /// Like [`Self::best_idle_peer`], but when every peer is busy, the best of the least
+    /// loaded ones ([`rank_best`]), so concurrent requests spread over the pool instead of
+    /// waiting, and a peer whose last answer was bad still gets its turn to be judged again
+    /// (routing by capacity across loads kept a liar from ever reaching its third strike).
     pub fn best_peer(&self, kind: RequestKind, exclude: &[PeerId]) -> Option<PeerId> {
+        let candidates = || self.sessions.iter().filter(|(id, _)| !exclude.contains(id));
+        let least = candidates().map(|(_, s)| s.in_flight).min()?;
         rank_best(
-            self.sessions
-                .iter()
-                .filter(|(id, _)| !exclude.contains(id))
-                .map(|(id, s)| (*id, &s.latency, s.in_flight)),
+            candidates().filter(|(_, s)| s.in_flight == least).map(|(id, s)| (*id, &s.latency, s.in_flight)),
             kind,
         )
     }
