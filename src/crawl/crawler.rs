@@ -14,8 +14,7 @@
 //!   (older clients, ethereumjs) still counts as answering. Then the node itself is asked
 //!   for its table: one FINDNODE towards its own id (its closest neighbours, the nodes that
 //!   may be known to nobody else) and [`V4_RANDOM_TARGETS`] towards random ids (the far
-//!   buckets, where most of a table is), as go-ethereum's `devp2p crawl` does: a bonded
-//!   node answers NEIGHBOURS for any target. No iterative lookups: each found node is asked
+//!   buckets, where most of a table is): a bonded node answers NEIGHBOURS for any target. No iterative lookups: each found node is asked
 //!   in turn, so a job is a few round trips, not several hops of timeouts.
 //!
 //! Scores follow go-ethereum's `devp2p crawl`: +1 per answer, halved per failure.
