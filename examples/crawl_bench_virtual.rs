@@ -70,11 +70,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
     };
+    // Every 5 s: what the crawl is waiting on (jobs running, jobs queued for a slot).
+    let trace = {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                eprintln!(
+                    "{:>5.1} s: found {}, answered {}, failed {}, probed {}, jobs in flight {}, queued {}",
+                    start.elapsed().as_secs_f64(),
+                    progress.found(),
+                    progress.answered(),
+                    progress.failed(),
+                    progress.probed(),
+                    progress.in_flight(),
+                    progress.queued()
+                );
+            }
+        })
+    };
     let cpu_before = cpu_seconds();
     let crawl_started = Instant::now();
     let state = crawler.run(tokio::time::sleep(LIMIT)).await?;
     let crawl_time = crawl_started.elapsed();
     let cpu = cpu_seconds() - cpu_before;
+    trace.abort();
     let to_99 = if watch.is_finished() { Some(watch.await?) } else { None };
     let stats = discv4.stats().await?;
     discv4.shutdown().await;

@@ -11,10 +11,11 @@
 //!   bucket of a node's table is at most 16 records, so this reads its whole table.
 //! - discv4: a PING (which bonds): the PONG scores the node. If the PONG carries an ENR
 //!   sequence number (EIP-868), an ENRRequest fetches its record; a node without EIP-868
-//!   (older clients, ethereumjs) still counts as answering. Neighbours come from a lookup
-//!   towards the node's own id, whose FINDNODEs the service sends after bonding; every node
-//!   that answers is streamed back as a candidate. (The discv4 handle has no single-node
-//!   FINDNODE; a lookup is its closest equivalent.)
+//!   (older clients, ethereumjs) still counts as answering. Then the node itself is asked
+//!   for its table: one FINDNODE towards its own id (its closest neighbours, the nodes that
+//!   may be known to nobody else) and [`V4_RANDOM_TARGETS`] towards random ids (the far
+//!   buckets, where most of a table is): a bonded node answers NEIGHBOURS for any target. No iterative lookups: each found node is asked
+//!   in turn, so a job is a few round trips, not several hops of timeouts.
 //!
 //! Scores follow go-ethereum's `devp2p crawl`: +1 per answer, halved per failure.
 
@@ -53,10 +54,16 @@ const EMPTY_DISTANCES_TO_STOP: u32 = 2;
 const MAX_ATTEMPTS: u32 = 3;
 /// Pause before asking a silent node again.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
-/// discv4: longest wait for one request or lookup towards a node. A lookup ends after a few
-/// hops of 500 ms timeouts at worst; one that has not ended by then is abandoned (what it
-/// found so far still arrives on the candidate stream) rather than holding a worker slot.
-const V4_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// discv4: longest wait for one request towards a node. The service times a request out
+/// after 500 ms (a PING, then the FINDNODE or ENRRequest it waited for); this only bounds a
+/// service too busy to answer, so that it never holds a worker slot for long.
+const V4_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// discv4: FINDNODEs towards random targets per node, besides the one towards its own id.
+/// A random target is at log-distance 256 from the node half the time, 255 a quarter, ...:
+/// each answer is up to 16 entries of the far buckets, which hold most of a table (a
+/// bucket at distance d holds nodes only if the network has ~2^(256-d) of them). Two
+/// read most of a table of a 10,000-node network; more cost packets and find little.
+const V4_RANDOM_TARGETS: usize = 2;
 /// discv5: never ask below this distance (a table of 2^(256-232) nodes is not a network).
 const LOWEST_DISTANCE: u64 = 232;
 
@@ -69,6 +76,7 @@ pub struct CrawlProgress {
     probed: AtomicUsize,
     dialable: AtomicUsize,
     in_flight: AtomicUsize,
+    queued: AtomicUsize,
 }
 
 impl CrawlProgress {
@@ -95,6 +103,10 @@ impl CrawlProgress {
     /// Jobs running now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+    /// Jobs waiting for a free worker slot (retries not yet due excluded).
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 }
 
@@ -567,6 +579,7 @@ impl Run<'_> {
             }
         }
         self.progress.in_flight.store(self.jobs.len(), Ordering::Relaxed);
+        self.progress.queued.store(self.queue.len(), Ordering::Relaxed);
     }
 
     /// Applies a finished job; returns whether it found a new node.
@@ -638,14 +651,12 @@ impl Run<'_> {
     }
 }
 
-/// Pings one discv4 node (the PONG is what scores it) and fetches its record if it has one
-/// (EIP-868), then runs two lookups: one towards the node's own id, whose FINDNODEs reach it
-/// and its closest neighbours (the nodes that may be known to nobody else), and one towards a
-/// random target, which starts from our own table (it grows with every node asked) and so
-/// spreads the crawl over the whole id space: a lookup only ever returns the neighbourhood of
-/// its target. Every node the lookups name comes back.
+/// Pings one discv4 node (the PONG is what scores it), fetches its record if it has one
+/// (EIP-868), then asks it for its table: FINDNODE towards its own id and towards
+/// [`V4_RANDOM_TARGETS`] random ids, all at once (the service sends them one after the
+/// other, as NEIGHBOURS cannot say which FINDNODE they answer). Every record named comes back.
 async fn ask_v4(discv4: Discv4, id: NodeId, enode: Enode, attempt: u32) -> Done {
-    let pong = tokio::time::timeout(V4_LOOKUP_TIMEOUT, discv4.ping(enode)).await;
+    let pong = tokio::time::timeout(V4_REQUEST_TIMEOUT, discv4.ping(enode)).await;
     let answered = matches!(pong, Ok(Ok(_)));
     let announces_record = matches!(pong, Ok(Ok(Some(_))));
     let enr = match pong {
@@ -660,16 +671,18 @@ async fn ask_v4(discv4: Discv4, id: NodeId, enode: Enode, attempt: u32) -> Done 
     };
     let mut found = Vec::new();
     if answered {
-        let mut random = [0u8; 64];
-        rand::Rng::fill(&mut rand::thread_rng(), &mut random[..]);
-        let random = crate::record::PeerId::from(random);
-        let (near, far) = tokio::join!(
-            tokio::time::timeout(V4_LOOKUP_TIMEOUT, discv4.lookup(enode.peer_id)),
-            tokio::time::timeout(V4_LOOKUP_TIMEOUT, discv4.lookup(random)),
-        );
-        for lookup in [near, far] {
-            let Ok(Ok(records)) = lookup else {
-                debug!(target: TARGET, %id, "discv4 lookup failed or did not end in time");
+        let mut targets = vec![enode.peer_id];
+        for _ in 0..V4_RANDOM_TARGETS {
+            let mut random = [0u8; 64];
+            rand::Rng::fill(&mut rand::thread_rng(), &mut random[..]);
+            targets.push(crate::record::PeerId::from(random));
+        }
+        let asks = targets
+            .into_iter()
+            .map(|target| tokio::time::timeout(V4_REQUEST_TIMEOUT, discv4.find_node(enode, target)));
+        for answer in futures::future::join_all(asks).await {
+            let Ok(Ok(records)) = answer else {
+                debug!(target: TARGET, %id, "discv4 FINDNODE failed or did not end in time");
                 continue;
             };
             for record in records {
@@ -688,7 +701,7 @@ async fn ask_v4(discv4: Discv4, id: NodeId, enode: Enode, attempt: u32) -> Done 
 }
 
 async fn request_enr(discv4: &Discv4, enode: Enode) -> Option<Enr> {
-    match tokio::time::timeout(V4_LOOKUP_TIMEOUT, discv4.request_enr(enode)).await {
+    match tokio::time::timeout(V4_REQUEST_TIMEOUT, discv4.request_enr(enode)).await {
         Ok(enr) => enr.ok(),
         Err(_) => {
             debug!(target: TARGET, peer = %enode.peer_id, "discv4 ENR request did not end in time");

@@ -254,6 +254,17 @@ impl Discv4Core {
         self.advance_lookup(now, id);
     }
 
+    /// Sends one FINDNODE for `target` to `enode` (bonding first if needed); the records it
+    /// answered come as [`CoreEvent::LookupFinished`] (empty if it did not answer in time).
+    pub fn find_node(&mut self, now: Instant, enode: &Enode, target: PeerId, request: RequestId) {
+        let endpoint = Endpoint { ip: enode.ip, udp_port: enode.udp_port, tcp_port: enode.tcp_port };
+        let lookup = Lookup::direct(target, NodeRecord { endpoint, id: enode.peer_id });
+        let id = self.next_lookup_id;
+        self.next_lookup_id += 1;
+        self.lookups.insert(id, LookupState { lookup, request: Some(request) });
+        self.advance_lookup(now, id);
+    }
+
     /// Pings a node; the answer comes as [`CoreEvent::PingResult`].
     pub fn ping(&mut self, now: Instant, enode: &Enode, request: RequestId) {
         self.send_ping(now, enode.peer_id, enode.udp_addr(), enode.tcp_port, Waiter::Request(request));
@@ -357,7 +368,12 @@ impl Discv4Core {
             })
             .collect();
         if let Some(state) = self.lookups.get_mut(&lookup_id) {
-            state.lookup.on_reply(&peer, &nodes);
+            // A direct query waits for the whole answer (up to k records in two packets).
+            if state.lookup.is_direct() && !complete {
+                state.lookup.on_partial(&nodes);
+            } else {
+                state.lookup.on_reply(&peer, &nodes);
+            }
         }
         self.advance_lookup(now, lookup_id);
         if complete {

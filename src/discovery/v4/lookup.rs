@@ -44,6 +44,9 @@ pub(crate) struct Lookup {
     pub(crate) queries: u32,
     /// The hop at which the node whose key is `target` was first seen, if it was.
     pub(crate) target_hop: Option<u32>,
+    /// A direct query ([`Lookup::direct`]): the records its one node answered so far.
+    /// `None` for an iterative lookup.
+    answers: Option<Vec<NodeRecord>>,
 }
 
 impl Lookup {
@@ -56,11 +59,34 @@ impl Lookup {
             nodes: Vec::new(),
             queries: 0,
             target_hop: None,
+            answers: None,
         };
         for seed in seeds {
             lookup.add(seed, 0);
         }
         lookup
+    }
+
+    /// One FINDNODE for `target` to `node`, no further hops: the result is what `node`
+    /// answered (the entries of its table closest to `target`), not the closest nodes that
+    /// replied. A crawler reads a node's table this way, one round trip per target.
+    pub(crate) fn direct(target: PeerId, node: NodeRecord) -> Self {
+        let mut lookup = Self::new(target, 1, 1, vec![node]);
+        lookup.answers = Some(Vec::new());
+        lookup
+    }
+
+    /// Whether this is a [`direct`](Self::direct) query.
+    pub(crate) fn is_direct(&self) -> bool {
+        self.answers.is_some()
+    }
+
+    /// A direct query's first NEIGHBOURS packet of several: kept, the node stays in flight
+    /// until the rest arrive or its request times out.
+    pub(crate) fn on_partial(&mut self, found: &[NodeRecord]) {
+        if let Some(answers) = &mut self.answers {
+            answers.extend_from_slice(found);
+        }
     }
 
     fn capacity(&self) -> usize {
@@ -119,6 +145,10 @@ impl Lookup {
             self.queries += 1;
         }
         node.state = NodeState::Replied;
+        if let Some(answers) = &mut self.answers {
+            answers.extend_from_slice(found);
+            return true;
+        }
         let hop = node.hop + 1;
         for record in found {
             self.add(*record, hop);
@@ -129,7 +159,10 @@ impl Lookup {
     /// A node did not answer (or could not be bonded with).
     pub(crate) fn on_failure(&mut self, from: &PeerId) {
         if let Some(node) = self.nodes.iter_mut().find(|n| &n.record.id == from) {
-            node.state = NodeState::Failed;
+            // A direct query whose node sent part of its answer before the timeout: that
+            // part is its answer (a table of fewer than k entries never completes a reply).
+            let partial = self.answers.as_ref().is_some_and(|a| !a.is_empty());
+            node.state = if partial { NodeState::Replied } else { NodeState::Failed };
         }
     }
 
@@ -159,6 +192,9 @@ impl Lookup {
 
     /// The `k` closest nodes that answered, closest first.
     pub(crate) fn result(&self) -> Vec<NodeRecord> {
+        if let Some(answers) = &self.answers {
+            return answers.clone();
+        }
         self.nodes.iter().filter(|n| n.state == NodeState::Replied).take(self.k).map(|n| n.record).collect()
     }
 }

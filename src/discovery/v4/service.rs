@@ -99,6 +99,7 @@ impl futures::Stream for CandidateStream {
 #[derive(Debug)]
 enum Command {
     Lookup(PeerId, oneshot::Sender<Vec<NodeRecord>>),
+    FindNode(Enode, PeerId, oneshot::Sender<Vec<NodeRecord>>),
     Ping(Enode, oneshot::Sender<Result<Option<u64>, ()>>),
     RequestEnr(Enode, oneshot::Sender<Option<Enr>>),
     AddNode(Enode),
@@ -256,6 +257,14 @@ impl Discv4 {
     /// Runs an iterative lookup for `target` and returns the closest nodes that answered.
     pub async fn lookup(&self, target: PeerId) -> Result<Vec<NodeRecord>, Discv4Error> {
         self.call(|tx| Command::Lookup(target, tx)).await
+    }
+
+    /// Sends one FINDNODE for `target` to `enode` (bonding first if needed) and returns its
+    /// NEIGHBOURS: the entries of its table closest to `target`, empty if it did not answer
+    /// in time. No further hops: this is how a crawler reads a node's table, one round trip
+    /// per target, where a [`lookup`](Self::lookup) would walk the network.
+    pub async fn find_node(&self, enode: Enode, target: PeerId) -> Result<Vec<NodeRecord>, Discv4Error> {
+        self.call(|tx| Command::FindNode(enode, target, tx)).await
     }
 
     /// Pings a node; returns the ENR sequence number from its PONG.
@@ -477,6 +486,11 @@ impl Discv4Service {
                 let id = self.request_id();
                 self.lookups.insert(id.0, reply);
                 self.core.lookup(now, target, Some(id));
+            }
+            Command::FindNode(enode, target, reply) => {
+                let id = self.request_id();
+                self.lookups.insert(id.0, reply);
+                self.core.find_node(now, &enode, target, id);
             }
             Command::Ping(enode, reply) => {
                 let id = self.request_id();
