@@ -199,6 +199,9 @@ pub fn record_discovery(stats: &DiscoveryStats) {
             ("per_ip", v4.shed_ip),
             ("per_subnet", v4.shed_subnet),
             ("global", v4.shed_global),
+            // With signature workers: their queues were full, or the task was behind them.
+            ("workers_busy", v4.crypto_busy),
+            ("task_behind", v4.verified_dropped),
         ] {
             metrics::counter!(DISCOVERY_SHED, "reason" => reason).absolute(n);
         }
@@ -231,7 +234,7 @@ fn describe() {
     describe_gauge!(DISCOVERY_SESSIONS, "discv5 nodes with a live session");
     describe_counter!(DISCOVERY_PACKETS_IN, "Datagrams received on the discovery socket");
     describe_counter!(DISCOVERY_PACKETS_OUT, "discv4 datagrams sent");
-    describe_counter!(DISCOVERY_SHED, "Datagrams dropped before any protocol work, by reason");
+    describe_counter!(DISCOVERY_SHED, "Datagrams dropped before the discv4 core saw them, by reason");
     describe_gauge!(DISCOVERY_TABLE_BY_FAMILY, "Discovery table entries by address family");
     describe_gauge!(DISCOVERY_ENR_SEQ, "Sequence number of our signed record");
     describe_counter!(DISCOVERY_V5_BANNED_IPS, "IPs banned for too many new discv5 sessions a minute");

@@ -348,6 +348,8 @@ async fn run(args: Args) -> Result<(), String> {
                     shed_per_subnet = stats.v4.map_or(0, |v| v.shed_subnet),
                     shed_global = stats.v4.map_or(0, |v| v.shed_global),
                     oversize = stats.v4.map_or(0, |v| v.oversize),
+                    shed_workers_busy = stats.v4.map_or(0, |v| v.crypto_busy),
+                    quiet_lane = stats.v4.map_or(0, |v| v.quiet_lane),
                     v5_banned_ips = stats.v5.as_ref().map_or(0, |v| v.banned_ips),
                     "stats"
                 );
