@@ -33,7 +33,7 @@ use ethp2p::{
     discovery::{v4::Discv4, Discv5},
     record::NodeId,
     test_utils::{
-        crawl::{crawl_net_discv4_config, crawl_net_discv5_config, CrawlNet},
+        crawl::{crawl_net_discv4_config, crawl_net_discv5_config, time_to_99_percent, CrawlNet},
         key_from_seed,
         procfs::{cpu_seconds, memory_kib},
     },
@@ -91,19 +91,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let progress = crawler.progress();
 
     // When 99% of the network was first known, sampled every 10 ms beside the crawl.
-    let watch = {
-        let progress = progress.clone();
-        let want = nodes * 99 / 100 + usize::from(nodes * 99 % 100 != 0);
-        tokio::spawn(async move {
-            let start = Instant::now();
-            loop {
-                if progress.found() >= want {
-                    return start.elapsed();
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
+    let watch = time_to_99_percent(progress.clone(), nodes);
     let cpu_before = cpu_seconds();
     let crawl_started = Instant::now();
     let state = crawler.run(std::future::pending()).await?;

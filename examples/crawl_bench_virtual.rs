@@ -30,7 +30,7 @@ use ethp2p::{
         CandidateSource,
     },
     test_utils::{
-        crawl::crawl_net_discv4_config,
+        crawl::{crawl_net_discv4_config, time_to_99_percent},
         key_from_seed,
         procfs::{cpu_seconds, memory_kib},
         virtual_net::VirtualNet,
@@ -57,19 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seed = Candidate::from_enode(&net.enodes()[0], CandidateSource::Discv4);
     let crawler = Crawler::new(CrawlConfig::default(), key).discv4(discv4.clone(), candidates).seeds([seed]);
     let progress = crawler.progress();
-    let watch = {
-        let progress = progress.clone();
-        let want = nodes * 99 / 100 + usize::from(nodes * 99 % 100 != 0);
-        tokio::spawn(async move {
-            let start = Instant::now();
-            loop {
-                if progress.found() >= want {
-                    return start.elapsed();
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
+    let watch = time_to_99_percent(progress.clone(), nodes);
     // Every 5 s: what the crawl is waiting on (jobs running, jobs queued for a slot).
     let trace = {
         let progress = progress.clone();

@@ -28,6 +28,7 @@ use std::{
 };
 
 use super::{key_from_seed, poll_until, test_discv5_config};
+use crate::crawl::CrawlProgress;
 use crate::{
     discovery::{
         v4::{Discv4Config, Discv4Error},
@@ -37,6 +38,19 @@ use crate::{
     record::{ChainSpec, Enode, Enr, EnrContent, ForkId, LocalEnr, NodeId, NodeKey},
     rlpx::{Protocol, RlpxConfig, RlpxListener},
 };
+
+/// Resolves with the time from now until 99% (rounded up) of `nodes` are known to the crawl,
+/// sampled every 10 ms beside it: the crawl benchmarks' headline figure.
+pub fn time_to_99_percent(progress: Arc<CrawlProgress>, nodes: usize) -> tokio::task::JoinHandle<Duration> {
+    let want = nodes * 99 / 100 + usize::from(nodes * 99 % 100 != 0);
+    tokio::spawn(async move {
+        let start = std::time::Instant::now();
+        while progress.found() < want {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        start.elapsed()
+    })
+}
 
 /// discv5 settings for a crawl network: [`test_discv5_config`] without random lookups (the
 /// tables are filled directly; see the module docs).

@@ -17,22 +17,25 @@ use ethp2p::{
 
 use crate::eth::eth_config;
 
+/// A node on loopback with the LAN exemptions off (`limit_lan`) and a 50 ms per-IP throttle,
+/// so only the rules under test refuse anyone.
+async fn guarded_node(chain: &Arc<MemoryChain>) -> Node {
+    let pool =
+        PoolConfig::builder().limit_lan(true).inbound_throttle(Duration::from_millis(50)).build().unwrap();
+    NodeBuilder::new(eth_config(chain), chain.clone())
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .pool(pool)
+        .start()
+        .await
+        .unwrap()
+}
+
 /// A peer on another chain (another genesis) dials, is refused at `Status`, and dials
 /// again at once: the second connection is closed before any handshake work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_chain_peer_is_not_handshaken_again() {
     let ours = Arc::new(MemoryChain::builder().blocks(2).build());
-    let pool = PoolConfig::builder()
-        .limit_lan(true)
-        .inbound_throttle(Duration::from_millis(50)) // only the new rule is under test
-        .build()
-        .unwrap();
-    let node: Node = NodeBuilder::new(eth_config(&ours), ours.clone())
-        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .pool(pool)
-        .start()
-        .await
-        .unwrap();
+    let node = guarded_node(&ours).await;
     let theirs = MemoryChain::builder().genesis(Default::default()).blocks(2).build();
     let rlpx = RlpxConfig::builder().protocol(Protocol::eth(68)).protocol(Protocol::eth(69)).build().unwrap();
     let key = NodeKey::generate();
@@ -170,14 +173,7 @@ async fn dial_from(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_chain_key_is_refused_from_any_address() {
     let ours = Arc::new(MemoryChain::builder().blocks(2).build());
-    let pool =
-        PoolConfig::builder().limit_lan(true).inbound_throttle(Duration::from_millis(50)).build().unwrap();
-    let node: Node = NodeBuilder::new(eth_config(&ours), ours.clone())
-        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .pool(pool)
-        .start()
-        .await
-        .unwrap();
+    let node = guarded_node(&ours).await;
     let theirs = MemoryChain::builder().genesis(Default::default()).blocks(2).build();
     let rlpx = RlpxConfig::builder().protocol(Protocol::eth(68)).protocol(Protocol::eth(69)).build().unwrap();
     let key = NodeKey::generate();
