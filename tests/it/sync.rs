@@ -172,8 +172,8 @@ async fn sync_through_liars_a_slow_peer_and_a_dropout() {
     }
 }
 
-/// `kill -9` at random points, six times, each run resuming from the store; the final run
-/// completes and the store equals the source. The three sources answer 100 ms late, so that
+/// `kill -9` at random points, six times (each after the run stored blocks of its own), each
+/// run resuming from the store; the final run completes and the store equals the source. The three sources answer 100 ms late, so that
 /// the download takes several seconds and each kill lands mid-download.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_survives_kill_9_and_resumes() {
@@ -201,8 +201,27 @@ async fn sync_survives_kill_9_and_resumes() {
         }
         let at: u64 = first.trim().rsplit(' ').next().and_then(|n| n.parse().ok()).expect("a resume line");
         resumed.push(at);
-        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(300..2500))).await;
+        // Kill only once this run has stored blocks of its own (its progress line says so),
+        // then at a random point after: on a loaded machine the sessions take a while, and a
+        // kill before the first block would test nothing.
+        let err = tokio::task::spawn_blocking(move || {
+            let mut l = String::new();
+            loop {
+                l.clear();
+                if err.read_line(&mut l).unwrap() == 0 {
+                    break;
+                }
+                let stored = l.strip_prefix("block ").and_then(|r| r.split('/').next()?.parse::<u64>().ok());
+                if stored.is_some_and(|n| n > at) {
+                    break;
+                }
+            }
+            err
+        })
+        .await
+        .unwrap();
+        std::thread::spawn(move || std::io::copy(&mut { err }, &mut std::io::sink()));
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..1200))).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
