@@ -10,7 +10,8 @@
 //! EIP-1459 trees (resolved through `--dns-server IP:PORT` when given, the system's
 //! resolver otherwise; each tree is reported on stdout as `dns tree resolved: …` once
 //! walked), and `--nat none|extip:IP|upnp|pmp[:GATEWAY]|any` says how to learn and map the
-//! public address.
+//! public address. `--listen6 [::]:30303` adds the other IP family: RLPx and discovery then
+//! take peers over IPv4 and IPv6 at once, and the record carries both addresses.
 //!
 //! ```text
 //! cargo run --release --example node -- --network mainnet --fetch-headers 1..2048
@@ -74,6 +75,10 @@ struct Args {
     /// RLPx listen address; discovery (discv4 and discv5) uses the same port on UDP.
     #[arg(long, default_value = "0.0.0.0:30303")]
     listen: SocketAddr,
+    /// A second listen address of the other IP family (e.g. `[::]:30303`): RLPx and discovery
+    /// then run on IPv4 and IPv6 at once, and the record carries both (`ip`/`ip6`).
+    #[arg(long, value_name = "ADDR")]
+    listen6: Option<SocketAddr>,
     /// Download and validate headers FROM..TO through the pool, report the rate, and exit.
     #[arg(long, value_name = "FROM..TO")]
     fetch_headers: Option<String>,
@@ -191,6 +196,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let mut builder =
         NodeBuilder::new(eth, chain).key(key).listen(args.listen).pool(pool).bootnodes(statics).nat(args.nat);
+    if let Some(addr) = args.listen6 {
+        if addr.is_ipv4() == args.listen.is_ipv4() {
+            return Err(format!(
+                "--listen6 {addr} must be of the other IP family than --listen {}",
+                args.listen
+            )
+            .into());
+        }
+        builder = builder.listen_dual_stack(addr);
+    }
     if let Some(dir) = &args.datadir {
         eprintln!("address book at {}", dir.join(BOOK_FILE).display());
         builder = builder.data_dir(dir);
@@ -210,10 +225,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // discv4 and discv5 share the RLPx port number on UDP; the node builds our record
         // (key, TCP port, fork id) and feeds what they find to the pool.
         let mut v5 = Discv5Config::builder();
-        v5.listen(args.listen).bootnodes(boot.iter().filter_map(Bootnode::enr).cloned());
+        v5.listen(args.listen)
+            .netrestrict(args.netrestrict.clone())
+            .bootnodes(boot.iter().filter_map(Bootnode::enr).cloned());
         let enodes = boot.iter().filter_map(|b| b.to_candidate().ok()?.enode()).collect();
-        let v4 = Discv4Config::builder().listen_addr(args.listen).bootnodes(enodes).build()?;
-        builder = builder.discovery(DiscoveryConfig::new(Some(v4), Some(v5.build()?)));
+        let v4 = Discv4Config::builder()
+            .listen_addr(args.listen)
+            .netrestrict(args.netrestrict.clone())
+            .bootnodes(enodes)
+            .build()?;
+        let mut discovery = DiscoveryConfig::new(Some(v4), Some(v5.build()?));
+        discovery.dual_stack = args.listen6;
+        builder = builder.discovery(discovery);
     }
 
     if let Some(addr) = args.metrics {

@@ -38,10 +38,12 @@ pub const DEFAULT_PACKETS_PER_IP: u32 = 200;
 /// Default datagrams per second from one /24 (IPv4) or /48 (IPv6), the subnets the tables
 /// and the pool limit already: 5 busy hosts' worth, and a twentieth of the global budget.
 pub const DEFAULT_PACKETS_PER_SUBNET: u32 = 1_000;
-/// Default datagrams per second the port takes in total before shedding. The discv4 task
-/// (one core) serves about 17,500 PING→PONGs a second at saturation (BENCHMARKS.md,
-/// `discv4_load`): 20,000 is a little above what it can use, so the budget sheds what would
-/// be lost in its queue anyway, before the signature work, rather than after.
+/// Default datagrams per second the port takes in total before shedding. On the 2-core
+/// machine of BENCHMARKS.md (`discv4_load`), the discv4 service serves about 17,000
+/// PING→PONGs a second at saturation, with its signature work on the task or on 2 workers
+/// alike: 20,000 is a little above what it can use, so the budget sheds what would be lost
+/// in its queues anyway, before the signature work, rather than after. Raise it
+/// (`--ingest-budget`) on a machine with more cores and `--crypto-workers` to match.
 pub const DEFAULT_INGEST_BUDGET: u32 = 20_000;
 /// Default new discv5 sessions (completed handshakes) per IP per minute. An honest node opens
 /// one session and keeps it; a restarting one a few. 30 a minute is still many nodes behind

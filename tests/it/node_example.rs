@@ -31,10 +31,15 @@ struct Example {
 impl Example {
     /// Starts it on loopback, without discovery, with `extra` flags; reads its enode (line 1).
     fn start(extra: &[&str]) -> Self {
+        let base = ["--listen", "127.0.0.1:0", "--no-discovery", "--netrestrict", "127.0.0.0/8"];
+        Self::start_with(&[&base[..], extra].concat())
+    }
+
+    /// Starts it with exactly `args` (and a peer table every second); reads its enode.
+    fn start_with(args: &[&str]) -> Self {
         let mut child = Command::new(peers::example("node"))
-            .args(["--listen", "127.0.0.1:0", "--no-discovery", "--netrestrict", "127.0.0.0/8"])
             .args(["--every", "1"])
-            .args(extra)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -211,4 +216,55 @@ async fn kill_9_at_random_moments_leaves_a_valid_book() {
     for p in peers {
         p.shutdown().await;
     }
+}
+
+/// `--listen6` puts the node on both families: with an IPv6-only bootnode (discv4 and RLPx
+/// on `::1` alone) as its only contact, it can only bond and meet it over its IPv6 sockets,
+/// and the bootnode ends up with it as a peer over IPv6.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen6_joins_an_ipv6_only_peer() {
+    use ethp2p::{
+        discovery::{v4::Discv4Config, DiscoveryConfig},
+        eth::MemoryChain,
+        node::NodeBuilder,
+        ChainSpec, NetRestrict,
+    };
+    use std::{net::SocketAddr, sync::Arc};
+    let v6: std::net::IpAddr = std::net::Ipv6Addr::LOCALHOST.into();
+    let chain = Arc::new(MemoryChain::builder().blocks(2).build());
+    let eth = chain.eth_config_for(&ChainSpec::mainnet()).build().unwrap();
+    let mut v4 = Discv4Config::builder();
+    v4.listen_addr(SocketAddr::new(v6, 0)).netrestrict(NetRestrict::loopback());
+    let hub = NodeBuilder::new(eth, chain)
+        .key(key_from_seed(4_460))
+        .listen(SocketAddr::new(v6, 0))
+        .discovery(DiscoveryConfig::new(Some(v4.build().unwrap()), None))
+        .seed(4_460)
+        .start()
+        .await
+        .expect("this host must have ::1 (ip -6 addr show lo)");
+    let boot = hub.enode().to_string();
+    let node = Example::start_with(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--listen6",
+        "[::1]:0",
+        "--netrestrict",
+        "127.0.0.0/8,::1/128",
+        "--bootnodes",
+        &boot,
+    ]);
+    let id = node.enode.peer_id;
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let peer = loop {
+        let peers = hub.peers().await.unwrap_or_default();
+        if let Some(p) = peers.iter().find(|p| p.peer_id == id) {
+            break p.addr;
+        }
+        assert!(std::time::Instant::now() < deadline, "the IPv6-only hub never got the example as a peer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(peer.is_ipv6(), "the example came over IPv6: {peer}");
+    drop(node);
+    hub.shutdown().await;
 }
