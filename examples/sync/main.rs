@@ -89,9 +89,10 @@ struct Args {
     /// Exit once no peer has blocks past ours (else keep following the head and serving).
     #[arg(long)]
     exit_synced: bool,
-    /// Seconds between progress lines when stderr is not a terminal.
-    #[arg(long, default_value_t = 5)]
-    log_every: u64,
+    /// Seconds between progress lines when stderr is not a terminal (fractions allowed,
+    /// at least 0.1).
+    #[arg(long, default_value_t = 5.0)]
+    log_every: f64,
 }
 
 #[tokio::main]
@@ -184,7 +185,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let progress = Arc::new(Progress::default());
-    let display = tokio::spawn(show_progress(progress.clone(), args.log_every.max(1)));
+    let display = tokio::spawn(show_progress(progress.clone(), args.log_every.max(0.1)));
     let config = SyncConfig {
         max_in_flight: args.max_in_flight.max(1),
         per_peer: args.per_peer.max(1),
@@ -250,7 +251,7 @@ impl ChainReader for Serving {
 }
 
 /// A progress bar on a terminal; a plain line every `every` seconds otherwise.
-async fn show_progress(p: Arc<Progress>, every: u64) {
+async fn show_progress(p: Arc<Progress>, every: f64) {
     let tty = std::io::stderr().is_terminal();
     let bar = tty.then(|| {
         let bar = indicatif::ProgressBar::new(0);
@@ -260,7 +261,7 @@ async fn show_progress(p: Arc<Progress>, every: u64) {
         );
         bar
     });
-    let period = if tty { Duration::from_millis(250) } else { Duration::from_secs(every) };
+    let period = if tty { Duration::from_millis(250) } else { Duration::from_secs_f64(every) };
     let mut tick = tokio::time::interval(period);
     tick.tick().await;
     // Rates over the last few seconds: (when, headers, bytes) samples.

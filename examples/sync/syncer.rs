@@ -202,6 +202,16 @@ enum Hedge {
     Receipts(Vec<u64>),
 }
 
+impl Hedge {
+    /// Whether the request asks for something of block `n`.
+    fn covers(&self, n: u64) -> bool {
+        match self {
+            Hedge::Fill { from, .. } => (*from..*from + SEGMENT).contains(&n),
+            Hedge::Bodies(numbers) | Hedge::Receipts(numbers) => numbers.binary_search(&n).is_ok(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Skeleton {
     peer: PeerId,
@@ -399,7 +409,28 @@ impl Syncer {
         if free > 0 && jobs.is_empty() && self.need_bodies.is_empty() && self.need_receipts.is_empty() {
             jobs.extend(self.hedges(free, now));
         }
+        jobs.extend(self.unblock_writer(now));
         jobs
+    }
+
+    /// Duplicates, to another peer, the late requests that hold the first block the in-order
+    /// writer needs, whatever else is queued and over the budget: otherwise one slow peer's
+    /// answer holds up every block stored after it, while the fast peers' answers pile up
+    /// in memory. A request is late after `HEDGE_FACTOR` times the usual answer time (at
+    /// least `MIN_HEDGE_AFTER`); each is duplicated once, and the first answer wins.
+    fn unblock_writer(&mut self, now: Instant) -> Vec<(u64, Job)> {
+        let next = self.progress.stored.load(Relaxed) + 1;
+        let after = (self.rtt * HEDGE_FACTOR).max(MIN_HEDGE_AFTER);
+        let mut picked = Vec::new();
+        for o in self.outstanding.values_mut() {
+            if now.duration_since(o.started) < after {
+                break; // ids grow with time: the rest are younger
+            }
+            if o.hedge.as_ref().is_some_and(|h| h.covers(next)) {
+                picked.push((o.class, o.hedge.take().expect("checked above")));
+            }
+        }
+        picked.into_iter().filter_map(|(class, hedge)| self.duplicate(class, hedge)).collect()
     }
 
     /// Gives `job` an id and remembers it as in flight.
@@ -431,37 +462,36 @@ impl Syncer {
                 picked.push((o.class, hedge));
             }
         }
-        let mut jobs = Vec::new();
-        for (class, hedge) in picked {
-            let job = match hedge {
-                Hedge::Fill { segment, from } => {
-                    let live = self.skeleton.as_ref().is_some_and(|s| {
-                        s.anchor.number + SEGMENT * segment as u64 + 1 == from
-                            && matches!(s.segments.get(segment), Some(Segment::InFlight))
-                    });
-                    live.then_some(Job::Fill { segment, from })
-                }
-                Hedge::Bodies(n) => {
-                    let missing: Vec<u64> = n
-                        .into_iter()
-                        .filter(|n| self.blocks.get(n).is_some_and(|p| p.body.is_none()))
-                        .collect();
-                    (!missing.is_empty()).then(|| Job::Bodies(self.headers_of(&missing)))
-                }
-                Hedge::Receipts(n) => {
-                    let missing: Vec<u64> = n
-                        .into_iter()
-                        .filter(|n| self.blocks.get(n).is_some_and(|p| p.receipts.is_none()))
-                        .collect();
-                    (!missing.is_empty()).then(|| Job::Receipts(self.headers_of(&missing)))
-                }
-            };
-            if let Some(job) = job {
-                self.progress.hedged.fetch_add(1, Relaxed);
-                jobs.push(self.track(class, job, false));
+        picked.into_iter().filter_map(|(class, hedge)| self.duplicate(class, hedge)).collect()
+    }
+
+    /// The request that a hedge still needs (what no answer has brought yet), tracked as not
+    /// hedgeable again; `None` when nothing is missing any more.
+    fn duplicate(&mut self, class: usize, hedge: Hedge) -> Option<(u64, Job)> {
+        let job = match hedge {
+            Hedge::Fill { segment, from } => {
+                let live = self.skeleton.as_ref().is_some_and(|s| {
+                    s.anchor.number + SEGMENT * segment as u64 + 1 == from
+                        && matches!(s.segments.get(segment), Some(Segment::InFlight))
+                });
+                live.then_some(Job::Fill { segment, from })
             }
-        }
-        jobs
+            Hedge::Bodies(n) => {
+                let missing: Vec<u64> =
+                    n.into_iter().filter(|n| self.blocks.get(n).is_some_and(|p| p.body.is_none())).collect();
+                (!missing.is_empty()).then(|| Job::Bodies(self.headers_of(&missing)))
+            }
+            Hedge::Receipts(n) => {
+                let missing: Vec<u64> = n
+                    .into_iter()
+                    .filter(|n| self.blocks.get(n).is_some_and(|p| p.receipts.is_none()))
+                    .collect();
+                (!missing.is_empty()).then(|| Job::Receipts(self.headers_of(&missing)))
+            }
+        };
+        let job = job?;
+        self.progress.hedged.fetch_add(1, Relaxed);
+        Some(self.track(class, job, false))
     }
 
     fn next_job(&mut self, class: usize, now: Instant) -> Option<Job> {

@@ -56,7 +56,7 @@ fn spawn_sync(datadir: &Path, statics: &[String], extra: &[&str]) -> Child {
         "--netrestrict",
         "127.0.0.0/8",
         "--log-every",
-        "1",
+        "0.2",
     ])
     .arg("--datadir")
     .arg(datadir)
@@ -221,7 +221,7 @@ async fn sync_survives_kill_9_and_resumes() {
         .await
         .unwrap();
         std::thread::spawn(move || std::io::copy(&mut { err }, &mut std::io::sink()));
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..1200))).await;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..600))).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
