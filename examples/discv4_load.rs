@@ -37,7 +37,7 @@ use ethp2p::{
         Discv4, Discv4Config,
     },
     record::LocalEnr,
-    test_utils::procfs::{cpu_seconds, memory_kib, thread_cpu_seconds},
+    test_utils::procfs::{cpu_seconds, memory_kib, process_cpu_seconds, thread_cpu_seconds},
     NetRestrict, NodeKey,
 };
 use secp256k1::{Message as SecpMessage, SECP256K1};
@@ -80,17 +80,26 @@ fn main() {
     );
     println!("no ingest budgets (Discv4::spawn) and no per-IP reply limit: 100 keys share each flooding IP");
     println!("one core recover+sign, same run: {limit:.0}/s wall, {limit_cpu:.0} per CPU-second");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     println!(
-        "| workers | PONGs served/s | ratio to one core | service CPU (cores) | per CPU-second ratio | loss | RSS start → end (max), KiB | prober answered |"
+        "ceiling: the PONGs/s of pure recover+sign on what the flooder leaves of the {cores} cores \
+         ((cores - flooder CPU) x {limit_cpu:.0} per CPU-second, capped at workers or one core)"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---|---:|");
+    println!(
+        "| workers | PONGs served/s | ratio to one core | service CPU (cores) | flooder CPU (cores) | ceiling | ratio to ceiling | per CPU-second ratio | loss | RSS start → end (max), KiB | prober answered |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|");
     for r in &rows {
+        let ceiling = (cores - r.flooder_cores).min(r.workers.max(1) as f64).max(0.0) * limit_cpu;
         println!(
-            "| {} | {:.0} | {:.2}× | {:.2} | {:.2}× | {:.1}% | {} → {} ({}) | {}/{} |",
+            "| {} | {:.0} | {:.2}× | {:.2} | {:.2} | {:.0} | {:.2}× | {:.2}× | {:.1}% | {} → {} ({}) | {}/{} |",
             if r.workers == 0 { "0 (on the task)".to_string() } else { r.workers.to_string() },
             r.served,
             r.served / limit,
             r.cores,
+            r.flooder_cores,
+            ceiling,
+            r.served / ceiling,
             r.per_cpu / limit_cpu,
             r.loss,
             r.rss.0,
@@ -113,6 +122,8 @@ struct Row {
     workers: usize,
     served: f64,
     cores: f64,
+    /// CPU the flooding process took over the window, in cores.
+    flooder_cores: f64,
     per_cpu: f64,
     loss: f64,
     rss: (u64, u64, u64),
@@ -174,7 +185,8 @@ fn serve(workers: usize, load: &Load) -> Row {
             let stop = stop.clone();
             std::thread::spawn(move || probe(addr, &stop))
         };
-        let (start, cpu_start) = (Instant::now(), cpu_seconds());
+        let flooder_pid = flooder.id();
+        let (start, cpu_start, flooder_start) = (Instant::now(), cpu_seconds(), process_cpu_seconds(flooder_pid));
         let mut rss_samples = Vec::new();
         while start.elapsed() < Duration::from_secs(load.seconds) {
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -183,6 +195,7 @@ fn serve(workers: usize, load: &Load) -> Row {
         let after = discv4.stats().await.unwrap();
         let elapsed = start.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu_start;
+        let flooder_cores = (process_cpu_seconds(flooder_pid) - flooder_start) / elapsed;
         stop.store(true, Ordering::Relaxed);
         let (probes, answered, worst) = tokio::task::spawn_blocking(move || prober.join().unwrap()).await.unwrap();
         let output = tokio::task::spawn_blocking(move || flooder.wait_with_output()).await.unwrap().unwrap();
@@ -203,6 +216,7 @@ fn serve(workers: usize, load: &Load) -> Row {
         println!("  flooder (whole run, warm-up included): {}", flood_report.trim());
         println!("  valid packets handled {received:.0}/s; packets sent (PONGs, a few revalidation PINGs) {served:.0}/s");
         println!("  service process CPU {:.2} cores; {:.0} packets per CPU-second", cpu / elapsed, out / cpu.max(0.01));
+        println!("  flooder process CPU {flooder_cores:.2} cores (the load generator shares the machine's cores)");
         println!("  RSS {rss_start} KiB at window start, {rss_end} at end, max {rss_max}; peak (VmHWM) {} KiB", memory_kib("VmHWM"));
         println!(
             "  dropped: workers busy {} (quiet lane took {}), decoded but task behind {}, malformed {}, expired {}",
@@ -217,6 +231,7 @@ fn serve(workers: usize, load: &Load) -> Row {
             workers,
             served,
             cores: cpu / elapsed,
+            flooder_cores,
             per_cpu: out / cpu.max(0.01),
             loss,
             rss: (rss_start, rss_end, rss_max),

@@ -19,6 +19,8 @@ mod faulty;
 mod store;
 #[path = "sync/syncer.rs"]
 mod syncer;
+#[path = "sync/writer.rs"]
+mod writer;
 
 use std::{
     net::SocketAddr,

@@ -19,6 +19,7 @@
 
 mod store;
 mod syncer;
+mod writer;
 
 use std::{
     io::IsTerminal,

@@ -9,7 +9,7 @@
 //!  fill (any peers, in parallel): segment k = T+192(k-1)+1 ..= T+192k, accepted only if its
 //!      first header's parent is point k-1 (or T) and its last header is point k
 //!  linked segments ─▶ verified headers ─▶ bodies and receipts (any peers, batches, in parallel)
-//!  complete blocks, lowest first ─▶ Store::append ─▶ Node::set_head
+//!  complete blocks, lowest first ─▶ Writer (its own thread): Store::append ─▶ Node::set_head
 //! ```
 //!
 //! As go-ethereum's downloader does, one peer's skeleton anchors the others' answers: the
@@ -55,7 +55,10 @@ use ethp2p::{
 use parking_lot::Mutex;
 use tokio::task::JoinSet;
 
-use crate::store::{Store, StoreError, StoredBlock};
+use crate::{
+    store::{Store, StoreError, StoredBlock},
+    writer::Writer,
+};
 
 /// Headers per fill segment, and the skeleton's stride: go-ethereum's `MaxHeaderFetch`.
 pub(crate) const SEGMENT: u64 = 192;
@@ -251,7 +254,10 @@ struct Syncer {
     paused_until: Option<Instant>,
     at_head: Option<(Instant, u32)>,
     served: HashMap<PeerId, Instant>,
-    last_set_head: Instant,
+    /// The store's append thread, and the last block handed to it (the store's head, or
+    /// past it while appends are queued).
+    writer: Writer,
+    handed: u64,
     /// Requests in flight by id (ids grow, so the oldest comes first).
     outstanding: BTreeMap<u64, Outstanding>,
     next_id: u64,
@@ -276,11 +282,34 @@ pub(crate) async fn run(
     let tip = store.head();
     progress.stored.store(tip.number, Relaxed);
     progress.target.fetch_max(tip.number, Relaxed);
+    let writer = {
+        let (node, progress, runtime) = (node.clone(), progress.clone(), tokio::runtime::Handle::current());
+        let mut last_set_head: Option<Instant> = None;
+        Writer::spawn(store.clone(), move |head, appended| {
+            progress.stored.store(head.number, Relaxed);
+            progress.blocks.fetch_add(appended as u64, Relaxed);
+            if last_set_head.is_none_or(|t| t.elapsed() >= SET_HEAD_INTERVAL) {
+                last_set_head = Some(Instant::now());
+                let (node, number, hash, timestamp) =
+                    (node.clone(), head.number, head.hash(), head.timestamp);
+                // The node's command queue is bounded; never hold the writer on it.
+                runtime.spawn(async move {
+                    let _ = node.set_head(number, hash, timestamp).await;
+                });
+            }
+        })
+        .map_err(|source| StoreError::Io {
+            path: store.path().to_path_buf(),
+            what: "cannot start the writer thread",
+            source,
+        })?
+    };
     let mut syncer = Syncer {
         node: node.clone(),
         store,
         config,
         progress,
+        handed: tip.number,
         tip,
         skeleton: None,
         header_job: false,
@@ -291,7 +320,7 @@ pub(crate) async fn run(
         paused_until: None,
         at_head: None,
         served: HashMap::new(),
-        last_set_head: Instant::now(),
+        writer,
         outstanding: BTreeMap::new(),
         next_id: 0,
         rtt: MIN_HEDGE_AFTER,
@@ -323,6 +352,9 @@ pub(crate) async fn run(
                 syncer.on_answer(id, job, answer).await?;
             }
             _ = tick.tick() => {
+                if syncer.writer.failed() {
+                    syncer.writer.finish().await?;
+                }
                 peers = node.peers().await.map_err(|_| SyncError::Shutdown)?.len();
                 syncer.progress.peers.store(peers, Relaxed);
                 let window = Instant::now() - IN_USE_WINDOW;
@@ -339,6 +371,7 @@ pub(crate) async fn run(
         }
     }
     jobs.shutdown().await;
+    syncer.writer.finish().await?;
     syncer.store.sync()?;
     let head = syncer.store.head();
     let _ = node.set_head(head.number, head.hash(), head.timestamp).await;
@@ -419,7 +452,7 @@ impl Syncer {
     /// in memory. A request is late after `HEDGE_FACTOR` times the usual answer time (at
     /// least `MIN_HEDGE_AFTER`); each is duplicated once, and the first answer wins.
     fn unblock_writer(&mut self, now: Instant) -> Vec<(u64, Job)> {
-        let next = self.progress.stored.load(Relaxed) + 1;
+        let next = self.handed + 1;
         let after = (self.rtt * HEDGE_FACTOR).max(MIN_HEDGE_AFTER);
         let mut picked = Vec::new();
         for o in self.outstanding.values_mut() {
@@ -538,6 +571,16 @@ impl Syncer {
 
     async fn on_answer(&mut self, id: u64, job: Job, answer: Served) -> Result<(), SyncError> {
         if let Some(o) = self.outstanding.remove(&id) {
+            tracing::trace!(
+                target: "sync",
+                id,
+                class = o.class,
+                took_ms = o.started.elapsed().as_millis() as u64,
+                peer = ?answer.as_ref().ok().map(|(p, _)| *p),
+                ok = answer.is_ok(),
+                stored = self.progress.stored.load(Relaxed),
+                "answer"
+            );
             self.in_flight[o.class] -= 1;
             if answer.is_ok() {
                 self.rtt = (self.rtt * 7 + o.started.elapsed()) / 8;
@@ -623,7 +666,7 @@ impl Syncer {
             }
         }
         // Headers of empty blocks complete them at once; answers complete the others.
-        self.write()
+        self.write().await
     }
 
     fn retry(&self) {
@@ -779,10 +822,10 @@ impl Syncer {
         self.blocks.insert(n, Pending { header, body, receipts });
     }
 
-    /// Appends every complete block that follows the stored head.
-    fn write(&mut self) -> Result<(), SyncError> {
+    /// Hands every complete block that follows the last one handed to the writer.
+    async fn write(&mut self) -> Result<(), SyncError> {
         let mut ready = Vec::new();
-        let mut next = self.progress.stored.load(Relaxed) + 1;
+        let mut next = self.handed + 1;
         while self.blocks.get(&next).is_some_and(|p| p.body.is_some() && p.receipts.is_some()) {
             let p = self.blocks.remove(&next).expect("checked above");
             ready.push(StoredBlock {
@@ -795,19 +838,8 @@ impl Syncer {
         if ready.is_empty() {
             return Ok(());
         }
-        self.store.append(&ready)?;
-        let head = &ready[ready.len() - 1].header;
-        self.progress.stored.store(head.number, Relaxed);
-        self.progress.blocks.fetch_add(ready.len() as u64, Relaxed);
-        if self.last_set_head.elapsed() >= SET_HEAD_INTERVAL {
-            self.last_set_head = Instant::now();
-            let (node, number, hash, timestamp) =
-                (self.node.clone(), head.number, head.hash(), head.timestamp);
-            // The node's command queue is bounded; never hold the syncer on it.
-            tokio::spawn(async move {
-                let _ = node.set_head(number, hash, timestamp).await;
-            });
-        }
+        self.handed = next - 1;
+        self.writer.append(ready).await?;
         Ok(())
     }
 }

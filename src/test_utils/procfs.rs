@@ -11,6 +11,11 @@ pub fn cpu_seconds() -> f64 {
     stat_cpu_seconds("/proc/self/stat")
 }
 
+/// User + system CPU time of process `pid` so far, in seconds (0 when it is gone).
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
 /// User + system CPU time of the calling thread so far, in seconds.
 pub fn thread_cpu_seconds() -> f64 {
     stat_cpu_seconds("/proc/thread-self/stat")
