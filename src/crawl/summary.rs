@@ -3,7 +3,10 @@
 
 use std::{collections::BTreeMap, fmt};
 
-use super::node::CrawledNode;
+use super::{
+    node::CrawledNode,
+    probe::{HelloInfo, ProbeResult, StatusReport},
+};
 use crate::record::ForkId;
 
 /// A client id split the way crawlers report it: `Geth/v1.14.0-stable/linux-amd64/go1.22.2`
@@ -123,10 +126,13 @@ pub struct Summary {
     pub by_client: Tally,
     /// By client name and version.
     pub by_client_version: Tally,
-    /// Nodes whose client is known (they completed a Hello with us): the denominator of
-    /// [`client_share`](Self::client_share) and
+    /// Nodes whose client is known (they completed a Hello with us, when we dialed them or
+    /// when they dialed us): the denominator of [`client_share`](Self::client_share) and
     /// [`client_version_share`](Self::client_version_share).
     pub known_client: usize,
+    /// Of `known_client`, the nodes known only from dialing us (NAT'd nodes, or nodes our
+    /// probe could not reach): their Hello and Status count in the census too.
+    pub known_from_inbound: usize,
     /// `by_client` in percent of `known_client`.
     pub client_share: Shares,
     /// `by_client_version` in percent of `known_client`.
@@ -138,7 +144,7 @@ pub struct Summary {
     /// Census: each eth version offered in the Hello (`eth/66` … `eth/72`); a node offering
     /// several counts once under each.
     pub by_eth_offered: Tally,
-    /// Census: dialable nodes offering snap.
+    /// Census: nodes with a known client (see `known_client`) offering snap.
     pub snap: usize,
     /// Census: history served, from the eth/69+ Status block range: `full` (earliest block
     /// 0), `expired` (a later earliest block), `unknown (eth/68 or older)`.
@@ -164,40 +170,22 @@ impl Summary {
             s.answered += usize::from(node.first_response.is_some());
             s.discv4 += usize::from(node.discv4);
             s.discv5 += usize::from(node.discv5);
-            let status_fork = node.probe.as_ref().and_then(|p| p.status.as_ref()).map(|st| st.fork_id);
-            match status_fork.or(node.fork_id) {
+            match status_fork(node).or(node.fork_id) {
                 Some(id) => s.by_network.add(id.to_string()),
                 None => s.by_network.add("unknown"),
+            }
+            // The census takes the Hello and Status of our probe, else those the node sent
+            // when it dialed us.
+            let said = |p: &'a ProbeResult| p.hello.as_ref().map(|hello| (hello, p.status.as_ref()));
+            let probed = node.probe.as_ref().and_then(said);
+            if let Some((hello, status)) = probed.or_else(|| node.inbound.as_ref().and_then(said)) {
+                s.known_from_inbound += usize::from(probed.is_none());
+                s.census(node, hello, status);
             }
             let Some(probe) = &node.probe else { continue };
             s.probed += 1;
             match &probe.hello {
-                Some(hello) => {
-                    s.dialable += 1;
-                    s.known_client += 1;
-                    let client = ClientName::parse(&hello.client_id);
-                    s.by_client.add(client.name.clone());
-                    s.by_client_version.add(match client.version {
-                        Some(version) => format!("{} {version}", client.name),
-                        None => client.name,
-                    });
-                    s.by_eth_version.add(match hello.eth_version() {
-                        Some(v) => format!("eth/{v}"),
-                        None => "no eth".to_string(),
-                    });
-                    for cap in hello.capabilities.iter().filter(|c| c.starts_with("eth/")) {
-                        s.by_eth_offered.add(cap.clone());
-                    }
-                    s.snap += usize::from(hello.capabilities.iter().any(|c| c.starts_with("snap/")));
-                    if let Some(status) = &probe.status {
-                        s.by_history.add(match status.earliest_block {
-                            Some(0) => "full",
-                            Some(_) => "expired",
-                            None => "unknown (eth/68 or older)",
-                        });
-                    }
-                    s.classified_without_record += usize::from(node.enr.is_none());
-                }
+                Some(_) => s.dialable += 1,
                 None => s.by_failure.add(
                     probe
                         .disconnect
@@ -212,6 +200,34 @@ impl Summary {
         s
     }
 
+    /// Counts one node's client, eth versions, snap and history.
+    fn census(&mut self, node: &CrawledNode, hello: &HelloInfo, status: Option<&StatusReport>) {
+        let s = self;
+        s.known_client += 1;
+        let client = ClientName::parse(&hello.client_id);
+        s.by_client.add(client.name.clone());
+        s.by_client_version.add(match client.version {
+            Some(version) => format!("{} {version}", client.name),
+            None => client.name,
+        });
+        s.by_eth_version.add(match hello.eth_version() {
+            Some(v) => format!("eth/{v}"),
+            None => "no eth".to_string(),
+        });
+        for cap in hello.capabilities.iter().filter(|c| c.starts_with("eth/")) {
+            s.by_eth_offered.add(cap.clone());
+        }
+        s.snap += usize::from(hello.capabilities.iter().any(|c| c.starts_with("snap/")));
+        if let Some(status) = status {
+            s.by_history.add(match status.earliest_block {
+                Some(0) => "full",
+                Some(_) => "expired",
+                None => "unknown (eth/68 or older)",
+            });
+        }
+        s.classified_without_record += usize::from(node.enr.is_none());
+    }
+
     /// Fills [`by_fork_readiness`](Self::by_fork_readiness): each node's fork id (from
     /// Status, else from its record) against `expected` (e.g. `ChainSpec::fork_id` at today's
     /// head: the current fork and the next one scheduled). A node on the current fork whose
@@ -220,8 +236,7 @@ impl Summary {
         self.expected_fork = Some(expected.to_string());
         self.by_fork_readiness = Tally::default();
         for node in nodes {
-            let status_fork = node.probe.as_ref().and_then(|p| p.status.as_ref()).map(|st| st.fork_id);
-            self.by_fork_readiness.add(match status_fork.or(node.fork_id) {
+            self.by_fork_readiness.add(match status_fork(node).or(node.fork_id) {
                 None => "unknown",
                 Some(id) if id.hash == expected.hash && id.next == expected.next => "ready",
                 Some(id) if id.hash == expected.hash => "not ready",
@@ -234,6 +249,11 @@ impl Summary {
     pub fn dialable_percent(&self) -> f64 {
         percent(self.dialable, self.probed)
     }
+}
+
+/// The fork id a node's Status gave: our probe's, else the one it sent when it dialed us.
+fn status_fork(node: &CrawledNode) -> Option<ForkId> {
+    [&node.probe, &node.inbound].into_iter().flatten().find_map(|p| p.status.as_ref()).map(|st| st.fork_id)
 }
 
 /// Rows shown per table; the rest are summed into one `(other)` row.
@@ -269,15 +289,18 @@ impl fmt::Display for Summary {
             self.dialable_percent()
         )?;
         write_table(f, "network (fork id)", &self.by_network, self.nodes)?;
-        let of_known = format!("(share of {} with a known client)", self.known_client);
+        let of_known = match self.known_from_inbound {
+            0 => format!("(share of {} with a known client)", self.known_client),
+            n => format!("(share of {} with a known client, {n} of them only from dialing us)", self.known_client),
+        };
         write_table(f, &format!("client {of_known}"), &self.by_client, self.known_client)?;
         write_table(f, &format!("client version {of_known}"), &self.by_client_version, self.known_client)?;
-        write_table(f, "eth version", &self.by_eth_version, self.dialable)?;
-        write_table(f, "eth versions offered", &self.by_eth_offered, self.dialable)?;
-        if self.dialable > 0 {
-            writeln!(f, "\nsnap offered by {} of {} dialable nodes", self.snap, self.dialable)?;
+        write_table(f, "eth version", &self.by_eth_version, self.known_client)?;
+        write_table(f, "eth versions offered", &self.by_eth_offered, self.known_client)?;
+        if self.known_client > 0 {
+            writeln!(f, "\nsnap offered by {} of {} nodes with a known client", self.snap, self.known_client)?;
         }
-        write_table(f, "history (eth/69+ block range)", &self.by_history, self.dialable)?;
+        write_table(f, "history (eth/69+ block range)", &self.by_history, self.known_client)?;
         if let Some(expected) = &self.expected_fork {
             write_table(
                 f,

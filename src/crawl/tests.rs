@@ -142,6 +142,41 @@ fn summary_counts_clients_versions_and_failures() {
     assert!(text.contains(" 66.7%"), "{text}");
 }
 
+/// A node that only ever dialed us (NAT'd: never dialable) still has a client, eth versions
+/// and a network from the Hello and Status it sent: the census counts it, the probe figures
+/// (probed, dialable, failures) do not.
+#[test]
+fn summary_counts_the_clients_of_nodes_that_dialed_us() {
+    let mut natted = CrawledNode::from_candidate(&enr_candidate(&key(14), 1, 30303), 1);
+    natted.fork_id = None;
+    let mut said = probed_node(14, Some("Nethermind/v1.30.0/linux-x64/dotnet9"), None).probe.unwrap();
+    said.status = Some(StatusReport {
+        version: 69,
+        network_id: 1,
+        genesis: Default::default(),
+        fork_id: ForkId { hash: [9, 9, 9, 9].into(), next: 0 },
+        head: Default::default(),
+        total_difficulty: None,
+        earliest_block: Some(0),
+        latest_block: Some(10),
+    });
+    natted.inbound = Some(said);
+    natted.seen_inbound = true;
+    let nodes = [probed_node(10, Some("Geth/v1.14.0-stable/linux-amd64/go1.22"), None), natted];
+    let summary = Summary::of(&nodes);
+    assert_eq!((summary.nodes, summary.probed, summary.dialable), (2, 1, 1));
+    assert_eq!((summary.known_client, summary.known_from_inbound), (2, 1));
+    assert_eq!(summary.by_client.get("Nethermind"), 1);
+    assert!((summary.client_share.percent("Nethermind") - 50.0).abs() < 1e-9);
+    assert_eq!(summary.by_eth_offered.get("eth/69"), 2);
+    assert_eq!(summary.snap, 2);
+    assert_eq!(summary.by_history.get("full"), 1);
+    assert_eq!(summary.by_network.get("09090909/0"), 1, "the network from the Status it sent");
+    assert!(summary.by_failure.sorted().is_empty(), "an inbound sighting is not a failed probe");
+    let text = summary.to_string();
+    assert!(text.contains("share of 2 with a known client, 1 of them only from dialing us"), "{text}");
+}
+
 #[test]
 fn nodes_json_is_geths_nodeset() {
     let mut node = probed_node(20, None, None);

@@ -390,6 +390,10 @@ async fn a_node_that_dials_the_crawler_is_seen_inbound() {
     );
     assert_eq!(inbound.status.as_ref().map(|s| s.version), Some(69));
     assert!(round.up.iter().any(|(id, _)| *id == node.node_id), "up in the round it dialed");
+    // Its client counts in the census, from the Hello it sent us.
+    let summary = Summary::of(crawler.state().nodes());
+    assert_eq!(summary.known_from_inbound, 1, "{summary}");
+    assert_eq!(summary.by_client_version.get("Geth v1.16.0-natted"), 1, "{summary}");
     // The crawled nodes were not inbound; the dialer was not dialable: separate columns.
     let store = SqliteStore::open(&db).unwrap();
     let rows: Vec<(String, bool, Option<bool>, Option<String>)> = store
