@@ -291,14 +291,21 @@ impl fmt::Display for Summary {
         write_table(f, "network (fork id)", &self.by_network, self.nodes)?;
         let of_known = match self.known_from_inbound {
             0 => format!("(share of {} with a known client)", self.known_client),
-            n => format!("(share of {} with a known client, {n} of them only from dialing us)", self.known_client),
+            n => format!(
+                "(share of {} with a known client, {n} of them only from dialing us)",
+                self.known_client
+            ),
         };
         write_table(f, &format!("client {of_known}"), &self.by_client, self.known_client)?;
         write_table(f, &format!("client version {of_known}"), &self.by_client_version, self.known_client)?;
         write_table(f, "eth version", &self.by_eth_version, self.known_client)?;
         write_table(f, "eth versions offered", &self.by_eth_offered, self.known_client)?;
         if self.known_client > 0 {
-            writeln!(f, "\nsnap offered by {} of {} nodes with a known client", self.snap, self.known_client)?;
+            writeln!(
+                f,
+                "\nsnap offered by {} of {} nodes with a known client",
+                self.snap, self.known_client
+            )?;
         }
         write_table(f, "history (eth/69+ block range)", &self.by_history, self.known_client)?;
         if let Some(expected) = &self.expected_fork {
