@@ -212,7 +212,8 @@ fn run_suite(suite: &str, args: Vec<String>) -> SuiteRun {
         let _ = writeln!(err, "hive {suite}: first failure(s), rerun once:\n{}", run.failure_logs());
         let pattern = format!("^({})$", failed.join("|"));
         let mut again = args.clone();
-        again.extend(["--run", pattern.as_str()]);
+        // Flags go before the suite's positional argument (discv5 takes the ENR last).
+        again.splice(2..2, ["--run", pattern.as_str()]);
         let (_, output) = devp2p(&again);
         let rerun = parse_report(&output);
         for (name, ok) in &rerun.results {
