@@ -172,12 +172,14 @@ async fn sync_through_liars_a_slow_peer_and_a_dropout() {
     }
 }
 
-/// `kill -9` at random points, six times (each after the run stored blocks of its own), each
-/// run resuming from the store; the final run completes and the store equals the source. The three sources answer 100 ms late, so that
-/// the download takes several seconds and each kill lands mid-download.
+/// `kill -9` at random points, ten times (each after the run stored blocks of its own), each
+/// run resuming from the store; the final run completes and the store equals the source.
+/// The three sources answer 100 ms late and the chain is 8,000 blocks, so that the download
+/// takes several seconds and most kills land mid-download (at least three must; a run that
+/// finished before its kill leaves the rest resuming at the head).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_survives_kill_9_and_resumes() {
-    const BLOCKS: u64 = 5_000;
+    const BLOCKS: u64 = 8_000;
     let source = Arc::new(MemoryChain::builder().blocks(BLOCKS).build());
     let mut nodes = Vec::new();
     for i in 0..3 {
@@ -188,7 +190,7 @@ async fn sync_survives_kill_9_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(19);
     let mut resumed = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..10 {
         let mut child = spawn_sync(dir.path(), &statics, &["--exit-synced", "--min-peers", "3"]);
         // stderr's first lines say where the run resumed.
         let mut err = BufReader::new(child.stderr.take().unwrap());
