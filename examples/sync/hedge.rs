@@ -3,7 +3,10 @@
 //! to ask, so the oldest late requests are duplicated) and whenever a late request holds
 //! the block the in-order writer needs next (duplicated at once, whatever else is queued).
 
-use std::{sync::atomic::Ordering::Relaxed, time::Instant};
+use std::{
+    sync::atomic::Ordering::Relaxed,
+    time::{Duration, Instant},
+};
 
 use super::{Job, Segment, Syncer, HEDGE_FACTOR, MIN_HEDGE_AFTER, SEGMENT};
 
@@ -54,7 +57,7 @@ impl Syncer {
     /// Duplicates of the oldest requests still waiting long past the usual answer time, for
     /// what they still lack (at most `free`).
     pub(super) fn hedges(&mut self, free: usize, now: Instant) -> Vec<(u64, Job)> {
-        let after = (self.rtt * HEDGE_FACTOR).max(MIN_HEDGE_AFTER);
+        let after = self.late_after();
         let mut picked = Vec::new();
         for o in self.outstanding.values_mut() {
             if picked.len() == free || now.duration_since(o.started) < after {
@@ -103,7 +106,7 @@ impl Syncer {
     /// least `MIN_HEDGE_AFTER`); each is duplicated once, and the first answer wins.
     pub(super) fn unblock_writer(&mut self, now: Instant) -> Vec<(u64, Job)> {
         let next = self.handed + 1;
-        let after = (self.rtt * HEDGE_FACTOR).max(MIN_HEDGE_AFTER);
+        let after = self.late_after();
         let mut picked = Vec::new();
         for o in self.outstanding.values_mut() {
             if now.duration_since(o.started) < after {
@@ -114,5 +117,11 @@ impl Syncer {
             }
         }
         picked.into_iter().filter_map(|(class, hedge)| self.duplicate(class, hedge)).collect()
+    }
+
+    /// How long a request may wait before it counts as late: `HEDGE_FACTOR` times the usual
+    /// answer time, at least `MIN_HEDGE_AFTER`.
+    fn late_after(&self) -> Duration {
+        (self.rtt * HEDGE_FACTOR).max(MIN_HEDGE_AFTER)
     }
 }

@@ -332,6 +332,18 @@ async fn recurring_rounds_track_uptime_sessions() {
     net.shutdown().await;
 }
 
+/// The inbound-sighting tests' round: one round of at most a minute, ending 2 s after the
+/// last new node, every node probed (3 s timeout).
+fn inbound_round_config() -> CrawlConfig {
+    CrawlConfig::builder()
+        .workers(32)
+        .idle(Duration::from_secs(2))
+        .duration(Duration::from_secs(60))
+        .probe(Some(ProbeConfig::with_timeout(Duration::from_secs(3))))
+        .build()
+        .unwrap()
+}
+
 /// A node that cannot be dialed (it listens nowhere) but dials the crawler is recorded as
 /// `seen_inbound` with its Hello and Status, up in that round, and apart from `dialable`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,13 +358,7 @@ async fn a_node_that_dials_the_crawler_is_seen_inbound() {
     let net = CrawlNet::builder(4).first_seed(60_000).closed_every(0).start().await.expect("network starts");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("inbound.db");
-    let config = CrawlConfig::builder()
-        .workers(32)
-        .idle(Duration::from_secs(2))
-        .duration(Duration::from_secs(60))
-        .probe(Some(ProbeConfig::with_timeout(Duration::from_secs(3))))
-        .build()
-        .unwrap();
+    let config = inbound_round_config();
     let crawler_key = key_from_seed(69_999);
     let probe_rlpx = ProbeConfig::default_rlpx(Duration::from_secs(3));
     let listener = RlpxListener::bind("127.0.0.1:0".parse().unwrap(), crawler_key.clone(), probe_rlpx)
@@ -433,13 +439,7 @@ async fn nodes_that_contact_the_crawlers_discovery_are_seen_inbound() {
     let net = CrawlNet::builder(4).first_seed(61_000).closed_every(0).start().await.expect("network starts");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("contacts.db");
-    let config = CrawlConfig::builder()
-        .workers(32)
-        .idle(Duration::from_secs(2))
-        .duration(Duration::from_secs(60))
-        .probe(Some(ProbeConfig::with_timeout(Duration::from_secs(3))))
-        .build()
-        .unwrap();
+    let config = inbound_round_config();
     let crawler_key = key_from_seed(61_999);
     let crawler_peer = crawler_key.peer_id();
     let (crawler, discv5, discv4) = crawler_for(&net, crawler_key, config).await;
